@@ -1,0 +1,1 @@
+"""alertpack: package survey detections into Rubin-schema Avro alerts and deliver them."""

@@ -1,0 +1,248 @@
+"""Alert schema versions and the Confluent wire format.
+
+The official Rubin alert schemas are the ones shipped by ``lsst-alert-packet``;
+this module finds them, loads a chosen ``major.minor`` version once, and gives
+the rest of alertpack a small, typed view of it: the alert record, the nested
+record types (``diaSource``, ``diaObject``, ...), the schema id used on the
+wire, and the 5-byte Confluent header.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "WIRE_HEADER_SIZE",
+    "AlertSchema",
+    "SchemaVersion",
+    "UnknownSchemaError",
+    "WireFormatError",
+    "available_versions",
+    "latest_version",
+    "load_schema",
+    "pack_wire",
+    "schema_for_id",
+    "unpack_wire",
+]
+
+WIRE_MAGIC = 0
+WIRE_HEADER_SIZE = 5
+_WIRE_HEADER = struct.Struct(">bI")
+
+
+class UnknownSchemaError(ValueError):
+    """A schema version or id that lsst-alert-packet does not ship."""
+
+
+class WireFormatError(ValueError):
+    """A Kafka message that is not in the Confluent wire format."""
+
+
+@dataclass(frozen=True, order=True)
+class SchemaVersion:
+    """A ``major.minor`` alert schema version."""
+
+    major: int
+    minor: int
+
+    @classmethod
+    def parse(cls, text: str | SchemaVersion) -> SchemaVersion:
+        """Parse ``"11.1"`` (also ``"v11_1"`` or ``"11"`` meaning ``11.0``)."""
+        if isinstance(text, SchemaVersion):
+            return text
+        match = re.fullmatch(r"v?(\d+)(?:[._](\d+))?", str(text).strip())
+        if match is None:
+            raise UnknownSchemaError(
+                f"schema version {text!r} is not of the form MAJOR.MINOR (e.g. '11.1'); "
+                f"shipped versions: {', '.join(map(str, available_versions()))}"
+            )
+        return cls(int(match.group(1)), int(match.group(2) or 0))
+
+    @classmethod
+    def from_schema_id(cls, schema_id: int) -> SchemaVersion:
+        """Invert the Rubin schema id convention ``major * 100 + minor``."""
+        return cls(schema_id // 100, schema_id % 100)
+
+    @property
+    def schema_id(self) -> int:
+        """Schema id as Rubin registers it: ``major * 100 + minor``."""
+        return self.major * 100 + self.minor
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+
+def _schema_root() -> Path:
+    from lsst.alert.packet.schema import get_schema_root
+
+    return Path(get_schema_root())
+
+
+@functools.cache
+def available_versions() -> tuple[SchemaVersion, ...]:
+    """All schema versions shipped by the installed lsst-alert-packet, oldest first."""
+    versions = []
+    for major_dir in _schema_root().iterdir():
+        if not major_dir.name.isdigit():
+            continue
+        for minor_dir in major_dir.iterdir():
+            if minor_dir.name.isdigit() and any(minor_dir.glob("*.alert.avsc")):
+                versions.append(SchemaVersion(int(major_dir.name), int(minor_dir.name)))
+    return tuple(sorted(versions))
+
+
+def latest_version() -> SchemaVersion:
+    """The newest schema version shipped by lsst-alert-packet (its ``latest.txt``)."""
+    text = (_schema_root() / "latest.txt").read_text().strip()
+    return SchemaVersion.parse(text)
+
+
+class AlertSchema:
+    """One official alert schema version.
+
+    Parameters
+    ----------
+    version : `SchemaVersion`
+        The version to load; it must be shipped by lsst-alert-packet.
+
+    Notes
+    -----
+    The definition is the one `lsst.alert.packet.Schema` loads (nested named
+    types inline at first use, referenced by full name after), so records
+    written with it read back through ``lsst.alert.packet`` unchanged.
+    """
+
+    def __init__(self, version: SchemaVersion) -> None:
+        from lsst.alert.packet import Schema
+
+        if version not in available_versions():
+            raise UnknownSchemaError(
+                f"alert schema {version} is not shipped by the installed lsst-alert-packet; "
+                f"choose one of {', '.join(map(str, available_versions()))}"
+            )
+        path = _schema_root() / str(version.major) / str(version.minor)
+        avsc = path / f"lsst.v{version.major}_{version.minor}.alert.avsc"
+        self.version = version
+        self.path = avsc
+        self.packet_schema = Schema.from_file(str(avsc))
+        self.definition: dict[str, Any] = self.packet_schema.definition
+        self.named_types = _collect_named_types(self.definition)
+
+    @property
+    def schema_id(self) -> int:
+        """Schema id for the Confluent wire header."""
+        return self.version.schema_id
+
+    @property
+    def namespace(self) -> str:
+        """Avro namespace, e.g. ``lsst.v11_1``."""
+        return self.definition["name"].rsplit(".", 1)[0]
+
+    @property
+    def field_names(self) -> list[str]:
+        """Top-level alert field names, in schema order."""
+        return [field["name"] for field in self.definition["fields"]]
+
+    def field(self, name: str) -> dict[str, Any]:
+        """The top-level alert field definition called ``name``."""
+        for field in self.definition["fields"]:
+            if field["name"] == name:
+                return field
+        raise KeyError(f"alert schema {self.version} has no field {name!r}")
+
+    def record(self, field_name: str) -> dict[str, Any] | None:
+        """Record definition carried by an alert field, through unions and arrays.
+
+        Returns `None` when the field does not carry a record (e.g. bytes) or
+        does not exist in this version.
+        """
+        if field_name not in self.field_names:
+            return None
+        return self._find_record(self.field(field_name)["type"])
+
+    def _find_record(self, avro_type: Any) -> dict[str, Any] | None:
+        if isinstance(avro_type, str):
+            return self.named_types.get(avro_type)
+        if isinstance(avro_type, list):
+            for branch in avro_type:
+                found = self._find_record(branch)
+                if found is not None:
+                    return found
+            return None
+        if avro_type.get("type") == "record":
+            return avro_type
+        if avro_type.get("type") == "array":
+            return self._find_record(avro_type["items"])
+        return None
+
+    def __repr__(self) -> str:
+        return f"AlertSchema({self.version})"
+
+
+def _collect_named_types(definition: Any, found: dict | None = None) -> dict[str, dict]:
+    """Map every full record name in a definition to its (first, inline) definition."""
+    found = {} if found is None else found
+    if isinstance(definition, list):
+        for branch in definition:
+            _collect_named_types(branch, found)
+    elif isinstance(definition, dict):
+        if definition.get("type") == "record":
+            found.setdefault(definition["name"], definition)
+            for field in definition["fields"]:
+                _collect_named_types(field["type"], found)
+        elif definition.get("type") == "array":
+            _collect_named_types(definition["items"], found)
+    return found
+
+
+@functools.cache
+def load_schema(version: str | SchemaVersion | None = None) -> AlertSchema:
+    """Load (once per process) the alert schema ``version``; `None` is the latest."""
+    if version is None:
+        return AlertSchema(latest_version())
+    return AlertSchema(SchemaVersion.parse(version))
+
+
+def schema_for_id(schema_id: int) -> AlertSchema:
+    """The shipped schema for a wire-format schema id (``major * 100 + minor``)."""
+    version = SchemaVersion.from_schema_id(schema_id)
+    if version not in available_versions():
+        raise UnknownSchemaError(
+            f"schema id {schema_id} (version {version}) is not shipped by the installed "
+            f"lsst-alert-packet; known ids: "
+            f"{', '.join(str(v.schema_id) for v in available_versions())}"
+        )
+    return load_schema(version)
+
+
+def pack_wire(schema_id: int, payload: bytes) -> bytes:
+    """Prefix a schemaless Avro payload with the Confluent wire header."""
+    return _WIRE_HEADER.pack(WIRE_MAGIC, schema_id) + payload
+
+
+def unpack_wire(message: bytes) -> tuple[int, bytes]:
+    """Split a Confluent wire-format message into ``(schema_id, payload)``.
+
+    Raises
+    ------
+    WireFormatError
+        If the message is shorter than the header or its magic byte is not 0.
+    """
+    if message is None or len(message) < WIRE_HEADER_SIZE:
+        size = 0 if message is None else len(message)
+        raise WireFormatError(
+            f"message of {size} bytes is too short for the 5-byte Confluent wire header "
+            "(magic byte 0 + 4-byte schema id); was it produced by a Confluent serializer?"
+        )
+    magic, schema_id = _WIRE_HEADER.unpack_from(message)
+    if magic != WIRE_MAGIC:
+        raise WireFormatError(
+            f"message starts with byte {magic & 0xFF:#04x}, not the Confluent magic byte 0x00; "
+            "it is not in the Confluent wire format (plain Avro container files start with 'Obj')"
+        )
+    return schema_id, bytes(message[WIRE_HEADER_SIZE:])
