@@ -1,0 +1,127 @@
+"""Columnar containers that carry alert content from catalogs to encoders.
+
+Everything between input validation (`alertpack.records`) and the sinks
+moves as columns, never as per-row Python objects: a `ColumnTable` holds the
+rows of one Avro record type (all DiaSources of a visit, all previous
+sources, ...), and `AlertParts` says, for every alert field, where each
+alert's value comes from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["AlertParts", "ColumnTable", "RecordList", "RecordRef", "ScalarColumn"]
+
+
+@dataclass
+class ColumnTable:
+    """Rows of one Avro record type, already conformed to that record's schema.
+
+    Attributes
+    ----------
+    schema : `dict`
+        The Avro record definition (``{"type": "record", "name": ..., "fields": [...]}``).
+    columns : `dict` [`str`, `numpy.ndarray`]
+        One array per schema field, in any order, each of length ``n_rows``.
+        dtypes by Avro type: ``long`` int64, ``int`` int32, ``float`` float32,
+        ``double`` float64, ``boolean`` bool, ``string`` object (`str`),
+        ``bytes`` object (`bytes`); a ``timestamp-micros`` long is int64
+        microseconds. Values at null positions are placeholders and never read.
+    nulls : `dict` [`str`, `numpy.ndarray` or `None`]
+        For each nullable field, a bool array, True where the value is null,
+        or `None` when no row is null. Non-nullable fields have no entry.
+    n_rows : `int`
+        Number of rows.
+    """
+
+    schema: dict[str, Any]
+    columns: dict[str, np.ndarray]
+    nulls: dict[str, np.ndarray | None]
+    n_rows: int
+
+    @property
+    def name(self) -> str:
+        """Full Avro name of the record type."""
+        return self.schema["name"]
+
+    def take(self, rows: np.ndarray) -> ColumnTable:
+        """A new table with the given row positions, in that order."""
+        rows = np.asarray(rows, dtype=np.intp)
+        return ColumnTable(
+            schema=self.schema,
+            columns={name: values[rows] for name, values in self.columns.items()},
+            nulls={
+                name: None if mask is None else mask[rows] for name, mask in self.nulls.items()
+            },
+            n_rows=len(rows),
+        )
+
+    def row_dict(self, row: int) -> dict[str, Any]:
+        """One row as the plain-Python dict fastavro expects (schema field order)."""
+        record = {}
+        for avro_field in self.schema["fields"]:
+            name = avro_field["name"]
+            mask = self.nulls.get(name)
+            if mask is not None and mask[row]:
+                record[name] = None
+            else:
+                value = self.columns[name][row]
+                record[name] = value.item() if isinstance(value, np.generic) else value
+        return record
+
+
+@dataclass
+class ScalarColumn:
+    """A primitive per-alert value (e.g. ``diaSourceId``, ``observation_reason``).
+
+    ``nulls`` is a bool array (True = null) or `None`.
+    """
+
+    values: np.ndarray
+    nulls: np.ndarray | None = None
+
+
+@dataclass
+class RecordRef:
+    """One record per alert: alert ``i`` carries ``table`` row ``index[i]``; -1 is null."""
+
+    table: ColumnTable
+    index: np.ndarray
+
+
+@dataclass
+class RecordList:
+    """A list of records per alert, in compressed-sparse-row form.
+
+    Alert ``i`` carries the ``table`` rows ``index[offsets[i]:offsets[i + 1]]``,
+    in that order. Where ``present`` is given and False, the field is null
+    (no list at all, which differs from an empty list).
+    """
+
+    table: ColumnTable
+    offsets: np.ndarray
+    index: np.ndarray
+    present: np.ndarray | None = None
+
+    def rows_of(self, alert: int) -> np.ndarray:
+        """Table row positions of alert ``alert``'s list."""
+        return self.index[self.offsets[alert] : self.offsets[alert + 1]]
+
+
+@dataclass
+class AlertParts:
+    """Where each alert field's value comes from, for ``n_alerts`` alerts.
+
+    ``fields`` maps top-level alert field names to a `ScalarColumn`,
+    `RecordRef`, `RecordList`, or (for ``bytes`` fields such as cutouts) a
+    sequence of `bytes` or `None` per alert. Alert fields absent from the
+    mapping are null; encoders reject an absent field the schema does not
+    allow to be null.
+    """
+
+    n_alerts: int
+    fields: dict[str, Any] = field(default_factory=dict)
