@@ -1,0 +1,1 @@
+"""Where alerts go: Avro files on disk (`files`) and Kafka topics (`kafka`)."""
