@@ -1,0 +1,377 @@
+"""Read alerts back from disk: Avro container files, wire-format messages, directories.
+
+Alerts reach the inspection tools from alertpack's own file sink, from
+``lsst.alert.packet`` (e.g. the ``fakeAlert.avro`` samples it ships) or from
+any broker that stored them. This module turns paths into a stream of
+`LoadedAlert`: the decoded record plus where it came from, its writer schema
+and its packet size. Nothing is read into memory beyond one Avro block.
+
+It also holds the small accessors that hide the field renames between
+schema versions (``alertId``/``diaSourceId``, ``decl``/``dec``,
+``filterName``/``band``, ``midPointTai``/``midpointMjdTai``,
+``psFlux``/``psfFlux``), so that callers never branch on the version.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from alertpack.errors import InputError
+from alertpack.schema import (
+    WIRE_HEADER_SIZE,
+    AlertSchema,
+    SchemaVersion,
+    UnknownSchemaError,
+    available_versions,
+    load_schema,
+    schema_for_id,
+    unpack_wire,
+)
+
+__all__ = [
+    "CUTOUT_FIELDS",
+    "AlertFile",
+    "LoadedAlert",
+    "alert_id",
+    "alert_object_id",
+    "field_value",
+    "find_alert",
+    "iter_alert_files",
+    "iter_alerts",
+    "rubin_schema_for_name",
+]
+
+AVRO_CONTAINER_MAGIC = b"Obj\x01"
+ALERT_FILE_SUFFIX = ".avro"
+
+# Cutout fields in the order brokers show them (science, template, difference).
+CUTOUT_FIELDS = ("cutoutScience", "cutoutTemplate", "cutoutDifference")
+
+# Quantity -> field names across schema versions, newest first.
+_FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "alert_id": ("diaSourceId", "alertId"),
+    "mjd": ("midpointMjdTai", "midPointTai", "midpointTai"),
+    "band": ("band", "filterName"),
+    "ra": ("ra",),
+    "dec": ("dec", "decl"),
+    "flux": ("psfFlux", "psFlux"),
+    "flux_err": ("psfFluxErr", "psFluxErr"),
+    "snr": ("snr",),
+}
+
+_RUBIN_SCHEMA_NAME = re.compile(r"lsst\.v(\d+)_(\d+)\.alert")
+
+
+def field_value(record: dict[str, Any] | None, quantity: str, default: Any = None) -> Any:
+    """The value of ``quantity`` in a record, whatever the schema version calls it.
+
+    Parameters
+    ----------
+    record : `dict` or `None`
+        An alert, diaSource, diaForcedSource or diaObject record.
+    quantity : `str`
+        One of ``alert_id``, ``mjd``, ``band``, ``ra``, ``dec``, ``flux``,
+        ``flux_err``, ``snr``, or a plain field name.
+    default
+        Returned when the record is `None` or has none of the field names.
+    """
+    if record is None:
+        return default
+    for name in _FIELD_ALIASES.get(quantity, (quantity,)):
+        if name in record:
+            value = record[name]
+            return default if value is None else value
+    return default
+
+
+def alert_id(alert: dict[str, Any]) -> int | None:
+    """The alert's own id: top-level ``diaSourceId`` (v8+) or ``alertId`` (v3-v7)."""
+    return field_value(alert, "alert_id")
+
+
+def alert_object_id(alert: dict[str, Any]) -> int | None:
+    """The diaObjectId of the alert: from ``diaObject``, else from its ``diaSource``."""
+    object_id = field_value(alert.get("diaObject"), "diaObjectId")
+    if object_id is None:
+        object_id = field_value(alert.get("diaSource"), "diaObjectId")
+    return object_id
+
+
+def rubin_schema_for_name(name: str | None) -> AlertSchema | None:
+    """The shipped `AlertSchema` for a writer schema name such as ``lsst.v11_1.alert``.
+
+    Returns `None` when the name is not that of a Rubin alert schema version
+    shipped by the installed lsst-alert-packet.
+    """
+    match = _RUBIN_SCHEMA_NAME.fullmatch(name or "")
+    if match is None:
+        return None
+    version = SchemaVersion(int(match.group(1)), int(match.group(2)))
+    if version not in available_versions():
+        return None
+    return load_schema(version)
+
+
+@dataclass(eq=False)
+class LoadedAlert:
+    """One decoded alert and where it came from.
+
+    Attributes
+    ----------
+    source : `str`
+        File path, or ``kafka://SERVER/TOPIC`` for alerts read from Kafka.
+    index : `int`
+        Position of the alert in its file (or topic read), from 0.
+    schema : `AlertSchema` or `None`
+        The shipped Rubin schema the alert was written with, when the writer
+        schema's name is one (e.g. ``lsst.v11_1.alert``); otherwise `None`.
+    schema_name : `str`
+        Full name of the writer schema.
+    record : `dict`
+        The alert as fastavro decodes it.
+    packet_size : `int`
+        Size in bytes of the alert's Avro binary encoding without any file or
+        wire framing: exactly the payload of a Kafka message after its 5-byte
+        Confluent header. For container files it is measured while decoding
+        the (decompressed) block, not estimated from the compressed block.
+    """
+
+    source: str
+    index: int
+    schema: AlertSchema | None
+    schema_name: str
+    record: dict[str, Any]
+    packet_size: int
+
+    @property
+    def alert_id(self) -> int | None:
+        """Top-level ``diaSourceId`` (v8+) or ``alertId`` (v3-v7)."""
+        return alert_id(self.record)
+
+    @property
+    def label(self) -> str:
+        """``source#index`` for messages that point at one alert."""
+        return f"{self.source}#{self.index}"
+
+
+@dataclass
+class AlertFile:
+    """An alert file on disk: an Avro container file or one wire-format message.
+
+    Iterating it decodes its alerts one at a time.
+
+    Attributes
+    ----------
+    path : `pathlib.Path`
+        The file.
+    writer_schema : `dict`
+        The schema the file was written with (for a wire-format message, the
+        shipped schema of its schema id).
+    schema : `AlertSchema` or `None`
+        The shipped Rubin schema of that name, if any.
+    container : `bool`
+        True for an Avro object container file, False for a Confluent
+        wire-format message (5-byte header + schemaless Avro).
+    """
+
+    path: Path
+    writer_schema: dict[str, Any]
+    schema: AlertSchema | None
+    container: bool
+    _parsed: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def schema_name(self) -> str:
+        """Full name of the writer schema, e.g. ``lsst.v11_1.alert``."""
+        return str(self.writer_schema.get("name", "<unnamed>"))
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> AlertFile:
+        """Read the header of an alert file.
+
+        Raises
+        ------
+        InputError
+            If the file cannot be read or is neither an Avro container file
+            nor a Confluent wire-format message with a known schema id.
+        """
+        path = Path(path)
+        try:
+            with path.open("rb") as stream:
+                head = stream.read(len(AVRO_CONTAINER_MAGIC))
+                if head == AVRO_CONTAINER_MAGIC:
+                    stream.seek(0)
+                    writer_schema = _container_schema(stream, path)
+                    schema = rubin_schema_for_name(writer_schema.get("name"))
+                    return cls(path, writer_schema, schema, container=True)
+        except OSError as error:
+            raise InputError(f"cannot read alert file {path}: {error.strerror or error}") from None
+        if len(head) >= 1 and head[:1] == b"\x00":
+            schema = _wire_schema(path)
+            return cls(path, schema.definition, schema, container=False)
+        raise InputError(
+            f"{path} is not an alert file: it starts with {head!r}, neither the Avro container "
+            "magic 'Obj\\x01' nor a Confluent wire-format header (byte 0x00 + schema id)"
+        )
+
+    def __iter__(self) -> Iterator[LoadedAlert]:
+        import fastavro
+
+        if self._parsed is None:
+            self._parsed = fastavro.parse_schema(self.writer_schema)
+        try:
+            with self.path.open("rb") as stream:
+                if self.container:
+                    yield from self._iter_container(stream)
+                else:
+                    yield self._read_wire(stream)
+        except OSError as error:
+            raise InputError(f"cannot read alert file {self.path}: {error}") from None
+
+    def _iter_container(self, stream: BinaryIO) -> Iterator[LoadedAlert]:
+        import fastavro
+
+        index = 0
+        try:
+            for block in fastavro.block_reader(stream):
+                # Records in a block are contiguous, so the decoder's position
+                # delta is each record's exact encoded size.
+                data = block.bytes_
+                for _ in range(block.num_records):
+                    start = data.tell()
+                    record = fastavro.schemaless_reader(data, self._parsed, None)
+                    yield self._loaded(index, record, data.tell() - start)
+                    index += 1
+        except (EOFError, ValueError, TypeError, IndexError) as error:
+            raise InputError(
+                f"{self.path}: Avro data is corrupt or truncated at alert #{index} ({error}); "
+                "the file may have been copied while it was being written"
+            ) from None
+
+    def _read_wire(self, stream: BinaryIO) -> LoadedAlert:
+        import io
+
+        import fastavro
+
+        message = stream.read()
+        _, payload = unpack_wire(message)
+        try:
+            record = fastavro.schemaless_reader(io.BytesIO(payload), self._parsed, None)
+        except (EOFError, ValueError, TypeError, IndexError) as error:
+            raise InputError(
+                f"{self.path}: wire-format payload does not decode with schema "
+                f"{self.schema_name} ({error})"
+            ) from None
+        return self._loaded(0, record, len(payload))
+
+    def _loaded(self, index: int, record: dict[str, Any], size: int) -> LoadedAlert:
+        return LoadedAlert(
+            source=str(self.path),
+            index=index,
+            schema=self.schema,
+            schema_name=self.schema_name,
+            record=record,
+            packet_size=size,
+        )
+
+
+def _container_schema(stream: BinaryIO, path: Path) -> dict[str, Any]:
+    import fastavro
+
+    try:
+        return fastavro.reader(stream).writer_schema
+    except Exception as error:  # fastavro raises many types for a bad header
+        raise InputError(
+            f"{path}: the Avro container header cannot be read ({error}); "
+            "the file is truncated or not an Avro file"
+        ) from None
+
+
+def _wire_schema(path: Path) -> AlertSchema:
+    with path.open("rb") as stream:
+        header = stream.read(WIRE_HEADER_SIZE)
+    try:
+        schema_id, _ = unpack_wire(header)
+        return schema_for_id(schema_id)
+    except (UnknownSchemaError, ValueError) as error:
+        raise InputError(f"{path}: {error}") from None
+
+
+def _alert_paths(path: Path) -> list[Path]:
+    """The alert files named by ``path``: itself, or the ``*.avro`` files under it."""
+    if path.is_dir():
+        found = sorted(
+            candidate
+            for candidate in path.rglob(f"*{ALERT_FILE_SUFFIX}")
+            # hidden names are temporary files of writers still at work
+            if candidate.is_file() and not candidate.name.startswith(".")
+        )
+        if not found:
+            raise InputError(
+                f"no alert files (*{ALERT_FILE_SUFFIX}) under directory {path}; "
+                "give Avro files or a directory that holds them"
+            )
+        return found
+    if not path.exists():
+        raise InputError(f"alert file or directory {path} does not exist")
+    return [path]
+
+
+def iter_alert_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> Iterator[AlertFile]:
+    """Alert files named by ``paths``, in order; directories are searched recursively.
+
+    Parameters
+    ----------
+    paths : path-like or iterable of path-like
+        Avro container files, Confluent wire-format message files, or
+        directories holding ``*.avro`` files (hidden files are skipped).
+
+    Raises
+    ------
+    InputError
+        For a missing path, a directory without alert files, or a file that
+        is not an alert file.
+    """
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    for path in paths:
+        for file_path in _alert_paths(Path(path)):
+            yield AlertFile.open(file_path)
+
+
+def iter_alerts(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> Iterator[LoadedAlert]:
+    """Every alert in ``paths`` (see `iter_alert_files`), decoded one at a time."""
+    for alert_file in iter_alert_files(paths):
+        yield from alert_file
+
+
+def find_alert(path: str | os.PathLike, wanted_id: int | None = None) -> LoadedAlert:
+    """The alert with top-level id ``wanted_id`` in ``path`` (the first when `None`).
+
+    Alerts whose top-level id does not match are also matched on their
+    ``diaSource.diaSourceId``, since older files carry a separate ``alertId``.
+
+    Raises
+    ------
+    InputError
+        If the path holds no alert, or none with that id.
+    """
+    seen = 0
+    for alert in iter_alerts(path):
+        seen += 1
+        if wanted_id is None:
+            return alert
+        source_id = field_value(alert.record.get("diaSource"), "diaSourceId")
+        if wanted_id in (alert.alert_id, source_id):
+            return alert
+    if seen == 0:
+        raise InputError(f"{path} holds no alerts")
+    raise InputError(
+        f"no alert with diaSourceId/alertId {wanted_id} among the {seen} alerts in {path}; "
+        "list the ids with `alertpack inspect`"
+    )
