@@ -133,6 +133,21 @@ class AlertSchema:
         self.definition: dict[str, Any] = self.packet_schema.definition
         self.named_types = _collect_named_types(self.definition)
 
+    @functools.cached_property
+    def parsed(self) -> dict[str, Any]:
+        """The definition parsed by fastavro once, for fast schemaless reads and writes."""
+        import fastavro
+
+        return fastavro.parse_schema(self.definition)
+
+    def decode(self, payload: bytes) -> dict[str, Any]:
+        """Decode one schemaless Avro alert written with this schema."""
+        import io
+
+        import fastavro
+
+        return fastavro.schemaless_reader(io.BytesIO(payload), self.parsed, None)
+
     @property
     def schema_id(self) -> int:
         """Schema id for the Confluent wire header."""
@@ -246,3 +261,13 @@ def unpack_wire(message: bytes) -> tuple[int, bytes]:
             "it is not in the Confluent wire format (plain Avro container files start with 'Obj')"
         )
     return schema_id, bytes(message[WIRE_HEADER_SIZE:])
+
+
+def run_schemas_command(args: Any) -> int:
+    """``alertpack schemas``: list the shipped schema versions and their wire ids."""
+    latest = latest_version()
+    print("version  schema id  alert record")
+    for version in available_versions():
+        mark = "  (latest, default)" if version == latest else ""
+        print(f"{version!s:>7}  {version.schema_id:>9}  lsst.v{version.major}_{version.minor}.alert{mark}")
+    return 0

@@ -12,9 +12,12 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-__all__ = ["atomic_output"]
+if TYPE_CHECKING:
+    from alertpack.batch import AlertBatch
+
+__all__ = ["alert_file_path", "atomic_output", "write_alert_files"]
 
 
 @contextlib.contextmanager
@@ -46,3 +49,44 @@ def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
         raise
+
+
+def alert_file_path(directory: str | os.PathLike, ccd_visit_id: int) -> Path:
+    """Where the alerts of one ccdVisit go: ``{directory}/{ccdVisitId}.avro``."""
+    return Path(directory) / f"{ccd_visit_id}.avro"
+
+
+def write_alert_files(
+    batch: AlertBatch, directory: str | os.PathLike, *, codec: str = "null"
+) -> list[Path]:
+    """Write a batch as one Avro container file per ccdVisit, atomically.
+
+    Parameters
+    ----------
+    batch : `alertpack.batch.AlertBatch`
+        Encoded alerts.
+    directory : path-like
+        Output directory (created if needed).
+    codec : `str`
+        Avro block codec, ``"null"`` or ``"deflate"``.
+
+    Returns
+    -------
+    paths : `list` [`pathlib.Path`]
+        The files written, in ccdVisitId order. An existing file of the same
+        ccdVisit is replaced whole (a re-run of the visit).
+    """
+    from alertpack.avro import write_container
+
+    paths = []
+    for ccd_visit_id, rows in batch.by_ccd_visit():
+        path = alert_file_path(directory, ccd_visit_id)
+        with atomic_output(path) as stream:
+            write_container(
+                stream,
+                batch.schema.definition,
+                (batch.payloads[row] for row in rows),
+                codec=codec,
+            )
+        paths.append(path)
+    return paths

@@ -1,0 +1,48 @@
+# Set-up and everyday commands. Each target installs what it needs itself;
+# running one again only redoes what changed.
+#   make sample   package the built-in sample visit (the main job)
+#   make test     run the whole test suite
+#   make bench    run the benchmarks and print their tables
+#   make lint     ruff
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Current lsst-* releases need Python >= 3.12: take the first one found.
+PYTHON ?= $(shell for p in python3.12 python3.13 $$HOME/.pyenv/versions/3.12*/bin/python3 $$HOME/.pyenv/versions/3.13*/bin/python3 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; break; }; done)
+
+.PHONY: sample test bench lint install system-deps clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "alertpack needs Python >= 3.12 (python3.12 on PATH, or PYTHON=/path/to/python3.12)"; exit 1; }
+	@echo "creating $(VENV) with $(PYTHON)"
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+# fitsverify (the FITS standard checker the tests run on every cutout) comes from Debian.
+system-deps:
+	@command -v fitsverify >/dev/null 2>&1 || { \
+		echo "installing fitsverify (Debian package)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq fitsverify >/dev/null; }
+
+sample: install
+	$(VENV)/bin/alertpack package --sample
+
+test: install system-deps
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/python -m pytest -q
+
+bench: install
+	$(PY) benchmarks/run_all.py
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) alerts .pytest_cache

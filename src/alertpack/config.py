@@ -1,0 +1,192 @@
+"""Configuration of the `~alertpack.task.PackageAlertsTask`."""
+
+from __future__ import annotations
+
+import lsst.pex.config as pexConfig
+
+from alertpack.schema import SchemaVersion, available_versions, latest_version
+
+__all__ = ["CUTOUT_FIELDS", "PackageAlertsConfig"]
+
+#: cutout name in config -> alert schema field carrying its FITS bytes
+CUTOUT_FIELDS = {
+    "difference": "cutoutDifference",
+    "science": "cutoutScience",
+    "template": "cutoutTemplate",
+}
+
+
+def _schema_choices() -> dict[str, str]:
+    return {str(version): f"Rubin alert schema v{version}" for version in available_versions()}
+
+
+class PackageAlertsConfig(pexConfig.Config):
+    """Configuration for `~alertpack.task.PackageAlertsTask`."""
+
+    schemaVersion = pexConfig.ChoiceField(
+        dtype=str,
+        doc="Alert schema version (MAJOR.MINOR) from lsst-alert-packet; default the latest shipped.",
+        allowed=_schema_choices(),
+        default=str(latest_version()),
+    )
+    alertWriteLocation = pexConfig.Field(
+        dtype=str,
+        doc="Directory where one Avro file per ccdVisit ({ccdVisitId}.avro) is written.",
+        default="alerts",
+    )
+    doWriteAlerts = pexConfig.Field(
+        dtype=bool, doc="Write alerts to Avro files under alertWriteLocation.", default=True
+    )
+    fileCodec = pexConfig.ChoiceField(
+        dtype=str,
+        doc="Avro container-file block codec.",
+        allowed={"null": "no compression", "deflate": "zlib deflate"},
+        default="null",
+    )
+    cutoutSize = pexConfig.RangeField(
+        dtype=int,
+        doc="Edge length of the square cutouts in pixels, used when a source has no bboxSize "
+        "or useBboxSize is False.",
+        default=30,
+        min=1,
+        max=2000,
+    )
+    useBboxSize = pexConfig.Field(
+        dtype=bool,
+        doc="Size each cutout from the source's bboxSize column, clipped to "
+        "[minCutoutSize, maxCutoutSize], when the catalog has that column.",
+        default=True,
+    )
+    minCutoutSize = pexConfig.RangeField(
+        dtype=int, doc="Smallest cutout edge (pixels) for bboxSize sizing.", default=30, min=1
+    )
+    maxCutoutSize = pexConfig.RangeField(
+        dtype=int, doc="Largest cutout edge (pixels) for bboxSize sizing.", default=200, min=1
+    )
+    cutouts = pexConfig.ListField(
+        dtype=str,
+        doc=f"Cutouts to include in each alert, among {sorted(CUTOUT_FIELDS)}; the science "
+        "cutout needs the science image passed to run().",
+        default=["difference", "science", "template"],
+    )
+    historyWindowDays = pexConfig.RangeField(
+        dtype=float,
+        doc="Previous sources and forced sources older than this many days before the "
+        "triggering source are left out of the alert.",
+        default=365.0,
+        min=0.0,
+        inclusiveMin=False,
+    )
+
+    # Delivery to Kafka. Unset values fall back to the AP_KAFKA_* environment
+    # variables Rubin's alert production uses.
+    doProduceAlerts = pexConfig.Field(
+        dtype=bool, doc="Send alerts to Kafka (Confluent wire format).", default=False
+    )
+    doWriteFailedAlerts = pexConfig.Field(
+        dtype=bool,
+        doc="Write alerts that could not be delivered to a replayable Avro file "
+        "under failedAlertsLocation.",
+        default=True,
+    )
+    failedAlertsLocation = pexConfig.Field(
+        dtype=str,
+        doc="Directory for failed-alert files; empty means '<alertWriteLocation>/failed'.",
+        default="",
+    )
+    kafkaServer = pexConfig.Field(
+        dtype=str, doc="Bootstrap server(s) host:port[,...]; default $AP_KAFKA_SERVER.", default=""
+    )
+    kafkaTopic = pexConfig.Field(
+        dtype=str, doc="Topic to produce to; default $AP_KAFKA_TOPIC.", default=""
+    )
+    kafkaUsername = pexConfig.Field(
+        dtype=str,
+        doc="SASL username; default $AP_KAFKA_PRODUCER_USERNAME. Empty: no authentication.",
+        default="",
+    )
+    kafkaPassword = pexConfig.Field(
+        dtype=str,
+        doc="SASL password; prefer $AP_KAFKA_PRODUCER_PASSWORD so it never lands in a saved config.",
+        default="",
+    )
+    kafkaSecurityProtocol = pexConfig.ChoiceField(
+        dtype=str,
+        doc="Security protocol when a username is set (without one: PLAINTEXT).",
+        allowed={"SASL_SSL": "SASL over TLS", "SASL_PLAINTEXT": "SASL without TLS"},
+        default="SASL_SSL",
+    )
+    kafkaSaslMechanism = pexConfig.Field(
+        dtype=str, doc="SASL mechanism.", default="SCRAM-SHA-512"
+    )
+    kafkaCompression = pexConfig.ChoiceField(
+        dtype=str,
+        doc="Producer compression codec.",
+        allowed={"none": "", "gzip": "", "snappy": "", "lz4": "", "zstd": ""},
+        default="lz4",
+    )
+    kafkaLingerMs = pexConfig.RangeField(
+        dtype=float, doc="How long the producer waits to fill a batch (ms).", default=5.0, min=0.0
+    )
+    kafkaBatchSize = pexConfig.RangeField(
+        dtype=int, doc="Maximum batch size in bytes.", default=1_000_000, min=1
+    )
+    kafkaQueueMaxMessages = pexConfig.RangeField(
+        dtype=int, doc="Producer local queue size (messages).", default=100_000, min=1
+    )
+    kafkaMessageMaxBytes = pexConfig.RangeField(
+        dtype=int, doc="Largest message the producer sends (bytes).", default=10_000_000, min=1000
+    )
+    kafkaFlushTimeout = pexConfig.RangeField(
+        dtype=float,
+        doc="Seconds the end-of-run flush may take before undelivered alerts go to the failed file.",
+        default=30.0,
+        min=0.0,
+    )
+    kafkaTimestamp = pexConfig.ChoiceField(
+        dtype=str,
+        doc="Kafka message timestamp.",
+        allowed={
+            "observation": "the source's exposure midpoint (midpointMjdTai, TAI as UTC)",
+            "production": "the time the alert is produced",
+        },
+        default="observation",
+    )
+    schemaRegistryUrl = pexConfig.Field(
+        dtype=str,
+        doc="Confluent schema registry to register the alert schema with; empty: use Rubin's "
+        "schema id convention (major*100+minor).",
+        default="",
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        unknown = sorted(set(self.cutouts) - set(CUTOUT_FIELDS))
+        if unknown:
+            raise pexConfig.FieldValidationError(
+                type(self).cutouts,
+                self,
+                f"unknown cutout name(s) {unknown}; choose among {sorted(CUTOUT_FIELDS)}",
+            )
+        if len(set(self.cutouts)) != len(self.cutouts):
+            raise pexConfig.FieldValidationError(
+                type(self).cutouts, self, f"cutouts {list(self.cutouts)} name one twice"
+            )
+        if self.minCutoutSize > self.maxCutoutSize:
+            raise pexConfig.FieldValidationError(
+                type(self).minCutoutSize,
+                self,
+                f"minCutoutSize={self.minCutoutSize} is larger than "
+                f"maxCutoutSize={self.maxCutoutSize}",
+            )
+        if self.doWriteAlerts and not self.alertWriteLocation.strip():
+            raise pexConfig.FieldValidationError(
+                type(self).alertWriteLocation,
+                self,
+                "is empty while doWriteAlerts is True; give a directory or set doWriteAlerts=False",
+            )
+
+    @property
+    def schema_version(self) -> SchemaVersion:
+        """The configured schema version, parsed."""
+        return SchemaVersion.parse(self.schemaVersion)

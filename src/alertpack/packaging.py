@@ -1,0 +1,148 @@
+"""``alertpack package``: run the Task on the built-in sample or on a visit's files."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from alertpack.errors import CommandError, InputError
+
+__all__ = ["apply_config_overrides", "load_visit_files", "run_package_command"]
+
+
+def apply_config_overrides(config: Any, overrides: list[str]) -> None:
+    """Set ``NAME=VALUE`` pairs on a pex_config Config, converting to each field's type."""
+    for item in overrides:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or name not in config._fields:
+            known = ", ".join(sorted(config._fields))
+            raise CommandError(f"--config {item!r}: expected NAME=VALUE with NAME among {known}")
+        field = config._fields[name]
+        value: Any
+        if field.dtype is bool:
+            if text.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise CommandError(f"--config {name}: {text!r} is not a boolean (true/false)")
+            value = text.strip().lower() in ("true", "1", "yes")
+        elif hasattr(field, "itemtype"):
+            value = [field.itemtype(part.strip()) for part in text.split(",") if part.strip()]
+        else:
+            try:
+                value = field.dtype(text)
+            except ValueError:
+                raise CommandError(
+                    f"--config {name}: {text!r} is not a valid {field.dtype.__name__}"
+                ) from None
+        try:
+            setattr(config, name, value)
+        except Exception as error:  # pex_config raises several types; show its message
+            raise CommandError(f"--config {name}={text}: {error}") from None
+
+
+def _read_parquet(path: str | None, what: str) -> Any:
+    if path is None:
+        return None
+    import pandas as pd
+
+    if not Path(path).is_file():
+        raise InputError(f"{what} file {path} does not exist")
+    try:
+        return pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises many types for a non-Parquet file
+        raise InputError(f"{what} file {path} is not a readable Parquet file: {error}") from None
+
+
+def load_visit_files(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for `PackageAlertsTask.run` from ``--sources`` etc. paths."""
+    if args.sources is None or args.difference is None:
+        raise CommandError(
+            "give --sample, or at least --sources CATALOG.parquet and --difference IMAGE.fits "
+            "(plus --objects, --history, --forced, --template, --science as available)"
+        )
+    for image in (args.difference, args.template, args.science):
+        if image is not None and not Path(image).is_file():
+            raise InputError(f"image file {image} does not exist")
+    return {
+        "diaSourceCat": _read_parquet(args.sources, "--sources"),
+        "diaObjectCat": _read_parquet(args.objects, "--objects"),
+        "diaSrcHistory": _read_parquet(args.history, "--history"),
+        "diaForcedSources": _read_parquet(args.forced, "--forced"),
+        "diffIm": args.difference,
+        "template": args.template,
+        "science": args.science,
+    }
+
+
+def _parse_image_size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        nx, ny = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise CommandError(f"--image-size {text!r}: expected NXxNY, e.g. 2048x2048") from None
+    return ny, nx
+
+
+def _sample_kwargs(args: argparse.Namespace, schema_version: str) -> dict[str, Any]:
+    from alertpack.sample import make_visit
+
+    options: dict[str, Any] = {"schema_version": schema_version}
+    if args.n_sources is not None:
+        options["n_sources"] = args.n_sources
+    shape = _parse_image_size(args.image_size)
+    if shape is not None:
+        options["image_shape"] = shape
+    if args.seed is not None:
+        options["seed"] = args.seed
+    return make_visit(**options).run_kwargs()
+
+
+def run_package_command(args: argparse.Namespace) -> int:
+    """Package a visit and print a short summary (alerts, bytes, time, path)."""
+    from alertpack.task import PackageAlertsConfig, PackageAlertsTask
+
+    config = PackageAlertsConfig()
+    if args.output is not None:
+        config.alertWriteLocation = args.output
+    if args.schema is not None:
+        apply_config_overrides(config, [f"schemaVersion={args.schema}"])
+    if args.produce:
+        config.doProduceAlerts = True
+    apply_config_overrides(config, args.config)
+    try:
+        config.validate()
+    except Exception as error:
+        raise CommandError(f"invalid configuration: {error}") from None
+
+    start = time.perf_counter()
+    if args.sample:
+        run_kwargs = _sample_kwargs(args, config.schemaVersion)
+        what = "sample visit"
+    else:
+        run_kwargs = load_visit_files(args)
+        what = "visit"
+    prepared = time.perf_counter()
+    task = PackageAlertsTask(config=config)
+    result = task.run(**run_kwargs)
+    elapsed = time.perf_counter() - prepared
+
+    print(
+        f"alertpack: packaged {result.nAlerts} alerts from the {what} "
+        f"(schema {config.schemaVersion}) in {elapsed:.2f} s "
+        f"[inputs {prepared - start:.2f} s]"
+    )
+    print(f"  size: {result.alerts.nbytes / 1e6:.2f} MB, "
+          f"{result.alerts.nbytes / max(result.nAlerts, 1) / 1e3:.1f} kB per alert")
+    for path in result.paths:
+        print(f"  wrote {path}")
+    if not result.paths:
+        print("  no alert file written" + ("" if result.nAlerts else " (no DiaSources)"))
+    unusual = {key: count for key, count in result.cutoutStatus.items() if not key.endswith(":OK")}
+    if unusual:
+        print("  cutouts: " + ", ".join(f"{count} {key}" for key, count in sorted(unusual.items())))
+    if config.doProduceAlerts:
+        print(f"  kafka: {result.nDelivered} delivered, {result.nFailed} failed"
+              + (f" (saved to {result.failedPath})" if result.failedPath else ""))
+    return 0 if result.nFailed == 0 else 1

@@ -1,0 +1,612 @@
+"""Catalogs to alert records: validation at the edge, conformance to the schema.
+
+Input catalogs (pandas DataFrames, in the LSST Task's index layout or as
+plain columns) are checked once here and turned into `ColumnTable` objects
+whose columns already have the Avro types of the chosen schema version. Past
+this module nothing re-validates: encoders trust the tables.
+
+Conformance rules, per schema field:
+
+- a column of the same name is used (``band`` and ``filterName``, ``dec`` and
+  ``decl`` stand in for each other, so one catalog fits old and new schemas);
+- a missing column is all-null if the field is nullable, else an error that
+  lists every missing required column;
+- columns the schema does not know are ignored;
+- NaN in a nullable ``float``/``double`` becomes null (as Rubin's alert
+  production does); NaN and infinities in a required float are kept, since
+  Avro encodes IEEE values; a finite value too large for ``float`` is an error;
+- integers must be whole and fit their Avro type (``int`` 32-bit, ``long``
+  64-bit); a null in a required field is an error naming the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from alertpack.errors import InputError
+from alertpack.schema import AlertSchema
+from alertpack.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
+
+__all__ = [
+    "VisitCatalogs",
+    "avro_field_type",
+    "build_alert_parts",
+    "conform_table",
+    "empty_catalog",
+    "group_history",
+    "prepare_visit",
+    "row_frame",
+]
+
+# Interchangeable column names across schema versions.
+_ALIASES = {
+    "band": ("filterName",),
+    "filterName": ("band",),
+    "dec": ("decl",),
+    "decl": ("dec",),
+}
+_TIME_COLUMNS = ("midpointMjdTai", "midPointTai")
+_INT_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_DTYPES = {
+    "long": np.int64,
+    "int": np.int32,
+    "float": np.float32,
+    "double": np.float64,
+    "boolean": np.bool_,
+}
+
+
+def avro_field_type(avro_type: Any) -> tuple[str, bool, str | None]:
+    """Split a flat field type into ``(primitive, nullable, logical_type)``."""
+    nullable = False
+    if isinstance(avro_type, list):
+        branches = [branch for branch in avro_type if branch != "null"]
+        nullable = len(branches) < len(avro_type)
+        if len(branches) != 1:
+            raise TypeError(f"unsupported union {avro_type!r}")
+        avro_type = branches[0]
+    if isinstance(avro_type, dict):
+        return avro_type["type"], nullable, avro_type.get("logicalType")
+    return avro_type, nullable, None
+
+
+def flatten_catalog(frame: Any, catalog: str) -> Any:
+    """Return ``frame`` with its named index levels as plain columns.
+
+    Accepts the LSST layout (e.g. indexed on ``["diaObjectId", "band",
+    "diaSourceId"]``) and a plain column layout alike; a level that is also a
+    column is taken once.
+    """
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        raise InputError(
+            f"{catalog} must be a pandas DataFrame, got {type(frame).__name__}; "
+            "build one with pandas.DataFrame(...) or read it with pandas.read_parquet"
+        )
+    names = [name for name in frame.index.names if name is not None]
+    if not names:
+        return frame
+    duplicated = [name for name in names if name in frame.columns]
+    flat = frame.reset_index(level=[n for n in names if n not in duplicated] or None, drop=False)
+    if duplicated:
+        flat = flat.reset_index(drop=True)
+    return flat
+
+
+def _find_column(frame: Any, name: str) -> str | None:
+    if name in frame.columns:
+        return name
+    for alias in _ALIASES.get(name, ()):
+        if alias in frame.columns:
+            return alias
+    return None
+
+
+def _null_mask(series: Any) -> np.ndarray:
+    return np.asarray(series.isna().to_numpy(), dtype=bool)
+
+
+def _conform_column(
+    series: Any, primitive: str, logical: str | None, catalog: str, column: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Convert one column to its Avro numpy dtype; returns ``(values, nulls)``."""
+    nulls = _null_mask(series)
+    where = f"{catalog} column {column!r}"
+    if primitive in ("float", "double"):
+        try:
+            values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError) as error:
+            raise InputError(f"{where} must be numeric for Avro {primitive}: {error}") from None
+        if primitive == "float":
+            finite = np.isfinite(values)
+            too_big = finite & (np.abs(values) > _FLOAT32_MAX)
+            if too_big.any():
+                row = int(np.flatnonzero(too_big)[0])
+                raise InputError(
+                    f"{where} holds {values[row]!r} at row {row}, beyond the range of a 32-bit "
+                    "Avro float; fix the value or null it"
+                )
+        return values.astype(_DTYPES[primitive]), nulls
+    if primitive in ("int", "long"):
+        if logical == "timestamp-micros" and np.issubdtype(series.dtype, np.datetime64):
+            micros = series.to_numpy(dtype="datetime64[us]").astype(np.int64)
+            return micros, nulls
+        return _conform_integers(series, nulls, primitive, where), nulls
+    if primitive == "boolean":
+        present = series[~nulls]
+        if len(present) and not all(isinstance(v, (bool, np.bool_)) for v in present.unique()):
+            bad = [v for v in present.unique() if not isinstance(v, (bool, np.bool_))][:3]
+            raise InputError(f"{where} must hold booleans (True/False/None), found {bad}")
+        values = np.zeros(len(series), dtype=np.bool_)
+        values[~nulls] = present.to_numpy(dtype=np.bool_)
+        return values, nulls
+    if primitive in ("string", "bytes"):
+        expected = str if primitive == "string" else bytes
+        values = series.to_numpy(dtype=object, na_value=None)
+        present = values[~nulls]
+        wrong = [v for v in present if not isinstance(v, expected)]
+        if wrong:
+            raise InputError(
+                f"{where} must hold {expected.__name__} values for Avro {primitive}, "
+                f"found {type(wrong[0]).__name__} {wrong[0]!r}"
+            )
+        return values, nulls
+    raise InputError(f"{where}: Avro type {primitive!r} is not supported in catalog columns")
+
+
+def _conform_integers(series: Any, nulls: np.ndarray, primitive: str, where: str) -> np.ndarray:
+    low, high = _INT_RANGES[primitive]
+    kind = series.dtype.kind if hasattr(series.dtype, "kind") else "O"
+    if kind in "iu" or str(series.dtype) in ("Int8", "Int16", "Int32", "Int64",
+                                              "UInt8", "UInt16", "UInt32", "UInt64"):
+        raw = series.to_numpy(dtype=object if kind == "O" else None, na_value=0)
+        if raw.dtype.kind == "u" and raw.size and raw.max() > np.uint64(high):
+            row = int(np.argmax(raw))
+            raise InputError(f"{where} value {int(raw[row])} at row {row} exceeds Avro {primitive}")
+        values = raw.astype(np.int64) if raw.dtype.kind in "iu" else raw
+    elif kind == "f":
+        floats = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        present = ~nulls
+        bad = present & ((floats != np.round(floats)) | ~np.isfinite(floats))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(
+                f"{where} must hold whole numbers for Avro {primitive}, found {floats[row]!r} "
+                f"at row {row}"
+            )
+        too_big = present & ((floats < low) | (floats > high))
+        if too_big.any():
+            row = int(np.flatnonzero(too_big)[0])
+            raise InputError(
+                f"{where} value {floats[row]!r} at row {row} does not fit Avro {primitive}"
+            )
+        values = np.where(present, floats, 0).astype(np.int64)
+    else:
+        try:
+            values = np.array(
+                [0 if null else int(v) for v, null in zip(series, nulls, strict=True)],
+                dtype=object,
+            )
+        except (TypeError, ValueError) as error:
+            raise InputError(f"{where} must hold integers for Avro {primitive}: {error}") from None
+    if values.dtype == object:
+        out_of_range = [v for v in values if not low <= v <= high]
+        if out_of_range:
+            raise InputError(
+                f"{where} value {out_of_range[0]} does not fit Avro {primitive} [{low}, {high}]"
+            )
+        values = values.astype(np.int64)
+    present_values = values[~nulls]
+    if primitive == "int" and present_values.size:
+        out = (present_values < low) | (present_values > high)
+        if out.any():
+            raise InputError(
+                f"{where} value {int(present_values[out][0])} does not fit a 32-bit Avro int "
+                f"[{low}, {high}]"
+            )
+    return values.astype(_DTYPES[primitive])
+
+
+def conform_table(frame: Any, record_schema: Mapping[str, Any], *, catalog: str) -> ColumnTable:
+    """Validate a catalog against an Avro record type and return it as columns.
+
+    Parameters
+    ----------
+    frame : `pandas.DataFrame`
+        The catalog, in LSST index layout or plain columns.
+    record_schema : `dict`
+        Avro record definition, e.g. ``AlertSchema.record("diaSource")``.
+    catalog : `str`
+        Name of the catalog for error messages, e.g. ``"diaSourceCat"``.
+
+    Raises
+    ------
+    alertpack.errors.InputError
+        Listing every required column that is missing, or naming the column,
+        row and value that cannot be represented.
+    """
+    flat = flatten_catalog(frame, catalog)
+    n_rows = len(flat)
+    columns: dict[str, np.ndarray] = {}
+    nulls: dict[str, np.ndarray | None] = {}
+    missing = []
+    for avro_field in record_schema["fields"]:
+        name = avro_field["name"]
+        primitive, nullable, logical = avro_field_type(avro_field["type"])
+        source = _find_column(flat, name)
+        if source is None:
+            if not nullable:
+                missing.append(name)
+                continue
+            columns[name] = _placeholder(primitive, n_rows)
+            nulls[name] = np.ones(n_rows, dtype=bool) if n_rows else None
+            continue
+        values, null_mask = _conform_column(flat[source], primitive, logical, catalog, source)
+        if primitive in ("float", "double") and not nullable:
+            null_mask = null_mask & ~np.isnan(values)
+        if null_mask.any():
+            if not nullable:
+                rows = np.flatnonzero(null_mask)[:5].tolist()
+                raise InputError(
+                    f"{catalog} column {source!r} is null at rows {rows}, but "
+                    f"{record_schema['name']}.{name} is required by the schema; fill it"
+                )
+            nulls[name] = null_mask
+        elif nullable:
+            nulls[name] = None
+        columns[name] = values
+    if missing:
+        raise InputError(
+            f"{catalog} lacks column(s) {', '.join(missing)} required by {record_schema['name']}; "
+            "add them to the catalog, or choose the schema version the catalog was made for "
+            "(config schemaVersion)"
+        )
+    return ColumnTable(schema=dict(record_schema), columns=columns, nulls=nulls, n_rows=n_rows)
+
+
+def row_frame(row: Any, index_names: tuple[str, ...], catalog: str) -> Any:
+    """One catalog row (`pandas.Series`, `dict` or one-row DataFrame) as a DataFrame.
+
+    A Series taken from an indexed catalog (``df.loc[key]``) carries its index
+    key as ``name``; the key values fill the ``index_names`` columns it lacks.
+    """
+    import pandas as pd
+
+    if isinstance(row, pd.DataFrame):
+        return row
+    if isinstance(row, pd.Series):
+        values = row.to_dict()
+        key = row.name if isinstance(row.name, tuple) else (row.name,)
+        for name, value in zip(index_names, key, strict=False):
+            if name not in values and value is not None:
+                values[name] = value
+        return pd.DataFrame([values]).infer_objects()
+    if isinstance(row, Mapping):
+        return pd.DataFrame([dict(row)]).infer_objects()
+    raise InputError(
+        f"{catalog} must be a pandas Series, a dict or a one-row DataFrame, "
+        f"got {type(row).__name__}"
+    )
+
+
+def empty_catalog(record_schema: Mapping[str, Any]) -> Any:
+    """An empty DataFrame with one column per schema field, typed as run() expects."""
+    import pandas as pd
+
+    nullable_dtypes = {"long": "Int64", "int": "Int32", "boolean": "boolean"}
+    columns = {}
+    for avro_field in record_schema["fields"]:
+        primitive, nullable, _ = avro_field_type(avro_field["type"])
+        if nullable and primitive in nullable_dtypes:
+            dtype = nullable_dtypes[primitive]
+        else:
+            dtype = _DTYPES.get(primitive, object)
+        columns[avro_field["name"]] = pd.Series([], dtype=dtype)
+    return pd.DataFrame(columns)
+
+
+def _placeholder(primitive: str, n_rows: int) -> np.ndarray:
+    if primitive in _DTYPES:
+        return np.zeros(n_rows, dtype=_DTYPES[primitive])
+    return np.full(n_rows, None, dtype=object)
+
+
+def _time_column(table: ColumnTable) -> str:
+    for name in _TIME_COLUMNS:
+        if name in table.columns:
+            return name
+    raise InputError(f"{table.name} has no exposure-time column ({' or '.join(_TIME_COLUMNS)})")
+
+
+def group_history(
+    alert_object_ids: np.ndarray,
+    alert_times: np.ndarray,
+    alert_source_ids: np.ndarray | None,
+    history: ColumnTable,
+    *,
+    id_column: str | None,
+    window_days: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each alert's history rows, selected and ordered once for the whole visit.
+
+    The history is sorted once by (object, time); every alert then takes its
+    object's block, keeping rows strictly earlier than the alert's source and
+    no older than ``window_days`` (``time - window_days <= t < time``), never
+    the alert's own source.
+
+    Returns
+    -------
+    offsets, index : `numpy.ndarray`
+        CSR layout: alert ``i`` has rows ``index[offsets[i]:offsets[i + 1]]``.
+    """
+    n_alerts = len(alert_object_ids)
+    object_ids = history.columns["diaObjectId"]
+    times = history.columns[_time_column(history)]
+    order = np.lexsort((times, object_ids))
+    sorted_objects = object_ids[order]
+    starts = np.searchsorted(sorted_objects, alert_object_ids, side="left")
+    ends = np.searchsorted(sorted_objects, alert_object_ids, side="right")
+    counts = ends - starts
+    owner = np.repeat(np.arange(n_alerts), counts)
+    first = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+    candidates = order[first + np.arange(counts.sum())] if counts.sum() else order[:0]
+    candidate_times = times[candidates]
+    keep = (candidate_times >= alert_times[owner] - window_days) & (
+        candidate_times < alert_times[owner]
+    )
+    if id_column is not None and alert_source_ids is not None:
+        keep &= history.columns[id_column][candidates] != alert_source_ids[owner]
+    kept_counts = np.bincount(owner[keep], minlength=n_alerts)
+    offsets = np.concatenate(([0], np.cumsum(kept_counts))).astype(np.int64)
+    return offsets, candidates[keep].astype(np.int64)
+
+
+@dataclass
+class VisitCatalogs:
+    """The validated catalogs of one `run`, as schema-conformed tables."""
+
+    schema: AlertSchema
+    sources: ColumnTable
+    ccd_visit_ids: np.ndarray
+    objects: ColumnTable | None = None
+    history: ColumnTable | None = None
+    forced: ColumnTable | None = None
+    ss_sources: ColumnTable | None = None
+    orbits: ColumnTable | None = None
+    observation_reason: np.ndarray | None = None
+    target_name: np.ndarray | None = None
+
+    @property
+    def n_alerts(self) -> int:
+        """One alert per DiaSource."""
+        return self.sources.n_rows
+
+
+def _ccd_visit_ids(flat_sources: Any, source_ids: np.ndarray, id_bits: int | None) -> np.ndarray:
+    """Per-source ccdVisitId: the catalog's column, else the top bits of diaSourceId."""
+    for column in ("ccdVisitId",):
+        if column in flat_sources.columns:
+            return flat_sources[column].to_numpy(dtype=np.int64)
+    if id_bits is None:
+        if "visit" in flat_sources.columns and "detector" in flat_sources.columns:
+            # No packing given: name files after visit and detector.
+            visits = flat_sources["visit"].to_numpy(dtype=np.int64)
+            detectors = flat_sources["detector"].to_numpy(dtype=np.int64)
+            return visits * 1000 + detectors
+        raise InputError(
+            "diaSourceCat has no ccdVisitId column and ccdExposureIdBits was not given; "
+            "pass ccdExposureIdBits (the number of bits of the exposure id packed into "
+            "diaSourceId) or add a ccdVisitId column"
+        )
+    if not 0 < id_bits < 64:
+        raise InputError(f"ccdExposureIdBits={id_bits} must be between 1 and 63")
+    return (source_ids.astype(np.uint64) >> np.uint64(64 - id_bits)).astype(np.int64)
+
+
+def _optional_strings(flat: Any, column: str, override: str | None) -> np.ndarray | None:
+    if override is not None:
+        return np.full(len(flat), override, dtype=object)
+    if column in flat.columns:
+        return flat[column].to_numpy(dtype=object, na_value=None)
+    return None
+
+
+def prepare_visit(
+    schema: AlertSchema,
+    diaSourceCat: Any,
+    diaObjectCat: Any = None,
+    diaSrcHistory: Any = None,
+    *,
+    diaForcedSources: Any = None,
+    ssSource: Any = None,
+    mpc_orbits: Any = None,
+    ccdExposureIdBits: int | None = None,
+    observation_reason: str | None = None,
+    target_name: str | None = None,
+    require_ccd_visit: bool = True,
+) -> VisitCatalogs:
+    """Validate a visit's catalogs once and conform them to ``schema``.
+
+    Catalogs for which the schema has no alert field (e.g. forced sources in
+    a schema without ``prvDiaForcedSources``) are ignored. With
+    ``require_ccd_visit`` False, sources whose ccdVisitId cannot be derived
+    get -1 instead of an error (for single alerts that go to no file).
+    """
+    flat_sources = flatten_catalog(diaSourceCat, "diaSourceCat")
+    sources = conform_table(flat_sources, schema.record("diaSource"), catalog="diaSourceCat")
+    _check_unique(sources, "diaSourceId", "diaSourceCat")
+    try:
+        ccd_visit_ids = _ccd_visit_ids(
+            flat_sources, sources.columns["diaSourceId"], ccdExposureIdBits
+        )
+    except InputError:
+        if require_ccd_visit:
+            raise
+        ccd_visit_ids = np.full(sources.n_rows, -1, dtype=np.int64)
+    catalogs = VisitCatalogs(
+        schema=schema,
+        sources=sources,
+        ccd_visit_ids=ccd_visit_ids,
+        observation_reason=_optional_strings(
+            flat_sources, "observation_reason", observation_reason
+        ),
+        target_name=_optional_strings(flat_sources, "target_name", target_name),
+    )
+    optional_inputs = {
+        "objects": (diaObjectCat, "diaObject", "diaObjectCat"),
+        "history": (diaSrcHistory, "prvDiaSources", "diaSrcHistory"),
+        "forced": (diaForcedSources, "prvDiaForcedSources", "diaForcedSources"),
+        "ss_sources": (ssSource, "ssSource", "ssSource"),
+        "orbits": (mpc_orbits, _orbit_field(schema), "mpc_orbits"),
+    }
+    for attribute, (frame, alert_field, catalog) in optional_inputs.items():
+        record = schema.record(alert_field) if alert_field else None
+        if frame is None or record is None:
+            continue
+        table = conform_table(frame, record, catalog=catalog)
+        _keep_match_keys(table, flatten_catalog(frame, catalog), attribute)
+        setattr(catalogs, attribute, table)
+    if catalogs.objects is not None:
+        _check_unique(catalogs.objects, "diaObjectId", "diaObjectCat")
+    return catalogs
+
+
+def _orbit_field(schema: AlertSchema) -> str | None:
+    for name in ("mpc_orbits", "MPCORB"):
+        if name in schema.field_names:
+            return name
+    return None
+
+
+def _keep_match_keys(table: ColumnTable, flat: Any, attribute: str) -> None:
+    """Keep the non-schema key columns used to attach rows to alerts."""
+    keys = {"orbits": ("ssObjectId", "designation"), "ss_sources": ("diaSourceId",)}
+    for key in keys.get(attribute, ()):
+        if key not in table.columns and key in flat.columns:
+            table.columns[key] = flat[key].to_numpy()
+
+
+def _check_unique(table: ColumnTable, column: str, catalog: str) -> None:
+    values = table.columns[column]
+    if values.size != np.unique(values).size:
+        unique, counts = np.unique(values, return_counts=True)
+        raise InputError(
+            f"{catalog} has duplicate {column} values, e.g. {int(unique[counts > 1][0])}; "
+            f"each {column} must appear once"
+        )
+
+
+def _match_rows(keys: np.ndarray, table_keys: np.ndarray) -> np.ndarray:
+    """Row of ``table_keys`` equal to each key, -1 where there is none."""
+    if len(table_keys) == 0:
+        return np.full(len(keys), -1, dtype=np.int64)
+    order = np.argsort(table_keys, kind="stable")
+    positions = np.searchsorted(table_keys[order], keys)
+    positions = np.clip(positions, 0, len(order) - 1)
+    found = table_keys[order][positions] == keys
+    return np.where(found, order[positions], -1).astype(np.int64)
+
+
+def build_alert_parts(
+    catalogs: VisitCatalogs,
+    cutouts: Mapping[str, list[bytes | None]],
+    *,
+    window_days: float,
+) -> AlertParts:
+    """Say, for each alert field, where every alert's value comes from.
+
+    Parameters
+    ----------
+    catalogs : `VisitCatalogs`
+        The validated visit.
+    cutouts : `dict` [`str`, `list`]
+        Alert field name (``cutoutDifference``, ...) to one FITS blob or
+        `None` per source.
+    window_days : `float`
+        History window before each source's time.
+    """
+    schema = catalogs.schema
+    sources = catalogs.sources
+    n_alerts = sources.n_rows
+    source_ids = sources.columns["diaSourceId"]
+    parts = AlertParts(n_alerts=n_alerts)
+    id_field = "diaSourceId" if "diaSourceId" in schema.field_names else "alertId"
+    parts.fields[id_field] = ScalarColumn(source_ids)
+    parts.fields["diaSource"] = RecordRef(sources, np.arange(n_alerts, dtype=np.int64))
+
+    object_ids = sources.columns["diaObjectId"]
+    object_nulls = sources.nulls.get("diaObjectId")
+    if catalogs.objects is not None:
+        rows = _match_rows(object_ids, catalogs.objects.columns["diaObjectId"])
+        if object_nulls is not None:
+            rows[object_nulls] = -1
+        orphan = (rows < 0) if object_nulls is None else (rows < 0) & ~object_nulls
+        if orphan.any():
+            first = int(np.flatnonzero(orphan)[0])
+            raise InputError(
+                f"diaObjectCat has no row for diaObjectId {int(object_ids[first])} of "
+                f"diaSourceId {int(source_ids[first])} ({int(orphan.sum())} source(s) affected); "
+                "pass the DiaObjects matched to every new DiaSource"
+            )
+        parts.fields["diaObject"] = RecordRef(catalogs.objects, rows)
+
+    alert_times = sources.columns[_time_column(sources)]
+    for field_name, table, id_column in (
+        ("prvDiaSources", catalogs.history, "diaSourceId"),
+        ("prvDiaForcedSources", catalogs.forced, None),
+    ):
+        if table is None:
+            continue
+        offsets, index = group_history(
+            object_ids, alert_times, source_ids, table,
+            id_column=id_column, window_days=window_days,
+        )
+        present = None if object_nulls is None else ~object_nulls
+        parts.fields[field_name] = RecordList(table, offsets, index, present)
+
+    if catalogs.ss_sources is not None:
+        rows = _match_rows(source_ids, catalogs.ss_sources.columns["diaSourceId"])
+        parts.fields["ssSource"] = RecordRef(catalogs.ss_sources, rows)
+    orbit_field = _orbit_field(schema)
+    if catalogs.orbits is not None and orbit_field is not None:
+        parts.fields[orbit_field] = RecordRef(catalogs.orbits, _orbit_rows(catalogs))
+
+    for name, values in (
+        ("observation_reason", catalogs.observation_reason),
+        ("target_name", catalogs.target_name),
+    ):
+        if values is not None and name in schema.field_names:
+            nulls = np.array([v is None for v in values], dtype=bool)
+            parts.fields[name] = ScalarColumn(values, nulls if nulls.any() else None)
+    for field_name, blobs in cutouts.items():
+        if field_name in schema.field_names:
+            parts.fields[field_name] = list(blobs)
+    return parts
+
+
+def _orbit_rows(catalogs: VisitCatalogs) -> np.ndarray:
+    """Orbit row for each alert, through its solar-system object."""
+    sources, orbits = catalogs.sources, catalogs.orbits
+    n_alerts = sources.n_rows
+    if "ssObjectId" in orbits.columns and "ssObjectId" in sources.columns:
+        ss_ids = sources.columns["ssObjectId"]
+        rows = _match_rows(ss_ids, np.asarray(orbits.columns["ssObjectId"], dtype=np.int64))
+        nulls = sources.nulls.get("ssObjectId")
+        if nulls is not None:
+            rows[nulls] = -1
+        return rows
+    if "designation" in orbits.columns and catalogs.ss_sources is not None:
+        ss = catalogs.ss_sources
+        ss_rows = _match_rows(sources.columns["diaSourceId"], ss.columns["diaSourceId"])
+        designations = np.array(
+            [ss.columns["designation"][r] if r >= 0 else None for r in ss_rows], dtype=object
+        )
+        lookup = {d: i for i, d in enumerate(orbits.columns["designation"])}
+        return np.array([lookup.get(d, -1) for d in designations], dtype=np.int64)
+    return np.full(n_alerts, -1, dtype=np.int64)
