@@ -1,0 +1,709 @@
+"""Look at alerts (``alertpack inspect``) and check them (``alertpack validate``).
+
+``inspect`` prints one line per alert with the numbers a broker shows first:
+ids, band, time, position, S/N, history length, cutout and packet sizes.
+
+``validate`` checks each alert the way a downstream consumer depends on it:
+
+- *schema*: the record conforms to the official schema of its version (the
+  file's writer schema, or ``--schema``), and a file's writer schema named
+  after a Rubin version is that version's shipped definition;
+- *ids*: the top-level id is the diaSource's id, the diaSource, its history
+  and forced photometry all belong to the alert's diaObject, and the current
+  source is not repeated in its own history;
+- *history*: previous sources and forced sources are in time order, and
+  earlier than the current source;
+- *cutouts*: each stamp opens with astropy as a 2-D image and passes
+  ``fitsverify``, the reference FITS-standard checker.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import numpy as np
+
+from alertpack.errors import CommandError, InputError
+from alertpack.reading import (
+    CUTOUT_FIELDS,
+    AlertFile,
+    LoadedAlert,
+    alert_id,
+    alert_object_id,
+    field_value,
+    iter_alert_files,
+    iter_alerts,
+)
+from alertpack.schema import AlertSchema, UnknownSchemaError, load_schema
+
+__all__ = [
+    "AlertReport",
+    "Problem",
+    "check_cutouts",
+    "check_history",
+    "check_ids",
+    "check_schema",
+    "iter_alert_summaries",
+    "run_inspect_command",
+    "run_validate_command",
+    "summarize_alert",
+    "validate_alert",
+    "validate_paths",
+]
+
+# Schema problems are listed up to this many per alert: a record of another
+# version fails on nearly every field, and one screen says enough.
+MAX_SCHEMA_PROBLEMS = 10
+
+# --------------------------------------------------------------------------- inspect
+
+
+def _cutout_size(record: dict[str, Any], name: str) -> int | None:
+    data = record.get(name)
+    return None if data is None else len(data)
+
+
+def _list_length(record: dict[str, Any], name: str) -> int | None:
+    items = record.get(name)
+    return None if items is None else len(items)
+
+
+def _signal_to_noise(source: dict[str, Any] | None) -> float | None:
+    snr = field_value(source, "snr")
+    if snr is not None:
+        return float(snr)
+    flux, error = field_value(source, "flux"), field_value(source, "flux_err")
+    if flux is None or not error:
+        return None
+    return float(flux) / float(error)
+
+
+def summarize_alert(alert: LoadedAlert) -> dict[str, Any]:
+    """The inspection row of one alert, as JSON-ready values (`None` when absent).
+
+    Keys: ``source``, ``index``, ``schema``, ``alertId``, ``diaSourceId``,
+    ``diaObjectId``, ``band``, ``mjd`` (the source's midpoint, MJD TAI),
+    ``ra``, ``dec`` (deg), ``snr``, ``psfFlux``, ``psfFluxErr`` (nJy),
+    ``nPrvDiaSources``, ``nPrvDiaForcedSources``, ``cutoutScience``,
+    ``cutoutTemplate``, ``cutoutDifference`` (sizes in bytes), ``packetSize``
+    (bytes, see `alertpack.reading.LoadedAlert`).
+    """
+    record = alert.record
+    source = record.get("diaSource")
+    row: dict[str, Any] = {
+        "source": alert.source,
+        "index": alert.index,
+        "schema": str(alert.schema.version) if alert.schema else alert.schema_name,
+        "alertId": alert_id(record),
+        "diaSourceId": field_value(source, "diaSourceId"),
+        "diaObjectId": alert_object_id(record),
+        "band": field_value(source, "band"),
+        "mjd": field_value(source, "mjd"),
+        "ra": field_value(source, "ra"),
+        "dec": field_value(source, "dec"),
+        "snr": _signal_to_noise(source),
+        "psfFlux": field_value(source, "flux"),
+        "psfFluxErr": field_value(source, "flux_err"),
+        "nPrvDiaSources": _list_length(record, "prvDiaSources"),
+        "nPrvDiaForcedSources": _list_length(record, "prvDiaForcedSources"),
+    }
+    for name in CUTOUT_FIELDS:
+        row[name] = _cutout_size(record, name)
+    row["packetSize"] = alert.packet_size
+    # NaN is not JSON; an absent measurement is null either way
+    return {
+        key: None if isinstance(value, float) and not math.isfinite(value) else value
+        for key, value in row.items()
+    }
+
+
+def _kafka_alerts(args: Any) -> Iterator[LoadedAlert]:
+    from alertpack.consume import iter_kafka_alerts
+
+    server = args.server or os.environ.get("AP_KAFKA_SERVER")
+    topic = args.topic or os.environ.get("AP_KAFKA_TOPIC")
+    if not server or not topic:
+        raise CommandError(
+            "give alert files or directories, or a Kafka source with --server and --topic "
+            "(or $AP_KAFKA_SERVER and $AP_KAFKA_TOPIC)"
+        )
+    messages = iter_kafka_alerts(
+        server,
+        topic,
+        from_beginning=args.from_beginning,
+        max_alerts=args.max,
+        timeout=args.timeout,
+        group=args.group,
+    )
+    for index, message in enumerate(messages):
+        schema = message.schema if isinstance(message.schema, AlertSchema) else None
+        yield LoadedAlert(
+            source=f"kafka://{server}/{topic}",
+            index=index,
+            schema=schema,
+            schema_name=schema.definition["name"] if schema else str(message.schema),
+            record=message.alert,
+            packet_size=len(message.payload),
+        )
+
+
+def iter_alert_summaries(
+    paths: Iterable[str | os.PathLike], max_alerts: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """`summarize_alert` rows of the alerts in ``paths``, at most ``max_alerts``."""
+    for count, alert in enumerate(iter_alerts(list(paths))):
+        if max_alerts is not None and count >= max_alerts:
+            return
+        yield summarize_alert(alert)
+
+
+# (header, width, formatter) of the table columns; formatters get the row
+_TABLE_COLUMNS: list[tuple[str, int, Callable[[dict[str, Any]], str]]] = [
+    ("alertId", 19, lambda row: _text(row["alertId"])),
+    ("diaObjectId", 19, lambda row: _text(row["diaObjectId"])),
+    ("band", 4, lambda row: _text(row["band"])),
+    ("MJD(TAI)", 12, lambda row: _number(row["mjd"], "{:.5f}")),
+    ("ra[deg]", 11, lambda row: _number(row["ra"], "{:.6f}")),
+    ("dec[deg]", 10, lambda row: _number(row["dec"], "{:+.6f}")),
+    ("S/N", 7, lambda row: _number(row["snr"], "{:.1f}")),
+    ("nPrv", 4, lambda row: _text(row["nPrvDiaSources"])),
+    ("nFrc", 4, lambda row: _text(row["nPrvDiaForcedSources"])),
+    ("sci[B]", 7, lambda row: _text(row["cutoutScience"])),
+    ("tpl[B]", 7, lambda row: _text(row["cutoutTemplate"])),
+    ("diff[B]", 7, lambda row: _text(row["cutoutDifference"])),
+    ("size[B]", 8, lambda row: _text(row["packetSize"])),
+    ("schema", 6, lambda row: _text(row["schema"])),
+]
+
+
+def _text(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _number(value: Any, template: str) -> str:
+    return "-" if value is None else template.format(value)
+
+
+def _table_line(cells: list[str]) -> str:
+    widths = [width for _, width, _ in _TABLE_COLUMNS]
+    return "  ".join(cell.rjust(width) for cell, width in zip(cells, widths, strict=True))
+
+
+def write_table(rows: Iterable[dict[str, Any]], stream: TextIO) -> int:
+    """Print rows as an aligned text table as they come; returns the row count."""
+    count = 0
+    print(_table_line([header for header, _, _ in _TABLE_COLUMNS]) + "  file#index", file=stream)
+    for row in rows:
+        cells = [format_cell(row) for _, _, format_cell in _TABLE_COLUMNS]
+        location = f"{os.path.basename(row['source'])}#{row['index']}"
+        print(_table_line(cells) + "  " + location, file=stream)
+        count += 1
+    return count
+
+
+def write_json_lines(rows: Iterable[dict[str, Any]], stream: TextIO) -> int:
+    """Print rows as JSON Lines (one object per alert); returns the row count."""
+    count = 0
+    for row in rows:
+        print(json.dumps(row), file=stream)
+        count += 1
+    return count
+
+
+def run_inspect_command(args: Any) -> int:
+    """``alertpack inspect``: a table (or JSON Lines with ``--json``), one row per alert."""
+    if args.paths and (args.server or args.topic):
+        raise CommandError("give either alert files/directories or --server/--topic, not both")
+    if args.paths:
+        rows = iter_alert_summaries(args.paths, max_alerts=args.max)
+    else:
+        rows = (summarize_alert(alert) for alert in _kafka_alerts(args))
+    writer = write_json_lines if args.json else write_table
+    count = writer(rows, sys.stdout)
+    if count == 0:
+        print("alertpack inspect: no alerts", file=sys.stderr)
+    return 0
+
+
+# -------------------------------------------------------------------------- validate
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an alert.
+
+    Attributes
+    ----------
+    check : `str`
+        ``schema``, ``ids``, ``history`` or ``cutouts``.
+    message : `str`
+        What is wrong, naming the field and value.
+    """
+
+    check: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.check}: {self.message}"
+
+
+@dataclass
+class AlertReport:
+    """The problems found in one alert (none when it is valid)."""
+
+    alert: LoadedAlert
+    problems: list[Problem]
+
+    @property
+    def valid(self) -> bool:
+        """True when no check found a problem."""
+        return not self.problems
+
+
+_INT_RANGES = {"int": 2**31, "long": 2**63}
+
+
+def _collect_named(definition: Any, named: dict[str, Any]) -> None:
+    if isinstance(definition, list):
+        for branch in definition:
+            _collect_named(branch, named)
+    elif isinstance(definition, dict):
+        kind = definition.get("type")
+        if kind in ("record", "enum", "fixed"):
+            name = definition["name"]
+            if "." not in name and definition.get("namespace"):
+                name = f"{definition['namespace']}.{name}"
+            named.setdefault(name, definition)
+            named.setdefault(definition["name"], definition)
+        if kind == "record":
+            for avro_field in definition["fields"]:
+                _collect_named(avro_field["type"], named)
+        elif kind == "array":
+            _collect_named(definition["items"], named)
+        elif kind == "map":
+            _collect_named(definition["values"], named)
+
+
+class _SchemaChecker:
+    """Finds where a record departs from an Avro schema, field by field.
+
+    fastavro's validator answers yes/no and, for a nested union, blames the
+    whole sub-record; this walk names the exact field and value instead.
+    """
+
+    def __init__(self, definition: dict[str, Any]) -> None:
+        import fastavro
+
+        self.definition = definition
+        self.named: dict[str, Any] = {}
+        _collect_named(definition, self.named)
+        self._parsed = fastavro.parse_schema(definition)
+
+    def problems(self, record: dict[str, Any]) -> list[str]:
+        from fastavro.validation import validate
+
+        if validate(record, self._parsed, raise_errors=False):
+            return []
+        found: list[str] = []
+        self._walk(record, self.definition, "", found)
+        return found or ["the record does not conform (fastavro validation failed)"]
+
+    def _walk(self, datum: Any, avro_type: Any, path: str, found: list[str]) -> None:
+        if len(found) > MAX_SCHEMA_PROBLEMS:
+            return
+        if isinstance(avro_type, str) and avro_type in self.named:
+            avro_type = self.named[avro_type]
+        if isinstance(avro_type, list):
+            self._walk_union(datum, avro_type, path, found)
+        elif isinstance(avro_type, dict) and avro_type.get("type") == "record":
+            if not isinstance(datum, dict):
+                found.append(f"{path or 'alert'}: {_short(datum)} is not a record")
+                return
+            for avro_field in avro_type["fields"]:
+                name = avro_field["name"]
+                self._walk(datum.get(name), avro_field["type"], _join(path, name), found)
+        elif isinstance(avro_type, dict) and avro_type.get("type") == "array":
+            if not isinstance(datum, list | tuple):
+                found.append(f"{path}: {_short(datum)} is not an array")
+                return
+            for position, item in enumerate(datum):
+                self._walk(item, avro_type["items"], f"{path}[{position}]", found)
+        elif not self._matches(datum, avro_type):
+            found.append(f"{path}: {_short(datum)} is not a valid {_type_name(avro_type)}")
+
+    def _walk_union(self, datum: Any, branches: list, path: str, found: list[str]) -> None:
+        resolved = [self.named.get(b, b) if isinstance(b, str) else b for b in branches]
+        if any(self._matches(datum, branch) for branch in resolved):
+            return
+        # blame the inner field of the branch the datum was meant for
+        for branch in resolved:
+            kind = branch.get("type") if isinstance(branch, dict) else None
+            if (kind == "record" and isinstance(datum, dict)) or (
+                kind == "array" and isinstance(datum, list | tuple)
+            ):
+                self._walk(datum, branch, path, found)
+                return
+        names = " or ".join(_type_name(branch) for branch in resolved)
+        found.append(f"{path}: {_short(datum)} is not a valid {names}")
+
+    def _matches(self, datum: Any, avro_type: Any) -> bool:
+        """Whether ``datum`` fits ``avro_type`` entirely (records checked in depth)."""
+        if isinstance(avro_type, str) and avro_type in self.named:
+            avro_type = self.named[avro_type]
+        if isinstance(avro_type, list):
+            return any(self._matches(datum, branch) for branch in avro_type)
+        if isinstance(avro_type, dict):
+            kind = avro_type["type"]
+            if kind == "record":
+                return isinstance(datum, dict) and all(
+                    self._matches(datum.get(f["name"]), f["type"]) for f in avro_type["fields"]
+                )
+            if kind == "array":
+                return isinstance(datum, list | tuple) and all(
+                    self._matches(item, avro_type["items"]) for item in datum
+                )
+            if kind == "map":
+                return isinstance(datum, dict) and all(
+                    self._matches(item, avro_type["values"]) for item in datum.values()
+                )
+            if kind == "enum":
+                return datum in avro_type["symbols"]
+            if kind == "fixed":
+                return isinstance(datum, bytes) and len(datum) == avro_type["size"]
+            if avro_type.get("logicalType", "").startswith("timestamp"):
+                import datetime
+
+                return isinstance(datum, datetime.datetime) or self._matches(datum, kind)
+            return self._matches(datum, kind)
+        return _primitive_matches(datum, avro_type)
+
+
+def _primitive_matches(datum: Any, avro_type: str) -> bool:
+    if avro_type == "null":
+        return datum is None
+    if avro_type == "boolean":
+        return isinstance(datum, bool | np.bool_)
+    if avro_type in _INT_RANGES:
+        limit = _INT_RANGES[avro_type]
+        return (
+            isinstance(datum, int | np.integer)
+            and not isinstance(datum, bool)
+            and -limit <= datum < limit
+        )
+    if avro_type in ("float", "double"):
+        return isinstance(datum, int | float | np.number) and not isinstance(datum, bool)
+    if avro_type == "string":
+        return isinstance(datum, str)
+    if avro_type == "bytes":
+        return isinstance(datum, bytes | bytearray)
+    return False
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, dict):
+        return "a record"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _type_name(avro_type: Any) -> str:
+    if isinstance(avro_type, dict):
+        return str(avro_type.get("name") or avro_type.get("type"))
+    return str(avro_type)
+
+
+def check_schema(record: dict[str, Any], checker: _SchemaChecker, label: str) -> list[Problem]:
+    """Problems of ``record`` against a schema (``label`` names it in messages)."""
+    messages = checker.problems(record)
+    problems = [
+        Problem("schema", f"{message} (schema {label})")
+        for message in messages[:MAX_SCHEMA_PROBLEMS]
+    ]
+    if len(messages) > MAX_SCHEMA_PROBLEMS:
+        problems.append(Problem("schema", f"... and more fields that do not match {label}"))
+    return problems
+
+
+def check_ids(record: dict[str, Any]) -> list[Problem]:
+    """Id links: alert -> diaSource -> diaObject, history and forced sources -> diaObject."""
+    problems: list[Problem] = []
+    source = record.get("diaSource")
+    if source is None:
+        return [Problem("ids", "the alert has no diaSource")]
+    source_id = source.get("diaSourceId")
+    top_name = "diaSourceId" if "diaSourceId" in record else "alertId"
+    top_id = record.get(top_name)
+    if top_id != source_id:
+        problems.append(
+            Problem("ids", f"{top_name} {top_id} differs from diaSource.diaSourceId {source_id}")
+        )
+    diaobject = record.get("diaObject")
+    object_id = None if diaobject is None else diaobject.get("diaObjectId")
+    if diaobject is not None and source.get("diaObjectId") != object_id:
+        problems.append(
+            Problem(
+                "ids",
+                f"diaSource.diaObjectId {source.get('diaObjectId')} differs from "
+                f"diaObject.diaObjectId {object_id}",
+            )
+        )
+    if diaobject is None and source.get("diaObjectId") is not None:
+        problems.append(
+            Problem(
+                "ids",
+                f"diaSource belongs to diaObject {source.get('diaObjectId')} "
+                "but the alert carries no diaObject",
+            )
+        )
+    reference = object_id if object_id is not None else source.get("diaObjectId")
+    for list_name, id_name in (
+        ("prvDiaSources", "diaSourceId"),
+        ("prvDiaForcedSources", "diaForcedSourceId"),
+    ):
+        problems.extend(_foreign_members(record.get(list_name), list_name, id_name, reference))
+    previous_ids = [item.get("diaSourceId") for item in record.get("prvDiaSources") or []]
+    if source_id in previous_ids:
+        problems.append(
+            Problem("ids", f"the current diaSource {source_id} is repeated in prvDiaSources")
+        )
+    duplicates = sorted({i for i in previous_ids if previous_ids.count(i) > 1} - {None})
+    if duplicates:
+        problems.append(Problem("ids", f"prvDiaSources repeat diaSourceId(s) {duplicates}"))
+    return problems
+
+
+def _foreign_members(
+    items: list[dict[str, Any]] | None, list_name: str, id_name: str, object_id: int | None
+) -> list[Problem]:
+    if not items:
+        return []
+    if object_id is None:
+        return [Problem("ids", f"{list_name} present but the alert has no diaObjectId")]
+    foreign = [
+        (position, item.get(id_name), item.get("diaObjectId"))
+        for position, item in enumerate(items)
+        if item.get("diaObjectId") != object_id
+    ]
+    return [
+        Problem(
+            "ids",
+            f"{list_name}[{position}] ({id_name} {item_id}) belongs to diaObject {other}, "
+            f"not to the alert's diaObject {object_id}",
+        )
+        for position, item_id, other in foreign
+    ]
+
+
+def check_history(record: dict[str, Any]) -> list[Problem]:
+    """Previous and forced sources in time order and before the current source."""
+    problems: list[Problem] = []
+    current_mjd = field_value(record.get("diaSource"), "mjd")
+    for list_name, same_visit_allowed in (("prvDiaSources", False), ("prvDiaForcedSources", True)):
+        items = record.get(list_name) or []
+        if not items:
+            continue
+        mjds = np.array([field_value(item, "mjd", np.nan) for item in items], dtype=float)
+        backwards = np.flatnonzero(np.diff(mjds) < 0)
+        if backwards.size:
+            first = int(backwards[0])
+            problems.append(
+                Problem(
+                    "history",
+                    f"{list_name} are not in time order: [{first}] at MJD {mjds[first]:.6f} "
+                    f"comes before [{first + 1}] at MJD {mjds[first + 1]:.6f} "
+                    f"({backwards.size} inversion(s)); order them oldest first",
+                )
+            )
+        if current_mjd is None:
+            continue
+        late = mjds > current_mjd if same_visit_allowed else mjds >= current_mjd
+        if np.any(late):
+            position = int(np.flatnonzero(late)[0])
+            relation = "after" if same_visit_allowed else "at or after"
+            problems.append(
+                Problem(
+                    "history",
+                    f"{list_name}[{position}] at MJD {mjds[position]:.6f} is {relation} the "
+                    f"current diaSource (MJD {current_mjd:.6f}); "
+                    f"{int(late.sum())} such source(s)",
+                )
+            )
+    return problems
+
+
+def check_cutouts(record: dict[str, Any]) -> list[Problem]:
+    """Every cutout opens with astropy as a 2-D image and passes ``fitsverify``."""
+    problems: list[Problem] = []
+    for name in CUTOUT_FIELDS:
+        data = record.get(name)
+        if data is None:
+            continue
+        problems.extend(_cutout_problems(name, data))
+    return problems
+
+
+def _cutout_problems(name: str, data: bytes) -> list[Problem]:
+    from astropy.io import fits
+
+    problems: list[Problem] = []
+    try:
+        with fits.open(io.BytesIO(data)) as hdus:
+            images = [hdu for hdu in hdus if hdu.is_image and hdu.data is not None]
+            if not images:
+                problems.append(Problem("cutouts", f"{name} holds no image data"))
+            elif images[0].data.ndim != 2:
+                problems.append(
+                    Problem(
+                        "cutouts",
+                        f"{name} image is {images[0].data.ndim}-D "
+                        f"(shape {images[0].data.shape}), not 2-D",
+                    )
+                )
+    except Exception as error:  # astropy raises many types for unreadable FITS
+        problems.append(Problem("cutouts", f"{name} does not open with astropy.io.fits: {error}"))
+    from alertpack.fitsverify import run_fitsverify
+
+    try:
+        messages = run_fitsverify(data)
+    except InputError as error:  # fitsverify not installed
+        return [*problems, Problem("cutouts", f"{name} not checked against the FITS standard: "
+                                   f"{error}")]
+    problems.extend(Problem("cutouts", f"{name}: fitsverify: {line}") for line in messages)
+    return problems
+
+
+def _writer_schema_problems(alert_file: AlertFile) -> list[Problem]:
+    """A writer schema that claims a Rubin version but is not its shipped definition."""
+    from fastavro.schema import to_parsing_canonical_form
+
+    if alert_file.schema is None:
+        return []
+    written = to_parsing_canonical_form(alert_file.writer_schema)
+    shipped = to_parsing_canonical_form(alert_file.schema.definition)
+    if written == shipped:
+        return []
+    return [
+        Problem(
+            "schema",
+            f"the file's writer schema is named {alert_file.schema_name} but differs from the "
+            f"definition lsst-alert-packet ships for version {alert_file.schema.version}",
+        )
+    ]
+
+
+def validate_alert(
+    alert: LoadedAlert, schema: AlertSchema | None = None, *, cutouts: bool = True
+) -> list[Problem]:
+    """All problems of one alert.
+
+    Parameters
+    ----------
+    alert : `LoadedAlert`
+        The alert.
+    schema : `AlertSchema`, optional
+        Schema to check against; default: the shipped schema of the alert's
+        writer schema (a problem if it has none).
+    cutouts : `bool`
+        Run the cutout checks (astropy, fitsverify).
+    """
+    target = schema or alert.schema
+    return _validate_record(alert, target, _checker_for(target), cutouts=cutouts)
+
+
+def _checker_for(schema: AlertSchema | None) -> _SchemaChecker | None:
+    return None if schema is None else _SchemaChecker(schema.definition)
+
+
+def _validate_record(
+    alert: LoadedAlert,
+    schema: AlertSchema | None,
+    checker: _SchemaChecker | None,
+    *,
+    cutouts: bool = True,
+) -> list[Problem]:
+    problems: list[Problem] = []
+    if checker is None or schema is None:
+        problems.append(
+            Problem(
+                "schema",
+                f"writer schema {alert.schema_name!r} is not a Rubin alert schema shipped by "
+                "lsst-alert-packet; pass --schema MAJOR.MINOR to check against one",
+            )
+        )
+    else:
+        problems.extend(check_schema(alert.record, checker, str(schema.version)))
+    problems.extend(check_ids(alert.record))
+    problems.extend(check_history(alert.record))
+    if cutouts:
+        problems.extend(check_cutouts(alert.record))
+    return problems
+
+
+def validate_paths(
+    paths: Iterable[str | os.PathLike], schema: str | AlertSchema | None = None
+) -> Iterator[AlertReport]:
+    """Validate every alert in ``paths`` (files or directories).
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        Alert files or directories.
+    schema : `str` or `AlertSchema`, optional
+        Version (e.g. ``"11.1"``) to check every alert against, instead of
+        each file's own writer schema.
+
+    Yields
+    ------
+    report : `AlertReport`
+        One per alert, in file order. A file whose writer schema misuses a
+        Rubin name reports that on each of its alerts.
+    """
+    forced = load_schema(schema) if isinstance(schema, str) else schema
+    checkers: dict[Any, _SchemaChecker | None] = {}
+    for alert_file in iter_alert_files(list(paths)):
+        target = forced or alert_file.schema
+        key = None if target is None else target.version
+        if key not in checkers:
+            checkers[key] = _checker_for(target)
+        file_problems = [] if forced else _writer_schema_problems(alert_file)
+        for alert in alert_file:
+            problems = [*file_problems, *_validate_record(alert, target, checkers[key])]
+            yield AlertReport(alert, problems)
+
+
+def run_validate_command(args: Any) -> int:
+    """``alertpack validate``: a line per problem; exit 0 only when every alert is valid."""
+    try:
+        schema = load_schema(args.schema) if args.schema else None
+    except UnknownSchemaError as error:
+        raise CommandError(str(error)) from None
+    n_alerts = n_invalid = n_problems = 0
+    for report in validate_paths(args.paths, schema):
+        n_alerts += 1
+        if report.valid:
+            continue
+        n_invalid += 1
+        n_problems += len(report.problems)
+        for problem in report.problems:
+            print(f"{report.alert.label} id={report.alert.alert_id}: {problem}")
+    if n_alerts == 0:
+        print("alertpack validate: no alerts found", file=sys.stderr)
+        return 1
+    if n_invalid:
+        print(f"{n_invalid} of {n_alerts} alerts invalid ({n_problems} problems)")
+        return 1
+    print(f"all {n_alerts} alerts valid")
+    return 0
