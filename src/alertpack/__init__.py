@@ -1,3 +1,56 @@
-"""alertpack: package survey detections into Rubin-schema Avro alerts and deliver them."""
+"""alertpack: package survey detections into Rubin-schema Avro alerts and deliver them.
+
+The public API is importable from here; heavy modules (the LSST Task
+framework, astropy, Kafka) load on first use so that ``import alertpack``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "PackageAlertsTask": "alertpack.task",
+    "PackageAlertsConfig": "alertpack.config",
+    "AlertBatch": "alertpack.batch",
+    "AlertSchema": "alertpack.schema",
+    "SchemaVersion": "alertpack.schema",
+    "load_schema": "alertpack.schema",
+    "available_versions": "alertpack.schema",
+    "latest_version": "alertpack.schema",
+    "pack_wire": "alertpack.schema",
+    "unpack_wire": "alertpack.schema",
+    "AlertPackError": "alertpack.errors",
+    "InputError": "alertpack.errors",
+    "SurveyImage": "alertpack.images",
+    "as_survey_image": "alertpack.images",
+    "make_cutout_bytes": "alertpack.cutouts",
+    "stamp_fits_bytes": "alertpack.cutouts",
+    "CutoutStatus": "alertpack.cutouts",
+    "AlertEncoder": "alertpack.avro",
+    "make_visit": "alertpack.sample",
+    "iter_alerts": "alertpack.reading",
+    "iter_kafka_alerts": "alertpack.consume",
+    "AlertProducer": "alertpack.sinks.kafka",
+    "KafkaSettings": "alertpack.sinks.kafka",
+    "plot_alert": "alertpack.plotting",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'alertpack' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
