@@ -1,0 +1,439 @@
+"""Read alerts back from a Kafka topic.
+
+Each message is expected in the Confluent wire format (magic byte 0, 4-byte
+schema id, schemaless Avro). The schema id is resolved against the schemas
+shipped by lsst-alert-packet with Rubin's convention ``major*100+minor``
+(`alertpack.schema.schema_for_id`), so no schema registry is needed.
+
+`iter_kafka_alerts` is the Python API; ``alertpack consume`` prints one line
+per alert or writes them to Avro container files.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alertpack.errors import CommandError, InputError
+from alertpack.schema import (
+    AlertSchema,
+    UnknownSchemaError,
+    WireFormatError,
+    schema_for_id,
+    unpack_wire,
+)
+from alertpack.sinks.kafka import ENV_SERVER, ENV_TOPIC, Secret, StreamError
+
+__all__ = [
+    "ENV_CONSUMER_PASSWORD",
+    "ENV_CONSUMER_USERNAME",
+    "AlertDecodeError",
+    "ConsumedAlert",
+    "decode_message",
+    "iter_kafka_alerts",
+    "run_consume_command",
+    "write_alert_files",
+]
+
+ENV_CONSUMER_USERNAME = "AP_KAFKA_CONSUMER_USERNAME"
+ENV_CONSUMER_PASSWORD = "AP_KAFKA_CONSUMER_PASSWORD"
+
+#: alerts per Avro file written by ``--out``
+ALERTS_PER_FILE = 1000
+
+# how long one consume() call may block, so the idle timeout is checked often
+_POLL_SECONDS = 0.25
+
+
+class AlertDecodeError(InputError):
+    """A message on the topic is not a decodable alert."""
+
+
+@dataclass
+class ConsumedAlert:
+    """One alert read from Kafka.
+
+    Attributes
+    ----------
+    alert : `dict`
+        The decoded alert record.
+    schema : `~alertpack.schema.AlertSchema`
+        The shipped schema the payload was decoded with.
+    schema_id : `int`
+        Schema id from the wire header.
+    payload : `bytes`
+        The schemaless Avro record, as received (without the wire header).
+    key : `bytes` or `None`
+        Message key (alertpack sends the diaObjectId as ASCII digits).
+    topic, partition, offset
+        Where the message was.
+    timestamp_ms : `int` or `None`
+        Message timestamp in ms since the Unix epoch, if the broker has one.
+    """
+
+    alert: dict[str, Any]
+    schema: AlertSchema
+    schema_id: int
+    payload: bytes
+    key: bytes | None
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+
+    @property
+    def key_id(self) -> int | None:
+        """The key as an integer (the diaObjectId), or `None` if it is not decimal digits."""
+        if self.key is None or not self.key.isdigit():
+            return None
+        return int(self.key)
+
+    @property
+    def alert_id(self) -> int | None:
+        """``diaSourceId`` (``alertId`` in old schemas)."""
+        return self.alert.get("diaSourceId", self.alert.get("alertId"))
+
+    def summary(self) -> str:
+        """One line: where it was, ids, band, time, position, S/N and cutouts."""
+        source = self.alert.get("diaSource") or {}
+        parts = [
+            f"{self.topic}[{self.partition}]@{self.offset}",
+            f"schema={self.schema_id}",
+            f"alertId={self.alert_id}",
+            f"diaObjectId={_object_id(self.alert)}",
+        ]
+        if "band" in source or "filterName" in source:
+            parts.append(f"band={source.get('band', source.get('filterName'))}")
+        mjd = source.get("midpointMjdTai", source.get("midPointTai"))
+        if mjd is not None:
+            parts.append(f"mjd={mjd:.5f}")
+        ra, dec = source.get("ra"), source.get("dec", source.get("decl"))
+        if ra is not None and dec is not None:
+            parts.append(f"ra={ra:.6f} dec={dec:+.6f}")
+        flux, error = source.get("psfFlux"), source.get("psfFluxErr")
+        if flux is not None and error:
+            parts.append(f"psfFlux/err={flux / error:.1f}")
+        cutouts = sum(
+            1
+            for name in ("cutoutDifference", "cutoutScience", "cutoutTemplate")
+            if self.alert.get(name)
+        )
+        parts.append(f"cutouts={cutouts}")
+        parts.append(f"bytes={len(self.payload)}")
+        return "  ".join(parts)
+
+
+def _object_id(alert: dict[str, Any]) -> int | None:
+    source = alert.get("diaSource") or {}
+    if source.get("diaObjectId") is not None:
+        return source["diaObjectId"]
+    return (alert.get("diaObject") or {}).get("diaObjectId")
+
+
+@functools.cache
+def _parsed_schema(schema_id: int) -> Any:
+    import fastavro
+
+    return fastavro.parse_schema(schema_for_id(schema_id).definition)
+
+
+def decode_message(value: bytes, *, where: str = "message") -> tuple[int, AlertSchema, dict]:
+    """Decode a wire-format alert message into ``(schema_id, schema, alert)``.
+
+    Parameters
+    ----------
+    value : `bytes`
+        The Kafka message value.
+    where : `str`
+        Names the message in errors (e.g. ``topic[partition]@offset``).
+
+    Raises
+    ------
+    AlertDecodeError
+        For a bad header, a schema id lsst-alert-packet does not ship, or a
+        payload that does not decode with that schema.
+    """
+    import fastavro
+
+    try:
+        schema_id, payload = unpack_wire(value)
+        schema = schema_for_id(schema_id)
+    except (WireFormatError, UnknownSchemaError) as error:
+        raise AlertDecodeError(f"{where}: {error}") from None
+    try:
+        alert = fastavro.schemaless_reader(io.BytesIO(payload), _parsed_schema(schema_id))
+    except (EOFError, ValueError, TypeError, IndexError, UnicodeDecodeError) as error:
+        raise AlertDecodeError(
+            f"{where}: payload of {len(payload)} bytes does not decode with alert schema "
+            f"{schema.version} (id {schema_id}): {error!r}; was it written with another schema?"
+        ) from None
+    return schema_id, schema, alert
+
+
+def _consumer_config(
+    server: str, group: str | None, from_beginning: bool, config: dict | None
+) -> dict[str, Any]:
+    settings: dict[str, Any] = {
+        "bootstrap.servers": server,
+        # assign() still needs a group id; a private one commits nothing anywhere
+        "group.id": group or f"alertpack-consume-{os.getpid()}-{time.monotonic_ns()}",
+        "enable.auto.commit": group is not None,
+        "auto.offset.reset": "earliest" if from_beginning else "latest",
+        "enable.partition.eof": False,
+        # Tansu and small brokers make group joins slow; keep sessions short
+        "session.timeout.ms": 6000,
+        "client.id": "alertpack-consume",
+    }
+    settings.update(config or {})
+    return settings
+
+
+def _redactor(config: dict[str, Any]):
+    secrets = [
+        str(value)
+        for name, value in config.items()
+        if "password" in name or "secret" in name or "token" in name
+    ]
+
+    def redact(text: str) -> str:
+        for secret in secrets:
+            if secret:
+                text = text.replace(secret, "********")
+        return text
+
+    return redact
+
+
+def _topic_partitions(consumer, server: str, topic: str, timeout: float, redact) -> list[int]:
+    from confluent_kafka import KafkaException
+
+    try:
+        metadata = consumer.list_topics(topic, timeout=max(timeout, 1.0))
+    except KafkaException as error:
+        raise StreamError(
+            f"cannot reach Kafka at {server} within {max(timeout, 1.0):g} s "
+            f"({redact(str(error.args[0]))}); check --server and that the broker is up"
+        ) from None
+    described = metadata.topics.get(topic)
+    if described is None or described.error is not None or not described.partitions:
+        reason = "" if described is None or described.error is None else f" ({described.error})"
+        raise StreamError(f"topic {topic!r} does not exist on {server}{reason}")
+    return sorted(described.partitions)
+
+
+def iter_kafka_alerts(
+    server: str,
+    topic: str,
+    *,
+    from_beginning: bool = False,
+    max_alerts: int | None = None,
+    timeout: float = 10.0,
+    group: str | None = None,
+    config: dict[str, Any] | None = None,
+) -> Iterator[ConsumedAlert]:
+    """Alerts on a topic, decoded, in arrival order.
+
+    Parameters
+    ----------
+    server : `str`
+        Bootstrap server(s), ``host:port[,host:port]``.
+    topic : `str`
+        Topic to read; all its partitions are read.
+    from_beginning : `bool`
+        Start at the earliest offset; else only messages that arrive from now on
+        (with a ``group``: where the group left off, this deciding only for a new group).
+    max_alerts : `int`, optional
+        Stop after this many alerts.
+    timeout : `float`
+        Stop when no message arrived for this many seconds.
+    group : `str`, optional
+        Consumer group to join and commit offsets in; by default no group
+        (all partitions are assigned directly, which is much faster to start).
+    config : `dict`, optional
+        More librdkafka properties (e.g. ``security.protocol``, ``sasl.*``).
+
+    Yields
+    ------
+    alert : `ConsumedAlert`
+
+    Raises
+    ------
+    StreamError
+        When the broker cannot be reached or the topic does not exist.
+    AlertDecodeError
+        At a message that is not a decodable alert (it names topic, partition, offset).
+    """
+    from confluent_kafka import (
+        OFFSET_BEGINNING,
+        OFFSET_END,
+        Consumer,
+        KafkaException,
+        TopicPartition,
+    )
+
+    if max_alerts is not None and max_alerts <= 0:
+        return
+    settings = _consumer_config(server, group, from_beginning, config)
+    redact = _redactor(settings)
+    try:
+        consumer = Consumer(settings)
+    except (KafkaException, ValueError, TypeError) as error:
+        raise InputError(f"cannot create a Kafka consumer: {redact(str(error))}") from None
+    try:
+        partitions = _topic_partitions(consumer, server, topic, timeout, redact)
+        if group is None:
+            start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+            consumer.assign([TopicPartition(topic, p, start) for p in partitions])
+        else:
+            consumer.subscribe([topic])
+        yield from _read(consumer, max_alerts, timeout, redact)
+    finally:
+        consumer.close()
+
+
+def _read(consumer, max_alerts: int | None, timeout: float, redact) -> Iterator[ConsumedAlert]:
+    count = 0
+    last_arrival = time.monotonic()
+    while max_alerts is None or count < max_alerts:
+        idle = time.monotonic() - last_arrival
+        if idle >= timeout:
+            return
+        wanted = 500 if max_alerts is None else min(500, max_alerts - count)
+        messages = consumer.consume(wanted, timeout=min(_POLL_SECONDS, timeout - idle))
+        for message in messages:
+            if message.error():
+                error = message.error()
+                if error.fatal() or not error.retriable():
+                    raise StreamError(f"reading {message.topic()}: {redact(str(error))}")
+                continue
+            last_arrival = time.monotonic()
+            yield _to_consumed(message)
+            count += 1
+
+
+def _to_consumed(message) -> ConsumedAlert:
+    where = f"{message.topic()}[{message.partition()}]@{message.offset()}"
+    schema_id, schema, alert = decode_message(message.value(), where=where)
+    timestamp_type, timestamp = message.timestamp()
+    return ConsumedAlert(
+        alert=alert,
+        schema=schema,
+        schema_id=schema_id,
+        payload=bytes(message.value()[5:]),
+        key=message.key(),
+        topic=message.topic(),
+        partition=message.partition(),
+        offset=message.offset(),
+        timestamp_ms=timestamp if timestamp_type != 0 else None,
+    )
+
+
+def _file_stem(topic: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in topic)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    return f"{safe}-{stamp}"
+
+
+def write_alert_files(
+    alerts: Iterator[ConsumedAlert],
+    directory: str | os.PathLike,
+    *,
+    topic: str = "alerts",
+    per_file: int = ALERTS_PER_FILE,
+) -> tuple[int, list[Path]]:
+    """Write consumed alerts to Avro container files, one schema version per file.
+
+    Files are ``<topic>-<UTC time>-v<major>_<minor>-<n>.avro`` with at most
+    ``per_file`` alerts each, written atomically; they read back with
+    fastavro or `lsst.alert.packet`.
+
+    Returns
+    -------
+    count, paths : `int`, `list` [`pathlib.Path`]
+        Alerts written and the files.
+    """
+    directory = Path(directory)
+    stem = _file_stem(topic)
+    pending: dict[int, list[dict]] = {}
+    paths: list[Path] = []
+    count = 0
+    for consumed in alerts:
+        batch = pending.setdefault(consumed.schema_id, [])
+        batch.append(consumed.alert)
+        count += 1
+        if len(batch) >= per_file:
+            paths.append(_write_batch(directory, stem, consumed.schema_id, batch, len(paths)))
+            pending[consumed.schema_id] = []
+    for schema_id, batch in pending.items():
+        if batch:
+            paths.append(_write_batch(directory, stem, schema_id, batch, len(paths)))
+    return count, paths
+
+
+def _write_batch(directory: Path, stem: str, schema_id: int, records: list[dict], n: int) -> Path:
+    import fastavro
+
+    from alertpack.sinks.files import atomic_output
+
+    version = schema_for_id(schema_id).version
+    path = directory / f"{stem}-v{version.major}_{version.minor}-{n:04d}.avro"
+    with atomic_output(path) as stream:
+        fastavro.writer(stream, _parsed_schema(schema_id), records)
+    return path
+
+
+def _credentials_config() -> dict[str, Any]:
+    username = os.environ.get(ENV_CONSUMER_USERNAME, "").strip()
+    if not username:
+        return {}
+    password = Secret(os.environ.get(ENV_CONSUMER_PASSWORD, ""))
+    if not password.reveal():
+        raise CommandError(f"${ENV_CONSUMER_USERNAME} is set but ${ENV_CONSUMER_PASSWORD} is not")
+    return {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": username,
+        "sasl.password": password.reveal(),
+    }
+
+
+def run_consume_command(args) -> int:
+    """``alertpack consume``: print a line per alert, or write them with ``--out DIR``.
+
+    Server and topic default to ``$AP_KAFKA_SERVER`` and ``$AP_KAFKA_TOPIC``;
+    ``$AP_KAFKA_CONSUMER_USERNAME`` / ``$AP_KAFKA_CONSUMER_PASSWORD`` switch on
+    SASL_SSL with SCRAM-SHA-512.
+    """
+    server = args.server or os.environ.get(ENV_SERVER, "").strip()
+    topic = args.topic or os.environ.get(ENV_TOPIC, "").strip()
+    if not server or not topic:
+        missing = "--server (or $AP_KAFKA_SERVER)" if not server else "--topic (or $AP_KAFKA_TOPIC)"
+        raise CommandError(f"no Kafka {missing.split()[0][2:]} given: pass {missing}")
+    alerts = iter_kafka_alerts(
+        server,
+        topic,
+        from_beginning=args.from_beginning,
+        max_alerts=args.max,
+        timeout=args.timeout,
+        group=args.group,
+        config=_credentials_config(),
+    )
+    if args.out:
+        count, paths = write_alert_files(alerts, args.out, topic=topic)
+        for path in paths:
+            print(path)
+    else:
+        count = 0
+        for consumed in alerts:
+            print(consumed.summary(), flush=True)
+            count += 1
+    print(f"read {count} alert(s) from {topic} at {server}", file=sys.stderr)
+    return 0

@@ -1,0 +1,1031 @@
+"""Deliver alerts to a Kafka topic, keep what could not be delivered, send it again.
+
+Every message is in the Confluent wire format (magic byte 0, 4-byte big-endian
+schema id, schemaless Avro alert). An `AlertProducer` queues all alerts of a
+run on an idempotent confluent-kafka producer, serves delivery reports while it
+queues, and flushes once at the end with a bounded timeout. Each alert then
+ends in exactly one of two places: delivered (the broker acknowledged it) or a
+failed-alerts Avro file with the reason, which `replay` sends again.
+
+Message conventions
+-------------------
+key
+    The alert's ``diaObjectId`` as ASCII decimal digits, so all alerts of one
+    object land in one partition, in order; `None` (no key) for alerts
+    without an object (e.g. solar-system sources).
+timestamp
+    ``OutgoingAlert.timestamp_ms`` when the caller sets it (alertpack's task
+    uses the source's exposure midpoint by default, config ``kafkaTimestamp``),
+    else the producer's clock when the alert is queued. A replayed alert keeps
+    the timestamp it was first given.
+
+Credentials are held in a `Secret`, which never prints its value; every text
+that leaves this module (log lines, librdkafka logs, failure reasons, error
+messages) is passed through the settings' redaction first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import os
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import weakref
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alertpack.errors import AlertPackError, InputError
+from alertpack.schema import UnknownSchemaError, pack_wire, schema_for_id
+
+__all__ = [
+    "ENV_PASSWORD",
+    "ENV_SERVER",
+    "ENV_TOPIC",
+    "ENV_USERNAME",
+    "FAILED_ALERT_SCHEMA",
+    "AlertProducer",
+    "DeliveryResult",
+    "FailedAlert",
+    "FailedAlertFileError",
+    "KafkaSettings",
+    "OutgoingAlert",
+    "Secret",
+    "StreamError",
+    "find_failed_alert_files",
+    "read_failed_alerts",
+    "register_schema",
+    "replay",
+    "run_replay_command",
+    "write_failed_alerts",
+]
+
+ENV_SERVER = "AP_KAFKA_SERVER"
+ENV_TOPIC = "AP_KAFKA_TOPIC"
+ENV_USERNAME = "AP_KAFKA_PRODUCER_USERNAME"
+ENV_PASSWORD = "AP_KAFKA_PRODUCER_PASSWORD"
+
+_COMPRESSION_TYPES = ("none", "gzip", "snappy", "lz4", "zstd")
+_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_REDACTED = "********"
+_TIMING_DETAIL = re.compile(r"\s*\(after \d+ms in state \w+\)")
+
+_log = logging.getLogger(__name__)
+
+
+class StreamError(AlertPackError):
+    """Kafka (or the schema registry) cannot be used as configured."""
+
+
+class FailedAlertFileError(InputError):
+    """A file given to replay is not a readable failed-alerts file."""
+
+
+class Secret:
+    """A credential whose value never appears in ``repr``, ``str`` or formatting.
+
+    Parameters
+    ----------
+    value : `str`
+        The secret text; read it back with `reveal`.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret value, for handing to the Kafka client only."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret('{_REDACTED}')"
+
+    def __str__(self) -> str:
+        return _REDACTED
+
+    def __format__(self, spec: str) -> str:
+        return _REDACTED
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self):
+        # Pickling would write the value to disk or across processes; refuse.
+        raise TypeError("a Secret cannot be pickled")
+
+    def __deepcopy__(self, memo: dict) -> Secret:
+        return self
+
+
+def _env_or(value: Any, name: str) -> Any:
+    """``value`` unless it is unset (None or blank), then the environment variable ``name``."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        from_env = os.environ.get(name, "").strip()
+        return from_env or None
+    return value
+
+
+@dataclass
+class KafkaSettings:
+    """Where and how alerts are produced.
+
+    Attributes
+    ----------
+    servers : `str`
+        Bootstrap server(s), ``host:port[,host:port]``.
+    topic : `str`
+        Topic to produce to.
+    username : `str` or `None`
+        SASL username; `None` means no authentication.
+    password : `Secret` or `None`
+        SASL password (a plain `str` is wrapped); hidden in every printout.
+    security_protocol : `str` or `None`
+        ``SASL_SSL`` (default when a username is set), ``SASL_PLAINTEXT``,
+        ``SSL`` or ``PLAINTEXT`` (default without a username; a SASL protocol
+        without a username also falls back to ``PLAINTEXT``).
+    sasl_mechanism : `str`
+        SASL mechanism, ``SCRAM-SHA-512`` as Rubin's brokers use.
+    compression_type : `str`
+        ``none``, ``gzip``, ``snappy``, ``lz4`` or ``zstd``.
+    linger_ms : `float`
+        How long the producer waits to fill a batch, in milliseconds.
+    batch_size : `int`
+        Largest batch in bytes.
+    queue_buffering_max_messages : `int`
+        Local queue size; a full queue makes `AlertProducer.send` wait, not fail.
+    message_max_bytes : `int`
+        Largest message (wire header + alert) the producer sends; a larger
+        alert fails alone with a clear reason.
+    flush_timeout : `float`
+        Seconds the end-of-run flush may take; what is still undelivered then
+        goes to the failed-alerts file.
+    delivery_timeout : `float`
+        Seconds librdkafka keeps retrying one message (``message.timeout.ms``).
+    registry_url : `str` or `None`
+        Confluent schema registry; when set, the alert schema is registered
+        under ``{topic}-value`` and the id it returns goes on the wire instead
+        of Rubin's ``major*100+minor``.
+    extra : `dict`
+        More librdkafka properties, applied last.
+    """
+
+    servers: str
+    topic: str
+    username: str | None = None
+    password: Secret | None = None
+    security_protocol: str | None = None
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    compression_type: str = "lz4"
+    linger_ms: float = 5.0
+    batch_size: int = 1_000_000
+    queue_buffering_max_messages: int = 100_000
+    message_max_bytes: int = 10_000_000
+    flush_timeout: float = 30.0
+    delivery_timeout: float = 30.0
+    registry_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.password, str):
+            self.password = Secret(self.password) if self.password else None
+        self._validate()
+
+    def _validate(self) -> None:
+        if not self.servers or not str(self.servers).strip():
+            raise InputError(
+                f"no Kafka server given: set config kafkaServer (or --server) or ${ENV_SERVER} "
+                "to host:port[,host:port]"
+            )
+        if not self.topic or not str(self.topic).strip():
+            raise InputError(
+                f"no Kafka topic given: set config kafkaTopic (or --topic) or ${ENV_TOPIC}"
+            )
+        if self.compression_type not in _COMPRESSION_TYPES:
+            raise InputError(
+                f"Kafka compression {self.compression_type!r} is not one of "
+                f"{', '.join(_COMPRESSION_TYPES)}"
+            )
+        if self.security_protocol is not None and self.security_protocol not in (
+            _SECURITY_PROTOCOLS
+        ):
+            raise InputError(
+                f"Kafka security protocol {self.security_protocol!r} is not one of "
+                f"{', '.join(_SECURITY_PROTOCOLS)}"
+            )
+        if self.username and self.password is None:
+            raise InputError(
+                f"Kafka username {self.username!r} is set but no password: set "
+                f"${ENV_PASSWORD} (preferred) or config kafkaPassword"
+            )
+        for name in ("linger_ms", "flush_timeout", "delivery_timeout"):
+            if not float(getattr(self, name)) >= 0:
+                raise InputError(f"Kafka setting {name}={getattr(self, name)!r} must be >= 0")
+        for name in ("batch_size", "queue_buffering_max_messages", "message_max_bytes"):
+            if int(getattr(self, name)) < 1:
+                raise InputError(f"Kafka setting {name}={getattr(self, name)!r} must be >= 1")
+
+    @classmethod
+    def resolve(cls, **config_values: Any) -> KafkaSettings:
+        """Settings from explicit values, falling back to Rubin's environment variables.
+
+        Parameters
+        ----------
+        **config_values
+            Any `KafkaSettings` field. `None` or a blank string counts as
+            unset: ``servers``, ``topic``, ``username`` and ``password`` then
+            come from ``AP_KAFKA_SERVER``, ``AP_KAFKA_TOPIC``,
+            ``AP_KAFKA_PRODUCER_USERNAME`` and ``AP_KAFKA_PRODUCER_PASSWORD``;
+            other fields keep their defaults.
+
+        Raises
+        ------
+        InputError
+            For an unknown name, a missing server or topic, or a bad value.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(config_values) - known)
+        if unknown:
+            raise InputError(
+                f"unknown Kafka setting(s) {unknown}; known: {', '.join(sorted(known))}"
+            )
+        values = {
+            name: value
+            for name, value in config_values.items()
+            if not (value is None or (isinstance(value, str) and not value.strip()))
+        }
+        values["servers"] = _env_or(values.get("servers"), ENV_SERVER)
+        values["topic"] = _env_or(values.get("topic"), ENV_TOPIC)
+        values["username"] = _env_or(values.get("username"), ENV_USERNAME)
+        password = values.get("password")
+        if isinstance(password, Secret):
+            password = password.reveal()
+        values["password"] = _env_or(password, ENV_PASSWORD)
+        return cls(**values)
+
+    @classmethod
+    def from_config(cls, config: Any, **overrides: Any) -> KafkaSettings:
+        """Settings from a `~alertpack.config.PackageAlertsConfig` (``kafka*`` fields).
+
+        Parameters
+        ----------
+        config : `~alertpack.config.PackageAlertsConfig`
+            Its ``kafkaServer``, ``kafkaTopic``, ``kafkaUsername``,
+            ``kafkaPassword``, ``kafkaSecurityProtocol``, ``kafkaSaslMechanism``,
+            ``kafkaCompression``, ``kafkaLingerMs``, ``kafkaBatchSize``,
+            ``kafkaQueueMaxMessages``, ``kafkaMessageMaxBytes``,
+            ``kafkaFlushTimeout`` and ``schemaRegistryUrl`` are used when present.
+        **overrides
+            `KafkaSettings` fields that win over the config.
+        """
+        names = {
+            "servers": "kafkaServer",
+            "topic": "kafkaTopic",
+            "username": "kafkaUsername",
+            "password": "kafkaPassword",
+            "security_protocol": "kafkaSecurityProtocol",
+            "sasl_mechanism": "kafkaSaslMechanism",
+            "compression_type": "kafkaCompression",
+            "linger_ms": "kafkaLingerMs",
+            "batch_size": "kafkaBatchSize",
+            "queue_buffering_max_messages": "kafkaQueueMaxMessages",
+            "message_max_bytes": "kafkaMessageMaxBytes",
+            "flush_timeout": "kafkaFlushTimeout",
+            "delivery_timeout": "kafkaDeliveryTimeout",
+            "registry_url": "schemaRegistryUrl",
+        }
+        values = {
+            ours: getattr(config, theirs)
+            for ours, theirs in names.items()
+            if hasattr(config, theirs)
+        }
+        values.update(overrides)
+        return cls.resolve(**values)
+
+    @property
+    def effective_security_protocol(self) -> str:
+        """The protocol actually used: SASL needs a username, else PLAINTEXT."""
+        if self.username:
+            return self.security_protocol or "SASL_SSL"
+        if self.security_protocol in (None, "SASL_SSL", "SASL_PLAINTEXT"):
+            return "PLAINTEXT"
+        return self.security_protocol
+
+    def client_config(self) -> dict[str, Any]:
+        """librdkafka properties of an idempotent producer with these settings.
+
+        The result holds the password in clear: hand it to the Kafka client
+        only, never log or store it.
+        """
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.servers,
+            "client.id": "alertpack",
+            "enable.idempotence": True,
+            "acks": "all",
+            "compression.type": self.compression_type,
+            "linger.ms": float(self.linger_ms),
+            "batch.size": int(self.batch_size),
+            "queue.buffering.max.messages": int(self.queue_buffering_max_messages),
+            "message.max.bytes": int(self.message_max_bytes),
+            "message.timeout.ms": max(1, round(self.delivery_timeout * 1000)),
+            "security.protocol": self.effective_security_protocol,
+        }
+        if self.effective_security_protocol.startswith("SASL"):
+            config["sasl.mechanism"] = self.sasl_mechanism
+            config["sasl.username"] = self.username
+            config["sasl.password"] = self.password.reveal()
+        config.update(self.extra)
+        return config
+
+    def redact(self, text: str) -> str:
+        """``text`` with the password (and any URL user-info) masked."""
+        text = str(text)
+        if self.password is not None and self.password.reveal():
+            text = text.replace(self.password.reveal(), _REDACTED)
+        for key, value in self.extra.items():
+            # extra may carry other secrets (ssl.key.password, oauth tokens, ...)
+            if _looks_secret(key) and isinstance(value, str) and value:
+                text = text.replace(value, _REDACTED)
+        return text
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "extra":
+                value = {k: (_REDACTED if _looks_secret(k) else v) for k, v in value.items()}
+            elif f.name == "registry_url" and value:
+                value = _strip_userinfo(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"KafkaSettings({', '.join(shown)})"
+
+    __str__ = __repr__
+
+
+def _looks_secret(property_name: str) -> bool:
+    name = property_name.lower()
+    return any(word in name for word in ("password", "secret", "token", "key.pem", "jaas"))
+
+
+def _strip_userinfo(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=host))
+
+
+@dataclass(slots=True)
+class OutgoingAlert:
+    """One alert ready for Kafka.
+
+    Attributes
+    ----------
+    payload : `bytes`
+        The schemaless Avro alert record (no wire header).
+    schema_id : `int`
+        Rubin schema id of the payload's schema (``major*100+minor``).
+    key : `int` or `None`
+        ``diaObjectId``; sent as ASCII decimal digits.
+    timestamp_ms : `int` or `None`
+        Kafka message timestamp (ms since the Unix epoch, UTC); `None` means
+        the time the alert is queued.
+    alert_id : `int`
+        ``diaSourceId``, to name the alert in failure reports.
+    """
+
+    payload: bytes
+    schema_id: int
+    key: int | None
+    timestamp_ms: int | None
+    alert_id: int
+
+
+@dataclass
+class FailedAlert:
+    """An alert that was not delivered, and why."""
+
+    alert: OutgoingAlert
+    topic: str
+    reason: str
+    failed_at_ms: int
+
+    def to_record(self) -> dict[str, Any]:
+        """The record written to a failed-alerts file."""
+        return {
+            "alert_id": int(self.alert.alert_id),
+            "key": None if self.alert.key is None else int(self.alert.key),
+            "schema_id": int(self.alert.schema_id),
+            "timestamp_ms": self.alert.timestamp_ms,
+            "topic": self.topic,
+            "reason": self.reason,
+            "failed_at": self.failed_at_ms,
+            "payload": bytes(self.alert.payload),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> FailedAlert:
+        """Inverse of `to_record`."""
+        failed_at = record["failed_at"]
+        if isinstance(failed_at, datetime):
+            failed_at = round(failed_at.timestamp() * 1000)
+        alert = OutgoingAlert(
+            payload=record["payload"],
+            schema_id=record["schema_id"],
+            key=record["key"],
+            timestamp_ms=record["timestamp_ms"],
+            alert_id=record["alert_id"],
+        )
+        return cls(
+            alert=alert, topic=record["topic"], reason=record["reason"], failed_at_ms=failed_at
+        )
+
+
+#: Avro schema of the records in a failed-alerts file.
+FAILED_ALERT_SCHEMA: dict[str, Any] = {
+    "type": "record",
+    "name": "failedAlert",
+    "namespace": "alertpack",
+    "doc": "An alert that could not be delivered to Kafka; `alertpack replay` sends it again.",
+    "fields": [
+        {"name": "alert_id", "type": "long", "doc": "diaSourceId"},
+        {"name": "key", "type": ["null", "long"], "doc": "diaObjectId (the message key)"},
+        {"name": "schema_id", "type": "int", "doc": "Rubin schema id of payload"},
+        {
+            "name": "timestamp_ms",
+            "type": ["null", "long"],
+            "doc": "message timestamp to send; null: the time of sending",
+        },
+        {"name": "topic", "type": "string"},
+        {"name": "reason", "type": "string", "doc": "why the last attempt failed"},
+        {"name": "failed_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "payload", "type": "bytes", "doc": "schemaless Avro alert, no wire header"},
+    ],
+}
+
+
+@dataclass
+class DeliveryResult:
+    """What happened to the alerts of one run.
+
+    Attributes
+    ----------
+    delivered : `int`
+        Alerts the broker acknowledged.
+    failed : `int`
+        Alerts not delivered (each is in a failed-alerts file when writing
+        them is on).
+    failed_paths : `list` [`pathlib.Path`]
+        Failed-alerts files that hold the failures (written or kept).
+    reasons : `collections.Counter` [`str`]
+        Failure reason -> number of alerts.
+    latencies : `numpy.ndarray`
+        Seconds from queueing to acknowledgement, per delivered alert.
+    elapsed : `float`
+        Wall-clock seconds of the run.
+    failed_alerts : `list` [`FailedAlert`]
+        The failures themselves.
+    """
+
+    delivered: int = 0
+    failed: int = 0
+    failed_paths: list[Path] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+    latencies: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    elapsed: float = 0.0
+    failed_alerts: list[FailedAlert] = field(default_factory=list, repr=False)
+
+    @property
+    def failed_path(self) -> Path | None:
+        """The failed-alerts file of the run, if one was written (the first of several)."""
+        return self.failed_paths[0] if self.failed_paths else None
+
+    @property
+    def total(self) -> int:
+        """Alerts handled: delivered + failed."""
+        return self.delivered + self.failed
+
+    def latency_percentile(self, percent: float) -> float:
+        """A percentile of the delivery latency in seconds (NaN when nothing was delivered)."""
+        if self.latencies.size == 0:
+            return float("nan")
+        return float(np.percentile(self.latencies, percent))
+
+    def merged(self, other: DeliveryResult) -> DeliveryResult:
+        """This result and ``other`` added up."""
+        return DeliveryResult(
+            delivered=self.delivered + other.delivered,
+            failed=self.failed + other.failed,
+            failed_paths=[*self.failed_paths, *other.failed_paths],
+            reasons=self.reasons + other.reasons,
+            latencies=np.concatenate([self.latencies, other.latencies]),
+            elapsed=self.elapsed + other.elapsed,
+            failed_alerts=[*self.failed_alerts, *other.failed_alerts],
+        )
+
+    def summary(self) -> str:
+        """One line: counts, reasons and files."""
+        text = f"delivered {self.delivered}, failed {self.failed}"
+        if self.reasons:
+            text += " (" + "; ".join(f"{n} x {r}" for r, n in self.reasons.most_common()) + ")"
+        if self.failed_paths:
+            text += "; failed alerts in " + ", ".join(map(str, self.failed_paths))
+        return text
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# Settings of the producers alive now: librdkafka log lines are masked with all of them.
+_live_settings: weakref.WeakValueDictionary[int, KafkaSettings] = weakref.WeakValueDictionary()
+
+
+class _RedactingFilter(logging.Filter):
+    """Masks secrets in records of the librdkafka logger before any handler sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        for settings in list(_live_settings.values()):
+            text = settings.redact(text)
+        record.msg = text
+        record.args = ()
+        return True
+
+
+_client_logger = logging.getLogger(f"{__name__}.librdkafka")
+_client_logger.addFilter(_RedactingFilter())
+
+
+class _Run:
+    """Book-keeping of one `AlertProducer.send`: what is in flight and how each alert ended."""
+
+    def __init__(self, redact) -> None:
+        self.redact = redact
+        self.pending: dict[int, tuple[OutgoingAlert, str]] = {}
+        self.next_token = 0
+        self.delivered = 0
+        self.latencies: list[float] = []
+        self.failures: list[FailedAlert] = []
+        self.last_client_error: str | None = None
+
+    def add(self, alert: OutgoingAlert, topic: str) -> int:
+        token = self.next_token
+        self.next_token += 1
+        self.pending[token] = (alert, topic)
+        return token
+
+    def on_delivery(self, token: int, error, message) -> None:
+        alert, topic = self.pending.pop(token)
+        if error is None:
+            self.delivered += 1
+            latency = message.latency()
+            if latency is not None:
+                self.latencies.append(latency)
+        else:
+            self.fail(alert, topic, self.reason_for(error))
+
+    def fail(self, alert: OutgoingAlert, topic: str, reason: str) -> None:
+        self.failures.append(FailedAlert(alert, topic, self.redact(reason), _now_ms()))
+
+    def fail_pending(self, reason: str) -> None:
+        for alert, topic in self.pending.values():
+            self.fail(alert, topic, reason)
+        self.pending.clear()
+
+    def reason_for(self, error) -> str:
+        from confluent_kafka import KafkaError
+
+        code = error.code()
+        if code == KafkaError._PURGE_QUEUE:
+            return "not sent before the flush timeout (purged from the local queue)"
+        if code == KafkaError._PURGE_INFLIGHT:
+            return (
+                "no acknowledgement before the flush timeout (in flight; the broker may "
+                "have stored it, a replay can duplicate it)"
+            )
+        reason = f"{error.name()}: {error.str()}"
+        if code == KafkaError._MSG_TIMED_OUT and self.last_client_error:
+            reason += f" (client error: {self.last_client_error})"
+        return reason
+
+
+class AlertProducer:
+    """Sends alerts to Kafka; what is not delivered goes to a failed-alerts file.
+
+    Parameters
+    ----------
+    settings : `KafkaSettings`
+        Server, topic, credentials and producer tuning.
+    failed_dir : path-like or `None`
+        Directory for failed-alerts files (``failed-<UTC time>-<pid>.avro``).
+    write_failed : `bool`
+        Write undelivered alerts to ``failed_dir`` (config ``doWriteFailedAlerts``).
+        When False they are only counted and logged.
+    log : `logging.Logger`-like or `None`
+        Where to report; librdkafka's own log lines go to the
+        ``alertpack.sinks.kafka.librdkafka`` logger, credentials masked.
+
+    Notes
+    -----
+    Use as a context manager, or call `close`. One producer can `send`
+    several runs; each run gets its own failed-alerts file.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        failed_dir: str | os.PathLike | None,
+        write_failed: bool = True,
+        log: Any = None,
+    ) -> None:
+        if write_failed and failed_dir is None:
+            raise InputError(
+                "write_failed is on but no failed_dir is given: set failedAlertsLocation "
+                "(or pass failed_dir) or turn doWriteFailedAlerts off"
+            )
+        self.settings = settings
+        self.failed_dir = None if failed_dir is None else Path(failed_dir)
+        self.write_failed = write_failed
+        self.log = log if log is not None else _log
+        self._registry_ids: dict[tuple[str, int], int] = {}
+        self._run: _Run | None = None
+        self._last_client_error: str | None = None
+        self._client_logger = self._make_client_logger()
+        self._producer = self._make_producer()
+
+    def _make_client_logger(self) -> logging.Logger:
+        _live_settings[id(self.settings)] = self.settings
+        return _client_logger
+
+    def _make_producer(self):
+        from confluent_kafka import KafkaException, Producer
+
+        config = self.settings.client_config()
+        config["error_cb"] = self._on_client_error
+        config["logger"] = self._client_logger
+        try:
+            return Producer(config)
+        except (KafkaException, ValueError, TypeError) as error:
+            raise InputError(
+                f"cannot create a Kafka producer with these settings: "
+                f"{self.settings.redact(_error_text(error))}"
+            ) from None
+
+    def _on_client_error(self, error) -> None:
+        # Timing details ("after 3ms in state CONNECT") would make every reason unique.
+        text = _TIMING_DETAIL.sub("", self.settings.redact(f"{error.name()}: {error.str()}"))
+        if text != self._last_client_error:
+            self.log.warning("Kafka client error: %s", text)
+        self._last_client_error = text
+        if self._run is not None:
+            self._run.last_client_error = text
+
+    def __enter__(self) -> AlertProducer:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the Kafka client (nothing is left in it after `send` returns)."""
+        if self._producer is not None:
+            self._producer.purge(in_queue=True, in_flight=True)
+            self._producer.poll(0)
+            self._producer = None
+
+    def send(self, alerts: Iterable[OutgoingAlert], *, topic: str | None = None) -> DeliveryResult:
+        """Send a run of alerts and wait (bounded) until each is delivered or failed.
+
+        Parameters
+        ----------
+        alerts : iterable of `OutgoingAlert`
+            The run; consumed lazily, so a generator never holds all payloads.
+        topic : `str`, optional
+            Topic for this run instead of ``settings.topic``.
+
+        Returns
+        -------
+        result : `DeliveryResult`
+            ``delivered + failed`` is the number of alerts taken from ``alerts``,
+            also when this method is interrupted: then the failed-alerts file
+            is written before the exception propagates.
+        """
+        if self._producer is None:
+            raise StreamError("this AlertProducer is closed; create a new one")
+        topic = topic or self.settings.topic
+        run = self._run = _Run(self.settings.redact)
+        started = time.perf_counter()
+        try:
+            for alert in alerts:
+                self._enqueue(run, alert, topic)
+        finally:
+            try:
+                self._finish(run)
+            finally:
+                self._run = None
+            result = DeliveryResult(
+                delivered=run.delivered,
+                failed=len(run.failures),
+                reasons=Counter(failure.reason for failure in run.failures),
+                latencies=np.asarray(run.latencies, dtype=float),
+                elapsed=time.perf_counter() - started,
+                failed_alerts=run.failures,
+            )
+            self._record_failures(result)
+        return result
+
+    def _enqueue(self, run: _Run, alert: OutgoingAlert, topic: str) -> None:
+        from confluent_kafka import KafkaException
+
+        try:
+            wire_id = self._wire_schema_id(topic, alert.schema_id)
+        except StreamError as error:
+            run.fail(alert, topic, str(error))
+            return
+        value = pack_wire(wire_id, alert.payload)
+        key = None if alert.key is None else b"%d" % alert.key
+        token = run.add(alert, topic)
+        on_delivery = functools.partial(run.on_delivery, token)
+        timestamp = 0 if alert.timestamp_ms is None else int(alert.timestamp_ms)
+        producer = self._producer
+        while True:
+            try:
+                producer.produce(topic, value, key, on_delivery=on_delivery, timestamp=timestamp)
+                break
+            except BufferError:
+                # local queue full: let librdkafka drain it, then retry (backpressure)
+                producer.poll(0.05)
+            except KafkaException as error:
+                run.pending.pop(token)
+                run.fail(alert, topic, self._produce_error_reason(error, value))
+                break
+        producer.poll(0)
+
+    def _produce_error_reason(self, exception, value: bytes) -> str:
+        from confluent_kafka import KafkaError
+
+        error = exception.args[0] if exception.args else None
+        if isinstance(error, KafkaError) and error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+            return (
+                f"MSG_SIZE_TOO_LARGE: message of {len(value)} bytes exceeds the producer limit "
+                f"message_max_bytes={self.settings.message_max_bytes} (config "
+                "kafkaMessageMaxBytes; the broker and topic limits must allow it too)"
+            )
+        return _error_text(exception)
+
+    def _finish(self, run: _Run) -> None:
+        """One bounded flush; whatever is still pending then is purged and failed."""
+        producer = self._producer
+        producer.flush(self.settings.flush_timeout)
+        if run.pending:
+            producer.purge(in_queue=True, in_flight=True)
+            producer.poll(0)
+        # Reports of purged messages arrive on that poll; anything left is failed here
+        # so that no alert is unaccounted for.
+        run.fail_pending(
+            f"no delivery report within the {self.settings.flush_timeout:g} s flush timeout"
+        )
+
+    def _record_failures(self, result: DeliveryResult) -> None:
+        if result.failed and self.write_failed:
+            path = write_failed_alerts(result.failed_alerts, self.failed_dir)
+            result.failed_paths.append(path)
+        level = logging.WARNING if result.failed else logging.INFO
+        self.log.log(level, "Kafka %s: %s", self.settings.topic, result.summary())
+
+    def _wire_schema_id(self, topic: str, schema_id: int) -> int:
+        if not self.settings.registry_url:
+            return schema_id
+        cache_key = (topic, schema_id)
+        if cache_key not in self._registry_ids:
+            try:
+                definition = schema_for_id(schema_id).definition
+            except UnknownSchemaError as error:
+                raise StreamError(str(error)) from None
+            self._registry_ids[cache_key] = register_schema(
+                self.settings.registry_url, f"{topic}-value", definition
+            )
+        return self._registry_ids[cache_key]
+
+
+def _error_text(error: BaseException) -> str:
+    inner = error.args[0] if error.args else error
+    if hasattr(inner, "str") and hasattr(inner, "name"):
+        return f"{inner.name()}: {inner.str()}"
+    return str(inner)
+
+
+def register_schema(
+    registry_url: str, subject: str, definition: Mapping[str, Any], *, timeout: float = 10.0
+) -> int:
+    """Register an Avro schema with a Confluent schema registry and return its id.
+
+    Registering a schema the subject already has returns the existing id.
+
+    Raises
+    ------
+    StreamError
+        When the registry cannot be reached or refuses the schema.
+    """
+    url = f"{registry_url.rstrip('/')}/subjects/{urllib.parse.quote(subject, safe='')}/versions"
+    body = json.dumps({"schema": json.dumps(definition)}).encode()
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
+    )
+    shown = _strip_userinfo(url)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        detail = error.read()[:300].decode(errors="replace")
+        raise StreamError(
+            f"schema registry refused subject {subject!r} at {shown}: HTTP {error.code} {detail}"
+        ) from None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise StreamError(f"schema registry at {shown} cannot be used: {error}") from None
+    if not isinstance(answer, dict) or not isinstance(answer.get("id"), int):
+        raise StreamError(f"schema registry at {shown} answered without an id: {answer!r}")
+    return answer["id"]
+
+
+# ---------------------------------------------------------------------------
+# failed-alerts files
+
+
+def _failed_file_name() -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    return f"failed-{stamp}-{os.getpid()}.avro"
+
+
+def write_failed_alerts(
+    failures: Iterable[FailedAlert], directory: str | os.PathLike, *, path: Path | None = None
+) -> Path:
+    """Write failures to a failed-alerts Avro file, atomically.
+
+    Parameters
+    ----------
+    failures : iterable of `FailedAlert`
+    directory : path-like
+        Where a new ``failed-<UTC time>-<pid>.avro`` goes (ignored when ``path`` is given).
+    path : `pathlib.Path`, optional
+        Replace this file instead (as replay does).
+
+    Returns
+    -------
+    path : `pathlib.Path`
+    """
+    import fastavro
+
+    from alertpack.sinks.files import atomic_output
+
+    target = Path(path) if path is not None else Path(directory) / _failed_file_name()
+    parsed = fastavro.parse_schema(FAILED_ALERT_SCHEMA)
+    with atomic_output(target) as stream:
+        fastavro.writer(stream, parsed, (failure.to_record() for failure in failures))
+    return target
+
+
+def read_failed_alerts(path: str | os.PathLike) -> list[FailedAlert]:
+    """The failures recorded in a failed-alerts file.
+
+    Raises
+    ------
+    FailedAlertFileError
+        If the file cannot be read or is not a failed-alerts file.
+    """
+    import fastavro
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as stream:
+            reader = fastavro.reader(stream)
+            name = (
+                reader.writer_schema.get("name") if isinstance(reader.writer_schema, dict) else None
+            )
+            if name != "alertpack.failedAlert":
+                raise FailedAlertFileError(
+                    f"{path} holds {name or 'unknown'} records, not alertpack.failedAlert: "
+                    "give replay the failed-*.avro files an AlertProducer wrote"
+                )
+            return [FailedAlert.from_record(record) for record in reader]
+    except FailedAlertFileError:
+        raise
+    except OSError as error:
+        raise FailedAlertFileError(f"cannot read failed-alerts file {path}: {error}") from None
+    except (ValueError, EOFError, KeyError, TypeError) as error:
+        raise FailedAlertFileError(
+            f"{path} is not a readable failed-alerts Avro file ({error})"
+        ) from None
+
+
+def find_failed_alert_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Expand files and directories (their ``failed-*.avro``) into failed-alerts files."""
+    found: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found.extend(sorted(path.glob("failed-*.avro")))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise FailedAlertFileError(f"{path} does not exist: give failed-alert files or dirs")
+    return found
+
+
+def _group_by_topic(failures: list[FailedAlert]) -> Iterator[tuple[str, list[FailedAlert]]]:
+    topics: dict[str, list[FailedAlert]] = {}
+    for failure in failures:
+        topics.setdefault(failure.topic, []).append(failure)
+    yield from topics.items()
+
+
+def replay(
+    paths: str | os.PathLike | Iterable[str | os.PathLike],
+    settings: KafkaSettings | Mapping[str, Any] | None = None,
+    *,
+    log: Any = None,
+) -> DeliveryResult:
+    """Send the alerts of failed-alerts files again.
+
+    Each file is rewritten (atomically) with only the alerts that failed
+    again, with their new reason, or deleted when all went through.
+
+    Parameters
+    ----------
+    paths : path-like or iterable of path-like
+        Failed-alerts files, or directories whose ``failed-*.avro`` are taken.
+    settings : `KafkaSettings`, mapping or `None`
+        A `KafkaSettings` sends everything to its topic. A mapping holds
+        `KafkaSettings.resolve` values (e.g. ``{"servers": ..., "flush_timeout": 10}``);
+        without a ``topic`` in it, each alert goes back to the topic it was meant for.
+
+    Returns
+    -------
+    result : `DeliveryResult`
+        Counts over all files; ``failed_paths`` are the files kept.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files = find_failed_alert_files(paths)
+    contents = [(path, read_failed_alerts(path)) for path in files]
+    total = DeliveryResult()
+    everything = [failure for _, failures in contents for failure in failures]
+    if not everything:
+        for path, _ in contents:
+            path.unlink()
+        return total
+    fixed_topic = isinstance(settings, KafkaSettings) or bool(settings and settings.get("topic"))
+    if not isinstance(settings, KafkaSettings):
+        overrides = dict(settings or {})
+        overrides.setdefault("topic", None)
+        overrides["topic"] = overrides["topic"] or everything[0].topic
+        settings = KafkaSettings.resolve(**overrides)
+    with AlertProducer(settings, failed_dir=None, write_failed=False, log=log) as producer:
+        for path, failures in contents:
+            still_failed: list[FailedAlert] = []
+            for topic, group in _group_by_topic(failures):
+                target = settings.topic if fixed_topic else topic
+                result = producer.send((failure.alert for failure in group), topic=target)
+                still_failed.extend(result.failed_alerts)
+                total = total.merged(result)
+            if still_failed:
+                write_failed_alerts(still_failed, path.parent, path=path)
+                total.failed_paths.append(path)
+            else:
+                path.unlink()
+    return total
+
+
+def run_replay_command(args) -> int:
+    """``alertpack replay FILE|DIR ...``: 0 when everything was delivered, 1 otherwise."""
+    overrides = {
+        "servers": args.server,
+        "topic": args.topic,
+        "flush_timeout": args.timeout,
+        "delivery_timeout": args.timeout,
+    }
+    result = replay(args.paths, overrides)
+    print(f"replayed {result.total} alert(s): {result.summary()}")
+    return 0 if result.failed == 0 else 1
