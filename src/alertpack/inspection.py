@@ -125,8 +125,6 @@ def summarize_alert(alert: LoadedAlert) -> dict[str, Any]:
 
 
 def _kafka_alerts(args: Any) -> Iterator[LoadedAlert]:
-    from alertpack.consume import iter_kafka_alerts
-
     server = args.server or os.environ.get("AP_KAFKA_SERVER")
     topic = args.topic or os.environ.get("AP_KAFKA_TOPIC")
     if not server or not topic:
@@ -134,6 +132,8 @@ def _kafka_alerts(args: Any) -> Iterator[LoadedAlert]:
             "give alert files or directories, or a Kafka source with --server and --topic "
             "(or $AP_KAFKA_SERVER and $AP_KAFKA_TOPIC)"
         )
+    from alertpack.consume import iter_kafka_alerts
+
     messages = iter_kafka_alerts(
         server,
         topic,
