@@ -25,7 +25,7 @@ class PackageAlertsConfig(pexConfig.Config):
 
     schemaVersion = pexConfig.ChoiceField(
         dtype=str,
-        doc="Alert schema version (MAJOR.MINOR) from lsst-alert-packet; default the latest shipped.",
+        doc="Alert schema version (MAJOR.MINOR) from lsst-alert-packet; default: the latest.",
         allowed=_schema_choices(),
         default=str(latest_version()),
     )
@@ -107,7 +107,8 @@ class PackageAlertsConfig(pexConfig.Config):
     )
     kafkaPassword = pexConfig.Field(
         dtype=str,
-        doc="SASL password; prefer $AP_KAFKA_PRODUCER_PASSWORD so it never lands in a saved config.",
+        doc="SASL password; prefer $AP_KAFKA_PRODUCER_PASSWORD, which never lands in a saved "
+        "config.",
         default="",
     )
     kafkaSecurityProtocol = pexConfig.ChoiceField(
@@ -139,7 +140,8 @@ class PackageAlertsConfig(pexConfig.Config):
     )
     kafkaFlushTimeout = pexConfig.RangeField(
         dtype=float,
-        doc="Seconds the end-of-run flush may take before undelivered alerts go to the failed file.",
+        doc="Seconds the end-of-run flush may take before undelivered alerts go to the "
+        "failed file.",
         default=30.0,
         min=0.0,
     )

@@ -269,5 +269,6 @@ def run_schemas_command(args: Any) -> int:
     print("version  schema id  alert record")
     for version in available_versions():
         mark = "  (latest, default)" if version == latest else ""
-        print(f"{version!s:>7}  {version.schema_id:>9}  lsst.v{version.major}_{version.minor}.alert{mark}")
+        record = f"lsst.v{version.major}_{version.minor}.alert"
+        print(f"{version!s:>7}  {version.schema_id:>9}  {record}{mark}")
     return 0

@@ -1,0 +1,182 @@
+"""Catalog conformance and history grouping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alertpack.errors import InputError
+from alertpack.records import (
+    build_alert_parts,
+    conform_table,
+    empty_catalog,
+    group_history,
+    prepare_visit,
+    row_frame,
+)
+from alertpack.schema import load_schema
+
+SCHEMA = load_schema("11.1")
+SOURCE = SCHEMA.record("diaSource")
+
+
+def filled_frame(record, n, seed=0):
+    """A catalog with every field of ``record`` filled, typed as empty_catalog says."""
+    rng = np.random.default_rng(seed)
+    template = empty_catalog(record)
+    columns = {}
+    for name, dtype in template.dtypes.items():
+        if dtype is np.dtype(object):
+            columns[name] = [f"s{i}" for i in range(n)]
+        elif str(dtype) in ("boolean", "bool"):
+            columns[name] = pd.array(rng.random(n) > 0.5, dtype=dtype)
+        else:
+            columns[name] = pd.Series(rng.integers(0, 100, n)).astype(dtype)
+    return pd.DataFrame(columns)
+
+
+def sources_frame(n=6):
+    frame = filled_frame(SOURCE, n)
+    frame["diaSourceId"] = np.arange(n, dtype=np.int64) + 1000
+    frame["diaObjectId"] = np.arange(n, dtype=np.int64) // 2
+    frame["midpointMjdTai"] = 61000.0 + np.arange(n)
+    frame["band"] = "r"
+    return frame
+
+
+def test_lsst_index_layout_and_plain_columns_give_the_same_table():
+    frame = sources_frame()
+    indexed = frame.set_index(["diaObjectId", "band", "diaSourceId"])
+    plain = conform_table(frame, SOURCE, catalog="diaSourceCat")
+    from_index = conform_table(indexed, SOURCE, catalog="diaSourceCat")
+    for name in plain.columns:
+        np.testing.assert_array_equal(plain.columns[name], from_index.columns[name])
+
+
+def test_filter_name_stands_in_for_band():
+    frame = sources_frame().rename(columns={"band": "filterName"})
+    table = conform_table(frame, SOURCE, catalog="diaSourceCat")
+    assert list(table.columns["band"]) == ["r"] * 6
+
+
+def test_types_follow_the_schema_and_extra_columns_are_ignored():
+    frame = sources_frame()
+    frame["notInSchema"] = "x"
+    table = conform_table(frame, SOURCE, catalog="diaSourceCat")
+    assert "notInSchema" not in table.columns
+    assert table.columns["diaSourceId"].dtype == np.int64
+    assert table.columns["detector"].dtype == np.int32
+    assert table.columns["psfFlux"].dtype == np.float32
+    assert table.columns["ra"].dtype == np.float64
+    assert table.columns["isDipole"].dtype == np.bool_
+
+
+def test_missing_nullable_column_is_null_and_missing_required_is_listed():
+    frame = sources_frame().drop(columns=["psfFlux"])
+    table = conform_table(frame, SOURCE, catalog="diaSourceCat")
+    assert table.nulls["psfFlux"].all()
+    with pytest.raises(InputError, match=r"lacks column\(s\) ra, x .*schemaVersion"):
+        conform_table(sources_frame().drop(columns=["ra", "x"]), SOURCE, catalog="diaSourceCat")
+
+
+def test_nan_is_null_where_nullable_and_kept_where_required():
+    frame = sources_frame()
+    frame["psfFlux"] = np.nan
+    frame["x"] = np.nan
+    table = conform_table(frame, SOURCE, catalog="diaSourceCat")
+    assert table.nulls["psfFlux"].all()
+    assert np.isnan(table.columns["x"]).all() and "x" not in table.nulls
+
+
+def test_null_in_a_required_integer_is_an_error_naming_rows():
+    frame = sources_frame()
+    frame["psfNdata"] = pd.array([1, None, 3, 4, None, 6], dtype="Int32")
+    with pytest.raises(InputError, match=r"'psfNdata' is null at rows \[1, 4\]"):
+        conform_table(frame, SOURCE, catalog="diaSourceCat")
+
+
+@pytest.mark.parametrize(
+    "column, values, message",
+    [
+        ("psfNdata", [2**31] * 6, "32-bit Avro int"),
+        ("visit", [1.5] * 6, "whole numbers"),
+        ("psfFlux", [1e39] * 6, "32-bit Avro float"),
+        ("band", [1] * 6, "must hold str"),
+        ("isDipole", ["yes"] * 6, "booleans"),
+    ],
+)
+def test_unrepresentable_values_fail_clearly(column, values, message):
+    frame = sources_frame()
+    frame[column] = values
+    with pytest.raises(InputError, match=message):
+        conform_table(frame, SOURCE, catalog="diaSourceCat")
+
+
+def test_extreme_longs_and_nullable_ints_survive():
+    frame = sources_frame()
+    frame["diaSourceId"] = [2**63 - 1, -(2**63), 0, 1, 2, 3]
+    frame["trailAlgorithm"] = pd.array([1, None, 3, None, 5, 6], dtype="Int64")
+    table = conform_table(frame, SOURCE, catalog="diaSourceCat")
+    assert table.columns["diaSourceId"][0] == 2**63 - 1
+    assert list(table.nulls["trailAlgorithm"]) == [False, True, False, True, False, False]
+
+
+def test_history_window_order_and_exclusion():
+    history = conform_table(sources_frame(), SOURCE, catalog="diaSrcHistory")
+    history.columns["midpointMjdTai"] = np.array([5.0, 1.0, 400.0, 0.5, 3.0, 2.0]) + 60000
+    history.columns["diaObjectId"] = np.array([7, 7, 7, 8, 7, 9])
+    alerts_objects = np.array([7, 8, 10])
+    alerts_times = np.array([60401.0, 60001.0, 60001.0])
+    alert_ids = np.array([1, 1003, 2])
+    offsets, index = group_history(
+        alerts_objects, alerts_times, alert_ids, history, id_column="diaSourceId",
+        window_days=365.0,
+    )
+    # object 7: rows at 60400 (kept), 60005, 60003, 60001 are > 365 d before 60401? no:
+    # 60401 - 365 = 60036, so only the row at 60400 stays.
+    assert offsets.tolist() == [0, 1, 1, 1]
+    assert index.tolist() == [2]
+    offsets, index = group_history(
+        alerts_objects, np.array([60401.0, 60001.0, 60001.0]), alert_ids, history,
+        id_column="diaSourceId", window_days=1000.0,
+    )
+    assert index[offsets[0]:offsets[1]].tolist() == [1, 4, 0, 2]  # time-ordered
+    # the alert's own source (1003, object 8) is never its own history
+    assert offsets[2] - offsets[1] == 0
+
+
+def test_prepare_visit_requires_ccd_visit_or_bits():
+    frame = sources_frame().drop(columns=["visit", "detector"])
+    schema = load_schema("7.4")
+    with pytest.raises(InputError):
+        prepare_visit(SCHEMA, frame)
+    catalogs = prepare_visit(SCHEMA, sources_frame(), ccdExposureIdBits=20)
+    assert (catalogs.ccd_visit_ids == catalogs.sources.columns["diaSourceId"] >> 44).all()
+    assert schema.version.major == 7
+
+
+def test_orphan_source_without_object_is_an_error_naming_ids():
+    sources = sources_frame()
+    objects = filled_frame(SCHEMA.record("diaObject"), 2)
+    objects["diaObjectId"] = [0, 1]
+    catalogs = prepare_visit(SCHEMA, sources, objects, None, ccdExposureIdBits=20)
+    with pytest.raises(InputError, match="no row for diaObjectId 2"):
+        build_alert_parts(catalogs, {}, window_days=365)
+
+
+def test_duplicate_ids_are_refused():
+    sources = sources_frame()
+    sources["diaSourceId"] = 5
+    with pytest.raises(InputError, match="duplicate diaSourceId"):
+        prepare_visit(SCHEMA, sources, ccdExposureIdBits=20)
+
+
+def test_row_frame_recovers_index_keys_from_a_series():
+    objects = filled_frame(SCHEMA.record("diaObject"), 3)
+    objects["diaObjectId"] = [4, 5, 6]
+    row = objects.set_index("diaObjectId").loc[5]
+    frame = row_frame(row, ("diaObjectId",), "diaObject")
+    assert frame["diaObjectId"].tolist() == [5]
+    with pytest.raises(InputError, match="Series, a dict"):
+        row_frame([1, 2], (), "diaObject")
