@@ -9,6 +9,7 @@ alert's value comes from.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,3 +126,39 @@ class AlertParts:
 
     n_alerts: int
     fields: dict[str, Any] = field(default_factory=dict)
+
+    def alert_dict(self, alert: int, field_names: Sequence[str] | None = None) -> dict[str, Any]:
+        """Alert ``alert`` as the plain-Python dict fastavro and lsst.alert.packet expect.
+
+        This is the reference (slow, per-object) path; `alertpack.avro.AlertEncoder`
+        produces the same bytes from the columns directly.
+
+        Parameters
+        ----------
+        alert : `int`
+            Alert position, ``0 <= alert < n_alerts``.
+        field_names : sequence of `str`, optional
+            All field names of the alert schema, in schema order; fields
+            absent from ``fields`` are then included as `None`. By default
+            only the fields present in ``fields`` are returned.
+        """
+        names = list(self.fields) if field_names is None else list(field_names)
+        return {name: self._field_value(name, alert) for name in names}
+
+    def _field_value(self, name: str, alert: int) -> Any:
+        source = self.fields.get(name)
+        if source is None:
+            return None
+        if isinstance(source, ScalarColumn):
+            if source.nulls is not None and source.nulls[alert]:
+                return None
+            value = source.values[alert]
+            return value.item() if isinstance(value, np.generic) else value
+        if isinstance(source, RecordRef):
+            row = int(source.index[alert])
+            return None if row < 0 else source.table.row_dict(row)
+        if isinstance(source, RecordList):
+            if source.present is not None and not source.present[alert]:
+                return None
+            return [source.table.row_dict(int(row)) for row in source.rows_of(alert)]
+        return source[alert]  # bytes fields: one bytes object or None per alert
