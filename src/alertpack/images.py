@@ -1,0 +1,676 @@
+"""Survey images from any input, reduced to what cutouts need.
+
+A cutout needs the pixels in nJy, their variance in nJy², the bit mask with
+its plane names, the celestial WCS of the array, where the array sits in the
+detector (LSST ``xy0``) and, optionally, a PSF image. `as_survey_image`
+builds that `SurveyImage` from
+
+- an `astropy.nddata.CCDData` or `~astropy.nddata.NDData` with ``wcs`` and
+  ``unit`` (uncertainty as variance, standard deviation or inverse variance;
+  mask as bool or as an integer bit mask whose plane names are ``meta`` keys
+  ``MP_<NAME> = bit``; ``meta`` ``LTV1``/``LTV2`` for the origin);
+- a FITS file (path or `~astropy.io.fits.HDUList`): a single image HDU with a
+  celestial WCS and ``BUNIT``, or the LSST Exposure layout with extensions
+  ``IMAGE``, ``MASK`` and ``VARIANCE`` (and ``PSF``), which also covers the
+  cutout files `alertpack.cutouts` writes (``UNCERT``, ``PSFIMAGE``);
+- an ``lsst.afw.image.Exposure`` (duck-typed, afw is never imported).
+
+Counts (adu, electron, count) are not flux densities: they need an explicit
+``calibration`` in nJy per count.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from alertpack.errors import InputError
+
+if TYPE_CHECKING:
+    import astropy.units
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+__all__ = [
+    "MASK_PLANE_PREFIX",
+    "ImageInputError",
+    "SurveyImage",
+    "as_survey_image",
+    "mask_planes_from_header",
+]
+
+#: Header/meta key prefix declaring a mask plane's bit (the LSST convention).
+MASK_PLANE_PREFIX = "MP_"
+
+# The plane a boolean mask becomes: any flagged pixel is unusable.
+_BOOL_MASK_PLANE = "BAD"
+
+_EXTENSION_IMAGE = ("IMAGE",)
+_EXTENSION_VARIANCE = ("VARIANCE",)
+_EXTENSION_UNCERTAINTY = ("UNCERT",)  # astropy CCDData's name, type in UTYPE
+_EXTENSION_MASK = ("MASK",)
+_EXTENSION_PSF = ("PSF", "PSFIMAGE")
+
+_UNIT_HINT = (
+    "set the image unit (FITS BUNIT or CCDData.unit) to a spectral flux density such as "
+    "'nJy', 'Jy' or 'erg/s/cm2/Hz', or pass calibration=<nJy per input unit>"
+)
+
+
+class ImageInputError(InputError):
+    """An image that cannot be used for cutouts; the message says which and why."""
+
+
+@dataclass
+class SurveyImage:
+    """Everything the cutout code needs from one image.
+
+    Attributes
+    ----------
+    image : `numpy.ndarray`
+        2-D float32 pixels in nJy.
+    variance : `numpy.ndarray` or `None`
+        float32 variance in nJy², same shape as ``image``.
+    mask : `numpy.ndarray` or `None`
+        int32 bit mask, same shape as ``image``.
+    mask_planes : `dict` [`str`, `int`]
+        Plane name -> bit number, e.g. ``{"BAD": 0, "SAT": 1, "NO_DATA": 8}``.
+    wcs : `astropy.wcs.WCS`
+        Celestial WCS of this array: pixel (0, 0) is ``image[0, 0]``; may be TAN-SIP.
+    origin : `tuple` [`int`, `int`]
+        ``(x0, y0)`` of ``image[0, 0]`` in the parent (detector) frame: LSST's
+        ``xy0``; FITS ``LTV1, LTV2 = -x0, -y0``.
+    psf : `numpy.ndarray` or `None`
+        PSF image at the detector center.
+    name : `str`
+        What the image is ("difference", "template", "science"), for messages.
+    photo_calib : `float`
+        nJy per input unit that was applied (1.0 when the input was already a
+        flux density in nJy).
+    """
+
+    image: np.ndarray
+    variance: np.ndarray | None
+    mask: np.ndarray | None
+    mask_planes: dict[str, int]
+    wcs: WCS
+    origin: tuple[int, int] = (0, 0)
+    psf: np.ndarray | None = None
+    name: str = "image"
+    photo_calib: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.image = _as_2d(self.image, np.float32, f"{self.name} image")
+        if self.variance is not None:
+            self.variance = _as_2d(self.variance, np.float32, f"{self.name} variance")
+        if self.mask is not None:
+            self.mask = _as_2d(self.mask, np.int32, f"{self.name} mask")
+        if self.psf is not None:
+            self.psf = _as_2d(self.psf, np.float32, f"{self.name} PSF")
+        for plane_name, array in (("variance", self.variance), ("mask", self.mask)):
+            if array is not None and array.shape != self.image.shape:
+                raise ImageInputError(
+                    f"{self.name} image: the {plane_name} has shape {array.shape} but the image "
+                    f"has shape {self.image.shape}; they must describe the same pixels"
+                )
+        self.mask_planes = {str(k): int(v) for k, v in self.mask_planes.items()}
+        for plane, bit in self.mask_planes.items():
+            if not 0 <= bit <= 30:
+                raise ImageInputError(
+                    f"{self.name} image: mask plane {plane!r} has bit {bit}; "
+                    "bits of an int32 mask are 0..30"
+                )
+        self.origin = (int(self.origin[0]), int(self.origin[1]))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(ny, nx)`` of the image array."""
+        return self.image.shape
+
+
+def as_survey_image(
+    obj: Any,
+    *,
+    name: str,
+    calibration: float | astropy.units.Quantity | None = None,
+) -> SurveyImage:
+    """Build a `SurveyImage` from any supported image input.
+
+    Parameters
+    ----------
+    obj : `SurveyImage`, `~astropy.nddata.NDData`, `str`, `os.PathLike`, \
+            `~astropy.io.fits.HDUList` or ``lsst.afw.image.Exposure``
+        The image. A `SurveyImage` is returned as is.
+    name : `str`
+        What the image is ("difference", "template", "science"); used in messages.
+    calibration : `float` or `~astropy.units.Quantity`, optional
+        nJy per input unit, for images in counts (adu, electron, count) or
+        without a unit. A Quantity (e.g. ``0.8 * u.nJy / u.adu``) is checked
+        against the image unit. Not allowed for images already in a flux
+        density unit. For an afw Exposure it replaces the PhotoCalib mean.
+
+    Returns
+    -------
+    image : `SurveyImage`
+
+    Raises
+    ------
+    ImageInputError
+        Missing file, no image, not 2-D, no celestial WCS, missing or unknown
+        unit, counts without calibration, or planes of different shapes.
+    """
+    if isinstance(obj, SurveyImage):
+        if calibration is not None:
+            raise ImageInputError(
+                f"{name} image: a SurveyImage is already in nJy; do not pass calibration"
+            )
+        return obj
+    if isinstance(obj, (str, os.PathLike)):
+        return _from_fits_path(Path(obj), name, calibration)
+    if _is_afw_exposure(obj):
+        return _from_afw_exposure(obj, name, calibration)
+    from astropy.io import fits
+    from astropy.nddata import NDData
+
+    if isinstance(obj, fits.HDUList):
+        return _from_hdulist(obj, name, calibration, source="the HDUList")
+    if isinstance(obj, NDData):
+        return _from_nddata(obj, name, calibration)
+    raise ImageInputError(
+        f"{name} image: cannot use an object of type {type(obj).__name__}; pass an "
+        "astropy CCDData/NDData (with wcs and unit), a FITS file path or HDUList, an "
+        "lsst.afw.image.Exposure, or an alertpack.images.SurveyImage"
+    )
+
+
+# --- NDData / CCDData -------------------------------------------------------------------------
+
+
+def _from_nddata(ndd: Any, name: str, calibration: Any) -> SurveyImage:
+    label = f"{name} image ({type(ndd).__name__})"
+    data = np.asarray(ndd.data)
+    _require_2d(data, label)
+    unit = ndd.unit
+    scale = _nJy_per_unit(unit, calibration, label)
+    meta = ndd.meta if ndd.meta is not None else {}
+    mask, planes = _mask_from_nddata(ndd, meta, label, data.shape)
+    return SurveyImage(
+        image=_scaled(data, scale),
+        variance=_variance_from_uncertainty(ndd.uncertainty, unit, scale, label),
+        mask=mask,
+        mask_planes=planes,
+        wcs=_celestial_wcs(ndd.wcs, label),
+        origin=_origin_from_ltv(meta, label),
+        psf=_psf_array(getattr(ndd, "psf", None), label),
+        name=name,
+        photo_calib=scale,
+    )
+
+
+def _mask_from_nddata(
+    ndd: Any, meta: Mapping, label: str, shape: tuple[int, ...]
+) -> tuple[np.ndarray | None, dict[str, int]]:
+    """The int32 bit mask and planes: an integer mask, else integer flags (as LSST's
+    alert code stores the afw mask), else a boolean mask as the BAD plane."""
+    planes = mask_planes_from_header(meta)
+    candidates = [ndd.mask, getattr(ndd, "flags", None)]
+    for candidate in candidates:
+        if candidate is None:
+            continue
+        array = np.asarray(candidate)
+        if array.shape != shape:
+            continue
+        if np.issubdtype(array.dtype, np.integer):
+            return array.astype(np.int32, copy=False), planes
+    if ndd.mask is not None:
+        array = np.asarray(ndd.mask)
+        if array.dtype == np.bool_:
+            return _bool_mask_as_bits(array), {_BOOL_MASK_PLANE: 0}
+        raise ImageInputError(
+            f"{label}: mask of dtype {array.dtype} and shape {array.shape} is neither a "
+            f"boolean nor an integer bit mask of the image shape {shape}"
+        )
+    return None, planes
+
+
+def _bool_mask_as_bits(mask: np.ndarray) -> np.ndarray:
+    # bit 0 of the BAD plane, so a True pixel is 1
+    return mask.astype(np.int32)
+
+
+def _variance_from_uncertainty(
+    uncertainty: Any, image_unit: Any, scale: float, label: str
+) -> np.ndarray | None:
+    """Variance in nJy² from a Variance, StdDev or InverseVariance uncertainty."""
+    if uncertainty is None:
+        return None
+    import astropy.units as u
+    from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
+
+    values = np.asarray(uncertainty.array, dtype=np.float32)
+    unc_unit = uncertainty.unit
+    if isinstance(uncertainty, VarianceUncertainty):
+        variance, variance_unit = values, unc_unit
+    elif isinstance(uncertainty, StdDevUncertainty):
+        variance = values * values
+        variance_unit = None if unc_unit is None else unc_unit**2
+    elif isinstance(uncertainty, InverseVariance):
+        with np.errstate(divide="ignore"):
+            variance = np.float32(1.0) / values
+        variance_unit = None if unc_unit is None else unc_unit**-1
+    else:
+        raise ImageInputError(
+            f"{label}: uncertainty of type {type(uncertainty).__name__} is not supported; use "
+            "VarianceUncertainty, StdDevUncertainty or InverseVariance"
+        )
+    return _scaled(variance, _variance_scale(variance_unit, image_unit, scale, label, u))
+
+
+def _variance_scale(variance_unit: Any, image_unit: Any, scale: float, label: str, u: Any) -> float:
+    if variance_unit is None or image_unit is None or variance_unit == image_unit**2:
+        return scale * scale
+    try:
+        return float(variance_unit.to(u.nJy**2))
+    except u.UnitConversionError:
+        pass
+    try:
+        return float(variance_unit.to(image_unit**2)) * scale * scale
+    except u.UnitConversionError:
+        raise ImageInputError(
+            f"{label}: the uncertainty unit {variance_unit} (as variance) is not the image "
+            f"unit squared ({image_unit**2}) nor convertible to nJy**2; give the uncertainty "
+            "the image's unit"
+        ) from None
+
+
+# --- FITS ----------------------------------------------------------------------------------
+
+
+def _from_fits_path(path: Path, name: str, calibration: Any) -> SurveyImage:
+    if not path.exists():
+        raise ImageInputError(f"{name} image: file {path} does not exist")
+    if path.is_dir():
+        raise ImageInputError(f"{name} image: {path} is a directory, not a FITS file")
+    from astropy.io import fits
+
+    try:
+        hdul = fits.open(path, memmap=False)
+    except (OSError, ValueError, TypeError) as error:
+        raise ImageInputError(
+            f"{name} image: {path} is not a readable FITS file ({error})"
+        ) from None
+    with hdul:
+        return _from_hdulist(hdul, name, calibration, source=str(path))
+
+
+def _from_hdulist(hdul: fits.HDUList, name: str, calibration: Any, *, source: str) -> SurveyImage:
+    label = f"{name} image ({source})"
+    image_hdu = _find_image_hdu(hdul, label)
+    header = image_hdu.header
+    primary_header = hdul[0].header
+    data = image_hdu.data
+    _require_2d(data, f"{label}, HDU {image_hdu.name or 0}")
+    unit = _unit_from_header(header, primary_header, calibration, label)
+    scale = _nJy_per_unit(unit, calibration, label)
+    mask, planes = _mask_from_hdulist(hdul, data.shape, label)
+    psf_hdu = _extension(hdul, _EXTENSION_PSF)
+    return SurveyImage(
+        image=_scaled(data, scale),
+        variance=_variance_from_hdulist(hdul, unit, scale, data.shape, label),
+        mask=mask,
+        mask_planes=planes,
+        wcs=_celestial_wcs(_wcs_from_header(header, label), label),
+        origin=_origin_from_ltv(_merged_lookup(header, primary_header), label),
+        psf=None if psf_hdu is None else _psf_array(psf_hdu.data, label),
+        name=name,
+        photo_calib=scale,
+    )
+
+
+def _find_image_hdu(hdul: fits.HDUList, label: str) -> Any:
+    """The LSST ``IMAGE`` extension, else the first image HDU that has data."""
+    from astropy.io import fits
+
+    named = _extension(hdul, _EXTENSION_IMAGE)
+    if named is not None and named.data is not None:
+        return named
+    image_types = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
+    for hdu in hdul:
+        if isinstance(hdu, image_types) and hdu.data is not None:
+            return hdu
+    raise ImageInputError(
+        f"{label}: no image HDU with data; expected a primary/image extension with a 2-D "
+        "image, or the LSST layout with an IMAGE extension"
+    )
+
+
+def _extension(hdul: fits.HDUList, names: tuple[str, ...]) -> Any:
+    for extname in names:
+        if extname in hdul:
+            return hdul[extname]
+    return None
+
+
+def _unit_from_header(header: Any, primary_header: Any, calibration: Any, label: str) -> Any:
+    text = header.get("BUNIT", primary_header.get("BUNIT"))
+    if text is None or not str(text).strip():
+        if calibration is None:
+            raise ImageInputError(f"{label}: no BUNIT in the header; {_UNIT_HINT}")
+        return None
+    return _parse_unit(str(text), label)
+
+
+def _parse_unit(text: str, label: str) -> Any:
+    import astropy.units as u
+
+    text = text.strip()
+    for candidate, unit_format in ((text, "fits"), (text, None), (text.lower(), None)):
+        try:
+            return u.Unit(candidate, format=unit_format)
+        except ValueError:
+            continue
+    raise ImageInputError(f"{label}: BUNIT {text!r} is not a unit astropy knows; {_UNIT_HINT}")
+
+
+def _variance_from_hdulist(
+    hdul: fits.HDUList, unit: Any, scale: float, shape: tuple[int, ...], label: str
+) -> np.ndarray | None:
+    from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
+
+    variance_hdu = _extension(hdul, _EXTENSION_VARIANCE)
+    if variance_hdu is not None:
+        values = _plane_data(variance_hdu, shape, label)
+        return _scaled(values, scale * scale)
+    uncertainty_hdu = _extension(hdul, _EXTENSION_UNCERTAINTY)
+    if uncertainty_hdu is None:
+        return None
+    values = _plane_data(uncertainty_hdu, shape, label)
+    # astropy's CCDData convention: the class name in UTYPE, standard deviation if absent
+    kinds = {cls.__name__: cls for cls in (VarianceUncertainty, StdDevUncertainty, InverseVariance)}
+    kind = kinds.get(str(uncertainty_hdu.header.get("UTYPE", "")), StdDevUncertainty)
+    return _variance_from_uncertainty(kind(values), unit, scale, label)
+
+
+def _mask_from_hdulist(
+    hdul: fits.HDUList, shape: tuple[int, ...], label: str
+) -> tuple[np.ndarray | None, dict[str, int]]:
+    mask_hdu = _extension(hdul, _EXTENSION_MASK)
+    if mask_hdu is None:
+        return None, {}
+    values = _plane_data(mask_hdu, shape, label)
+    if values.dtype.kind == "f":
+        raise ImageInputError(
+            f"{label}: the MASK extension holds floating-point data; a mask must be integer bits"
+        )
+    if values.dtype == np.bool_ or values.dtype == np.uint8:
+        planes = mask_planes_from_header(mask_hdu.header)
+        if not planes:
+            # astropy CCDData writes a boolean mask as uint8 without plane names
+            return _bool_mask_as_bits(values != 0), {_BOOL_MASK_PLANE: 0}
+        return values.astype(np.int32), planes
+    return values.astype(np.int32), mask_planes_from_header(mask_hdu.header)
+
+
+def _plane_data(hdu: Any, shape: tuple[int, ...], label: str) -> np.ndarray:
+    data = hdu.data
+    if data is None or data.shape != shape:
+        got = None if data is None else data.shape
+        raise ImageInputError(
+            f"{label}: extension {hdu.name} has shape {got} but the image has shape {shape}; "
+            "image, mask and variance must describe the same pixels"
+        )
+    return np.asarray(data)
+
+
+def _wcs_from_header(header: Any, label: str) -> WCS:
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    try:
+        with warnings.catch_warnings():
+            # LSST headers carry non-standard keys (e.g. the PHYSICAL 'A' WCS)
+            # that astropy repairs with a warning; the celestial WCS is unaffected.
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            return WCS(header)
+    except Exception as error:  # wcslib raises many types for a bad header
+        raise ImageInputError(
+            f"{label}: the header WCS cannot be read ({type(error).__name__}: {error}); "
+            "fix the CTYPE/CRVAL/CRPIX/CD keywords"
+        ) from None
+
+
+def _merged_lookup(header: Any, fallback: Any) -> dict[str, Any]:
+    merged = {key: fallback[key] for key in ("LTV1", "LTV2") if key in fallback}
+    merged.update({key: header[key] for key in ("LTV1", "LTV2") if key in header})
+    return merged
+
+
+def mask_planes_from_header(meta: Mapping) -> dict[str, int]:
+    """Mask plane bits declared as ``MP_<NAME> = bit`` in a header or meta mapping.
+
+    Parameters
+    ----------
+    meta : `~collections.abc.Mapping`
+        A FITS header, CCDData ``meta`` or any mapping.
+
+    Returns
+    -------
+    planes : `dict` [`str`, `int`]
+        Plane name (without the prefix) -> bit number.
+    """
+    planes = {}
+    for key, value in meta.items():
+        key = str(key)
+        if key.upper().startswith(MASK_PLANE_PREFIX) and len(key) > len(MASK_PLANE_PREFIX):
+            try:
+                planes[key[len(MASK_PLANE_PREFIX) :].upper()] = int(value)
+            except (TypeError, ValueError):
+                raise ImageInputError(
+                    f"mask plane key {key} = {value!r} is not an integer bit number"
+                ) from None
+    return planes
+
+
+# --- lsst.afw.image.Exposure (duck-typed) --------------------------------------------------
+
+_AFW_EXPOSURE_METHODS = ("getMaskedImage", "getWcs", "getBBox", "getPhotoCalib")
+
+
+def _is_afw_exposure(obj: Any) -> bool:
+    return all(callable(getattr(obj, method, None)) for method in _AFW_EXPOSURE_METHODS)
+
+
+def _from_afw_exposure(exposure: Any, name: str, calibration: Any) -> SurveyImage:
+    """Convert an afw Exposure through its arrays and its WCS's FITS metadata.
+
+    The PhotoCalib's mean calibration is applied (alert cutouts are small
+    enough that its spatial variation does not matter).
+    """
+    label = f"{name} image ({type(exposure).__name__})"
+    masked = exposure.getMaskedImage()
+    data = np.asarray(masked.getImage().getArray())
+    _require_2d(data, label)
+    bbox = exposure.getBBox()
+    origin = (int(bbox.getMinX()), int(bbox.getMinY()))
+    scale = _afw_scale(exposure, calibration, label)
+    mask_plane = masked.getMask()
+    sky_wcs = exposure.getWcs()
+    if sky_wcs is None:
+        raise ImageInputError(f"{label}: the Exposure has no WCS; attach a SkyWcs before packaging")
+    psf = exposure.getPsf() if callable(getattr(exposure, "getPsf", None)) else None
+    return SurveyImage(
+        image=_scaled(data, scale),
+        variance=_scaled(np.asarray(masked.getVariance().getArray()), scale * scale),
+        mask=np.asarray(mask_plane.getArray()).astype(np.int32, copy=False),
+        mask_planes=dict(mask_plane.getMaskPlaneDict()),
+        wcs=_celestial_wcs(_wcs_of_afw_array(sky_wcs, origin, label), label),
+        origin=origin,
+        psf=None
+        if psf is None
+        else _psf_array(psf.computeKernelImage(bbox.getCenter()).getArray(), label),
+        name=name,
+        photo_calib=scale,
+    )
+
+
+def _afw_scale(exposure: Any, calibration: Any, label: str) -> float:
+    if calibration is not None:
+        return _nJy_per_unit(None, calibration, label)
+    photo_calib = exposure.getPhotoCalib()
+    if photo_calib is None:
+        raise ImageInputError(
+            f"{label}: the Exposure has no PhotoCalib; attach one or pass "
+            "calibration=<nJy per count>"
+        )
+    return _checked_factor(photo_calib.getCalibrationMean(), label)
+
+
+def _wcs_of_afw_array(sky_wcs: Any, origin: tuple[int, int], label: str) -> WCS:
+    from astropy.io import fits
+
+    metadata = sky_wcs.getFitsMetadata()
+    items = metadata.toDict() if callable(getattr(metadata, "toDict", None)) else dict(metadata)
+    header = fits.Header()
+    for key, value in items.items():
+        header[key] = value
+    # afw's SkyWcs works in the parent frame; the array starts at xy0.
+    header["CRPIX1"] = float(header.get("CRPIX1", 0.0)) - origin[0]
+    header["CRPIX2"] = float(header.get("CRPIX2", 0.0)) - origin[1]
+    return _wcs_from_header(header, label)
+
+
+# --- shared helpers --------------------------------------------------------------------------
+
+
+def _require_2d(data: Any, label: str) -> None:
+    if data is None:
+        raise ImageInputError(f"{label}: has no pixel data")
+    if np.ndim(data) != 2:
+        raise ImageInputError(
+            f"{label}: data has {np.ndim(data)} dimensions (shape {np.shape(data)}); "
+            "cutouts need a 2-D image"
+        )
+
+
+def _as_2d(array: Any, dtype: type, label: str) -> np.ndarray:
+    values = np.asarray(array)
+    _require_2d(values, label)
+    return values.astype(dtype, copy=False)
+
+
+def _scaled(values: np.ndarray, scale: float) -> np.ndarray:
+    """float32 copy-free when no scaling is needed."""
+    values = np.asarray(values)
+    if values.dtype != np.float32 or not values.dtype.isnative:
+        values = values.astype(np.float32)
+    if scale == 1.0:
+        return values
+    return values * np.float32(scale)
+
+
+def _checked_factor(value: Any, label: str) -> float:
+    factor = float(value)
+    if not math.isfinite(factor) or factor <= 0:
+        raise ImageInputError(f"{label}: calibration {value!r} must be a positive finite number")
+    return factor
+
+
+def _nJy_per_unit(unit: Any, calibration: Any, label: str) -> float:
+    """Factor turning pixel values in ``unit`` into nJy."""
+    import astropy.units as u
+
+    if isinstance(unit, u.FunctionUnitBase):
+        raise ImageInputError(
+            f"{label}: unit {unit} is logarithmic (magnitudes are not image units); "
+            "convert the image to a linear flux density such as nJy"
+        )
+    if calibration is not None:
+        return _calibration_factor(unit, calibration, label, u)
+    if unit is None:
+        raise ImageInputError(f"{label}: the image has no unit; {_UNIT_HINT}")
+    if unit.is_equivalent(u.nJy):
+        return float(unit.to(u.nJy))
+    raise ImageInputError(
+        f"{label}: unit {unit} is not a spectral flux density; for counts (adu, electron, "
+        "count) pass calibration=<nJy per count> (a float or e.g. 0.5 * u.nJy / u.adu), "
+        "otherwise convert the image to nJy"
+    )
+
+
+def _calibration_factor(unit: Any, calibration: Any, label: str, u: Any) -> float:
+    if isinstance(calibration, u.Quantity):
+        per_pixel_unit = calibration * (u.dimensionless_unscaled if unit is None else unit)
+        try:
+            return _checked_factor(per_pixel_unit.to_value(u.nJy), label)
+        except u.UnitConversionError:
+            raise ImageInputError(
+                f"{label}: calibration {calibration} times the image unit "
+                f"{unit or 'dimensionless'} is not a flux density; give it in nJy per image unit"
+            ) from None
+    if unit is not None and unit.is_equivalent(u.nJy):
+        raise ImageInputError(
+            f"{label}: the image is already in {unit}, a flux density; do not pass calibration"
+        )
+    return _checked_factor(calibration, label)
+
+
+def _celestial_wcs(wcs: Any, label: str) -> WCS:
+    from astropy.wcs import WCS
+
+    if wcs is None:
+        raise ImageInputError(
+            f"{label}: no WCS; cutouts need a celestial (RA/Dec) WCS in the header or CCDData.wcs"
+        )
+    if not isinstance(wcs, WCS):
+        low_level = getattr(wcs, "low_level_wcs", None)
+        if not isinstance(low_level, WCS):
+            raise ImageInputError(
+                f"{label}: WCS of type {type(wcs).__name__} is not supported; "
+                "use an astropy.wcs.WCS (FITS WCS)"
+            )
+        wcs = low_level
+    if not wcs.has_celestial:
+        raise ImageInputError(
+            f"{label}: the WCS has no celestial axes (CTYPE {list(wcs.wcs.ctype)}); cutouts "
+            "need RA---xxx/DEC--xxx axes"
+        )
+    if wcs.naxis != 2:
+        wcs = wcs.celestial
+    ctypes = [wcs.wcs.ctype[wcs.wcs.lng], wcs.wcs.ctype[wcs.wcs.lat]]
+    if not (ctypes[0].upper().startswith("RA") and ctypes[1].upper().startswith("DEC")):
+        raise ImageInputError(
+            f"{label}: celestial WCS axes {ctypes} are not equatorial; cutouts need RA/DEC axes"
+        )
+    return wcs
+
+
+def _origin_from_ltv(meta: Mapping, label: str) -> tuple[int, int]:
+    origin = []
+    for key in ("LTV1", "LTV2"):
+        value = meta.get(key, 0) if hasattr(meta, "get") else 0
+        try:
+            shift = float(value)
+        except (TypeError, ValueError):
+            raise ImageInputError(f"{label}: {key} = {value!r} is not a number") from None
+        if not math.isfinite(shift) or shift != round(shift):
+            raise ImageInputError(
+                f"{label}: {key} = {value!r} is not a whole number of pixels; "
+                "LTV1/LTV2 must be minus the integer origin (xy0) of the array"
+            )
+        origin.append(-round(shift))
+    return origin[0], origin[1]
+
+
+def _psf_array(psf: Any, label: str) -> np.ndarray | None:
+    if psf is None:
+        return None
+    values = np.asarray(getattr(psf, "data", psf), dtype=np.float32)
+    if values.ndim != 2:
+        raise ImageInputError(f"{label}: the PSF has shape {values.shape}; it must be a 2-D image")
+    return values
