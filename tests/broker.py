@@ -161,7 +161,7 @@ def partitions_of(consumer, topic: str, timeout: float = 10.0) -> list[int]:
     return sorted(partitions)
 
 
-def read_topic(server: str, topic: str, expected: int | None = None, idle: float = 2.0) -> list:
+def read_topic(server: str, topic: str, expected: int | None = None, idle: float = 1.0) -> list:
     """Every message of ``topic`` (all partitions, from the start), as confluent-kafka Messages.
 
     Reading stops after ``expected`` messages and then ``idle`` s more (to catch

@@ -26,6 +26,7 @@ messages) is passed through the settings' redaction first.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
 import json
@@ -177,10 +178,11 @@ class KafkaSettings:
         goes to the failed-alerts file.
     delivery_timeout : `float`
         Seconds librdkafka keeps retrying one message (``message.timeout.ms``).
-    registry_url : `str` or `None`
-        Confluent schema registry; when set, the alert schema is registered
-        under ``{topic}-value`` and the id it returns goes on the wire instead
-        of Rubin's ``major*100+minor``.
+    registry_url : `str`, `Secret` or `None`
+        Confluent schema registry (``https://user:password@host:port`` for
+        basic authentication; such a URL is kept as a `Secret`); when set,
+        the alert schema is registered under ``{topic}-value`` and the id it
+        returns goes on the wire instead of Rubin's ``major*100+minor``.
     extra : `dict`
         More librdkafka properties, applied last.
     """
@@ -198,12 +200,19 @@ class KafkaSettings:
     message_max_bytes: int = 10_000_000
     flush_timeout: float = 30.0
     delivery_timeout: float = 30.0
-    registry_url: str | None = None
+    registry_url: str | Secret | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.password, str):
             self.password = Secret(self.password) if self.password else None
+        if isinstance(self.registry_url, str) and urllib.parse.urlsplit(self.registry_url).password:
+            self.registry_url = Secret(self.registry_url)
+        # other secrets librdkafka may get (ssl.key.password, oauth secrets, ...)
+        self.extra = {
+            key: Secret(value) if _looks_secret(key) and isinstance(value, str) else value
+            for key, value in self.extra.items()
+        }
         self._validate()
 
     def _validate(self) -> None:
@@ -349,7 +358,9 @@ class KafkaSettings:
             config["sasl.mechanism"] = self.sasl_mechanism
             config["sasl.username"] = self.username
             config["sasl.password"] = self.password.reveal()
-        config.update(self.extra)
+        config.update(
+            {k: v.reveal() if isinstance(v, Secret) else v for k, v in self.extra.items()}
+        )
         return config
 
     def redact(self, text: str) -> str:
@@ -357,20 +368,20 @@ class KafkaSettings:
         text = str(text)
         if self.password is not None and self.password.reveal():
             text = text.replace(self.password.reveal(), _REDACTED)
-        for key, value in self.extra.items():
-            # extra may carry other secrets (ssl.key.password, oauth tokens, ...)
-            if _looks_secret(key) and isinstance(value, str) and value:
-                text = text.replace(value, _REDACTED)
+        secrets = [v.reveal() for v in self.extra.values() if isinstance(v, Secret)]
+        if isinstance(self.registry_url, Secret):
+            secrets.append(urllib.parse.urlsplit(self.registry_url.reveal()).password)
+        for secret in secrets:
+            if secret:
+                text = text.replace(secret, _REDACTED)
         return text
 
     def __repr__(self) -> str:
         shown = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name == "extra":
-                value = {k: (_REDACTED if _looks_secret(k) else v) for k, v in value.items()}
-            elif f.name == "registry_url" and value:
-                value = _strip_userinfo(value)
+            if f.name == "registry_url" and isinstance(value, Secret):
+                value = _strip_userinfo(value.reveal())  # host without user:password
             shown.append(f"{f.name}={value!r}")
         return f"KafkaSettings({', '.join(shown)})"
 
@@ -559,9 +570,14 @@ _live_settings: weakref.WeakValueDictionary[int, KafkaSettings] = weakref.WeakVa
 
 
 class _RedactingFilter(logging.Filter):
-    """Masks secrets in records of the librdkafka logger before any handler sees them."""
+    """Masks secrets in librdkafka's log records and demotes them to DEBUG.
+
+    librdkafka repeats a connection failure at every retry; each distinct
+    client error is already reported once as a warning by the producer.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         text = record.getMessage()
         for settings in list(_live_settings.values()):
             text = settings.redact(text)
@@ -835,26 +851,36 @@ def _error_text(error: BaseException) -> str:
 
 
 def register_schema(
-    registry_url: str, subject: str, definition: Mapping[str, Any], *, timeout: float = 10.0
+    registry_url: str | Secret,
+    subject: str,
+    definition: Mapping[str, Any],
+    *,
+    timeout: float = 10.0,
 ) -> int:
     """Register an Avro schema with a Confluent schema registry and return its id.
 
     Registering a schema the subject already has returns the existing id.
+    User-info in the URL (``https://user:password@host``) is sent as HTTP
+    basic authentication and never shown.
 
     Raises
     ------
     StreamError
         When the registry cannot be reached or refuses the schema.
     """
-    url = f"{registry_url.rstrip('/')}/subjects/{urllib.parse.quote(subject, safe='')}/versions"
+    if isinstance(registry_url, Secret):
+        registry_url = registry_url.reveal()
+    parts = urllib.parse.urlsplit(registry_url)
+    base = _strip_userinfo(registry_url).rstrip("/")
+    url = f"{base}/subjects/{urllib.parse.quote(subject, safe='')}/versions"
+    headers = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
+    if parts.username is not None:
+        user_password = f"{urllib.parse.unquote(parts.username)}:"
+        user_password += urllib.parse.unquote(parts.password or "")
+        headers["Authorization"] = "Basic " + base64.b64encode(user_password.encode()).decode()
     body = json.dumps({"schema": json.dumps(definition)}).encode()
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
-    )
-    shown = _strip_userinfo(url)
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    shown = url
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             answer = json.loads(response.read())
