@@ -68,7 +68,7 @@ def test_figure_content(tmp_path):
     assert "5 previous, 6 forced" in header and "S/N 75.0" in header
     # 5 previous detections + 6 forced + 1 current point, with x = MJD
     plotted = np.concatenate([line.get_xdata() for line in light_curve.lines
-                              if line.get_marker() not in (None, "None", "")])
+                              if line.get_marker() in ("o", "s", "*")])
     expected = [s["midpointMjdTai"] for s in record["prvDiaSources"]]
     expected += [s["midpointMjdTai"] for s in record["prvDiaForcedSources"]]
     expected += [record["diaSource"]["midpointMjdTai"]]
