@@ -157,7 +157,7 @@ class LocalTanWcs:
         return _position_angle(self.cd[0][1], self.cd[1][1])
 
 
-@dataclass
+@dataclass(eq=False)
 class Stamp:
     """A square cutout of one image around one source.
 

@@ -68,7 +68,7 @@ class ImageInputError(InputError):
     """An image that cannot be used for cutouts; the message says which and why."""
 
 
-@dataclass
+@dataclass(eq=False)
 class SurveyImage:
     """Everything the cutout code needs from one image.
 
