@@ -60,7 +60,7 @@ _FLOAT32_QUIET_BIT = np.uint32(0x0040_0000)
 
 # Rows are laid out in a padded (rows x width) byte matrix before compaction;
 # chunking bounds its size whatever the table length.
-_CHUNK_BYTES = 1 << 23
+_CHUNK_BYTES = 1 << 20
 
 _CONTAINER_MAGIC = b"Obj\x01"
 _SYNC_SIZE = 16
@@ -241,7 +241,11 @@ def _field_type(field: dict[str, Any], record_name: str) -> _FieldType:
 
 
 class _Block:
-    """The bytes one field contributes to every row: at most ``width`` per row."""
+    """The bytes one field contributes to every row: at most ``width`` per row.
+
+    A block writes its rows into a padded ``(rows, width)`` byte matrix and
+    marks which of those bytes are real in a same-shaped bool matrix.
+    """
 
     width: int
     lengths: np.ndarray | None  # bytes used per row; None when every row uses ``width``
@@ -250,26 +254,52 @@ class _Block:
         """Write rows ``rows`` into ``out`` (shape ``(rows, width)``)."""
         raise NotImplementedError
 
+    def mark_used(self, used: np.ndarray, rows: slice) -> None:
+        """Set ``used`` (shape ``(rows, width)``, all True on entry) to the real bytes."""
+        if self.lengths is not None:
+            np.less(np.arange(self.width), self.lengths[rows, None], out=used)
+
 
 class _MatrixBlock(_Block):
-    """An optional union branch byte followed by a padded value matrix."""
+    """An optional union branch byte followed by a padded value matrix.
+
+    Parameters
+    ----------
+    branch : `numpy.ndarray` [`numpy.uint8`] or `int` or `None`
+        Union branch byte per row, one byte for all rows, or None (no union).
+    values : `numpy.ndarray` [`numpy.uint8`], shape (n, w)
+        Value bytes of each row, padded.
+    lengths : `numpy.ndarray` or `None`
+        Bytes used per row, branch included; None when all are used.
+    valid : `numpy.ndarray` [`bool`], optional
+        For fixed-width values: rows whose value is written (the others are
+        null and only have their branch byte). Faster to mark than ``lengths``.
+    """
 
     def __init__(
         self,
         branch: np.ndarray | int | None,
         values: np.ndarray,
         lengths: np.ndarray | None,
+        valid: np.ndarray | None = None,
     ) -> None:
         self.branch = branch
         self.values = values
         self.lead = 0 if branch is None else 1
         self.width = self.lead + values.shape[1]
         self.lengths = lengths
+        self.valid = valid
 
     def fill(self, out: np.ndarray, rows: slice) -> None:
         if self.branch is not None:
             out[:, 0] = self.branch if np.isscalar(self.branch) else self.branch[rows]
         out[:, self.lead :] = self.values[rows]
+
+    def mark_used(self, used: np.ndarray, rows: slice) -> None:
+        if self.valid is None:
+            super().mark_used(used, rows)
+        else:
+            used[:, self.lead :] = self.valid[rows, None]
 
 
 class _VariableBlock(_Block):
@@ -319,26 +349,25 @@ def _compact(blocks: list[_Block], n_rows: int) -> EncodedRows:
     if n_rows == 0 or width == 0:
         return EncodedRows(data, offsets)
 
+    # ~1 MB chunks keep the strided column writes in cache
     chunk = max(1, _CHUNK_BYTES // width)
     padded = np.empty((min(chunk, n_rows), width), dtype=np.uint8)
     used = np.ones(padded.shape, dtype=bool)
-    positions = np.arange(max(block.width for block in blocks))
+    column_slices = np.cumsum([0] + [block.width for block in blocks]).tolist()
+    partial = [
+        (block, slice(column_slices[k], column_slices[k + 1]))
+        for k, block in enumerate(blocks)
+        if block.lengths is not None
+    ]
     for start in range(0, n_rows, chunk):
         stop = min(start + chunk, n_rows)
         rows = slice(start, stop)
         chunk_padded = padded[: stop - start]
         chunk_used = used[: stop - start]
-        column = 0
-        for block in blocks:
-            columns = slice(column, column + block.width)
-            block.fill(chunk_padded[:, columns], rows)
-            if block.lengths is not None:
-                np.less(
-                    positions[: block.width],
-                    block.lengths[rows, None],
-                    out=chunk_used[:, columns],
-                )
-            column += block.width
+        for k, block in enumerate(blocks):
+            block.fill(chunk_padded[:, column_slices[k] : column_slices[k + 1]], rows)
+        for block, columns in partial:
+            block.mark_used(chunk_used[:, columns], rows)
         data[offsets[start] : offsets[stop]] = chunk_padded[chunk_used]
     return EncodedRows(data, offsets)
 
@@ -485,7 +514,7 @@ class _FieldColumn:
             cast = self._float32(values)
             width = 4
         matrix = cast.view(np.uint8).reshape(self.n_rows, width)
-        return _MatrixBlock(self.branch(), matrix, self.lengths_with_branch(width))
+        return _MatrixBlock(self.branch(), matrix, self.lengths_with_branch(width), self.valid())
 
     def _float32(self, values: np.ndarray) -> np.ndarray:
         if values.dtype.kind == "f" and values.dtype.itemsize > 4:
@@ -518,7 +547,7 @@ class _FieldColumn:
         if self.values.dtype != np.bool_:
             raise self.dtype_error("bool")
         matrix = self.values.view(np.uint8).reshape(self.n_rows, 1)
-        return _MatrixBlock(self.branch(), matrix, self.lengths_with_branch(1))
+        return _MatrixBlock(self.branch(), matrix, self.lengths_with_branch(1), self.valid())
 
     def _variable_block(self) -> _Block:
         valid = self.valid()
