@@ -58,6 +58,9 @@ _EXTENSION_UNCERTAINTY = ("UNCERT",)  # astropy CCDData's name, type in UTYPE
 _EXTENSION_MASK = ("MASK",)
 _EXTENSION_PSF = ("PSF", "PSFIMAGE")
 
+# Scale factors a float32 multiplication handles without overflow or precision loss.
+_FLOAT32_SAFE_SCALE = (1e-20, 1e20)
+
 _UNIT_HINT = (
     "set the image unit (FITS BUNIT or CCDData.unit) to a spectral flux density such as "
     "'nJy', 'Jy' or 'erg/s/cm2/Hz', or pass calibration=<nJy per input unit>"
@@ -254,7 +257,9 @@ def _variance_from_uncertainty(
     import astropy.units as u
     from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
 
-    values = np.asarray(uncertainty.array, dtype=np.float32)
+    values = np.asarray(uncertainty.array)
+    if values.dtype.kind != "f":
+        values = values.astype(np.float64)
     unc_unit = uncertainty.unit
     if isinstance(uncertainty, VarianceUncertainty):
         variance, variance_unit = values, unc_unit
@@ -263,7 +268,7 @@ def _variance_from_uncertainty(
         variance_unit = None if unc_unit is None else unc_unit**2
     elif isinstance(uncertainty, InverseVariance):
         with np.errstate(divide="ignore"):
-            variance = np.float32(1.0) / values
+            variance = 1.0 / values
         variance_unit = None if unc_unit is None else unc_unit**-1
     else:
         raise ImageInputError(
@@ -565,13 +570,15 @@ def _as_2d(array: Any, dtype: type, label: str) -> np.ndarray:
 
 
 def _scaled(values: np.ndarray, scale: float) -> np.ndarray:
-    """float32 copy-free when no scaling is needed."""
+    """``values * scale`` as float32; no copy when already float32 and not scaled."""
     values = np.asarray(values)
-    if values.dtype != np.float32 or not values.dtype.isnative:
-        values = values.astype(np.float32)
     if scale == 1.0:
-        return values
-    return values * np.float32(scale)
+        return values.astype(np.float32, copy=False)
+    if values.dtype == np.float32 and _FLOAT32_SAFE_SCALE[0] < scale < _FLOAT32_SAFE_SCALE[1]:
+        return values * np.float32(scale)
+    # e.g. erg/s/cm2/Hz (1e32 nJy each): scale in double precision so that
+    # neither the factor nor intermediate values leave the float32 range
+    return (values.astype(np.float64) * scale).astype(np.float32)
 
 
 def _checked_factor(value: Any, label: str) -> float:
