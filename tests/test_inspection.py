@@ -250,3 +250,31 @@ def test_validate_command_in_a_subprocess_reports_missing_fitsverify(tmp_path):
     assert "cutoutScience not checked against the FITS standard" in lines[0]
     assert "apt-get install fitsverify" in lines[0]
 
+
+
+@pytest.mark.kafka
+def test_inspect_reads_a_kafka_topic(kafka_broker, capsys):
+    from confluent_kafka import Producer
+
+    from alertpack.schema import pack_wire
+
+    schema = load_schema("11.1")
+    records = [build_alert(schema, number) for number in range(3)]
+    payloads = {r["diaSourceId"]: schema.packet_schema.serialize(r) for r in records}
+    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap})
+    for payload in payloads.values():
+        producer.produce("inspect-topic", pack_wire(schema.schema_id, payload))
+    assert producer.flush(10) == 0
+    arguments = ["inspect", "--json", "--server", kafka_broker.bootstrap,
+                 "--topic", "inspect-topic", "--from-beginning", "--timeout", "3"]
+    assert main(arguments) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(row["alertId"] for row in rows) == sorted(payloads)
+    for row in rows:
+        assert row["packetSize"] == len(payloads[row["alertId"]])
+        assert row["schema"] == "11.1" and row["nPrvDiaSources"] == 3
+        assert row["source"] == f"kafka://{kafka_broker.bootstrap}/inspect-topic"
+    assert main([*arguments, "--max", "2"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    assert main(["inspect", "x.avro", "--topic", "t"]) == 2
+    assert "not both" in capsys.readouterr().err
