@@ -224,11 +224,13 @@ def make_alerts(
     n_objects: int | None = None,
     cutout_bytes: int = 2000,
     seed: int = 1,
+    first_id: int = 10_000,
 ) -> list:
     """``n`` distinct alerts as `~alertpack.sinks.kafka.OutgoingAlert`, from the shipped sample.
 
-    Alert ``i`` has diaSourceId ``10_000 + i`` and diaObjectId ``500 + i % n_objects``;
-    each cutout field holds ``cutout_bytes`` random bytes, so payloads differ.
+    Alert ``i`` has diaSourceId ``first_id + i``, diaObjectId ``500 + i % n_objects`` and
+    timestamp ``1.7e12 + first_id + i`` ms; each cutout field holds ``cutout_bytes``
+    random bytes, so payloads differ.
     """
     import numpy as np
 
@@ -243,7 +245,7 @@ def make_alerts(
     alerts = []
     for i in range(n):
         record = copy.deepcopy(template)
-        source_id = 10_000 + i
+        source_id = first_id + i
         object_id = 500 + i % n_objects
         record[id_name] = source_id
         record["diaSource"]["diaSourceId"] = source_id
@@ -259,7 +261,7 @@ def make_alerts(
                 payload=schema.serialize(record),
                 schema_id=schema_id,
                 key=object_id,
-                timestamp_ms=1_700_000_000_000 + i,
+                timestamp_ms=1_700_000_000_000 + source_id,
                 alert_id=source_id,
             )
         )

@@ -157,10 +157,7 @@ def test_wrong_password_leaks_nowhere(fresh_kafka_broker, tmp_path, caplog, capf
 
 
 def test_round_trip_byte_identical_once_each(kafka_broker, tmp_path):
-    old = make_alerts(12, version="7.0", seed=2)
-    for alert in old:
-        alert.alert_id += 1_000  # distinct from the 11.1 alerts
-        alert.timestamp_ms += 1_000
+    old = make_alerts(12, version="7.0", seed=2, first_id=20_000)
     alerts = make_alerts(90, n_objects=20) + old
     settings = settings_for(kafka_broker.bootstrap, "roundtrip")
     with AlertProducer(settings, failed_dir=tmp_path) as producer:
@@ -205,10 +202,7 @@ def test_local_queue_full_waits_instead_of_failing(kafka_broker, tmp_path):
 
 def test_too_large_alert_fails_alone(kafka_broker, tmp_path):
     alerts = make_alerts(20, cutout_bytes=1000)
-    big = make_alerts(2, cutout_bytes=30_000, seed=5)
-    for alert in big:
-        alert.alert_id += 500
-        alert.timestamp_ms += 500
+    big = make_alerts(2, cutout_bytes=30_000, seed=5, first_id=20_000)
     mixed = alerts[:10] + big[:1] + alerts[10:] + big[1:]
     settings = settings_for(kafka_broker.bootstrap, "toolarge", message_max_bytes=40_000)
     with AlertProducer(settings, failed_dir=tmp_path) as producer:
@@ -317,9 +311,7 @@ def test_interrupted_run_still_writes_failed_file(tmp_path):
 
 def test_replay_keeps_only_what_failed_again(kafka_broker, tmp_path):
     small = make_alerts(6, cutout_bytes=500)
-    large = make_alerts(2, cutout_bytes=20_000, seed=9)
-    for alert in large:
-        alert.alert_id += 100
+    large = make_alerts(2, cutout_bytes=20_000, seed=9, first_id=20_000)
     down = settings_for("127.0.0.1:9", "partial", flush_timeout=2.0, delivery_timeout=0.5)
     with AlertProducer(down, failed_dir=tmp_path) as producer:
         path = producer.send(small + large).failed_path

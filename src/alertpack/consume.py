@@ -49,6 +49,10 @@ ENV_CONSUMER_PASSWORD = "AP_KAFKA_CONSUMER_PASSWORD"
 #: alerts per Avro file written by ``--out``
 ALERTS_PER_FILE = 1000
 
+#: seconds a consumer group may take to hand out partitions (Kafka delays the
+#: first rebalance by 3 s by default)
+GROUP_JOIN_TIMEOUT = 30.0
+
 # how long one consume() call may block, so the idle timeout is checked often
 _POLL_SECONDS = 0.25
 
@@ -186,6 +190,8 @@ def _consumer_config(
         # assign() still needs a group id; a private one commits nothing anywhere
         "group.id": group or f"alertpack-consume-{os.getpid()}-{time.monotonic_ns()}",
         "enable.auto.commit": group is not None,
+        # an offset is stored only once its alert was handed out (see _read)
+        "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest" if from_beginning else "latest",
         "enable.partition.eof": False,
         # Tansu and small brokers make group joins slow; keep sessions short
@@ -289,26 +295,45 @@ def iter_kafka_alerts(
         raise InputError(f"cannot create a Kafka consumer: {redact(str(error))}") from None
     try:
         partitions = _topic_partitions(consumer, server, topic, timeout, redact)
+        early: list = []
         if group is None:
             start = OFFSET_BEGINNING if from_beginning else OFFSET_END
             consumer.assign([TopicPartition(topic, p, start) for p in partitions])
         else:
-            consumer.subscribe([topic])
-        yield from _read(consumer, max_alerts, timeout, redact)
+            early = _join_group(consumer, topic, group, max(timeout, GROUP_JOIN_TIMEOUT))
+        yield from _read(consumer, max_alerts, timeout, redact, early, group is not None)
     finally:
         consumer.close()
 
 
-def _read(consumer, max_alerts: int | None, timeout: float, redact) -> Iterator[ConsumedAlert]:
+def _join_group(consumer, topic: str, group: str, timeout: float) -> list:
+    """Subscribe and wait (bounded) for the partitions, so that joining is not idle time.
+
+    Returns the messages that arrived together with the assignment.
+    """
+    assigned: list = []
+    consumer.subscribe([topic], on_assign=lambda _, partitions: assigned.extend(partitions))
+    deadline = time.monotonic() + timeout
+    while not assigned:
+        if time.monotonic() > deadline:
+            raise StreamError(
+                f"consumer group {group!r} got no partitions of {topic!r} within {timeout:g} s"
+            )
+        messages = consumer.consume(500, timeout=_POLL_SECONDS)
+        if messages:
+            return messages
+    return []
+
+
+def _read(
+    consumer, max_alerts: int | None, timeout: float, redact, messages: list, in_group: bool
+) -> Iterator[ConsumedAlert]:
     count = 0
     last_arrival = time.monotonic()
-    while max_alerts is None or count < max_alerts:
-        idle = time.monotonic() - last_arrival
-        if idle >= timeout:
-            return
-        wanted = 500 if max_alerts is None else min(500, max_alerts - count)
-        messages = consumer.consume(wanted, timeout=min(_POLL_SECONDS, timeout - idle))
+    while True:
         for message in messages:
+            if max_alerts is not None and count >= max_alerts:
+                return
             if message.error():
                 error = message.error()
                 if error.fatal() or not error.retriable():
@@ -317,6 +342,15 @@ def _read(consumer, max_alerts: int | None, timeout: float, redact) -> Iterator[
             last_arrival = time.monotonic()
             yield _to_consumed(message)
             count += 1
+            if in_group:
+                consumer.store_offsets(message)
+        if max_alerts is not None and count >= max_alerts:
+            return
+        idle = time.monotonic() - last_arrival
+        if idle >= timeout:
+            return
+        wanted = 500 if max_alerts is None else min(500, max_alerts - count)
+        messages = consumer.consume(wanted, timeout=min(_POLL_SECONDS, timeout - idle))
 
 
 def _to_consumed(message) -> ConsumedAlert:
