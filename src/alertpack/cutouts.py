@@ -705,6 +705,7 @@ def _stamp_template(
     psf_shape: tuple[int, int] | None,
 ) -> _StampTemplate:
     """Header templates for one stamp shape and parent image, built once."""
+    _check_plane_names(dict(mask_planes))
     wcs_cards = _constant_wcs_cards(shape, radesys, equinox)
     image = _hdu_template(
         [
@@ -746,11 +747,6 @@ def _stamp_template(
     return _StampTemplate(image=image, variance=variance, mask=mask, psf_header=psf_header)
 
 
-def _data_block(array: np.ndarray, dtype: str) -> list[bytes]:
-    data = array.astype(dtype).tobytes()
-    return [data, bytes(_block_pad(len(data)))]
-
-
 def stamp_fits_bytes(stamp: Any) -> bytes:
     """A stamp as a standalone FITS file (layout in the module docstring).
 
@@ -767,7 +763,6 @@ def stamp_fits_bytes(stamp: Any) -> bytes:
     """
     if not isinstance(stamp, Stamp):
         stamp = _stamp_of_whole_image(as_survey_image(stamp, name="cutout"))
-    _check_plane_names(stamp.mask_planes)
     template = _stamp_template(
         stamp.image.shape,
         stamp.name,
@@ -777,19 +772,36 @@ def stamp_fits_bytes(stamp: Any) -> bytes:
         None if stamp.psf is None else stamp.psf.shape,
     )
     dynamic = _stamp_cards(stamp)
-    parts: list[bytes] = [
-        (template.image.head + dynamic + template.image.tail).encode("ascii"),
-        *_data_block(stamp.image, ">f4"),
+    hdus: list[tuple[bytes, np.ndarray, str]] = [
+        ((template.image.head + dynamic + template.image.tail).encode("ascii"), stamp.image, ">f4")
     ]
     if stamp.variance is not None:
-        parts.append((template.variance.head + dynamic + template.variance.tail).encode("ascii"))
-        parts += _data_block(stamp.variance, ">f4")
-    parts.append((template.mask.head + dynamic + template.mask.tail).encode("ascii"))
-    parts += _data_block(stamp.mask, ">i4")
+        header = template.variance.head + dynamic + template.variance.tail
+        hdus.append((header.encode("ascii"), stamp.variance, ">f4"))
+    header = template.mask.head + dynamic + template.mask.tail
+    hdus.append((header.encode("ascii"), stamp.mask, ">i4"))
     if stamp.psf is not None:
-        parts.append(template.psf_header)
-        parts += _data_block(stamp.psf, ">f4")
-    return b"".join(parts)
+        hdus.append((template.psf_header, stamp.psf, ">f4"))
+    return _assemble(hdus)
+
+
+def _assemble(hdus: list[tuple[bytes, np.ndarray, str]]) -> bytes:
+    """Headers and big-endian data, each data unit zero-padded to whole FITS blocks.
+
+    The pixels are converted straight into the output buffer, so each is
+    copied once before the final `bytes`.
+    """
+    sizes = [(len(header), array.size * 4) for header, array, _ in hdus]
+    total = sum(h + d + _block_pad(d) for h, d in sizes)
+    buffer = np.zeros(total, dtype=np.uint8)
+    offset = 0
+    for (header, array, dtype), (header_size, data_size) in zip(hdus, sizes, strict=True):
+        buffer[offset : offset + header_size] = np.frombuffer(header, dtype=np.uint8)
+        offset += header_size
+        target = buffer[offset : offset + data_size].view(dtype).reshape(array.shape)
+        target[...] = array
+        offset += data_size + _block_pad(data_size)
+    return buffer.tobytes()
 
 
 def _check_plane_names(planes: dict[str, int]) -> None:
