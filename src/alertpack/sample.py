@@ -23,9 +23,9 @@ Ids
     needs 49 bits; 50 bits keep the sign bit clear and every id a positive
     int64. A DiaObject's id is the id of its first DiaSource, as in the LSST
     pipelines. Solar-system DiaSources are not associated with a DiaObject:
-    their ``diaObjectId`` is 0 (the LSST pandas convention for "none"), they
-    carry an ``ssObjectId`` instead, which packs the ASCII bytes of the
-    packed MPC designation (7 characters, 56 bits).
+    their ``diaObjectId`` is null, they carry an ``ssObjectId`` instead,
+    which packs the ASCII bytes of the packed MPC designation (7 characters,
+    56 bits).
 Catalog layout
     ``index_layout="multi"`` (default) indexes DiaSources on
     ``["diaObjectId", <band>, "diaSourceId"]``, forced sources on
@@ -126,7 +126,7 @@ _BAND_FREQUENCY = np.array([0.07, 0.10, 0.22, 0.22, 0.20, 0.19])
 _AB_ZERO_NJY = 3631.0e9
 _STARS_PER_DETECTOR = 600
 _GALAXIES_PER_DETECTOR = 2500
-_FULL_DETECTOR_PIXELS = 4000 * 4072
+_FULL_DETECTOR_PIXELS = 4072 * 4000
 _EDGE_BORDER_PX = 6
 _NO_DATA_CORNER_PX = (48, 32)
 _GAUSS_MU = 0.01720209895  # Gaussian gravitational constant [au**1.5 / day]
@@ -309,22 +309,24 @@ class SampleVisit:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def run_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``PackageAlertsTask.run`` (objects, not copies).
+        """Keyword arguments for `alertpack.task.PackageAlertsTask.run`.
 
-        Keys: ``diaSourceCat``, ``diaObjectCat``, ``diaSrcHistory``,
-        ``diaForcedSources``, ``diffIm``, ``calexp`` (the science image),
-        ``template``, ``ssSrc`` and ``mpcOrbits``.
+        The catalogs and images themselves, not copies: ``diaSourceCat``,
+        ``diaObjectCat``, ``diaSrcHistory``, ``diffIm``, ``template``,
+        ``ccdExposureIdBits``, ``science``, ``diaForcedSources``,
+        ``ssSource`` and ``mpc_orbits``.
         """
         return {
             "diaSourceCat": self.diaSourceCat,
             "diaObjectCat": self.diaObjectCat,
             "diaSrcHistory": self.diaSrcHistory,
-            "diaForcedSources": self.diaForcedSources,
             "diffIm": self.difference,
-            "calexp": self.science,
             "template": self.template,
-            "ssSrc": self.ssSource,
-            "mpcOrbits": self.mpc_orbits,
+            "ccdExposureIdBits": self.ccdExposureIdBits,
+            "science": self.science,
+            "diaForcedSources": self.diaForcedSources,
+            "ssSource": self.ssSource,
+            "mpc_orbits": self.mpc_orbits,
         }
 
 
@@ -351,8 +353,8 @@ def make_visit(
         Number of new DiaSources, including ``n_edge`` near the image edges
         and ``n_asteroids`` solar-system sources.
     image_shape : `tuple` [`int`, `int`]
-        ``(nx, ny)``: image width and height in pixels (numpy arrays are
-        ``(ny, nx)``). The default is one LSSTCam science detector.
+        ``(ny, nx)``: numpy shape of the images, rows then columns. The
+        default is one LSSTCam science detector (4072 x 4000 pixels).
     seed : `int`
         Random seed; the same arguments always give the same visit.
     visit : `int`
@@ -363,8 +365,8 @@ def make_visit(
     n_history : `int`
         Previous DiaSources per (non-new) DiaObject within the last 365 days.
     n_forced : `int`
-        Forced measurements per DiaObject within the last 365 days, this
-        visit's included.
+        Previous forced measurements per (non-new) DiaObject within the last
+        365 days; every DiaObject also has one at this visit.
     n_edge : `int`
         DiaSources whose centroid lies within a few pixels of an edge (the
         first one at a corner).
@@ -383,7 +385,7 @@ def make_visit(
     """
     from alertpack.schema import load_schema
 
-    nx, ny = _check_arguments(
+    ny, nx = _check_arguments(
         n_sources, image_shape, detector, n_history, n_forced, n_edge, n_asteroids, index_layout
     )
     schema = load_schema(schema_version)
@@ -488,10 +490,10 @@ def _check_arguments(
     index_layout: str,
 ) -> tuple[int, int]:
     try:
-        nx, ny = (int(v) for v in image_shape)
+        ny, nx = (int(v) for v in image_shape)
     except (TypeError, ValueError):
         raise InputError(
-            f"image_shape {image_shape!r} must be two integers (width, height) in pixels"
+            f"image_shape {image_shape!r} must be two integers (rows, columns) in pixels"
         ) from None
     if nx < 64 or ny < 64:
         raise InputError(f"image_shape {image_shape!r} is too small: use at least 64x64 pixels")
@@ -503,8 +505,6 @@ def _check_arguments(
                         ("n_asteroids", n_asteroids)]:
         if value < 0:
             raise InputError(f"{name}={value} must not be negative")
-    if n_forced < 1:
-        raise InputError("n_forced must be at least 1 (this visit's forced measurement)")
     if n_sources < 1 or n_edge + n_asteroids > n_sources:
         raise InputError(
             f"n_sources={n_sources} must be at least 1 and at least n_edge + n_asteroids "
@@ -518,7 +518,7 @@ def _check_arguments(
         )
     if index_layout not in ("multi", "columns"):
         raise InputError(f"index_layout={index_layout!r}: choose 'multi' or 'columns'")
-    return nx, ny
+    return ny, nx
 
 
 # --------------------------------------------------------------------------
@@ -1241,7 +1241,7 @@ def _object_histories(
     det_obj = np.concatenate([det_obj, old_obj])
     det_epoch = np.concatenate([det_epoch, old_epoch])
 
-    forced_epochs = _choose_epochs(rng, n_obj, recent, n_forced - 1)
+    forced_epochs = _choose_epochs(rng, n_obj, recent, n_forced)
     n_prev_forced = np.where(is_new, 0, forced_epochs.shape[1])
     f_obj, f_epoch = _ragged_pairs(forced_epochs, n_prev_forced)
     old_f_obj, old_f_epoch = _ragged_pairs(old_det, np.where(is_new, 0, n_old_det))
@@ -1286,8 +1286,8 @@ def _object_histories(
         "ra": (ra0[det_obj] + rng.normal(0, 1, len(det_obj)) * astrometric
                / np.cos(np.deg2rad(dec0[det_obj]))) % 360.0,
         "dec": dec0[det_obj] + rng.normal(0, 1, len(det_obj)) * astrometric,
-        "x": rng.uniform(30, 3970, len(det_obj)),
-        "y": rng.uniform(30, 4040, len(det_obj)),
+        "x": rng.uniform(30, 4042, len(det_obj)),
+        "y": rng.uniform(30, 3970, len(det_obj)),
         "psf_sigma_px": seeing / PIXEL_SCALE_ARCSEC / 2.3548,
         "seeing_arcsec": seeing,
         "kind": sources["kind"][src][det_obj],
@@ -2067,6 +2067,9 @@ def _fill_tables(
     record = schema.record("diaSource")
     known = _diasource_known(sources, rng)
     known["ssObjectId"] = ss_column
+    object_column = sources["diaObjectId"].astype(object)
+    object_column[asteroids["rows"]] = None
+    known["diaObjectId"] = object_column
     asteroid = sources["kind"] == _ASTEROID
     if asteroid.any():
         rate = np.zeros(n)
@@ -2091,8 +2094,8 @@ def _fill_tables(
         60.0, 300.0, n_forced
     ) / 86400.0
     forced_known["timeWithdrawnMjdTai"] = np.full(n_forced, np.nan)
-    forced_known["x"] = rng.uniform(0, 4000, n_forced)
-    forced_known["y"] = rng.uniform(0, 4072, n_forced)
+    forced_known["x"] = rng.uniform(0, 4072, n_forced)
+    forced_known["y"] = rng.uniform(0, 4000, n_forced)
     forced_known["flags"] = np.zeros(n_forced, np.int64)
     dia_forced = _frame(schema.record("prvDiaForcedSources"), forced_known, n_forced, rng)
 
