@@ -117,6 +117,8 @@ def test_cutout_sizes_fixed_and_bbox_driven():
     assert cutout_sizes(5, 30, bbox).tolist() == [10, 45, 200, 30, 30]
     assert cutout_sizes(5, 30, bbox, min_size=20, max_size=102).tolist() == [20, 45, 102, 30, 30]
     assert cutout_sizes(5, 30, bbox).dtype == np.int64
+    # the bounds apply to bbox-driven sizes, the fallback is the configured size as given
+    assert cutout_sizes(2, 10, [np.nan, 5], min_size=20).tolist() == [10, 20]
 
 
 @pytest.mark.parametrize(
@@ -462,3 +464,28 @@ def test_stamp_dataclass_exposes_astropy_wcs(corner_image):
     x, y = stamp.wcs.all_world2pix([stamp.ra], [stamp.dec], 0)
     assert (float(x[0]), float(y[0])) == pytest.approx(stamp.center_pixel, abs=0.01)
     assert not stamp.image.flags.writeable  # a view of the parent
+
+
+def test_stamp_larger_than_the_image_is_padded_all_round():
+    small = crop_image(2000, 1500, (20, 25), psf=False)
+    ra, dec = sky_at(small, 12.3, 9.6)
+    (stamp,), status = extract_stamps(small, ra, dec, 40)
+    assert status[0] == CutoutStatus.PADDED
+    x_start, y_start = int(np.ceil(12.3 - 20)), int(np.ceil(9.6 - 20))
+    assert stamp.origin == (2000 + x_start, 1500 + y_start)
+    inside = np.zeros((40, 40), bool)
+    inside[-y_start : -y_start + 20, -x_start : -x_start + 25] = True
+    np.testing.assert_array_equal(stamp.image[inside].reshape(20, 25), small.image)
+    assert np.all(np.isnan(stamp.image[~inside]))
+    no_data = 1 << stamp.mask_planes[NO_DATA_PLANE]
+    assert np.all(stamp.mask[~inside] == no_data) and not np.any(stamp.mask[inside] & no_data)
+
+
+def test_fk5_parent_frame_is_kept():
+    image = crop_image(0, 0, (60, 60), psf=False)
+    image.wcs.wcs.radesys = "FK5"
+    image.wcs.wcs.equinox = 2000.0
+    (data,), _ = make_cutout_bytes(image, *sky_at(image, 30.2, 30.7), 20)
+    with read_back(data) as hdul:
+        assert hdul[0].header["RADESYS"] == "FK5" and hdul[0].header["EQUINOX"] == 2000.0
+        assert WCS(hdul[0].header).wcs.radesys == "FK5"

@@ -109,3 +109,12 @@ def test_ccddata_cutout_bytes_conform():
         uncertainty=VarianceUncertainty(image.variance[:30, :30]),
     )
     assert run_fitsverify(stamp_fits_bytes(ccd)) == []
+
+
+def test_fk5_cutout_conforms():
+    image = _survey_image(True)
+    image.wcs.wcs.radesys = "FK5"
+    image.wcs.wcs.equinox = 2000.0
+    ra, dec = image.wcs.all_pix2world([50.5], [40.5], 0)
+    (data,), _ = make_cutout_bytes(image, ra, dec, 31)
+    assert run_fitsverify(data) == []

@@ -237,7 +237,7 @@ def cutout_sizes(
     bbox_size : array-like, optional
         Per-source footprint bounding-box size (e.g. ``diaSource.bboxSize``).
     min_size, max_size : `int`, optional
-        Bounds applied to ``bbox_size``-driven sizes.
+        Bounds applied to ``bbox_size``-driven sizes (not to ``cutout_size``).
 
     Returns
     -------
@@ -252,15 +252,15 @@ def cutout_sizes(
         bbox = np.full(n, float(bbox))
     if bbox.shape != (n,):
         raise InputError(f"bbox_size has {bbox.size} values for {n} sources; give one per source")
-    usable = np.isfinite(bbox) & (bbox > 0)
-    sizes = np.where(usable, np.ceil(np.where(usable, bbox, 0.0)), cutout_size)
     low = None if min_size is None else _positive_size(min_size, "min_size")
     high = None if max_size is None else _positive_size(max_size, "max_size")
     if low is not None and high is not None and low > high:
         raise InputError(f"min_size {low} is larger than max_size {high}; swap them")
+    usable = np.isfinite(bbox) & (bbox > 0)
+    from_bbox = np.ceil(np.where(usable, bbox, 1.0))
     if low is not None or high is not None:
-        sizes = np.clip(sizes, low, high)
-    return sizes.astype(np.int64)
+        from_bbox = np.clip(from_bbox, low, high)
+    return np.where(usable, from_bbox, cutout_size).astype(np.int64)
 
 
 def _positive_size(value: Any, what: str) -> int:
