@@ -506,9 +506,13 @@ class _FieldColumn:
     def _floating_block(self) -> _Block:
         values = self.values
         if self.field.primitive == "double":
-            if values.dtype.kind not in "fiu" or not np.can_cast(values.dtype, np.float64):
-                raise self.dtype_error("float64 (or a type that casts to it exactly)")
-            cast = np.ascontiguousarray(values, dtype="<f8")
+            if values.dtype.kind == "f" and values.dtype.itemsize <= 8:
+                cast = np.ascontiguousarray(values, dtype="<f8")
+            elif values.dtype.kind in "iu":
+                self._check_exact_integers(values, mantissa_bits=53)
+                cast = np.ascontiguousarray(values, dtype="<f8")
+            else:
+                raise self.dtype_error("float64 (or float32, or integers a double holds exactly)")
             width = 8
         else:
             cast = self._float32(values)
@@ -530,7 +534,10 @@ class _FieldColumn:
                     f"({np.finfo(np.float32).max:.7g})",
                     "fix the value, or declare the field 'double' in the schema",
                 )
-        elif values.dtype.kind in "fiu" and np.can_cast(values.dtype, np.float32):
+        elif values.dtype.kind == "f":
+            cast = np.ascontiguousarray(values, dtype="<f4")
+        elif values.dtype.kind in "iu":
+            self._check_exact_integers(values, mantissa_bits=24)
             cast = np.ascontiguousarray(values, dtype="<f4")
         else:
             raise self.dtype_error("float32 (float64 is rounded as fastavro does)")
@@ -542,6 +549,23 @@ class _FieldColumn:
             bits[nan] |= _FLOAT32_QUIET_BIT
             cast = bits.view("<f4")
         return cast
+
+    def _check_exact_integers(self, values: np.ndarray, mantissa_bits: int) -> None:
+        """Integers going into a float field must survive the conversion unchanged."""
+        limit = 2**mantissa_bits
+        info = np.iinfo(values.dtype)
+        if -limit <= info.min and info.max <= limit:
+            return
+        inexact = (values > limit) | (values < -limit)
+        if self.nulls is not None:
+            inexact &= ~self.nulls
+        if inexact.any():
+            row, value = self.first_bad(inexact)
+            raise self.error(
+                f"row {row} holds the integer {value}, which an Avro "
+                f"{self.field.primitive!r} cannot hold exactly (beyond 2**{mantissa_bits})",
+                "convert the column to floating point yourself if rounding is acceptable",
+            )
 
     def _boolean_block(self) -> _Block:
         if self.values.dtype != np.bool_:
