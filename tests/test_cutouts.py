@@ -489,3 +489,15 @@ def test_fk5_parent_frame_is_kept():
     with read_back(data) as hdul:
         assert hdul[0].header["RADESYS"] == "FK5" and hdul[0].header["EQUINOX"] == 2000.0
         assert WCS(hdul[0].header).wcs.radesys == "FK5"
+
+
+def test_far_off_sources_are_off_image_not_bad_positions():
+    # the inverse SIP distortion diverges degrees away; those sources are simply elsewhere
+    wcs = detector_wcs()
+    detector = SurveyImage(np.zeros(DETECTOR_SHAPE, np.float32), None, None, {}, wcs)
+    ra = np.array([150.0, 151.0, 153.0, 160.0, 150.0, 330.0])
+    dec = np.array([2.0, 2.0, 2.0, 2.0, 40.0, -2.0])
+    _, status = extract_stamps(detector, ra, dec, 30)
+    assert status.tolist() == [CutoutStatus.OK] + [CutoutStatus.OFF_IMAGE] * 4 + [
+        CutoutStatus.BAD_POSITION
+    ]

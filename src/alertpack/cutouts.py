@@ -31,7 +31,8 @@ Outcomes (`CutoutStatus`), one per source
     The stamp does not overlap the image at all: no cutout (`None`).
 ``BAD_POSITION``
     ra/dec is NaN or infinite, |dec| > 90, or the WCS cannot transform it
-    (e.g. the far side of a TAN projection): no cutout (`None`).
+    (e.g. the far side of a TAN projection, or a point so far off a SIP
+    image that the inverse distortion diverges): no cutout (`None`).
 
 FITS layout of a stamp
 ----------------------
@@ -369,18 +370,20 @@ def _source_arrays(ra_deg: Any, dec_deg: Any, sizes: Any) -> tuple[np.ndarray, .
         size_values = np.full(ra.shape, size_values.reshape(-1)[0])
     if size_values.shape != ra.shape:
         raise InputError(f"sizes has {size_values.size} values for {ra.size} sources")
-    if not np.issubdtype(size_values.dtype, np.number) or np.any(
-        ~np.isfinite(size_values.astype(np.float64))
-        | (size_values.astype(np.float64) != np.round(size_values.astype(np.float64)))
-        | (size_values.astype(np.float64) < 1)
-    ):
+    if not np.issubdtype(size_values.dtype, np.number):
+        raise InputError(f"sizes of dtype {size_values.dtype} are not numbers of pixels")
+    as_float = size_values.astype(np.float64)
+    if np.any(~np.isfinite(as_float) | (as_float != np.round(as_float)) | (as_float < 1)):
         raise InputError("sizes must be positive whole numbers of pixels (see cutout_sizes)")
-    return ra, dec, size_values.astype(np.int64)
+    return ra, dec, as_float.astype(np.int64)
 
 
-def _place_stamps(image: SurveyImage, ra: np.ndarray, dec: np.ndarray, sizes: np.ndarray) -> Any:
+def _place_stamps(
+    image: SurveyImage, ra: np.ndarray, dec: np.ndarray, sizes: np.ndarray
+) -> _Placement:
     ny, nx = image.shape
-    x, y = _world_to_pixel(image.wcs, ra, dec)
+    margin = max(nx, ny) + (int(sizes.max()) if sizes.size else 0)
+    x, y = _world_to_pixel(image.wcs, ra, dec, (ny, nx), margin)
     status = np.full(ra.shape, CutoutStatus.BAD_POSITION, dtype=np.uint8)
     good = np.isfinite(x) & np.isfinite(y)
     near = good & (np.abs(x) < _FAR_PIXELS) & (np.abs(y) < _FAR_PIXELS)
@@ -407,8 +410,15 @@ def _stamp_start(position: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return np.ceil(np.round(position - sizes / 2.0, _PLACEMENT_DECIMALS)).astype(np.int64)
 
 
-def _world_to_pixel(wcs: WCS, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """0-based pixel positions of all sources in one WCS call; NaN where it fails."""
+def _world_to_pixel(
+    wcs: WCS, ra: np.ndarray, dec: np.ndarray, shape: tuple[int, int], margin: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """0-based pixel positions of all sources in one WCS call; NaN where it fails.
+
+    Sources whose linear (distortion-free) position is more than ``margin``
+    pixels outside the image keep that position: their stamps cannot reach
+    the image, and iterating the inverse distortion that far out may diverge.
+    """
     from astropy.wcs import NoConvergence
 
     x = np.full(ra.shape, np.nan)
@@ -420,17 +430,36 @@ def _world_to_pixel(wcs: WCS, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarr
     world[:, wcs.wcs.lng] = ra[valid]
     world[:, wcs.wcs.lat] = dec[valid]
     try:
-        pixels = wcs.all_world2pix(world, 0)
-    except NoConvergence as failure:
+        linear = wcs.wcs_world2pix(world, 0)
+    except (ValueError, MemoryError, ArithmeticError):
+        return x, y
+    ny, nx = shape
+    far = (
+        (linear[:, 0] < -margin)
+        | (linear[:, 0] > nx + margin)
+        | (linear[:, 1] < -margin)
+        | (linear[:, 1] > ny + margin)
+    )
+    pixels = linear.copy()
+    near = np.isfinite(linear).all(axis=1) & ~far
+    if wcs.has_distortion and near.any():
+        pixels[near] = _distorted_world_to_pixel(wcs, world[near], NoConvergence)
+    x[valid] = pixels[:, 0]
+    y[valid] = pixels[:, 1]
+    return x, y
+
+
+def _distorted_world_to_pixel(wcs: WCS, world: np.ndarray, no_convergence: type) -> np.ndarray:
+    try:
+        return wcs.all_world2pix(world, 0)
+    except no_convergence as failure:
         # keep the points that converged; divergent ones have no position
         pixels = np.array(failure.best_solution, dtype=np.float64)
         if failure.divergent is not None:
             pixels[np.asarray(failure.divergent, dtype=np.intp)] = np.nan
+        return pixels
     except (ValueError, MemoryError, ArithmeticError):
-        return x, y
-    x[valid] = pixels[:, 0]
-    y[valid] = pixels[:, 1]
-    return x, y
+        return np.full(world.shape, np.nan)
 
 
 def _pixel_to_world(wcs: WCS, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
