@@ -294,6 +294,19 @@ def test_broker_stopped_mid_run_loses_nothing(fresh_kafka_broker, tmp_path):
     )
 
 
+def test_flush_timeout_bounds_the_run(tmp_path):
+    # librdkafka would retry for 60 s; the run still ends at the 1 s flush timeout
+    settings = settings_for("127.0.0.1:9", "slow", flush_timeout=1.0, delivery_timeout=60.0)
+    started = time.monotonic()
+    with AlertProducer(settings, failed_dir=tmp_path) as producer:
+        result = producer.send(make_alerts(6))
+    assert time.monotonic() - started < 3.0
+    assert result.failed == 6
+    (reason,) = result.reasons
+    assert "flush timeout" in reason
+    assert len(read_failed_alerts(result.failed_path)) == 6
+
+
 def test_interrupted_run_still_writes_failed_file(tmp_path):
     settings = settings_for("127.0.0.1:9", "interrupted", flush_timeout=2.0, delivery_timeout=0.5)
     alerts = make_alerts(5)

@@ -766,7 +766,7 @@ class AlertProducer:
                 elapsed=time.perf_counter() - started,
                 failed_alerts=run.failures,
             )
-            self._record_failures(result)
+            self._record_failures(result, topic)
         return result
 
     def _enqueue(self, run: _Run, alert: OutgoingAlert, topic: str) -> None:
@@ -821,12 +821,12 @@ class AlertProducer:
             f"no delivery report within the {self.settings.flush_timeout:g} s flush timeout"
         )
 
-    def _record_failures(self, result: DeliveryResult) -> None:
+    def _record_failures(self, result: DeliveryResult, topic: str) -> None:
         if result.failed and self.write_failed:
             path = write_failed_alerts(result.failed_alerts, self.failed_dir)
             result.failed_paths.append(path)
         level = logging.WARNING if result.failed else logging.INFO
-        self.log.log(level, "Kafka %s: %s", self.settings.topic, result.summary())
+        self.log.log(level, "Kafka %s: %s", topic, result.summary())
 
     def _wire_schema_id(self, topic: str, schema_id: int) -> int:
         if not self.settings.registry_url:
