@@ -1107,6 +1107,8 @@ def _measure_new_sources(
     # Photon noise of the source adds roughly its flux times nJy/electron.
     err = np.sqrt(bg_var / psf_sum2 + gain * total_science)
     flux = sources["true_flux"] + err * rng.standard_normal(n)
+    # Detected at 5 sigma or more: a fainter measurement would not be a DiaSource.
+    flux = np.sign(sources["true_flux"]) * np.maximum(np.abs(flux), 5.0 * err)
     sources["psfFluxErr"] = err
     sources["psfFlux"] = flux
     sources["snr"] = np.abs(flux) / err
@@ -1268,6 +1270,7 @@ def _object_histories(
     # A detection has |S/N| >= 5: a row below that would not exist.
     true_det = np.sign(true_det + 1e-9) * np.maximum(np.abs(true_det), 5.5 * err)
     det_flux = true_det + err * rng.standard_normal(len(det_obj))
+    det_flux = np.sign(det_flux) * np.maximum(np.abs(det_flux), 5.0 * err)
 
     ra0, dec0 = sources["ra"][src], sources["dec"][src]
     astrometric = 0.02 / 3600.0 + 0.1 / 3600.0 * 10 / np.maximum(np.abs(det_flux / err), 5)
@@ -2267,7 +2270,8 @@ def exposure_hdulist(image: CCDData, **primary_keys: Any) -> Any:
         if name == "MASK":
             for key, value in image.meta.items():
                 if key.startswith("MP_"):
-                    hdu.header[key] = value
+                    # Long plane names need HIERARCH cards, as LSST writes them.
+                    hdu.header[f"HIERARCH {key}" if len(key) > 8 else key] = value
         hdus.append(hdu)
     if image.psf is not None:
         psf = fits.ImageHDU(np.asarray(image.psf, np.float32), name="PSF")
