@@ -52,6 +52,35 @@ class AlertBatch(Sequence):
         for payload in self.payloads:
             yield self.schema.decode(payload)
 
+    def timestamps_ms(self) -> np.ndarray:
+        """Unix time in ms (UTC) of each alert's exposure midpoint (TAI in the catalogs)."""
+        from astropy.time import Time
+
+        if len(self.times_mjd_tai) == 0:
+            return np.zeros(0, dtype=np.int64)
+        unix = Time(self.times_mjd_tai, format="mjd", scale="tai").unix
+        return np.round(unix * 1000.0).astype(np.int64)
+
+    def outgoing(self, *, observation_time: bool = True) -> Iterator[Any]:
+        """The alerts as Kafka messages to send: key diaObjectId, timestamp per ``observation_time``.
+
+        With ``observation_time`` False the timestamp is left to the producer
+        (the time each alert is queued).
+        """
+        from alertpack.sinks.kafka import OutgoingAlert
+
+        stamps = self.timestamps_ms() if observation_time else None
+        schema_id = self.schema.schema_id
+        for i, payload in enumerate(self.payloads):
+            object_id = int(self.object_ids[i])
+            yield OutgoingAlert(
+                payload=payload,
+                schema_id=schema_id,
+                key=object_id if object_id > 0 else None,
+                timestamp_ms=None if stamps is None else int(stamps[i]),
+                alert_id=int(self.alert_ids[i]),
+            )
+
     @property
     def nbytes(self) -> int:
         """Total size of the encoded alerts in bytes."""

@@ -145,6 +145,12 @@ class PackageAlertsConfig(pexConfig.Config):
         default=30.0,
         min=0.0,
     )
+    kafkaDeliveryTimeout = pexConfig.RangeField(
+        dtype=float,
+        doc="Seconds librdkafka retries one message before it counts as failed.",
+        default=30.0,
+        min=0.0,
+    )
     kafkaTimestamp = pexConfig.ChoiceField(
         dtype=str,
         doc="Kafka message timestamp.",

@@ -92,11 +92,10 @@ def flatten_catalog(frame: Any, catalog: str) -> Any:
     names = [name for name in frame.index.names if name is not None]
     if not names:
         return frame
-    duplicated = [name for name in names if name in frame.columns]
-    flat = frame.reset_index(level=[n for n in names if n not in duplicated] or None, drop=False)
-    if duplicated:
-        flat = flat.reset_index(drop=True)
-    return flat
+    to_columns = [name for name in names if name not in frame.columns]
+    if not to_columns:
+        return frame.reset_index(drop=True)
+    return frame.reset_index(level=to_columns).reset_index(drop=True)
 
 
 def _find_column(frame: Any, name: str) -> str | None:
@@ -165,7 +164,8 @@ def _conform_integers(series: Any, nulls: np.ndarray, primitive: str, where: str
     kind = series.dtype.kind if hasattr(series.dtype, "kind") else "O"
     if kind in "iu" or str(series.dtype) in ("Int8", "Int16", "Int32", "Int64",
                                               "UInt8", "UInt16", "UInt32", "UInt64"):
-        raw = series.to_numpy(dtype=object if kind == "O" else None, na_value=0)
+        target = np.uint64 if kind == "u" else np.int64
+        raw = series.to_numpy(dtype=target, na_value=0)
         if raw.dtype.kind == "u" and raw.size and raw.max() > np.uint64(high):
             row = int(np.argmax(raw))
             raise InputError(f"{where} value {int(raw[row])} at row {row} exceeds Avro {primitive}")
@@ -542,11 +542,14 @@ def build_alert_parts(
 
     object_ids = sources.columns["diaObjectId"]
     object_nulls = sources.nulls.get("diaObjectId")
+    # Rubin's APDB gives solar-system sources diaObjectId 0: no DiaObject.
+    no_object = object_ids == 0
+    if object_nulls is not None:
+        no_object |= object_nulls
     if catalogs.objects is not None:
         rows = _match_rows(object_ids, catalogs.objects.columns["diaObjectId"])
-        if object_nulls is not None:
-            rows[object_nulls] = -1
-        orphan = (rows < 0) if object_nulls is None else (rows < 0) & ~object_nulls
+        rows[no_object & (rows < 0)] = -1
+        orphan = (rows < 0) & ~no_object
         if orphan.any():
             first = int(np.flatnonzero(orphan)[0])
             raise InputError(
@@ -567,7 +570,7 @@ def build_alert_parts(
             object_ids, alert_times, source_ids, table,
             id_column=id_column, window_days=window_days,
         )
-        present = None if object_nulls is None else ~object_nulls
+        present = None if not no_object.any() else ~no_object
         parts.fields[field_name] = RecordList(table, offsets, index, present)
 
     if catalogs.ss_sources is not None:

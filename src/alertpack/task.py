@@ -241,7 +241,12 @@ class PackageAlertsTask(pipeBase.Task):
         sources = catalogs.sources
         dec_column = "dec" if "dec" in sources.columns else "decl"
         ra, dec = sources.columns["ra"], sources.columns[dec_column]
-        bbox = sources.columns.get("bboxSize") if self.config.useBboxSize else None
+        bbox = None
+        if self.config.useBboxSize and "bboxSize" in sources.columns:
+            bbox_nulls = sources.nulls.get("bboxSize")
+            bbox = sources.columns["bboxSize"].astype(np.float64)
+            if bbox_nulls is not None:
+                bbox[bbox_nulls] = np.nan  # cutout_sizes falls back to cutoutSize
         sizes = cutout_sizes(
             sources.n_rows,
             self.config.cutoutSize,
@@ -276,15 +281,19 @@ class PackageAlertsTask(pipeBase.Task):
 
     def _produce(self, batch: AlertBatch) -> Any:
         """Send the batch to Kafka; undelivered alerts go to the failed-alert file."""
-        from alertpack.sinks.kafka import AlertProducer, settings_from_config
+        from alertpack.sinks.kafka import AlertProducer, KafkaSettings
 
         config = self.config
         failed_dir = Path(config.failedAlertsLocation or Path(config.alertWriteLocation, "failed"))
-        settings = settings_from_config(config)
+        settings = KafkaSettings.from_config(config)
         with AlertProducer(
             settings, failed_dir=failed_dir, write_failed=config.doWriteFailedAlerts, log=self.log
         ) as producer:
-            return producer.send_batch(batch, timestamp=config.kafkaTimestamp)
+            observation_time = config.kafkaTimestamp == "observation"
+            result = producer.send(batch.outgoing(observation_time=observation_time))
+        for reason, count in result.reasons.items():
+            self.log.warning("%d alert(s) not delivered: %s", count, reason)
+        return result
 
     # ------------------------------------------------------------------
 
