@@ -438,6 +438,13 @@ def test_asteroids_have_ss_source_and_orbit_rows(small):
     np.testing.assert_allclose(orbits["q"], orbits["a"] * (1 - orbits["e"]))
     assert (ss["phaseAngle"] < 40).all() and (ss["elongation"] > 0).all()
     assert (orbits["created_at"] > 1_600_000_000_000_000).all()
+    # The predicted V magnitude matches the detected flux (V - r of an S type).
+    by_id = sources.set_index("diaSourceId").loc[ss["diaSourceId"]]
+    observed_mag = -2.5 * np.log10(np.abs(by_id["psfFlux"].to_numpy()) / 3631e9)
+    colour = {"u": -1.4, "g": -0.35, "r": 0.2, "i": 0.35, "z": 0.4, "y": 0.45}[small.band]
+    np.testing.assert_allclose(ss["ephVmag"], observed_mag + colour, atol=0.5)
+    trail_arcsec = ss["ephRate"].to_numpy() * 3600 * 30 / 86400
+    np.testing.assert_allclose(by_id["trailLength"], trail_arcsec, rtol=1e-5)
 
 
 def test_write_visit_round_trip(tmp_path, small):

@@ -415,7 +415,7 @@ def make_visit(
         det_rng, sources, epochs, detector, n_history, n_forced, midpoint, conditions
     )
     objects = _aggregate_objects(sources, history, forced, midpoint)
-    asteroids = _asteroids(det_rng, sources, midpoint)
+    asteroids = _asteroids(det_rng, sources, midpoint, conditions["band"])
 
     tables = _fill_tables(schema, sources, history, forced, objects, asteroids, det_rng)
     tables = _apply_layout(tables, schema, index_layout)
@@ -1578,8 +1578,11 @@ def _pack_designation(year: int, half_month: str, order_letter: str, cycle: int)
     return f"{century}{year % 100:02d}{half_month}{cycle_text}{order_letter}"
 
 
+_V_MINUS_BAND = {"u": -1.4, "g": -0.35, "r": 0.2, "i": 0.35, "z": 0.4, "y": 0.45}
+
+
 def _asteroids(
-    rng: np.random.Generator, sources: dict[str, np.ndarray], midpoint: float
+    rng: np.random.Generator, sources: dict[str, np.ndarray], midpoint: float, band: str
 ) -> dict[str, np.ndarray]:
     """Geometry and orbits of the solar-system sources, physically consistent."""
     rows = np.flatnonzero(sources["kind"] == _ASTEROID)
@@ -1637,12 +1640,15 @@ def _asteroids(
     rate_ra = np.rad2deg(np.sum(tangential * east, axis=1) / delta)
     rate_dec = np.rad2deg(np.sum(tangential * north, axis=1) / delta)
 
-    h_mag = rng.uniform(14.0, 18.5, n)
+    # The H magnitude is the one that makes the predicted V magnitude match
+    # the detected flux (H, G photometric system; V - band colour of an S type).
     g_slope = np.full(n, 0.15)
     phase_rad = np.deg2rad(phase)
     phi1 = np.exp(-3.33 * np.tan(phase_rad / 2) ** 0.63)
     phi2 = np.exp(-1.87 * np.tan(phase_rad / 2) ** 1.22)
-    v_mag = h_mag + 5 * np.log10(r * delta) - 2.5 * np.log10(
+    observed_mag = -2.5 * np.log10(np.abs(sources["true_flux"][rows]) / _AB_ZERO_NJY)
+    v_mag = observed_mag + _V_MINUS_BAND[band]
+    h_mag = v_mag - 5 * np.log10(r * delta) + 2.5 * np.log10(
         (1 - g_slope) * phi1 + g_slope * phi2
     )
     offset_arcsec = np.abs(rng.normal(0, 0.3, n))
