@@ -478,7 +478,7 @@ def prepare_visit(
 
 
 def _orbit_field(schema: AlertSchema) -> str | None:
-    for name in ("mpc_orbits", "MPCORB"):
+    for name in ("mpc_orbits", "MPCORB", "ssObject"):
         if name in schema.field_names:
             return name
     return None
