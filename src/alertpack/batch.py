@@ -62,7 +62,7 @@ class AlertBatch(Sequence):
         return np.round(unix * 1000.0).astype(np.int64)
 
     def outgoing(self, *, observation_time: bool = True) -> Iterator[Any]:
-        """The alerts as Kafka messages to send: key diaObjectId, timestamp per ``observation_time``.
+        """The alerts as Kafka messages: key diaObjectId, timestamp per ``observation_time``.
 
         With ``observation_time`` False the timestamp is left to the producer
         (the time each alert is queued).

@@ -81,10 +81,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="sample: image size in pixels, e.g. 2048x2048 (default: one LSST detector)",
     )
     package.add_argument("--seed", type=int, default=None, help="sample: random seed")
+    package.add_argument(
+        "--visit-dir",
+        metavar="DIR",
+        help="a visit directory: diaSourceCat.parquet, diaObjectCat.parquet, "
+        "diaSrcHistory.parquet, diaForcedSources.parquet, ssSource.parquet, mpc_orbits.parquet, "
+        "difference.fits, template.fits, science.fits (those present are used; options below "
+        "override single files)",
+    )
     package.add_argument("--sources", help="DiaSource catalog (Parquet)")
     package.add_argument("--objects", help="DiaObject catalog (Parquet)")
     package.add_argument("--history", help="previous DiaSources (Parquet)")
     package.add_argument("--forced", help="previous DiaForcedSources (Parquet)")
+    package.add_argument("--ss-source", help="ssSource rows of asteroid DiaSources (Parquet)")
+    package.add_argument("--mpc-orbits", help="orbits of those asteroids (Parquet)")
+    package.add_argument(
+        "--id-bits", type=int, default=None,
+        help="ccdExposureIdBits: bits of the exposure id packed into diaSourceId",
+    )
     package.add_argument("--difference", help="difference image (FITS)")
     package.add_argument("--template", help="template image (FITS)")
     package.add_argument("--science", help="science image (FITS)")

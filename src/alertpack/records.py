@@ -274,7 +274,9 @@ def row_frame(row: Any, index_names: tuple[str, ...], catalog: str) -> Any:
     """One catalog row (`pandas.Series`, `dict` or one-row DataFrame) as a DataFrame.
 
     A Series taken from an indexed catalog (``df.loc[key]``) carries its index
-    key as ``name``; the key values fill the ``index_names`` columns it lacks.
+    key as ``name``; the key values set the ``index_names`` columns, since
+    pandas turns an all-numeric row into float64, which rounds 64-bit ids.
+    Pass ``df.loc[[key]]`` (a one-row DataFrame) to keep every column exact.
     """
     import pandas as pd
 
@@ -284,7 +286,7 @@ def row_frame(row: Any, index_names: tuple[str, ...], catalog: str) -> Any:
         values = row.to_dict()
         key = row.name if isinstance(row.name, tuple) else (row.name,)
         for name, value in zip(index_names, key, strict=False):
-            if name not in values and value is not None:
+            if value is not None:
                 values[name] = value
         return pd.DataFrame([values]).infer_objects()
     if isinstance(row, Mapping):

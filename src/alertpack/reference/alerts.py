@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from alertpack.records import avro_field_type
+from alertpack.records import avro_field_type, flatten_catalog
 from alertpack.reference.cutouts import reference_cutout_bytes
 from alertpack.schema import AlertSchema
 
@@ -86,7 +86,7 @@ def _history_records(
         return None
     if object_id not in history.index:
         return []
-    rows = history.loc[[object_id]].reset_index().to_dict("records")
+    rows = history.loc[[object_id]].to_dict("records")
     records = []
     for row in rows:
         row_time = _time_of(row)
@@ -100,13 +100,7 @@ def _history_records(
 
 
 def _flat(frame: Any) -> Any:
-    if frame is None:
-        return None
-    names = [name for name in frame.index.names if name is not None]
-    if not names:
-        return frame
-    return frame.reset_index(level=[n for n in names if n not in frame.columns] or None,
-                             drop=False).reset_index(drop=True)
+    return None if frame is None else flatten_catalog(frame, "catalog")
 
 
 def package_alerts_reference(
@@ -163,7 +157,9 @@ def package_alerts_reference(
         alert: dict[str, Any] = {id_field: source["diaSourceId"], "diaSource": source}
         if object_id is not None and object_id in objects.index:
             alert["diaObject"] = conform_record(
-                objects.loc[object_id].to_dict(), schema.record("diaObject")
+                # .loc[[key]] keeps each column's dtype (a row Series would be
+                # float64 and round 64-bit ids)
+                objects.loc[[object_id]].to_dict("records")[0], schema.record("diaObject")
             )
             alert["prvDiaSources"] = _history_records(
                 history, object_id, time, source["diaSourceId"], source_schema, window_days
@@ -176,7 +172,8 @@ def package_alerts_reference(
         if ss_rows is not None and schema.record("ssSource") is not None:
             if source["diaSourceId"] in ss_rows.index:
                 alert["ssSource"] = conform_record(
-                    ss_rows.loc[source["diaSourceId"]].to_dict(), schema.record("ssSource")
+                    ss_rows.loc[[source["diaSourceId"]]].to_dict("records")[0],
+                    schema.record("ssSource"),
                 )
         size = cutout_size
         bbox = source.get("bboxSize")

@@ -1,0 +1,350 @@
+"""PackageAlertsTask: the seed's whole API on the real lsst.pipe.base.Task."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+
+import fastavro
+import lsst.pex.config as pexConfig
+import lsst.pipe.base as pipeBase
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.nddata import CCDData
+from lsst.alert.packet import Schema
+from lsst.alert.packet.io import retrieve_alerts
+
+from alertpack import PackageAlertsConfig, PackageAlertsTask
+from alertpack.errors import InputError
+from alertpack.images import as_survey_image
+from alertpack.reference.alerts import package_alerts_reference
+from alertpack.sample import make_visit
+from alertpack.schema import load_schema
+from alertpack.task import SchemaCatalogTask, all_schema_catalogs
+
+
+@pytest.fixture(scope="module")
+def visit():
+    return make_visit(n_sources=24, image_shape=(1024, 1100), seed=3)
+
+
+def make_task(tmp_path, **overrides) -> PackageAlertsTask:
+    config = PackageAlertsConfig()
+    config.alertWriteLocation = str(tmp_path / "alerts")
+    for name, value in overrides.items():
+        setattr(config, name, value)
+    return PackageAlertsTask(config=config)
+
+
+def official(version: str) -> Schema:
+    return load_schema(version).packet_schema
+
+
+@pytest.fixture(scope="module")
+def packaged(visit, tmp_path_factory):
+    task = make_task(tmp_path_factory.mktemp("run"))
+    return task, task.run(**visit.run_kwargs())
+
+
+def test_task_is_a_real_pipe_base_task_with_a_pex_config():
+    assert issubclass(PackageAlertsTask, pipeBase.Task)
+    assert issubclass(PackageAlertsConfig, pexConfig.Config)
+    task = PackageAlertsTask()
+    assert task.getName() == "packageAlerts"
+    assert task.getFullName() == "packageAlerts"
+
+
+def test_run_one_alert_per_source_valid_against_official_schema(packaged, visit):
+    _, result = packaged
+    n_sources = len(visit.diaSourceCat)
+    assert result.nAlerts == n_sources == len(result.alerts)
+    schema = official("11.1")
+    ids = set()
+    for alert in result.alerts:
+        assert schema.validate(alert)
+        assert alert["diaSourceId"] == alert["diaSource"]["diaSourceId"]
+        ids.add(alert["diaSourceId"])
+    assert ids == set(visit.diaSourceCat["diaSourceId"])
+
+
+def test_alert_contents_match_the_catalogs(packaged, visit):
+    _, result = packaged
+    sources = visit.diaSourceCat.reset_index(drop=True).set_index("diaSourceId", drop=False)
+    history = visit.diaSrcHistory.reset_index(drop=True)
+    n_with_history = 0
+    for alert in result.alerts:
+        source = alert["diaSource"]
+        row = sources.loc[source["diaSourceId"]]
+        assert source["ra"] == row["ra"]
+        assert source["psfFlux"] == pytest.approx(row["psfFlux"], rel=1e-6, nan_ok=True) or (
+            source["psfFlux"] is None and pd.isna(row["psfFlux"])
+        )
+        if alert["diaObject"] is None:
+            assert alert["prvDiaSources"] is None  # an asteroid: no DiaObject, no history
+            continue
+        assert alert["diaObject"]["diaObjectId"] == source["diaObjectId"]
+        previous = alert["prvDiaSources"]
+        times = [p["midpointMjdTai"] for p in previous]
+        assert times == sorted(times)
+        assert all(source["midpointMjdTai"] - 365 <= t < source["midpointMjdTai"] for t in times)
+        assert all(p["diaObjectId"] == source["diaObjectId"] for p in previous)
+        assert source["diaSourceId"] not in {p["diaSourceId"] for p in previous}
+        expected = history[
+            (history["diaObjectId"] == source["diaObjectId"])
+            & (history["midpointMjdTai"] >= source["midpointMjdTai"] - 365)
+            & (history["midpointMjdTai"] < source["midpointMjdTai"])
+        ]
+        assert len(previous) == len(expected)
+        n_with_history += bool(previous)
+        forced = alert["prvDiaForcedSources"]
+        assert all(f["diaObjectId"] == source["diaObjectId"] for f in forced)
+    assert n_with_history > 0
+
+
+def test_asteroid_alert_carries_ss_source_and_orbit(packaged):
+    _, result = packaged
+    asteroids = [a for a in result.alerts if a["ssSource"] is not None]
+    assert asteroids, "the sample has an asteroid"
+    for alert in asteroids:
+        assert alert["ssSource"]["diaSourceId"] == alert["diaSourceId"]
+        assert alert["mpc_orbits"] is not None
+
+
+def test_file_per_ccd_visit_readable_by_packet_and_fastavro(packaged, visit):
+    _, result = packaged
+    assert result.path is not None and result.paths == [result.path]
+    assert result.path.name == f"{visit.ccdVisitId}.avro"
+    with open(result.path, "rb") as stream:
+        writer_schema, records = retrieve_alerts(stream)
+        packet_records = list(records)
+    with open(result.path, "rb") as stream:
+        fastavro_records = list(fastavro.reader(stream))
+    assert len(packet_records) == len(fastavro_records) == result.nAlerts
+    assert writer_schema.definition["name"] == "lsst.v11_1.alert"
+    assert [r["diaSourceId"] for r in fastavro_records] == list(result.alerts.alert_ids)
+    assert not [p for p in result.path.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_cutouts_are_fits_from_each_image(packaged, visit):
+    _, result = packaged
+    alert = next(a for a in result.alerts if a["diaObject"] is not None)
+    for field in ("cutoutDifference", "cutoutScience", "cutoutTemplate"):
+        stamp = CCDData.read(io.BytesIO(alert[field]))
+        assert stamp.unit == "nJy"
+        assert stamp.data.ndim == 2
+    statuses = result.cutoutStatus
+    assert statuses["difference:OK"] + statuses.get("difference:PADDED", 0) == result.nAlerts
+
+
+def test_fast_path_equals_the_straightforward_reference(visit):
+    """Same alerts, decoded, as the iterrows/Cutout2D/store_alerts way (cutout pixels too)."""
+    task = make_task_no_files()
+    result = task.run(**visit.run_kwargs())
+    images = {
+        "cutoutDifference": as_survey_image(visit.difference, name="difference"),
+        "cutoutScience": as_survey_image(visit.science, name="science"),
+        "cutoutTemplate": as_survey_image(visit.template, name="template"),
+    }
+    reference = package_alerts_reference(
+        load_schema("11.1"), visit.diaSourceCat, visit.diaObjectCat, visit.diaSrcHistory,
+        images, diaForcedSources=visit.diaForcedSources, ssSource=visit.ssSource,
+    )
+    ours = {a["diaSourceId"]: a for a in result.alerts}
+    assert len(ours) == len(reference)
+    for expected in reference:
+        got = ours[expected["diaSourceId"]]
+        for key in ("diaSource", "diaObject", "prvDiaSources", "prvDiaForcedSources", "ssSource"):
+            assert_same(got[key], expected.get(key), key)
+        for field in images:
+            if expected[field] is None:
+                assert got[field] is None
+                continue
+            ours_stamp = CCDData.read(io.BytesIO(got[field]))
+            reference_stamp = CCDData.read(io.BytesIO(expected[field]))
+            np.testing.assert_array_equal(ours_stamp.data, reference_stamp.data)
+
+
+def make_task_no_files() -> PackageAlertsTask:
+    config = PackageAlertsConfig()
+    config.doWriteAlerts = False
+    return PackageAlertsTask(config=config)
+
+
+def assert_same(got, expected, where):
+    if isinstance(expected, list):
+        assert isinstance(got, list) and len(got) == len(expected), where
+        for g, e in zip(got, expected, strict=True):
+            assert_same(g, e, where)
+    elif isinstance(expected, dict):
+        assert got.keys() == expected.keys(), where
+        for key in expected:
+            assert_same(got[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, float) and not isinstance(got, bool):
+        assert got is not None, where
+        if math.isnan(expected):
+            assert math.isnan(got), where
+        else:
+            assert np.float32(got) == np.float32(expected) or got == expected, where
+    else:
+        assert got == expected, where
+
+
+@pytest.mark.parametrize("version", ["7.4", "9.0", "10.0"])
+def test_older_schema_versions(version, tmp_path):
+    visit = make_visit(n_sources=6, image_shape=(600, 600), seed=1, schema_version=version)
+    task = make_task(tmp_path, schemaVersion=version)
+    result = task.run(**visit.run_kwargs())
+    schema = official(version)
+    assert result.nAlerts == 6
+    for alert in result.alerts:
+        assert schema.validate(alert)
+    with open(result.path, "rb") as stream:
+        writer, records = retrieve_alerts(stream)
+        assert len(list(records)) == 6
+    assert writer.definition["name"] == f"lsst.v{version.replace('.', '_')}.alert"
+
+
+def test_empty_catalog_gives_no_file_and_zero_count(visit, tmp_path):
+    task = make_task(tmp_path)
+    kwargs = visit.run_kwargs()
+    kwargs["diaSourceCat"] = visit.diaSourceCat.iloc[:0]
+    result = task.run(**kwargs)
+    assert result.nAlerts == 0 and result.path is None and result.paths == []
+    assert not (tmp_path / "alerts").exists() or not list((tmp_path / "alerts").iterdir())
+
+
+def test_run_records_timing_and_counts_in_metadata(packaged):
+    task, result = packaged
+    metadata = task.getFullMetadata()
+    flat = metadata.to_dict()["packageAlerts"]
+    assert flat["nAlerts"] == result.nAlerts
+    for stage in ("prepareCatalogs", "makeCutouts", "encodeAlerts", "writeAlerts"):
+        assert f"{stage}StartCpuTime" in flat and f"{stage}EndCpuTime" in flat
+    assert "runStartCpuTime" in flat and "runEndUtc" in flat
+    task.emptyMetadata()
+    assert "nAlerts" not in task.getFullMetadata().to_dict()["packageAlerts"]
+
+
+def test_ccd_exposure_id_bits_name_the_file(visit, tmp_path):
+    task = make_task(tmp_path)
+    kwargs = visit.run_kwargs()
+    bits = kwargs["ccdExposureIdBits"]
+    expected = int(visit.diaSourceCat["diaSourceId"].iloc[0]) >> (64 - bits)
+    result = task.run(**kwargs)
+    assert result.path.name == f"{expected}.avro"
+
+
+def test_file_written_atomically_and_replaced_on_rerun(visit, tmp_path, monkeypatch):
+    task = make_task(tmp_path)
+    first = task.run(**visit.run_kwargs())
+    before = first.path.read_bytes()
+    import alertpack.avro as avro
+
+    def broken_writer(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(avro, "write_container", broken_writer)
+    with pytest.raises(OSError, match="disk full"):
+        task.run(**visit.run_kwargs())
+    assert first.path.read_bytes() == before
+    assert sorted(os.listdir(first.path.parent)) == [first.path.name]
+
+
+def test_make_alert_dict_from_rows_validates(visit):
+    task = PackageAlertsTask()
+    sources = visit.diaSourceCat
+    objects = visit.diaObjectCat
+    index = next(i for i, key in enumerate(sources.index) if key[0] in objects.index)
+    key = sources.index[index]
+    source_row = sources.iloc[index]
+    object_row = objects.loc[key[0]]
+    history = visit.diaSrcHistory.reset_index(drop=True)
+    history = history[history["diaObjectId"] == key[0]]
+    image = as_survey_image(visit.difference, name="difference")
+    from alertpack.cutouts import extract_stamps
+
+    stamps, _ = extract_stamps(image, [source_row["ra"]], [source_row["dec"]], np.array([30]))
+    alert = task.makeAlertDict(
+        int(source_row["diaSourceId"]), source_row, object_row, history, stamps[0], None
+    )
+    assert official("11.1").validate(alert)
+    assert alert["diaObject"]["diaObjectId"] == key[0]
+    assert alert["cutoutTemplate"] is None
+    assert CCDData.read(io.BytesIO(alert["cutoutDifference"])).shape == (30, 30)
+    assert len(alert["prvDiaSources"]) <= len(history)
+
+
+def test_make_cutout_bytes_accepts_stamps_ccddata_and_bytes(visit):
+    task = PackageAlertsTask()
+    small = CCDData(visit.difference.data[:20, :20], unit="nJy", wcs=visit.difference.wcs)
+    data = task.makeCutoutBytes(small)
+    assert CCDData.read(io.BytesIO(data)).shape == (20, 20)
+    assert task.makeCutoutBytes(data) == data
+
+
+def test_schema_catalogs_follow_the_configured_version_and_hierarchy():
+    class ParentConfig(pexConfig.Config):
+        packager = PackageAlertsTask.makeField("alert packaging")
+
+    class ParentTask(SchemaCatalogTask):
+        ConfigClass = ParentConfig
+        _DefaultName = "parent"
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.makeSubtask("packager")
+
+    parent = ParentTask()
+    child = parent.packager
+    assert child.getFullName() == "parent.packager"
+    assert set(parent.getTaskDict()) == {"parent", "parent.packager"}
+    catalogs = child.getSchemaCatalogs()
+    assert set(catalogs) == {"diaSource", "diaObject", "diaForcedSource", "ssSource", "mpc_orbits"}
+    assert list(catalogs["diaSource"].columns) == [
+        f["name"] for f in load_schema("11.1").record("diaSource")["fields"]
+    ]
+    assert len(catalogs["diaSource"]) == 0
+    assert parent.getAllSchemaCatalogs().keys() == child.getAllSchemaCatalogs().keys()
+    assert parent.getAllSchemaCatalogs().keys() == catalogs.keys()
+    assert parent.getSchemaCatalogs() == {}
+
+    class PlainParentTask(pipeBase.Task):
+        ConfigClass = ParentConfig
+        _DefaultName = "plain"
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.makeSubtask("packager")
+
+    plain = PlainParentTask()
+    assert all_schema_catalogs(plain).keys() == catalogs.keys()
+    assert plain.packager.getAllSchemaCatalogs().keys() == catalogs.keys()
+    old = PackageAlertsConfig()
+    old.schemaVersion = "7.4"
+    assert "ssSource" not in PackageAlertsTask(config=old).getSchemaCatalogs()
+
+
+def test_timer_records_start_and_end():
+    task = PackageAlertsTask()
+    with task.timer("custom"):
+        pass
+    flat = task.metadata.to_dict()
+    assert "customStartCpuTime" in flat and "customEndCpuTime" in flat
+
+
+def test_bad_input_errors_name_what_is_wrong(visit, tmp_path):
+    task = make_task(tmp_path)
+    kwargs = visit.run_kwargs()
+    kwargs["diaSourceCat"] = visit.diaSourceCat.drop(columns=["ra"])
+    with pytest.raises(InputError, match="diaSourceCat lacks column"):
+        task.run(**kwargs)
+    kwargs = visit.run_kwargs()
+    kwargs["diffIm"] = None
+    with pytest.raises(InputError, match="diffIm is None"):
+        task.run(**kwargs)
+    kwargs = visit.run_kwargs()
+    kwargs["diffIm"] = str(tmp_path / "missing.fits")
+    with pytest.raises(InputError, match=r"missing\.fits"):
+        task.run(**kwargs)
