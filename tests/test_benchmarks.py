@@ -1,0 +1,95 @@
+"""The benchmarks run end to end in their quick modes (no timing is asserted here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import run_all  # noqa: E402
+
+QUICK_TIMEOUT_S = 120
+
+
+def run_quick(script: str, *arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--quick", *arguments],
+        capture_output=True, text=True, timeout=QUICK_TIMEOUT_S, check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def package_quick(tmp_path_factory):
+    json_path = tmp_path_factory.mktemp("bench") / "results.json"
+    completed = run_quick("bench_package.py", "--json", str(json_path))
+    return completed, json_path
+
+
+@pytest.mark.slow
+def test_bench_package_quick_prints_its_table(package_quick):
+    completed, _ = package_quick
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    lines = completed.stdout.splitlines()
+    header = next(line for line in lines if line.split()[:2] == ["workload", "path"])
+    for column in ("alerts/s", "records", "cutouts", "avro", "write", "peak", "fastavro"):
+        assert column in header
+    rows = {tuple(line.split()[:2]) for line in lines[lines.index(header) + 1 :] if line.strip()}
+    for workload in ("a", "b30", "b102", "c"):
+        assert (workload, "ours") in rows
+        assert (workload, "baseline") in rows
+    assert ("d", "1") in rows and ("d", "2") in rows
+    targets = lines[next(i for i, line in enumerate(lines) if line.startswith("targets")) + 1 :]
+    verdicts = [line.split()[0] for line in targets if line.strip()]
+    assert verdicts and set(verdicts) <= {"PASS", "FAIL", "info"}
+    assert any("import alertpack" in line for line in targets)
+
+
+@pytest.mark.slow
+def test_bench_package_quick_saves_consistent_json(package_quick):
+    completed, json_path = package_quick
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads(json_path.read_text())
+    assert results["quick"] is True
+    keys = [w["workload"]["key"] for w in results["workloads"]]
+    assert keys == ["a", "b30", "b102", "c"]
+    for workload in results["workloads"]:
+        assert workload["n_alerts"] == workload["workload"]["n_sources"]
+        assert workload["checked"] > 0  # decoded values compared with the baseline
+        assert workload["ours_total_us"] > 0 and workload["baseline_total_us"] > 0
+    visit = results["visit"]
+    spec = visit["spec"]
+    for run in ("serial", "parallel"):
+        assert visit[run]["n_alerts"] == spec["n_detectors"] * spec["sources_per_detector"]
+        assert visit[run]["n_failed"] == 0
+    assert visit["parallel"]["workers"] == 2
+    assert results["import"]["pipe_base_loaded"] is False
+
+
+@pytest.mark.parametrize("script", ["bench_avro.py", "bench_cutouts.py", "bench_kafka.py"])
+def test_other_benchmark_quick_mode(script):
+    if not run_all.has_quick_option(BENCHMARKS / script):
+        pytest.skip(f"{script} has no --quick mode")
+    completed = run_quick(script)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip()
+
+
+def test_run_all_passes_quick_or_small_sizes():
+    assert run_all.quick_arguments(BENCHMARKS / "bench_package.py") == ["--quick"]
+    for name in ("bench_avro.py", "bench_cutouts.py", "bench_kafka.py"):
+        arguments = run_all.quick_arguments(BENCHMARKS / name)
+        assert arguments in (["--quick"], run_all.QUICK_FALLBACK[name])
+        assert arguments  # never the full-size run
+
+
+def test_run_all_rejects_unknown_benchmark(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        run_all.main(["--only", "package,nonsense"])
+    assert stopped.value.code == 2
+    assert "nonsense" in capsys.readouterr().err
