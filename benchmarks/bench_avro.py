@@ -122,7 +122,7 @@ def build_parts(
         else:  # solar-system records: most alerts have none
             table = realistic_table(record, max(1, n_alerts // 20), rng)
             index = np.full(n_alerts, -1)
-            index[:: 20][: table.n_rows] = np.arange(table.n_rows)[: len(index[::20])]
+            index[::20] = np.arange(len(index[::20])) % table.n_rows
             fields[name] = RecordRef(table, index)
     return AlertParts(n_alerts, fields)
 

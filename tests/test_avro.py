@@ -56,8 +56,14 @@ PROPERTY = settings(
 
 
 def record_types(version: str) -> list[str]:
+    """Full names of the flat record types an alert of ``version`` carries."""
     schema = load_schema(version)
-    return [name for name in schema.named_types if name != schema.definition["name"]]
+    names = {
+        definition["name"]
+        for definition in schema.named_types.values()
+        if definition.get("type") == "record" and definition is not schema.definition
+    }
+    return sorted(names)
 
 
 RECORD_CASES = [(version, name) for version in VERSIONS for name in record_types(version)]
@@ -637,7 +643,7 @@ def test_container_input_errors() -> None:
         ("int", np.array([1, 2**31], dtype=np.int64), None, r"'v'.*row 1 holds 2147483648.*'int'"),
         ("long", np.array([2**63], dtype=np.uint64), None, r"row 0 holds 9223372036854775808"),
         ("long", np.array([1.0]), None, r"dtype float64 cannot be cast safely to Avro 'long'"),
-        ("double", np.array([1, 2**60]), None, r"row 1 holds the integer 1152921504606846976, which an Avro .double."),
+        ("double", np.array([1, 2**60]), None, r"row 1 holds the integer 1152921504606846976"),
         ("float", np.array([2**24 + 1]), None, r"'float' cannot hold exactly \(beyond 2\*\*24\)"),
         ("double", np.array(["1.0"]), None, r"dtype <U3 cannot be cast safely to Avro 'double'"),
         ("float", object_array([1.0]), None, r"dtype object cannot be cast safely"),
