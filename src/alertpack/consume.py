@@ -439,15 +439,15 @@ def _credentials_config() -> dict[str, Any]:
     }
 
 
-def run_consume_command(args) -> int:
-    """``alertpack consume``: print a line per alert, or write them with ``--out DIR``.
+def kafka_alerts_from_args(args) -> tuple[str, str, Iterator[ConsumedAlert]]:
+    """``(server, topic, alerts)`` for the Kafka source options of a command.
 
     Server and topic default to ``$AP_KAFKA_SERVER`` and ``$AP_KAFKA_TOPIC``;
     ``$AP_KAFKA_CONSUMER_USERNAME`` / ``$AP_KAFKA_CONSUMER_PASSWORD`` switch on
     SASL_SSL with SCRAM-SHA-512.
     """
-    server = args.server or os.environ.get(ENV_SERVER, "").strip()
-    topic = args.topic or os.environ.get(ENV_TOPIC, "").strip()
+    server = (args.server or os.environ.get(ENV_SERVER, "")).strip()
+    topic = (args.topic or os.environ.get(ENV_TOPIC, "")).strip()
     if not server or not topic:
         missing = "--server (or $AP_KAFKA_SERVER)" if not server else "--topic (or $AP_KAFKA_TOPIC)"
         raise CommandError(f"no Kafka {missing.split()[0][2:]} given: pass {missing}")
@@ -460,6 +460,12 @@ def run_consume_command(args) -> int:
         group=args.group,
         config=_credentials_config(),
     )
+    return server, topic, alerts
+
+
+def run_consume_command(args) -> int:
+    """``alertpack consume``: print a line per alert, or write them with ``--out DIR``."""
+    server, topic, alerts = kafka_alerts_from_args(args)
     if args.out:
         count, paths = write_alert_files(alerts, args.out, topic=topic)
         for path in paths:

@@ -41,7 +41,7 @@ from alertpack.reading import (
     iter_alert_files,
     iter_alerts,
 )
-from alertpack.schema import AlertSchema, UnknownSchemaError, load_schema
+from alertpack.schema import AlertSchema, UnknownSchemaError, collect_named_types, load_schema
 
 __all__ = [
     "AlertReport",
@@ -125,23 +125,14 @@ def summarize_alert(alert: LoadedAlert) -> dict[str, Any]:
 
 
 def _kafka_alerts(args: Any) -> Iterator[LoadedAlert]:
-    server = args.server or os.environ.get("AP_KAFKA_SERVER")
-    topic = args.topic or os.environ.get("AP_KAFKA_TOPIC")
-    if not server or not topic:
+    from alertpack.consume import kafka_alerts_from_args
+
+    if not (args.server or os.environ.get("AP_KAFKA_SERVER")):
         raise CommandError(
             "give alert files or directories, or a Kafka source with --server and --topic "
             "(or $AP_KAFKA_SERVER and $AP_KAFKA_TOPIC)"
         )
-    from alertpack.consume import iter_kafka_alerts
-
-    messages = iter_kafka_alerts(
-        server,
-        topic,
-        from_beginning=args.from_beginning,
-        max_alerts=args.max,
-        timeout=args.timeout,
-        group=args.group,
-    )
+    server, topic, messages = kafka_alerts_from_args(args)
     for index, message in enumerate(messages):
         schema = message.schema if isinstance(message.schema, AlertSchema) else None
         yield LoadedAlert(
@@ -270,27 +261,6 @@ class AlertReport:
 _INT_RANGES = {"int": 2**31, "long": 2**63}
 
 
-def _collect_named(definition: Any, named: dict[str, Any]) -> None:
-    if isinstance(definition, list):
-        for branch in definition:
-            _collect_named(branch, named)
-    elif isinstance(definition, dict):
-        kind = definition.get("type")
-        if kind in ("record", "enum", "fixed"):
-            name = definition["name"]
-            if "." not in name and definition.get("namespace"):
-                name = f"{definition['namespace']}.{name}"
-            named.setdefault(name, definition)
-            named.setdefault(definition["name"], definition)
-        if kind == "record":
-            for avro_field in definition["fields"]:
-                _collect_named(avro_field["type"], named)
-        elif kind == "array":
-            _collect_named(definition["items"], named)
-        elif kind == "map":
-            _collect_named(definition["values"], named)
-
-
 class _SchemaChecker:
     """Finds where a record departs from an Avro schema, field by field.
 
@@ -303,7 +273,7 @@ class _SchemaChecker:
 
         self.definition = definition
         self.named: dict[str, Any] = {}
-        _collect_named(definition, self.named)
+        collect_named_types(definition, self.named)
         self._parsed = fastavro.parse_schema(definition)
 
     def problems(self, record: dict[str, Any]) -> list[str]:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from alertpack.errors import InputError
 from alertpack.reading import AlertFile, iter_alert_files
+from alertpack.schema import collect_named_types
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -67,26 +68,6 @@ _PRIMITIVES = {
     "bytes": "binary",
 }
 _TIMESTAMP_UNITS = {"timestamp-micros": "us", "timestamp-millis": "ms"}
-
-
-def _named_types(definition: Any, found: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Full name -> definition of every named type (record, enum, fixed)."""
-    found = {} if found is None else found
-    if isinstance(definition, list):
-        for branch in definition:
-            _named_types(branch, found)
-    elif isinstance(definition, dict):
-        kind = definition.get("type")
-        if kind in ("record", "enum", "fixed"):
-            found.setdefault(definition["name"], definition)
-        if kind == "record":
-            for avro_field in definition["fields"]:
-                _named_types(avro_field["type"], found)
-        elif kind == "array":
-            _named_types(definition["items"], found)
-        elif kind == "map":
-            _named_types(definition["values"], found)
-    return found
 
 
 def arrow_type(avro_type: Any, named: dict[str, Any], where: str = "") -> tuple[pa.DataType, bool]:
@@ -193,7 +174,7 @@ class ParquetLayout:
         """Derive the tables from an alert's Avro writer schema."""
         import pyarrow as pa
 
-        named = _named_types(writer_schema)
+        named = collect_named_types(writer_schema)
         top_fields = _arrow_fields(writer_schema, named, "")
         by_name = {f.name: f for f in top_fields}
         source = by_name.get(_SOURCE_FIELD)

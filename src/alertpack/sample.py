@@ -61,7 +61,6 @@ import functools
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +69,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from alertpack.errors import InputError
+from alertpack.packaging import VISIT_FILES, VISIT_INFO_FILE
+from alertpack.sinks.files import atomic_output
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -2214,34 +2215,17 @@ def index_columns(schema_version: str | None = None) -> dict[str, list[str]]:
 # Files
 # --------------------------------------------------------------------------
 
-_CATALOG_FILES = {
-    "diaSourceCat": "diaSourceCat.parquet",
-    "diaObjectCat": "diaObjectCat.parquet",
-    "diaSrcHistory": "diaSrcHistory.parquet",
-    "diaForcedSources": "diaForcedSources.parquet",
-    "ssSource": "ssSource.parquet",
-    "mpc_orbits": "mpc_orbits.parquet",
-}
-_IMAGE_FILES = {
-    "difference": "difference.fits",
-    "science": "science.fits",
-    "template": "template.fits",
-}
-_VISIT_FILE = "visit.json"
+# The visit-directory layout is the one `alertpack package --visit-dir` reads.
+_IMAGE_ATTRIBUTES = {"diffIm": "difference", "science": "science", "template": "template"}
+_CATALOG_FILES = {name: f for name, f in VISIT_FILES.items() if name not in _IMAGE_ATTRIBUTES}
+_IMAGE_FILES = {_IMAGE_ATTRIBUTES[name]: VISIT_FILES[name] for name in _IMAGE_ATTRIBUTES}
+_VISIT_FILE = VISIT_INFO_FILE
 
 
 def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Write through ``write(fileobj)`` to a temp file next to ``path``, then rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write through ``write(fileobj)``; the file appears at ``path`` only when complete."""
+    with atomic_output(path) as stream:
+        write(stream)
 
 
 def exposure_hdulist(image: CCDData, **primary_keys: Any) -> Any:
@@ -2334,39 +2318,22 @@ def write_visit(visit: SampleVisit, directory: str | os.PathLike[str]) -> dict[s
 
 
 def read_exposure(path: str | os.PathLike[str]) -> CCDData:
-    """Read an LSST-layout FITS file written by `write_visit` back into a CCDData."""
+    """Read an image file (e.g. one written by `write_visit`) into a bit-mask CCDData."""
     import astropy.units as u
-    from astropy.io import fits
     from astropy.nddata import VarianceUncertainty
-    from astropy.wcs import WCS
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"image file {path} does not exist")
-    with fits.open(path, memmap=False) as hdul:
-        names = {hdu.name for hdu in hdul}
-        missing = {"IMAGE", "MASK", "VARIANCE"} - names
-        if missing:
-            raise InputError(
-                f"{path} lacks the {', '.join(sorted(missing))} extension(s) of the LSST "
-                "exposure layout (IMAGE, MASK, VARIANCE); write it with "
-                "alertpack.sample.write_visit"
-            )
-        image = hdul["IMAGE"]
-        mask_header = hdul["MASK"].header
-        meta = {key: mask_header[key] for key in mask_header if key.startswith("MP_")}
-        meta.update({"LTV1": image.header.get("LTV1", 0), "LTV2": image.header.get("LTV2", 0)})
-        unit = u.Unit(image.header.get("BUNIT", "nJy"))
-        return _bitmask_ccddata_class()(
-            image.data.astype(np.float32),
-            unit=unit,
-            uncertainty=VarianceUncertainty(hdul["VARIANCE"].data.astype(np.float32),
-                                            unit=unit**2),
-            mask=hdul["MASK"].data.astype(np.int32),
-            wcs=WCS(image.header),
-            meta=meta,
-            psf=hdul["PSF"].data.astype(np.float32) if "PSF" in names else None,
-        )
+    from alertpack.images import as_survey_image
+
+    image = as_survey_image(str(path), name=Path(path).name)
+    meta = {f"MP_{name}": bit for name, bit in image.mask_planes.items()}
+    meta.update({"LTV1": -image.origin[0], "LTV2": -image.origin[1]})
+    variance = None
+    if image.variance is not None:
+        variance = VarianceUncertainty(image.variance, unit=u.nJy**2)
+    return _bitmask_ccddata_class()(
+        image.image, unit=u.nJy, uncertainty=variance, mask=image.mask, wcs=image.wcs,
+        meta=meta, psf=image.psf,
+    )
 
 
 def read_visit(directory: str | os.PathLike[str], *, index_layout: str = "multi") -> SampleVisit:

@@ -23,6 +23,7 @@ __all__ = [
     "UnknownSchemaError",
     "WireFormatError",
     "available_versions",
+    "collect_named_types",
     "latest_version",
     "load_schema",
     "pack_wire",
@@ -131,7 +132,7 @@ class AlertSchema:
         self.path = avsc
         self.packet_schema = Schema.from_file(str(avsc))
         self.definition: dict[str, Any] = self.packet_schema.definition
-        self.named_types = _collect_named_types(self.definition)
+        self.named_types = collect_named_types(self.definition)
 
     @functools.cached_property
     def parsed(self) -> dict[str, Any]:
@@ -199,19 +200,30 @@ class AlertSchema:
         return f"AlertSchema({self.version})"
 
 
-def _collect_named_types(definition: Any, found: dict | None = None) -> dict[str, dict]:
-    """Map every full record name in a definition to its (first, inline) definition."""
+def collect_named_types(definition: Any, found: dict | None = None) -> dict[str, dict]:
+    """Map every named type (record, enum, fixed) in a definition to its first definition.
+
+    Names are registered as written and, when a ``namespace`` qualifies a
+    short name, also in full (``lsst.v11_1.diaSource``).
+    """
     found = {} if found is None else found
     if isinstance(definition, list):
         for branch in definition:
-            _collect_named_types(branch, found)
+            collect_named_types(branch, found)
     elif isinstance(definition, dict):
-        if definition.get("type") == "record":
-            found.setdefault(definition["name"], definition)
-            for field in definition["fields"]:
-                _collect_named_types(field["type"], found)
-        elif definition.get("type") == "array":
-            _collect_named_types(definition["items"], found)
+        kind = definition.get("type")
+        if kind in ("record", "enum", "fixed"):
+            name = definition["name"]
+            found.setdefault(name, definition)
+            if "." not in name and definition.get("namespace"):
+                found.setdefault(f"{definition['namespace']}.{name}", definition)
+        if kind == "record":
+            for avro_field in definition["fields"]:
+                collect_named_types(avro_field["type"], found)
+        elif kind == "array":
+            collect_named_types(definition["items"], found)
+        elif kind == "map":
+            collect_named_types(definition["values"], found)
     return found
 
 
