@@ -94,6 +94,8 @@ def build_parts(
     n_forced: int,
     cutout_bytes: int,
     rng: np.random.Generator,
+    *,
+    shuffle_history: bool = False,
 ) -> AlertParts:
     """A visit's alerts: every alert with its history, object and cutouts."""
     fields: dict[str, Any] = {}
@@ -115,7 +117,9 @@ def build_parts(
             per_alert = n_history if "Forced" not in name else n_forced
             table = realistic_table(record, n_alerts * per_alert, rng)
             offsets = np.arange(n_alerts + 1) * per_alert
-            fields[name] = RecordList(table, offsets, np.arange(table.n_rows))
+            # a catalog in input order: an alert's history rows are scattered over the table
+            index = rng.permutation(table.n_rows) if shuffle_history else np.arange(table.n_rows)
+            fields[name] = RecordList(table, offsets, index)
         elif name in ("diaSource", "diaObject"):
             table = realistic_table(record, n_alerts, rng)
             fields[name] = RecordRef(table, np.arange(n_alerts))
@@ -158,13 +162,22 @@ def main() -> int:
     parser.add_argument("--schema", default=None, help="alert schema version (default latest)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--shuffle-history",
+        action="store_true",
+        help="scatter each alert's history rows over the tables (catalog order) "
+        "instead of storing them alert by alert",
+    )
     args = parser.parse_args()
 
     import fastavro
 
     schema = load_schema(args.schema)
     rng = np.random.default_rng(args.seed)
-    parts = build_parts(schema, args.alerts, args.history, args.forced, args.cutout_bytes, rng)
+    parts = build_parts(
+        schema, args.alerts, args.history, args.forced, args.cutout_bytes, rng,
+        shuffle_history=args.shuffle_history,
+    )
     encoder = AlertEncoder(schema)
     parsed = fastavro.parse_schema(schema.definition)
     names = schema.field_names
@@ -185,7 +198,9 @@ def main() -> int:
     sizes = np.array([len(p) for p in payloads])
     print(
         f"schema {schema.version}: {args.alerts} alerts, {args.history} prvDiaSources + "
-        f"{args.forced} prvDiaForcedSources each, 3 cutouts of {args.cutout_bytes} B; "
+        f"{args.forced} prvDiaForcedSources each"
+        f"{' (rows scattered)' if args.shuffle_history else ''}, "
+        f"3 cutouts of {args.cutout_bytes} B; "
         f"mean packet {sizes.mean() / 1024:.1f} KiB; best of {args.repeat}"
     )
     rows = [
