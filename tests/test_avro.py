@@ -723,6 +723,10 @@ def test_alert_errors_name_the_field() -> None:
     with pytest.raises(InputError, match="'cutoutScience': alert 0 holds a str"):
         encoder.encode(bad)
 
+    bad = AlertParts(3, {**parts.fields, "diaSourceId": [1, 2, 3]})
+    with pytest.raises(InputError, match="'diaSourceId': got a list; give a ScalarColumn"):
+        encoder.encode(bad)
+
     bad = AlertParts(3, {**parts.fields, "diaSourceId": ScalarColumn(np.arange(2))})
     with pytest.raises(InputError, match=r"'diaSourceId': values has shape \(2,\)"):
         encoder.encode(bad)

@@ -382,10 +382,6 @@ class _FieldColumn:
         self.nulls = self._null_mask(table)
         self.values = self._column(table)
 
-    @property
-    def where(self) -> str:
-        return f"{self.record}.{self.field.name}"
-
     def error(self, problem: str, fix: str) -> InputError:
         return InputError(f"field {self.field.name!r} of record {self.record}: {problem}; {fix}")
 
@@ -706,6 +702,7 @@ class _AlertField:
     kind: str  # "scalar", "record" or "array"
     null_branch: int | None
     record: str | None  # full name of the carried record type
+    primitive: str | None = None  # for scalars: the primitive type
 
     @property
     def name(self) -> str:
@@ -743,8 +740,7 @@ def _alert_field(field: dict[str, Any], named_types: dict[str, dict], alert: str
         if isinstance(items, dict) and items.get("type") == "record":
             return _AlertField(field, "array", null_branch, items["name"])
         raise UnsupportedSchemaError(f"{where}: arrays must carry records, not {items}")
-    _primitive_of(avro_type, where)
-    return _AlertField(field, "scalar", null_branch, None)
+    return _AlertField(field, "scalar", null_branch, None, _primitive_of(avro_type, where))
 
 
 def _choose(mask: np.ndarray, if_true: bytes, if_false: bytes) -> list[bytes]:
@@ -812,8 +808,13 @@ class AlertEncoder:
             pending_scalars = []
             if value is None:
                 batch.add_absent(field)
-            elif field.kind == "scalar":
+            elif field.kind == "scalar" and field.primitive == "bytes":
                 batch.add_blobs(field, value)
+            elif field.kind == "scalar":
+                raise InputError(
+                    f"alert field {field.name!r}: got a {type(value).__name__}; give a "
+                    "ScalarColumn (one value per alert)"
+                )
             elif field.kind == "record":
                 batch.add_record_ref(field, value)
             else:
