@@ -628,6 +628,12 @@ def test_container_input_errors() -> None:
     truncated = io.BytesIO(buffer.getvalue()[:-40])
     with pytest.raises(InputError, match="truncated"):
         list(read_container_payloads(truncated)[1])
+    for broken in ([payloads[0][:-30]], [payloads[0] + b"\x00\x00"]):
+        buffer = io.BytesIO()
+        write_container(buffer, schema.definition, broken)
+        buffer.seek(0)
+        with pytest.raises(InputError, match="corrupt"):
+            list(read_container_payloads(buffer)[1])
     with pytest.raises(InputError, match="codec 'snappy'"):
         write_container(io.BytesIO(), schema.definition, payloads, codec="snappy")
     with pytest.raises(InputError, match="16 bytes"):

@@ -1219,12 +1219,33 @@ def _iter_payloads(
         if _read_exactly(stream, _SYNC_SIZE, name) != sync:
             raise InputError(f"{name}: a block does not end with the file's sync marker (corrupt)")
         if codec == "deflate":
-            data = zlib.decompress(data, -15)
-        # fastavro finds where each record ends; decoding is the only way to know
-        block = io.BytesIO(data)
-        start = 0
-        for _ in range(count):
-            fastavro.schemaless_reader(block, parsed)
-            end = block.tell()
-            yield data[start:end]
-            start = end
+            try:
+                data = zlib.decompress(data, -15)
+            except zlib.error as error:
+                raise InputError(f"{name}: a deflate block does not decompress ({error})") from None
+        yield from _split_block(data, count, parsed, name)
+
+
+def _split_block(data: bytes, count: int, parsed_schema: Any, name: str) -> Iterator[bytes]:
+    """The ``count`` records of one block's data, as raw bytes."""
+    import fastavro
+
+    # fastavro finds where each record ends; decoding is the only way to know
+    block = io.BytesIO(data)
+    start = 0
+    for record in range(count):
+        try:
+            fastavro.schemaless_reader(block, parsed_schema)
+        except (EOFError, ValueError, IndexError, KeyError, UnicodeDecodeError) as error:
+            raise InputError(
+                f"{name}: record {record} of a block does not decode with the file's writer "
+                f"schema ({type(error).__name__}: {error}); the file is corrupt"
+            ) from None
+        end = block.tell()
+        yield data[start:end]
+        start = end
+    if start != len(data):
+        raise InputError(
+            f"{name}: a block holds {len(data) - start} bytes beyond its {count} records; "
+            "the file is corrupt"
+        )
