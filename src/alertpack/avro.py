@@ -1210,6 +1210,11 @@ def _iter_payloads(
     import fastavro
 
     parsed = fastavro.parse_schema(schema)
+    skipper = None
+    if isinstance(schema, dict) and schema.get("type") == "record":
+        # a reader record without fields makes fastavro skip every value, building
+        # no Python objects: twice as fast as decoding
+        skipper = fastavro.parse_schema({"type": "record", "name": schema["name"], "fields": []})
     while True:
         count = _read_varint(stream, name, eof_ok=True)
         if count is None:
@@ -1223,10 +1228,12 @@ def _iter_payloads(
                 data = zlib.decompress(data, -15)
             except zlib.error as error:
                 raise InputError(f"{name}: a deflate block does not decompress ({error})") from None
-        yield from _split_block(data, count, parsed, name)
+        yield from _split_block(data, count, parsed, skipper, name)
 
 
-def _split_block(data: bytes, count: int, parsed_schema: Any, name: str) -> Iterator[bytes]:
+def _split_block(
+    data: bytes, count: int, parsed_schema: Any, skipper: Any, name: str
+) -> Iterator[bytes]:
     """The ``count`` records of one block's data, as raw bytes."""
     import fastavro
 
@@ -1235,7 +1242,7 @@ def _split_block(data: bytes, count: int, parsed_schema: Any, name: str) -> Iter
     start = 0
     for record in range(count):
         try:
-            fastavro.schemaless_reader(block, parsed_schema)
+            fastavro.schemaless_reader(block, parsed_schema, skipper)
         except (EOFError, ValueError, IndexError, KeyError, UnicodeDecodeError) as error:
             raise InputError(
                 f"{name}: record {record} of a block does not decode with the file's writer "
