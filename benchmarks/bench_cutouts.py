@@ -97,7 +97,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[30, 102])
     parser.add_argument("--repeats", type=int, default=3, help="fast-path repetitions (best)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny smoke run (50 sources, 10 on the reference)"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.n, args.reference_n, args.repeats = 50, 10, 1
 
     image = synthetic_image(DETECTOR_SHAPE, args.seed)
     ra, dec = source_positions(image, args.n, args.seed)
