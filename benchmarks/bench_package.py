@@ -15,6 +15,7 @@ Workloads:
   detector is simulated *inside* its worker by `sample_detector_loader` on a
   smaller image (1024 x 1024 by default, ``--d-image-shape``) so that the run
   fits in a few minutes; the simulation time is measured and reported apart.
+  Machine load from other processes shows in the reported load averages.
 
 For a-c, "ours" is ``PackageAlertsTask(config).run(**visit.run_kwargs())``
 writing its Avro file to a temp directory (one warm-up run, then the fastest
@@ -44,10 +45,13 @@ alerts (the dicts are built from the same `AlertParts` beforehand, untimed);
 the bytes must be identical to each other and to the Task's payloads.
 
 Peak memory: a-c, the peak of memory allocated during one extra ``run``
-(`tracemalloc`, which numpy reports its buffers to); d, the largest
-``ru_maxrss`` of any process that packaged detectors (all of d runs in a
-fresh subprocess, so that the resident size is that of the detector jobs
-only), after the first ``--d-small`` detectors and after all of them.
+(`tracemalloc`, which numpy reports its buffers to); d, the peak resident
+size of the processes that packaged detectors, after one detector, after
+``--d-small`` and after all of them. All of d runs in a fresh subprocess;
+there, with 1 worker, it is the ``VmHWM`` of that process (its
+``ru_maxrss`` would include this benchmark's own peak, which Linux carries
+over through fork + exec); with 2 workers, the ``ru_maxrss`` the pool
+workers report (they are forked from a small forkserver).
 
 ``import alertpack`` is timed in fresh interpreters (best of 3), which must
 not have imported ``lsst.pipe.base``.
@@ -462,12 +466,30 @@ def _require_equal(got: Any, expected: Any, where: str) -> None:
 # --------------------------------------------------------------------------
 
 
+def high_water_mb() -> float:
+    """Peak resident memory of this process image (MB).
+
+    ``VmHWM`` of ``/proc/self/status`` rather than ``ru_maxrss``: Linux carries
+    ``ru_maxrss`` over from the parent through (v)fork + exec, so a fresh
+    subprocess of a big benchmark process would report the parent's peak.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 @dataclass(frozen=True)
 class TimedLoader:
-    """A detector loader that records, in a file, how long its simulation took.
+    """A detector loader that records how long its simulation took, and the memory peak so far.
 
     The loader runs inside a worker process; a file is the simplest channel
-    back that `package_detectors` does not have to know about.
+    back that `package_detectors` does not have to know about. The peak read
+    before loading detector ``i`` is that of the process after its earlier jobs.
     """
 
     load: Callable[[], dict[str, Any]]
@@ -475,10 +497,12 @@ class TimedLoader:
     record_dir: str
 
     def __call__(self) -> dict[str, Any]:
+        peak_before = high_water_mb()
         start = time.perf_counter()
         kwargs = self.load()
         seconds = time.perf_counter() - start
-        Path(self.record_dir, f"{self.detector}.seconds").write_text(repr(seconds))
+        record = {"seconds": seconds, "peak_before_mb": peak_before, "pid": os.getpid()}
+        Path(self.record_dir, f"{self.detector}.json").write_text(json.dumps(record))
         return kwargs
 
 
@@ -496,8 +520,8 @@ def _timed_loaders(spec: VisitWorkload, detectors: Iterable[int],
     ]
 
 
-def _load_seconds(record_dir: Path) -> float:
-    return sum(float(path.read_text()) for path in record_dir.glob("*.seconds"))
+def _load_records(record_dir: Path, n_detectors: int) -> list[dict[str, Any]]:
+    return [json.loads((record_dir / f"{i}.json").read_text()) for i in range(n_detectors)]
 
 
 def _pool_run(spec: VisitWorkload, n_detectors: int, workers: int, root: Path,
@@ -505,24 +529,36 @@ def _pool_run(spec: VisitWorkload, n_detectors: int, workers: int, root: Path,
     from alertpack.parallel import package_detectors
 
     config = make_config(spec.cutout_size, root / label / "alerts")
-    records = root / label / "load"
-    summary = package_detectors(_timed_loaders(spec, range(n_detectors), records), config,
+    record_dir = root / label / "load"
+    load_average = os.getloadavg()[0]
+    summary = package_detectors(_timed_loaders(spec, range(n_detectors), record_dir), config,
                                 workers=workers)
-    # Each job reports its process's high-water mark after it: in completion order,
-    # the running maximum shows whether a worker grows with the detectors it has done.
-    rss = np.maximum.accumulate([d.peak_rss_mb for d in summary.detectors])
-    n_small = min(spec.n_small, len(rss))
+    loads = _load_records(record_dir, n_detectors)
+    n_small = min(spec.n_small, n_detectors)
+    if workers == 1:
+        # Jobs ran here, in order: the peak before loading detector i is the peak after
+        # i jobs (plus those of earlier runs in this process); the last is read now.
+        peaks = [record["peak_before_mb"] for record in loads[1:]] + [high_water_mb()]
+    else:
+        # Pool workers are forked from a small forkserver, so their ru_maxrss is their
+        # own; in completion order, the running maximum over all workers.
+        peaks = [d.peak_rss_mb for d in summary.detectors]
+    peaks = np.maximum.accumulate(peaks)
+    job_seconds = sum(d.seconds for d in summary.detectors)
     return {
         "workers": workers,
         "n_detectors": n_detectors,
         "n_alerts": summary.n_alerts,
         "n_failed": summary.n_failed,
         "seconds": summary.seconds,
-        "load_seconds": _load_seconds(records),
-        "job_seconds": sum(d.seconds for d in summary.detectors),
-        "rss_first_job_mb": float(rss[0]),
-        "rss_after_small_mb": float(rss[n_small - 1]),
-        "rss_after_all_mb": float(rss[-1]),
+        "load_average_at_start": load_average,
+        "load_seconds": sum(record["seconds"] for record in loads),
+        "job_seconds": job_seconds,
+        "busy_workers": job_seconds / summary.seconds,
+        "processes": len({record["pid"] for record in loads}),
+        "rss_first_job_mb": float(peaks[0]),
+        "rss_after_small_mb": float(peaks[n_small - 1]),
+        "rss_after_all_mb": float(peaks[-1]),
     }
 
 
@@ -537,7 +573,7 @@ def visit_job(spec: VisitWorkload) -> dict[str, Any]:
 
 
 def measure_visit(spec: VisitWorkload) -> dict[str, Any]:
-    """Run `visit_job` in a fresh interpreter so ru_maxrss is the jobs' own."""
+    """Run `visit_job` in a fresh interpreter, away from this process's memory."""
     completed = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--visit-job", json.dumps(asdict(spec))],
         capture_output=True, text=True, check=False,
@@ -744,7 +780,10 @@ def evaluate_targets(results: list[WorkloadResult], visit: dict[str, Any] | None
         speedup = serial["seconds"] / parallel["seconds"]
         targets.append(Target(
             f"(d) 2 workers >= {TARGET_PARALLEL_SPEEDUP:g}x 1 worker",
-            f"{speedup:.2f}x", speedup >= TARGET_PARALLEL_SPEEDUP,
+            f"{speedup:.2f}x; {parallel['busy_workers']:.2f} jobs in flight on average in "
+            f"{parallel['processes']} processes; load average at start "
+            f"{serial['load_average_at_start']:.2f} / {parallel['load_average_at_start']:.2f}",
+            speedup >= TARGET_PARALLEL_SPEEDUP,
         ))
     targets.append(Target(
         f"import alertpack < {TARGET_IMPORT_SECONDS:g} s",
@@ -770,8 +809,8 @@ def print_report(results: list[WorkloadResult], visit: dict[str, Any] | None,
     print("baseline avro = Schema.store_alerts (fastavro encode + file write); fastavro/encoder "
           "= us/alert to encode the same alerts (fastavro.schemaless_writer on prebuilt dicts / "
           "AlertEncoder.encode)")
-    print("peak MB: a-c tracemalloc peak during one run; d largest ru_maxrss of a process that "
-          "packaged detectors")
+    print("peak MB: a-c tracemalloc peak during one run; d peak RSS of a process that packaged "
+          "detectors (1 worker: VmHWM of the job process; 2 workers: ru_maxrss of the workers)")
     if visit is not None:
         spec = visit["spec"]
         for run in (visit["single"], visit["serial"], visit["parallel"]):
