@@ -147,13 +147,16 @@ def _conform_column(
         return values, nulls
     if primitive in ("string", "bytes"):
         expected = str if primitive == "string" else bytes
+        from pandas.api.types import infer_dtype
+
         values = series.to_numpy(dtype=object, na_value=None)
         present = values[~nulls]
-        wrong = [v for v in present if not isinstance(v, expected)]
-        if wrong:
+        # infer_dtype scans in C; the Python scan below runs only to name the culprit
+        if present.size and infer_dtype(present, skipna=False) != primitive:
+            wrong = next(v for v in present if not isinstance(v, expected))
             raise InputError(
                 f"{where} must hold {expected.__name__} values for Avro {primitive}, "
-                f"found {type(wrong[0]).__name__} {wrong[0]!r}"
+                f"found {type(wrong).__name__} {wrong!r}"
             )
         return values, nulls
     raise InputError(f"{where}: Avro type {primitive!r} is not supported in catalog columns")
