@@ -39,7 +39,7 @@ test: install system-deps
 	$(VENV)/bin/python -m pytest -q
 
 bench: install
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py $(if $(QUICK),--quick)
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
