@@ -74,3 +74,14 @@ def test_broker_down_puts_every_alert_in_the_failed_file(visit, tmp_path):
     failed = read_failed_alerts(result.failedPath)
     assert sorted(a.alert.alert_id for a in failed) == sorted(result.alerts.alert_ids.tolist())
     assert {a.alert.payload for a in failed} == set(result.alerts.payloads)
+
+
+def test_missing_server_fails_before_any_work(monkeypatch, tmp_path):
+    from alertpack.errors import InputError
+
+    monkeypatch.delenv("AP_KAFKA_SERVER", raising=False)
+    config = PackageAlertsConfig()
+    config.doProduceAlerts = True
+    config.kafkaTopic = "t"
+    with pytest.raises(InputError, match="no Kafka server given"):
+        PackageAlertsTask(config=config)

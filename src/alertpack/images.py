@@ -63,7 +63,8 @@ _FLOAT32_SAFE_SCALE = (1e-20, 1e20)
 
 _UNIT_HINT = (
     "set the image unit (FITS BUNIT or CCDData.unit) to a spectral flux density such as "
-    "'nJy', 'Jy' or 'erg/s/cm2/Hz', or pass calibration=<nJy per input unit>"
+    "'nJy', 'Jy' or 'erg/s/cm2/Hz', or wrap the image as "
+    "alertpack.as_survey_image(image, name=..., calibration=<nJy per input unit>)"
 )
 
 
@@ -605,7 +606,8 @@ def _nJy_per_unit(unit: Any, calibration: Any, label: str) -> float:
         return float(unit.to(u.nJy))
     raise ImageInputError(
         f"{label}: unit {unit} is not a spectral flux density; for counts (adu, electron, "
-        "count) pass calibration=<nJy per count> (a float or e.g. 0.5 * u.nJy / u.adu), "
+        "count) wrap the image as alertpack.as_survey_image(image, name=..., "
+        "calibration=<nJy per count>) (a float or e.g. 0.5 * u.nJy / u.adu), "
         "otherwise convert the image to nJy"
     )
 

@@ -94,6 +94,12 @@ class PackageAlertsTask(SchemaCatalogTask):
         self.config.validate()
         self.alertSchema = load_schema(self.config.schemaVersion)
         self._encoder = AlertEncoder(self.alertSchema)
+        self._kafkaSettings = None
+        if self.config.doProduceAlerts:
+            from alertpack.sinks.kafka import KafkaSettings
+
+            # resolved now so that a missing server fails before any work is done
+            self._kafkaSettings = KafkaSettings.from_config(self.config)
 
     # ------------------------------------------------------------------
     # Schema catalogs (removed from today's pipe_base; kept with the
@@ -301,13 +307,12 @@ class PackageAlertsTask(SchemaCatalogTask):
 
     def _produce(self, batch: AlertBatch) -> Any:
         """Send the batch to Kafka; undelivered alerts go to the failed-alert file."""
-        from alertpack.sinks.kafka import AlertProducer, KafkaSettings
+        from alertpack.sinks.kafka import AlertProducer
 
         config = self.config
         failed_dir = Path(config.failedAlertsLocation or Path(config.alertWriteLocation, "failed"))
-        settings = KafkaSettings.from_config(config)
         with AlertProducer(
-            settings, failed_dir=failed_dir, write_failed=config.doWriteFailedAlerts, log=self.log
+            self._kafkaSettings, failed_dir=failed_dir, write_failed=config.doWriteFailedAlerts, log=self.log
         ) as producer:
             observation_time = config.kafkaTimestamp == "observation"
             result = producer.send(batch.outgoing(observation_time=observation_time))

@@ -218,12 +218,13 @@ class KafkaSettings:
     def _validate(self) -> None:
         if not self.servers or not str(self.servers).strip():
             raise InputError(
-                f"no Kafka server given: set config kafkaServer (or --server) or ${ENV_SERVER} "
-                "to host:port[,host:port]"
+                f"no Kafka server given: set config kafkaServer (-c kafkaServer=... on the "
+                f"command line, --server for replay) or ${ENV_SERVER} to host:port[,host:port]"
             )
         if not self.topic or not str(self.topic).strip():
             raise InputError(
-                f"no Kafka topic given: set config kafkaTopic (or --topic) or ${ENV_TOPIC}"
+                f"no Kafka topic given: set config kafkaTopic (-c kafkaTopic=..., --topic for "
+                f"replay) or ${ENV_TOPIC}"
             )
         if self.compression_type not in _COMPRESSION_TYPES:
             raise InputError(
