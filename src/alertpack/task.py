@@ -312,7 +312,10 @@ class PackageAlertsTask(SchemaCatalogTask):
         config = self.config
         failed_dir = Path(config.failedAlertsLocation or Path(config.alertWriteLocation, "failed"))
         with AlertProducer(
-            self._kafkaSettings, failed_dir=failed_dir, write_failed=config.doWriteFailedAlerts, log=self.log
+            self._kafkaSettings,
+            failed_dir=failed_dir,
+            write_failed=config.doWriteFailedAlerts,
+            log=self.log,
         ) as producer:
             observation_time = config.kafkaTimestamp == "observation"
             result = producer.send(batch.outgoing(observation_time=observation_time))
