@@ -101,6 +101,7 @@ COMPARED_FIELDS = (
     "diaSourceId", "diaSource", "diaObject", "prvDiaSources", "prvDiaForcedSources", "ssSource"
 )
 N_VALUE_CHECKS = 5
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 IMAGE_NAMES = {"difference": "diffIm", "template": "template", "science": "science"}
 
 
@@ -137,6 +138,7 @@ class VisitWorkload:
     image_shape: tuple[int, int]
     cutout_size: int = 30
     seed: int = 0
+    blas_threads: int = 1
 
 
 def packaging_workloads(quick: bool) -> dict[str, list[Workload]]:
@@ -166,12 +168,13 @@ def visit_workload(args: argparse.Namespace) -> VisitWorkload:
     """Workload d from the command line (smaller everything with ``--quick``)."""
     if args.quick:
         return VisitWorkload(n_detectors=4, n_small=2, sources_per_detector=10,
-                             image_shape=(256, 256))
+                             image_shape=(256, 256), blas_threads=args.d_blas_threads)
     return VisitWorkload(
         n_detectors=args.d_detectors,
         n_small=min(args.d_small, args.d_detectors),
         sources_per_detector=53,
         image_shape=args.d_image_shape,
+        blas_threads=args.d_blas_threads,
     )
 
 
@@ -574,9 +577,16 @@ def visit_job(spec: VisitWorkload) -> dict[str, Any]:
 
 def measure_visit(spec: VisitWorkload) -> dict[str, Any]:
     """Run `visit_job` in a fresh interpreter, away from this process's memory."""
+    environment = dict(os.environ)
+    if spec.blas_threads > 0:
+        # OpenBLAS threads by default use every core from one process (the simulation
+        # does), so "1 worker" would already be on both cores and 2 workers would
+        # oversubscribe them. One thread per process compares the pool with one process.
+        for variable in BLAS_THREAD_VARIABLES:
+            environment[variable] = str(spec.blas_threads)
     completed = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--visit-job", json.dumps(asdict(spec))],
-        capture_output=True, text=True, check=False,
+        capture_output=True, text=True, check=False, env=environment,
     )
     if completed.returncode != 0:
         raise RuntimeError(f"workload d subprocess failed:\n{completed.stderr[-4000:]}")
@@ -823,9 +833,11 @@ def print_report(results: list[WorkloadResult], visit: dict[str, Any] | None,
                 f"packaging; RSS after {min(spec['n_small'], run['n_detectors'])} detectors "
                 f"{run['rss_after_small_mb']:.0f} MB, after all {run['rss_after_all_mb']:.0f} MB"
             )
+        threads = spec["blas_threads"] or "environment default"
         print(f"d image shape {tuple(spec['image_shape'])} per detector (simulation cost), "
               f"{spec['sources_per_detector']} alerts/detector, cutouts "
-              f"{spec['cutout_size']}x{spec['cutout_size']}")
+              f"{spec['cutout_size']}x{spec['cutout_size']}, BLAS threads per process: "
+              f"{threads}")
     print()
     note = " (quick run: sizes too small for the targets to mean anything)" if args.quick else ""
     print(f"targets{note}")
@@ -880,6 +892,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="d: worker RSS is also reported after this many detectors")
     parser.add_argument("--d-image-shape", type=_shape, default=(1024, 1024), metavar="NYxNX",
                         help="d: simulated image per detector (default 1024x1024)")
+    parser.add_argument("--d-blas-threads", type=int, default=1, metavar="N",
+                        help="d: BLAS/OpenMP threads per process (default 1; 0 = as the "
+                        "environment says, OpenBLAS then uses every core in each process)")
     parser.add_argument("--json", default=None, metavar="PATH", help="save the results as JSON")
     parser.add_argument("--visit-job", default=None, help=argparse.SUPPRESS)
     return parser
