@@ -64,9 +64,35 @@ class VisitSummary:
 
 
 def _peak_rss_mb() -> float:
+    """Peak resident memory of this process (MB).
+
+    ``VmHWM`` is this process's own high-water mark; ``ru_maxrss`` (the
+    fallback off Linux) can carry over a larger parent's peak across fork.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+_SINGLE_THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _init_worker() -> None:
+    """One BLAS thread per worker: the pool already uses every core.
+
+    Runs before the worker imports numpy, so the thread pools start small;
+    several workers each spreading over all cores measured 1.2x instead of
+    1.7x on two cores.
+    """
+    for name in _SINGLE_THREAD_ENV:
+        os.environ[name] = "1"
 
 
 _WORKER_TASK: Any = None
@@ -87,6 +113,7 @@ def _worker_task(config_text: str) -> Any:
 def _package_one(config_text: str, loader: DetectorLoader) -> DetectorSummary:
     start = time.perf_counter()
     task = _worker_task(config_text)
+    task.emptyMetadata()  # a long-lived worker Task would otherwise grow with every run
     result = task.run(**loader())
     return DetectorSummary(
         n_alerts=result.nAlerts,
@@ -151,7 +178,9 @@ def package_detectors(
 
         # forkserver: workers must not inherit Kafka client threads or big arrays
         context = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as executor:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_init_worker
+        ) as executor:
             summary.detectors = list(_bounded_results(executor, job, loaders, 2 * workers))
     summary.seconds = time.perf_counter() - start
     return summary
