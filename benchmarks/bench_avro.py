@@ -26,22 +26,13 @@ from typing import Any
 import numpy as np
 
 from alertpack.avro import AlertEncoder, RecordEncoder
+from alertpack.records import avro_field_type
 from alertpack.schema import AlertSchema, load_schema
 from alertpack.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
 
 BANDS = np.array(list("ugrizy"), dtype=object)
 NULL_FRACTION = 0.05
 TARGET_SPEEDUP = 10.0
-
-
-def _primitive(avro_type: Any) -> tuple[str, bool]:
-    """(primitive name, nullable) of a flat record field type."""
-    nullable = isinstance(avro_type, list)
-    if nullable:
-        avro_type = next(branch for branch in avro_type if branch != "null")
-    if isinstance(avro_type, dict):
-        avro_type = avro_type["type"]
-    return avro_type, nullable
 
 
 def _realistic_column(name: str, primitive: str, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -80,7 +71,7 @@ def realistic_table(record: dict[str, Any], n: int, rng: np.random.Generator) ->
     """``n`` rows of ``record`` with realistic values and ~5% nulls in nullable fields."""
     columns, nulls = {}, {}
     for field in record["fields"]:
-        primitive, nullable = _primitive(field["type"])
+        primitive, nullable, _ = avro_field_type(field["type"])
         columns[field["name"]] = _realistic_column(field["name"], primitive, n, rng)
         if nullable:
             nulls[field["name"]] = rng.random(n) < NULL_FRACTION
@@ -107,7 +98,7 @@ def build_parts(
             isinstance(branch, dict) and branch.get("type") == "array" for branch in avro_type
         )
         if record is None:
-            primitive, nullable = _primitive(avro_type)
+            primitive, nullable, _ = avro_field_type(avro_type)
             if primitive == "bytes":
                 fields[name] = [rng.bytes(cutout_bytes) for _ in range(n_alerts)]
             else:

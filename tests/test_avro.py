@@ -27,6 +27,7 @@ from alertpack.avro import (
     write_container,
 )
 from alertpack.errors import InputError
+from alertpack.records import avro_field_type
 from alertpack.schema import load_schema
 from alertpack.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
 
@@ -71,13 +72,8 @@ RECORD_CASES = [(version, name) for version in VERSIONS for name in record_types
 
 def field_kind(field: dict[str, Any]) -> tuple[str, bool]:
     """(primitive type name, nullable) of a flat record field."""
-    avro_type = field["type"]
-    nullable = isinstance(avro_type, list)
-    if nullable:
-        avro_type = next(branch for branch in avro_type if branch != "null")
-    if isinstance(avro_type, dict):
-        avro_type = avro_type["type"]
-    return avro_type, nullable
+    primitive, nullable, _ = avro_field_type(field["type"])
+    return primitive, nullable
 
 
 def without_logical_types(definition: Any) -> Any:
