@@ -29,7 +29,7 @@ system-deps:
 	@command -v fitsverify >/dev/null 2>&1 || { \
 		echo "installing fitsverify (Debian package)"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq fitsverify >/dev/null; }
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fitsverify >/dev/null; }
 
 sample: install
 	$(VENV)/bin/alertpack package --sample
