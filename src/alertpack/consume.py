@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from alertpack.errors import CommandError, InputError
+from alertpack.reading import CUTOUT_FIELDS, alert_id, alert_object_id, field_value
 from alertpack.schema import (
     AlertSchema,
     UnknownSchemaError,
@@ -103,43 +104,33 @@ class ConsumedAlert:
     @property
     def alert_id(self) -> int | None:
         """``diaSourceId`` (``alertId`` in old schemas)."""
-        return self.alert.get("diaSourceId", self.alert.get("alertId"))
+        return alert_id(self.alert)
 
     def summary(self) -> str:
         """One line: where it was, ids, band, time, position, S/N and cutouts."""
-        source = self.alert.get("diaSource") or {}
+        source = self.alert.get("diaSource")
         parts = [
             f"{self.topic}[{self.partition}]@{self.offset}",
             f"schema={self.schema_id}",
             f"alertId={self.alert_id}",
-            f"diaObjectId={_object_id(self.alert)}",
+            f"diaObjectId={alert_object_id(self.alert)}",
         ]
-        if "band" in source or "filterName" in source:
-            parts.append(f"band={source.get('band', source.get('filterName'))}")
-        mjd = source.get("midpointMjdTai", source.get("midPointTai"))
+        band = field_value(source, "band")
+        if band is not None:
+            parts.append(f"band={band}")
+        mjd = field_value(source, "mjd")
         if mjd is not None:
             parts.append(f"mjd={mjd:.5f}")
-        ra, dec = source.get("ra"), source.get("dec", source.get("decl"))
+        ra, dec = field_value(source, "ra"), field_value(source, "dec")
         if ra is not None and dec is not None:
             parts.append(f"ra={ra:.6f} dec={dec:+.6f}")
-        flux, error = source.get("psfFlux"), source.get("psfFluxErr")
+        flux, error = field_value(source, "flux"), field_value(source, "flux_err")
         if flux is not None and error:
             parts.append(f"psfFlux/err={flux / error:.1f}")
-        cutouts = sum(
-            1
-            for name in ("cutoutDifference", "cutoutScience", "cutoutTemplate")
-            if self.alert.get(name)
-        )
+        cutouts = sum(1 for name in CUTOUT_FIELDS if self.alert.get(name))
         parts.append(f"cutouts={cutouts}")
         parts.append(f"bytes={len(self.payload)}")
         return "  ".join(parts)
-
-
-def _object_id(alert: dict[str, Any]) -> int | None:
-    source = alert.get("diaSource") or {}
-    if source.get("diaObjectId") is not None:
-        return source["diaObjectId"]
-    return (alert.get("diaObject") or {}).get("diaObjectId")
 
 
 @functools.cache

@@ -40,6 +40,7 @@ __all__ = [
     "group_history",
     "prepare_visit",
     "row_frame",
+    "time_column",
 ]
 
 # Interchangeable column names across schema versions.
@@ -322,7 +323,8 @@ def _placeholder(primitive: str, n_rows: int) -> np.ndarray:
     return np.full(n_rows, None, dtype=object)
 
 
-def _time_column(table: ColumnTable) -> str:
+def time_column(table: ColumnTable) -> str:
+    """Name of the exposure-midpoint column of a table (it changed across versions)."""
     for name in _TIME_COLUMNS:
         if name in table.columns:
             return name
@@ -352,7 +354,7 @@ def group_history(
     """
     n_alerts = len(alert_object_ids)
     object_ids = history.columns["diaObjectId"]
-    times = history.columns[_time_column(history)]
+    times = history.columns[time_column(history)]
     order = np.lexsort((times, object_ids))
     sorted_objects = object_ids[order]
     starts = np.searchsorted(sorted_objects, alert_object_ids, side="left")
@@ -564,7 +566,7 @@ def build_alert_parts(
             )
         parts.fields["diaObject"] = RecordRef(catalogs.objects, rows)
 
-    alert_times = sources.columns[_time_column(sources)]
+    alert_times = sources.columns[time_column(sources)]
     for field_name, table, id_column in (
         ("prvDiaSources", catalogs.history, "diaSourceId"),
         ("prvDiaForcedSources", catalogs.forced, None),

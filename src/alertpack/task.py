@@ -27,6 +27,7 @@ from alertpack.records import (
     empty_catalog,
     prepare_visit,
     row_frame,
+    time_column,
 )
 from alertpack.schema import load_schema
 from alertpack.sinks.files import write_alert_files
@@ -250,14 +251,13 @@ class PackageAlertsTask(SchemaCatalogTask):
         object_nulls = sources.nulls.get("diaObjectId")
         if object_nulls is not None:
             object_ids[object_nulls] = -1
-        time_column = "midpointMjdTai" if "midpointMjdTai" in sources.columns else "midPointTai"
         return AlertBatch(
             schema=self.alertSchema,
             payloads=payloads,
             alert_ids=sources.columns["diaSourceId"],
             object_ids=object_ids,
             ccd_visit_ids=catalogs.ccd_visit_ids,
-            times_mjd_tai=sources.columns[time_column],
+            times_mjd_tai=sources.columns[time_column(sources)],
         )
 
     def _makeCutouts(
