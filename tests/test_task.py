@@ -348,3 +348,23 @@ def test_bad_input_errors_name_what_is_wrong(visit, tmp_path):
     kwargs["diffIm"] = str(tmp_path / "missing.fits")
     with pytest.raises(InputError, match=r"missing\.fits"):
         task.run(**kwargs)
+
+
+def test_bad_and_off_image_positions_are_per_source_outcomes(visit, tmp_path):
+    task = make_task(tmp_path)
+    kwargs = visit.run_kwargs()
+    sources = visit.diaSourceCat.copy()
+    sources.iloc[0, sources.columns.get_loc("ra")] = np.nan
+    sources.iloc[1, sources.columns.get_loc("dec")] = sources["dec"].iloc[1] + 5.0  # 5 deg away
+    kwargs["diaSourceCat"] = sources
+    result = task.run(**kwargs)
+    assert result.nAlerts == len(sources)
+    assert result.cutoutStatus["difference:BAD_POSITION"] == 1
+    assert result.cutoutStatus["difference:OFF_IMAGE"] == 1
+    by_id = {a["diaSourceId"]: a for a in result.alerts}
+    for row in (0, 1):
+        alert = by_id[int(sources["diaSourceId"].iloc[row])]
+        assert alert["cutoutDifference"] is None and alert["cutoutTemplate"] is None
+        assert official("11.1").validate(alert)
+    metadata = task.getFullMetadata().to_dict()["packageAlerts"]
+    assert metadata["cutouts_difference_BAD_POSITION"] == 1
