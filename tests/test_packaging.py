@@ -86,3 +86,14 @@ def test_console_script_runs_in_a_subprocess(tmp_path):
     )
     assert completed.returncode == 0, completed.stderr
     assert "packaged 5 alerts" in completed.stdout
+
+
+def test_package_sample_focal_plane_through_the_pool(tmp_path, capsys):
+    code = main([
+        "package", "--sample", "--detectors", "3", "--workers", "2", "--n-sources", "5",
+        "--image-size", "300x320", "-o", str(tmp_path),
+    ])
+    assert code == 0
+    assert "packaged 15 alerts from 3 sample detectors" in capsys.readouterr().out
+    files = sorted(tmp_path.glob("*.avro"))
+    assert len(files) == 3 and sum(read_count(f) for f in files) == 15

@@ -82,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     package.add_argument("--seed", type=int, default=None, help="sample: random seed")
     package.add_argument(
+        "--detectors", type=int, default=1,
+        help="sample: package a visit of this many detectors (189 for a full LSST visit), "
+        "each simulated and packaged in a worker process",
+    )
+    package.add_argument(
+        "--workers", type=int, default=None, help="processes for --detectors (default: all cores)"
+    )
+    package.add_argument(
         "--visit-dir",
         metavar="DIR",
         help="a visit directory: diaSourceCat.parquet, diaObjectCat.parquet, "
