@@ -55,17 +55,22 @@ def assert_same_wcs(image: SurveyImage, wcs: WCS) -> None:
 # --- CCDData / NDData ------------------------------------------------------------------------
 
 
-def test_ccddata_in_njy(arrays):
+def full_ccddata(arrays, unit: str, origin: tuple[int, int]) -> CCDData:
+    """A CCDData with every plane: variance, bit mask (as flags), planes, origin, PSF."""
     # CCDData turns any mask into booleans: the bit mask travels as flags, as in LSST's cutouts
-    ccd = CCDData(
+    return CCDData(
         arrays["image"],
-        unit="nJy",
+        unit=unit,
         wcs=tan_wcs(),
         uncertainty=VarianceUncertainty(arrays["variance"]),
         flags=arrays["mask"],
-        meta={"LTV1": -100, "LTV2": -250, **{f"MP_{k}": v for k, v in PLANES.items()}},
+        meta={"LTV1": -origin[0], "LTV2": -origin[1], **{f"MP_{k}": v for k, v in PLANES.items()}},
         psf=arrays["psf"],
     )
+
+
+def test_ccddata_in_njy(arrays):
+    ccd = full_ccddata(arrays, "nJy", (100, 250))
     image = as_survey_image(ccd, name="difference")
     np.testing.assert_array_equal(image.image, arrays["image"])
     np.testing.assert_array_equal(image.variance, arrays["variance"])
@@ -420,15 +425,7 @@ class _FakeExposure:
 def test_afw_exposure_duck_typed_equals_ccddata_route(arrays):
     exposure = _FakeExposure(arrays, (300, 400), calibration=0.8)
     from_exposure = as_survey_image(exposure, name="science")
-    ccd = CCDData(
-        arrays["image"],
-        unit="adu",
-        wcs=tan_wcs(),
-        uncertainty=VarianceUncertainty(arrays["variance"]),
-        flags=arrays["mask"],
-        meta={"LTV1": -300, "LTV2": -400, **{f"MP_{k}": v for k, v in PLANES.items()}},
-        psf=arrays["psf"],
-    )
+    ccd = full_ccddata(arrays, "adu", (300, 400))
     from_ccd = as_survey_image(ccd, name="science", calibration=0.8)
     for plane in ("image", "variance", "mask", "psf"):
         np.testing.assert_array_equal(getattr(from_exposure, plane), getattr(from_ccd, plane))
