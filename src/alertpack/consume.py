@@ -31,7 +31,7 @@ from alertpack.schema import (
     schema_for_id,
     unpack_wire,
 )
-from alertpack.sinks.kafka import ENV_SERVER, ENV_TOPIC, Secret, StreamError
+from alertpack.sinks.kafka import ENV_SERVER, ENV_TOPIC, Secret, StreamError, client_logger
 
 __all__ = [
     "ENV_CONSUMER_PASSWORD",
@@ -280,6 +280,9 @@ def iter_kafka_alerts(
         return
     settings = _consumer_config(server, group, from_beginning, config)
     redact = _redactor(settings)
+    # librdkafka's own lines go to the masked alertpack logger, not raw to stderr;
+    # connection failures reach the user as one clear error below
+    settings["logger"] = client_logger
     try:
         consumer = Consumer(settings)
     except (KafkaException, ValueError, TypeError) as error:

@@ -20,6 +20,7 @@ ids, band, time, position, S/N, history length, cutout and packet sizes.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import math
 import os
@@ -190,8 +191,10 @@ def _table_line(cells: list[str]) -> str:
 def write_table(rows: Iterable[dict[str, Any]], stream: TextIO) -> int:
     """Print rows as an aligned text table as they come; returns the row count."""
     count = 0
+    rows = iter(rows)
+    first = next(rows, None)  # a bad path fails here, before the header is printed
     print(_table_line([header for header, _, _ in _TABLE_COLUMNS]) + "  file#index", file=stream)
-    for row in rows:
+    for row in itertools.chain([] if first is None else [first], rows):
         cells = [format_cell(row) for _, _, format_cell in _TABLE_COLUMNS]
         location = f"{os.path.basename(row['source'])}#{row['index']}"
         print(_table_line(cells) + "  " + location, file=stream)

@@ -64,6 +64,7 @@ __all__ = [
     "OutgoingAlert",
     "Secret",
     "StreamError",
+    "client_logger",
     "find_failed_alert_files",
     "read_failed_alerts",
     "register_schema",
@@ -587,8 +588,8 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
-_client_logger = logging.getLogger(f"{__name__}.librdkafka")
-_client_logger.addFilter(_RedactingFilter())
+client_logger = logging.getLogger(f"{__name__}.librdkafka")
+client_logger.addFilter(_RedactingFilter())
 
 
 class _Run:
@@ -691,7 +692,7 @@ class AlertProducer:
 
     def _make_client_logger(self) -> logging.Logger:
         _live_settings[id(self.settings)] = self.settings
-        return _client_logger
+        return client_logger
 
     def _make_producer(self):
         from confluent_kafka import KafkaException, Producer
