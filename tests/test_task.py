@@ -368,3 +368,15 @@ def test_bad_and_off_image_positions_are_per_source_outcomes(visit, tmp_path):
         assert official("11.1").validate(alert)
     metadata = task.getFullMetadata().to_dict()["packageAlerts"]
     assert metadata["cutouts_difference_BAD_POSITION"] == 1
+
+
+def test_deflate_files_read_back_through_lsst_alert_packet(visit, tmp_path):
+    task = make_task(tmp_path, fileCodec="deflate")
+    result = task.run(**visit.run_kwargs())
+    with open(result.path, "rb") as stream:
+        reader = fastavro.reader(stream)
+        assert reader.metadata["avro.codec"] == "deflate"
+        assert [a["diaSourceId"] for a in reader] == list(result.alerts.alert_ids)
+    with open(result.path, "rb") as stream:
+        _, records = retrieve_alerts(stream)
+        assert len(list(records)) == result.nAlerts
