@@ -45,7 +45,10 @@ def _add_kafka_source_options(parser: argparse.ArgumentParser, *, required: bool
         action="store_true",
         help="start at the earliest offset instead of only new messages",
     )
-    group.add_argument("--max", type=int, default=None, metavar="N", help="stop after N alerts")
+    group.add_argument(
+        "--max", type=int, default=None, metavar="N",
+        help="stop after N alerts (for inspect, also when reading files)",
+    )
     group.add_argument(
         "--timeout",
         type=float,
