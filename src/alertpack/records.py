@@ -165,15 +165,14 @@ def _conform_column(
 
 def _conform_integers(series: Any, nulls: np.ndarray, primitive: str, where: str) -> np.ndarray:
     low, high = _INT_RANGES[primitive]
-    kind = series.dtype.kind if hasattr(series.dtype, "kind") else "O"
-    if kind in "iu" or str(series.dtype) in ("Int8", "Int16", "Int32", "Int64",
-                                              "UInt8", "UInt16", "UInt32", "UInt64"):
-        target = np.uint64 if kind == "u" else np.int64
-        raw = series.to_numpy(dtype=target, na_value=0)
-        if raw.dtype.kind == "u" and raw.size and raw.max() > np.uint64(high):
+    # numpy and pandas' nullable (Int64, UInt64, ...) dtypes both report kind i/u
+    kind = series.dtype.kind
+    if kind in "iu":
+        raw = series.to_numpy(dtype=np.uint64 if kind == "u" else np.int64, na_value=0)
+        if kind == "u" and raw.size and raw.max() > np.uint64(high):
             row = int(np.argmax(raw))
             raise InputError(f"{where} value {int(raw[row])} at row {row} exceeds Avro {primitive}")
-        values = raw.astype(np.int64) if raw.dtype.kind in "iu" else raw
+        values = raw.astype(np.int64)
     elif kind == "f":
         floats = series.to_numpy(dtype=np.float64, na_value=np.nan)
         present = ~nulls
@@ -199,7 +198,6 @@ def _conform_integers(series: Any, nulls: np.ndarray, primitive: str, where: str
             )
         except (TypeError, ValueError) as error:
             raise InputError(f"{where} must hold integers for Avro {primitive}: {error}") from None
-    if values.dtype == object:
         out_of_range = [v for v in values if not low <= v <= high]
         if out_of_range:
             raise InputError(
@@ -397,9 +395,8 @@ class VisitCatalogs:
 
 def _ccd_visit_ids(flat_sources: Any, source_ids: np.ndarray, id_bits: int | None) -> np.ndarray:
     """Per-source ccdVisitId: the catalog's column, else the top bits of diaSourceId."""
-    for column in ("ccdVisitId",):
-        if column in flat_sources.columns:
-            return flat_sources[column].to_numpy(dtype=np.int64)
+    if "ccdVisitId" in flat_sources.columns:
+        return flat_sources["ccdVisitId"].to_numpy(dtype=np.int64)
     if id_bits is None:
         if "visit" in flat_sources.columns and "detector" in flat_sources.columns:
             # No packing given: name files after visit and detector.
@@ -476,8 +473,9 @@ def prepare_visit(
         record = schema.record(alert_field) if alert_field else None
         if frame is None or record is None:
             continue
-        table = conform_table(frame, record, catalog=catalog)
-        _keep_match_keys(table, flatten_catalog(frame, catalog), attribute)
+        flat = flatten_catalog(frame, catalog)
+        table = conform_table(flat, record, catalog=catalog)
+        _keep_match_keys(table, flat, attribute)
         setattr(catalogs, attribute, table)
     if catalogs.objects is not None:
         _check_unique(catalogs.objects, "diaObjectId", "diaObjectCat")
@@ -500,9 +498,8 @@ def _keep_match_keys(table: ColumnTable, flat: Any, attribute: str) -> None:
 
 
 def _check_unique(table: ColumnTable, column: str, catalog: str) -> None:
-    values = table.columns[column]
-    if values.size != np.unique(values).size:
-        unique, counts = np.unique(values, return_counts=True)
+    unique, counts = np.unique(table.columns[column], return_counts=True)
+    if (counts > 1).any():
         raise InputError(
             f"{catalog} has duplicate {column} values, e.g. {int(unique[counts > 1][0])}; "
             f"each {column} must appear once"
@@ -514,9 +511,9 @@ def _match_rows(keys: np.ndarray, table_keys: np.ndarray) -> np.ndarray:
     if len(table_keys) == 0:
         return np.full(len(keys), -1, dtype=np.int64)
     order = np.argsort(table_keys, kind="stable")
-    positions = np.searchsorted(table_keys[order], keys)
-    positions = np.clip(positions, 0, len(order) - 1)
-    found = table_keys[order][positions] == keys
+    sorted_keys = table_keys[order]
+    positions = np.clip(np.searchsorted(sorted_keys, keys), 0, len(order) - 1)
+    found = sorted_keys[positions] == keys
     return np.where(found, order[positions], -1).astype(np.int64)
 
 
@@ -592,7 +589,7 @@ def build_alert_parts(
         ("target_name", catalogs.target_name),
     ):
         if values is not None and name in schema.field_names:
-            nulls = np.array([v is None for v in values], dtype=bool)
+            nulls = np.equal(values, None)
             parts.fields[name] = ScalarColumn(values, nulls if nulls.any() else None)
     for field_name, blobs in cutouts.items():
         if field_name in schema.field_names:
