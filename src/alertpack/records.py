@@ -32,6 +32,7 @@ from alertpack.schema import AlertSchema
 from alertpack.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
 
 __all__ = [
+    "COLUMN_ALIASES",
     "VisitCatalogs",
     "avro_field_type",
     "build_alert_parts",
@@ -43,8 +44,8 @@ __all__ = [
     "time_column",
 ]
 
-# Interchangeable column names across schema versions.
-_ALIASES = {
+#: interchangeable column names across schema versions
+COLUMN_ALIASES = {
     "band": ("filterName",),
     "filterName": ("band",),
     "dec": ("decl",),
@@ -102,7 +103,7 @@ def flatten_catalog(frame: Any, catalog: str) -> Any:
 def _find_column(frame: Any, name: str) -> str | None:
     if name in frame.columns:
         return name
-    for alias in _ALIASES.get(name, ()):
+    for alias in COLUMN_ALIASES.get(name, ()):
         if alias in frame.columns:
             return alias
     return None

@@ -18,14 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from alertpack.records import avro_field_type, flatten_catalog
+from alertpack.reading import field_value
+from alertpack.records import COLUMN_ALIASES, avro_field_type, flatten_catalog
 from alertpack.reference.cutouts import reference_cutout_bytes
 from alertpack.schema import AlertSchema
 
 __all__ = ["conform_record", "package_alerts_reference"]
-
-_TIME_COLUMNS = ("midpointMjdTai", "midPointTai")
-
 
 def conform_record(row: Mapping[str, Any], record_schema: Mapping[str, Any]) -> dict[str, Any]:
     """One catalog row as the dict fastavro expects, field by field."""
@@ -34,13 +32,12 @@ def conform_record(row: Mapping[str, Any], record_schema: Mapping[str, Any]) -> 
         name = avro_field["name"]
         primitive, nullable, _ = avro_field_type(avro_field["type"])
         value = row.get(name)
-        if value is None and name in ("band", "filterName"):
-            value = row.get("filterName" if name == "band" else "band")
-        if value is None and name in ("dec", "decl"):
-            value = row.get("decl" if name == "dec" else "dec")
+        for alias in COLUMN_ALIASES.get(name, ()):
+            if value is None:
+                value = row.get(alias)
         if isinstance(value, np.generic):
             value = value.item()
-        if value is not None and value is not np.nan and _is_missing(value, primitive, nullable):
+        if value is not None and _is_missing(value, primitive, nullable):
             value = None
         if value is not None:
             if primitive in ("int", "long"):
@@ -56,13 +53,10 @@ def conform_record(row: Mapping[str, Any], record_schema: Mapping[str, Any]) -> 
 
 
 def _is_missing(value: Any, primitive: str, nullable: bool) -> bool:
-    try:
-        import pandas as pd
+    import pandas as pd
 
-        if value is pd.NA:
-            return True
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        pass
+    if value is pd.NA:
+        return True
     return (
         nullable
         and primitive in ("float", "double", "int", "long")
@@ -72,10 +66,7 @@ def _is_missing(value: Any, primitive: str, nullable: bool) -> bool:
 
 
 def _time_of(record: Mapping[str, Any]) -> float:
-    for name in _TIME_COLUMNS:
-        if name in record:
-            return record[name]
-    raise KeyError("no time column")
+    return field_value(record, "mjd")
 
 
 def _history_records(
