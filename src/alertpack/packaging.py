@@ -41,13 +41,10 @@ def apply_config_overrides(config: Any, overrides: list[str]) -> None:
             raise CommandError(f"--config {name}={text}: {error}") from None
 
 
-def _read_parquet(path: str | None, what: str) -> Any:
-    if path is None:
-        return None
+def _read_parquet(path: Path, what: str) -> Any:
+    """A catalog from an existing Parquet file, with a clear error if it is not one."""
     import pandas as pd
 
-    if not Path(path).is_file():
-        raise InputError(f"{what} file {path} does not exist")
     try:
         return pd.read_parquet(path)
     except Exception as error:  # pyarrow raises many types for a non-Parquet file
@@ -123,7 +120,7 @@ def load_visit_files(args: argparse.Namespace) -> dict[str, Any]:
         if not path.is_file():
             raise InputError(f"{name} file {path} does not exist")
         if path.suffix == ".parquet":
-            kwargs[name] = _read_parquet(str(path), name)
+            kwargs[name] = _read_parquet(path, name)
         else:
             kwargs[name] = str(path)
     kwargs.setdefault("diaObjectCat", None)
