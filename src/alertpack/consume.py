@@ -11,8 +11,6 @@ per alert or writes them to Avro container files.
 
 from __future__ import annotations
 
-import functools
-import io
 import os
 import sys
 import time
@@ -133,13 +131,6 @@ class ConsumedAlert:
         return "  ".join(parts)
 
 
-@functools.cache
-def _parsed_schema(schema_id: int) -> Any:
-    import fastavro
-
-    return fastavro.parse_schema(schema_for_id(schema_id).definition)
-
-
 def decode_message(value: bytes, *, where: str = "message") -> tuple[int, AlertSchema, dict]:
     """Decode a wire-format alert message into ``(schema_id, schema, alert)``.
 
@@ -156,15 +147,13 @@ def decode_message(value: bytes, *, where: str = "message") -> tuple[int, AlertS
         For a bad header, a schema id lsst-alert-packet does not ship, or a
         payload that does not decode with that schema.
     """
-    import fastavro
-
     try:
         schema_id, payload = unpack_wire(value)
         schema = schema_for_id(schema_id)
     except (WireFormatError, UnknownSchemaError) as error:
         raise AlertDecodeError(f"{where}: {error}") from None
     try:
-        alert = fastavro.schemaless_reader(io.BytesIO(payload), _parsed_schema(schema_id))
+        alert = schema.decode(payload)
     except (EOFError, ValueError, TypeError, IndexError, UnicodeDecodeError) as error:
         raise AlertDecodeError(
             f"{where}: payload of {len(payload)} bytes does not decode with alert schema "
@@ -411,10 +400,11 @@ def _write_batch(directory: Path, stem: str, schema_id: int, records: list[dict]
 
     from alertpack.sinks.files import atomic_output
 
-    version = schema_for_id(schema_id).version
+    schema = schema_for_id(schema_id)
+    version = schema.version
     path = directory / f"{stem}-v{version.major}_{version.minor}-{n:04d}.avro"
     with atomic_output(path) as stream:
-        fastavro.writer(stream, _parsed_schema(schema_id), records)
+        fastavro.writer(stream, schema.parsed, records)
     return path
 
 

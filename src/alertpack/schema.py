@@ -10,6 +10,7 @@ wire, and the 5-byte Confluent header.
 from __future__ import annotations
 
 import functools
+import io
 import re
 import struct
 from dataclasses import dataclass
@@ -143,8 +144,6 @@ class AlertSchema:
 
     def decode(self, payload: bytes) -> dict[str, Any]:
         """Decode one schemaless Avro alert written with this schema."""
-        import io
-
         import fastavro
 
         return fastavro.schemaless_reader(io.BytesIO(payload), self.parsed, None)
