@@ -379,12 +379,12 @@ def write_alert_files(
     """
     directory = Path(directory)
     stem = _file_stem(topic)
-    pending: dict[int, list[dict]] = {}
+    pending: dict[int, list[bytes]] = {}
     paths: list[Path] = []
     count = 0
     for consumed in alerts:
         batch = pending.setdefault(consumed.schema_id, [])
-        batch.append(consumed.alert)
+        batch.append(consumed.payload)
         count += 1
         if len(batch) >= per_file:
             paths.append(_write_batch(directory, stem, consumed.schema_id, batch, len(paths)))
@@ -395,16 +395,18 @@ def write_alert_files(
     return count, paths
 
 
-def _write_batch(directory: Path, stem: str, schema_id: int, records: list[dict], n: int) -> Path:
-    import fastavro
-
+def _write_batch(
+    directory: Path, stem: str, schema_id: int, payloads: list[bytes], n: int
+) -> Path:
+    """One container file of the payloads as received (no decode and re-encode)."""
+    from alertpack.avro import write_container
     from alertpack.sinks.files import atomic_output
 
     schema = schema_for_id(schema_id)
     version = schema.version
     path = directory / f"{stem}-v{version.major}_{version.minor}-{n:04d}.avro"
     with atomic_output(path) as stream:
-        fastavro.writer(stream, schema.parsed, records)
+        write_container(stream, schema.definition, payloads)
     return path
 
 
