@@ -86,6 +86,7 @@ __all__ = [
     "extract_stamps",
     "make_cutout_bytes",
     "stamp_fits_bytes",
+    "stamp_mask_planes",
 ]
 
 NO_DATA_PLANE = "NO_DATA"
@@ -323,7 +324,7 @@ def extract_stamps(
         np.isfinite(crval), axis=1
     )
     placement.status[rows[broken]] = CutoutStatus.BAD_POSITION
-    planes, no_data_bit = _stamp_mask_planes(image.mask_planes)
+    planes, no_data_bit = stamp_mask_planes(image.mask_planes)
     frame = _frame_of(image.wcs)
     stamps: list[Stamp | None] = [None] * len(ra)
     for k, row in enumerate(rows):
@@ -523,7 +524,7 @@ def _frame_of(wcs: WCS) -> tuple[str, float | None]:
     return radesys, equinox
 
 
-def _stamp_mask_planes(planes: dict[str, int]) -> tuple[dict[str, int], int]:
+def stamp_mask_planes(planes: dict[str, int]) -> tuple[dict[str, int], int]:
     """The parent's planes plus NO_DATA (at the lowest free bit when missing)."""
     if NO_DATA_PLANE in planes:
         return dict(planes), planes[NO_DATA_PLANE]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from alertpack.cutouts import NO_DATA_PLANE
+from alertpack.cutouts import stamp_mask_planes
 from alertpack.images import SurveyImage
 
 __all__ = ["reference_cutout_bytes"]
@@ -52,7 +52,8 @@ def reference_cutout_bytes(image: SurveyImage, ra: float, dec: float, size: int)
     except (NoOverlapError, ValueError):
         return None
     variance = _same_cutout(image.variance, pixels, np.nan)
-    no_data = 1 << image.mask_planes.get(NO_DATA_PLANE, _free_bit(image.mask_planes))
+    _, no_data_bit = stamp_mask_planes(image.mask_planes)
+    no_data = 1 << no_data_bit
     mask = image.mask if image.mask is not None else np.zeros(image.shape, dtype=np.int32)
     flags = _same_cutout(mask, pixels, no_data)
     cutout = CCDData(
@@ -77,7 +78,3 @@ def _same_cutout(plane: np.ndarray | None, like: Any, fill: float) -> np.ndarray
     cut[like.slices_cutout] = plane[like.slices_original]
     return cut
 
-
-def _free_bit(planes: dict[str, int]) -> int:
-    used = set(planes.values())
-    return next(bit for bit in range(31) if bit not in used)
