@@ -42,6 +42,7 @@ from alertpack.reading import (
     iter_alert_files,
     iter_alerts,
 )
+from alertpack.records import INT_RANGES
 from alertpack.schema import AlertSchema, UnknownSchemaError, collect_named_types, load_schema
 
 __all__ = [
@@ -261,9 +262,6 @@ class AlertReport:
         return not self.problems
 
 
-_INT_RANGES = {"int": 2**31, "long": 2**63}
-
-
 class _SchemaChecker:
     """Finds where a record departs from an Avro schema, field by field.
 
@@ -363,12 +361,12 @@ def _primitive_matches(datum: Any, avro_type: str) -> bool:
         return datum is None
     if avro_type == "boolean":
         return isinstance(datum, bool | np.bool_)
-    if avro_type in _INT_RANGES:
-        limit = _INT_RANGES[avro_type]
+    if avro_type in INT_RANGES:
+        low, high = INT_RANGES[avro_type]
         return (
             isinstance(datum, int | np.integer)
             and not isinstance(datum, bool)
-            and -limit <= datum < limit
+            and low <= datum <= high
         )
     if avro_type in ("float", "double"):
         return isinstance(datum, int | float | np.number) and not isinstance(datum, bool)

@@ -33,6 +33,7 @@ from alertpack.tables import AlertParts, ColumnTable, RecordList, RecordRef, Sca
 
 __all__ = [
     "COLUMN_ALIASES",
+    "INT_RANGES",
     "VisitCatalogs",
     "avro_field_type",
     "build_alert_parts",
@@ -52,7 +53,8 @@ COLUMN_ALIASES = {
     "decl": ("dec",),
 }
 _TIME_COLUMNS = ("midpointMjdTai", "midPointTai")
-_INT_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+#: inclusive value range of each Avro integer type
+INT_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _DTYPES = {
     "long": np.int64,
@@ -165,7 +167,7 @@ def _conform_column(
 
 
 def _conform_integers(series: Any, nulls: np.ndarray, primitive: str, where: str) -> np.ndarray:
-    low, high = _INT_RANGES[primitive]
+    low, high = INT_RANGES[primitive]
     # numpy and pandas' nullable (Int64, UInt64, ...) dtypes both report kind i/u
     kind = series.dtype.kind
     if kind in "iu":
