@@ -32,6 +32,7 @@ from alertpack.schema import AlertSchema
 from alertpack.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
 
 __all__ = [
+    "AVRO_DTYPES",
     "COLUMN_ALIASES",
     "INT_RANGES",
     "VisitCatalogs",
@@ -56,7 +57,8 @@ _TIME_COLUMNS = ("midpointMjdTai", "midPointTai")
 #: inclusive value range of each Avro integer type
 INT_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
-_DTYPES = {
+#: numpy dtype of each Avro primitive in a ColumnTable
+AVRO_DTYPES = {
     "long": np.int64,
     "int": np.int32,
     "float": np.float32,
@@ -135,7 +137,7 @@ def _conform_column(
                     f"{where} holds {values[row]!r} at row {row}, beyond the range of a 32-bit "
                     "Avro float; fix the value or null it"
                 )
-        return values.astype(_DTYPES[primitive]), nulls
+        return values.astype(AVRO_DTYPES[primitive]), nulls
     if primitive in ("int", "long"):
         if logical == "timestamp-micros" and np.issubdtype(series.dtype, np.datetime64):
             micros = series.to_numpy(dtype="datetime64[us]").astype(np.int64)
@@ -215,7 +217,7 @@ def _conform_integers(series: Any, nulls: np.ndarray, primitive: str, where: str
                 f"{where} value {int(present_values[out][0])} does not fit a 32-bit Avro int "
                 f"[{low}, {high}]"
             )
-    return values.astype(_DTYPES[primitive])
+    return values.astype(AVRO_DTYPES[primitive])
 
 
 def conform_table(frame: Any, record_schema: Mapping[str, Any], *, catalog: str) -> ColumnTable:
@@ -313,14 +315,14 @@ def empty_catalog(record_schema: Mapping[str, Any]) -> Any:
         if nullable and primitive in nullable_dtypes:
             dtype = nullable_dtypes[primitive]
         else:
-            dtype = _DTYPES.get(primitive, object)
+            dtype = AVRO_DTYPES.get(primitive, object)
         columns[avro_field["name"]] = pd.Series([], dtype=dtype)
     return pd.DataFrame(columns)
 
 
 def _placeholder(primitive: str, n_rows: int) -> np.ndarray:
-    if primitive in _DTYPES:
-        return np.zeros(n_rows, dtype=_DTYPES[primitive])
+    if primitive in AVRO_DTYPES:
+        return np.zeros(n_rows, dtype=AVRO_DTYPES[primitive])
     return np.full(n_rows, None, dtype=object)
 
 

@@ -29,32 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from alertpack.records import AVRO_DTYPES, avro_field_type
 from alertpack.sample.ids import _MJD_UNIX_EPOCH, _mjd_to_unix_micros
 from alertpack.sample.scene import _ASTEROID, _DIPOLE, EXPOSURE_TIME_S, PIXEL_SCALE_ARCSEC
 
 if TYPE_CHECKING:
     import pandas as pd
 
-
-def _avro_type(avro: Any) -> tuple[str, bool, str | None]:
-    """(base type, nullable, logical type) of a flat Avro field type."""
-    nullable = False
-    if isinstance(avro, list):
-        branches = [b for b in avro if b != "null"]
-        nullable = len(branches) < len(avro)
-        avro = branches[0]
-    if isinstance(avro, dict):
-        return avro["type"], nullable, avro.get("logicalType")
-    return avro, nullable, None
-
-
-_NUMPY_DTYPES = {
-    "long": np.int64,
-    "int": np.int32,
-    "float": np.float32,
-    "double": np.float64,
-    "boolean": np.bool_,
-}
 
 # Old schema names -> current names (only where the name itself changed).
 _RENAMES = {
@@ -130,7 +111,7 @@ class _Filler:
         import pandas as pd
 
         name = avro_field["name"]
-        base, nullable, logical = _avro_type(avro_field["type"])
+        base, nullable, logical = avro_field_type(avro_field["type"])
         current = _current_name(name)
         value = self.known.get(name, self.known.get(current))
         if value is None:
@@ -151,7 +132,7 @@ class _Filler:
         array = np.asarray(value, dtype=np.float64)
         if not nullable and np.isnan(array).any():
             array = np.nan_to_num(array, nan=0.0)
-        return pd.Series(array.astype(_NUMPY_DTYPES[base]))
+        return pd.Series(array.astype(AVRO_DTYPES[base]))
 
     def _draw(self, name: str, base: str, nullable: bool) -> np.ndarray:
         n, rng = self.n, self.rng
@@ -236,7 +217,7 @@ def _as_micros(value: Any) -> np.ndarray:
 def _integer_series(value: Any, base: str, nullable: bool, name: str) -> pd.Series:
     import pandas as pd
 
-    dtype = _NUMPY_DTYPES[base]
+    dtype = AVRO_DTYPES[base]
     array = np.asarray(value)
     nulls = np.asarray(pd.isna(array), dtype=bool) if array.dtype.kind in "fO" else None
     if nulls is not None and nulls.any():
