@@ -7,7 +7,7 @@ previous DiaSources, 20 previous forced sources, a DiaObject and three
 - ``dicts``: building the plain-Python alert dicts (``AlertParts.alert_dict``),
   the input fastavro needs;
 - ``fastavro``: ``fastavro.schemaless_writer`` on those dicts (dicts prebuilt);
-- ``columnar``: `alertpack.avro.AlertEncoder.encode` on the columns.
+- ``columnar``: `alertpack.packets.avro.AlertEncoder.encode` on the columns.
 
 It asserts that both encoders produce identical bytes and prints µs per
 alert and the speed-up. Run::
@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from alertpack.avro import AlertEncoder, RecordEncoder
-from alertpack.records import avro_field_type
+from alertpack.packets.avro import AlertEncoder, RecordEncoder
+from alertpack.packets.records import avro_field_type
+from alertpack.packets.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
 from alertpack.schema import AlertSchema, load_schema
-from alertpack.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
 
 BANDS = np.array(list("ugrizy"), dtype=object)
 NULL_FRACTION = 0.05

@@ -15,8 +15,8 @@ import time
 import numpy as np
 from astropy.wcs import WCS, Sip
 
-from alertpack.cutouts import CutoutStatus, make_cutout_bytes
-from alertpack.images import SurveyImage
+from alertpack.inputs.images import SurveyImage
+from alertpack.packets.cutouts import CutoutStatus, make_cutout_bytes
 from alertpack.reference.cutouts import reference_cutout_bytes
 
 DETECTOR_SHAPE = (4000, 4072)

@@ -39,8 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
+from alertpack.packets.batch import OutgoingAlert
 from alertpack.schema import load_schema, pack_wire
-from alertpack.sinks.kafka import AlertProducer, KafkaSettings, OutgoingAlert
+from alertpack.sinks.kafka import AlertProducer, KafkaSettings
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

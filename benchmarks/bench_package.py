@@ -11,7 +11,7 @@ Workloads:
 - ``c``: 500 alerts whose objects have long histories (200 previous
   DiaSources, 20 forced sources), 30 x 30 cutouts;
 - ``d``: a full visit, 189 detectors x 53 alerts, through
-  `alertpack.parallel.package_detectors` with 1 and 2 worker processes; each
+  `alertpack.scaleout.pool.package_detectors` with 1 and 2 worker processes; each
   detector is simulated *inside* its worker by `sample_detector_loader` on a
   smaller image (1024 x 1024 by default, ``--d-image-shape``) so that the run
   fits in a few minutes; the simulation time is measured and reported apart.
@@ -298,9 +298,9 @@ def compare_avro(workload: Workload, ours: TaskRun, repeat: int) -> AvroComparis
     """Rebuild the run's AlertParts, encode them both ways, require identical bytes."""
     import fastavro
 
-    from alertpack.avro import AlertEncoder
     from alertpack.config import CUTOUT_FIELDS
-    from alertpack.records import build_alert_parts, prepare_visit
+    from alertpack.packets.avro import AlertEncoder
+    from alertpack.packets.records import build_alert_parts, prepare_visit
     from alertpack.schema import load_schema
 
     config = make_config(workload.cutout_size, Path("unused"))
@@ -374,7 +374,7 @@ def run_baseline(workload: Workload, ours: TaskRun, n_sample: int | None,
                  directory: Path) -> BaselineRun:
     """Time the reference packager + store_alerts; check values against ours."""
     from alertpack.config import CUTOUT_FIELDS
-    from alertpack.images import as_survey_image
+    from alertpack.inputs.images import as_survey_image
     from alertpack.reference.alerts import package_alerts_reference
     from alertpack.schema import load_schema
 
@@ -511,7 +511,7 @@ class TimedLoader:
 
 def _timed_loaders(spec: VisitWorkload, detectors: Iterable[int],
                    record_dir: Path) -> list[TimedLoader]:
-    from alertpack.parallel import sample_detector_loader
+    from alertpack.scaleout.pool import sample_detector_loader
 
     record_dir.mkdir(parents=True, exist_ok=True)
     return [
@@ -529,7 +529,7 @@ def _load_records(record_dir: Path, n_detectors: int) -> list[dict[str, Any]]:
 
 def _pool_run(spec: VisitWorkload, n_detectors: int, workers: int, root: Path,
               label: str) -> dict[str, Any]:
-    from alertpack.parallel import package_detectors
+    from alertpack.scaleout.pool import package_detectors
 
     config = make_config(spec.cutout_size, root / label / "alerts")
     record_dir = root / label / "load"

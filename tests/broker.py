@@ -226,7 +226,7 @@ def make_alerts(
     seed: int = 1,
     first_id: int = 10_000,
 ) -> list:
-    """``n`` distinct alerts as `~alertpack.sinks.kafka.OutgoingAlert`, from the shipped sample.
+    """``n`` distinct alerts as `~alertpack.packets.batch.OutgoingAlert`, from the shipped sample.
 
     Alert ``i`` has diaSourceId ``first_id + i``, diaObjectId ``500 + i % n_objects`` and
     timestamp ``1.7e12 + first_id + i`` ms; each cutout field holds ``cutout_bytes``
@@ -234,8 +234,8 @@ def make_alerts(
     """
     import numpy as np
 
+    from alertpack.packets.batch import OutgoingAlert
     from alertpack.schema import SchemaVersion
-    from alertpack.sinks.kafka import OutgoingAlert
 
     schema, template = _sample_alert(version)
     schema_id = SchemaVersion.parse(version).schema_id

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from lsst.alert.packet.io import retrieve_alerts
 
-from alertpack.avro import (
+from alertpack.errors import InputError
+from alertpack.packets.avro import (
     AlertEncoder,
     EncodedRows,
     RecordEncoder,
@@ -26,10 +27,9 @@ from alertpack.avro import (
     read_container_payloads,
     write_container,
 )
-from alertpack.errors import InputError
-from alertpack.records import avro_field_type
+from alertpack.packets.records import avro_field_type
+from alertpack.packets.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
 from alertpack.schema import load_schema
-from alertpack.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
 
 VERSIONS = ["3.0", "7.4", "9.0", "10.0", "11.1"]
 INT32 = (-(2**31), 2**31 - 1)
@@ -241,12 +241,12 @@ def test_long_tables_match_fastavro(version: str, record_name: str, seed: int, n
 
 def test_chunked_layout_matches_unchunked(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tables bigger than one layout chunk are cut and rejoined seamlessly."""
-    import alertpack.avro
+    import alertpack.packets.avro
 
     record = load_schema("11.1").named_types["lsst.v11_1.diaSource"]
     table = random_table(record, 300, np.random.default_rng(5))
     whole = RecordEncoder(record).encode(table)
-    monkeypatch.setattr(alertpack.avro, "_CHUNK_BYTES", 1000)
+    monkeypatch.setattr(alertpack.packets.avro, "_CHUNK_BYTES", 1000)
     chunked = RecordEncoder(record).encode(table)
     assert np.array_equal(whole.data, chunked.data)
     assert np.array_equal(whole.offsets, chunked.offsets)

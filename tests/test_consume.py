@@ -11,9 +11,9 @@ from confluent_kafka import Producer
 from lsst.alert.packet import retrieve_alerts
 
 from alertpack.cli import main as cli_main
-from alertpack.consume import AlertDecodeError, iter_kafka_alerts
 from alertpack.schema import pack_wire, schema_for_id
 from alertpack.sinks.kafka import AlertProducer, KafkaSettings, StreamError
+from alertpack.tools.consume import AlertDecodeError, iter_kafka_alerts
 from broker import make_alerts
 
 pytestmark = pytest.mark.kafka

@@ -1,4 +1,4 @@
-"""Fast cutouts (alertpack.cutouts) against astropy's readers and the Cutout2D reference."""
+"""Fast cutouts (alertpack.packets.cutouts) against astropy's readers and the Cutout2D reference."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from astropy.wcs import WCS, FITSFixedWarning, Sip
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alertpack.cutouts import (
+from alertpack.errors import InputError
+from alertpack.inputs.images import SurveyImage, as_survey_image, mask_planes_from_header
+from alertpack.packets.cutouts import (
     NO_DATA_PLANE,
     CutoutStatus,
     Stamp,
@@ -23,8 +25,6 @@ from alertpack.cutouts import (
     make_cutout_bytes,
     stamp_fits_bytes,
 )
-from alertpack.errors import InputError
-from alertpack.images import SurveyImage, as_survey_image, mask_planes_from_header
 from alertpack.reference.cutouts import reference_cutout_bytes
 
 DETECTOR_SHAPE = (4000, 4072)  # ny, nx of an LSST detector

@@ -1,4 +1,4 @@
-"""alertpack.fitsverify with the real fitsverify, and FITS-standard conformance of our cutouts."""
+"""alertpack.tools.fitsverify with the real fitsverify; FITS conformance of our cutouts."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from astropy.wcs import WCS
 
-from alertpack.cutouts import CutoutStatus, make_cutout_bytes, stamp_fits_bytes
 from alertpack.errors import InputError
-from alertpack.fitsverify import run_fitsverify
-from alertpack.images import SurveyImage
+from alertpack.inputs.images import SurveyImage
+from alertpack.packets.cutouts import CutoutStatus, make_cutout_bytes, stamp_fits_bytes
+from alertpack.tools.fitsverify import run_fitsverify
 
 # No skip when fitsverify is missing: run_fitsverify then fails with the install hint.
 

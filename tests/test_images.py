@@ -1,4 +1,4 @@
-"""Every input route of alertpack.images.as_survey_image, with astropy-made inputs."""
+"""Every input route of alertpack.inputs.images.as_survey_image, with astropy-made inputs."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from astropy.nddata import (
 from astropy.wcs import WCS
 
 from alertpack.errors import InputError
-from alertpack.images import ImageInputError, SurveyImage, as_survey_image
+from alertpack.inputs.images import ImageInputError, SurveyImage, as_survey_image
 
 SHAPE = (40, 50)
 PLANES = {"BAD": 0, "SAT": 1, "CR": 3, "DETECTED": 5, "DETECTED_NEGATIVE": 6, "NO_DATA": 8}

@@ -1,4 +1,4 @@
-"""Tests of ``alertpack inspect`` and ``alertpack validate`` (alertpack.inspection)."""
+"""Tests of ``alertpack inspect`` and ``alertpack validate`` (alertpack.tools.inspection)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 
 from alertpack.cli import main
-from alertpack.inspection import (
+from alertpack.schema import load_schema
+from alertpack.tools.inspection import (
     check_history,
     check_ids,
     summarize_alert,
     validate_alert,
     validate_paths,
 )
-from alertpack.reading import LoadedAlert, iter_alerts
-from alertpack.schema import load_schema
+from alertpack.tools.reading import LoadedAlert, iter_alerts
 from test_reading import (
     OFFICIAL_SAMPLES,
     SCHEMA_ROOT,

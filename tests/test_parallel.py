@@ -5,7 +5,7 @@ from __future__ import annotations
 import fastavro
 
 from alertpack import PackageAlertsConfig
-from alertpack.parallel import package_detectors, sample_detector_loader
+from alertpack.scaleout.pool import package_detectors, sample_detector_loader
 
 
 def config_for(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests of ``alertpack to-parquet`` (alertpack.parquet), checked against the Avro input."""
+"""Tests of ``alertpack to-parquet`` (alertpack.tools.parquet), checked against the Avro input."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 
 from alertpack.cli import main
 from alertpack.errors import InputError
-from alertpack.parquet import ParquetLayout, alerts_to_parquet, arrow_type
 from alertpack.schema import load_schema
+from alertpack.tools.parquet import ParquetLayout, alerts_to_parquet, arrow_type
 from test_reading import OFFICIAL_SAMPLES, build_alert, consistent_alert_file, write_alert_file
 
 

@@ -1,4 +1,4 @@
-"""Tests of ``alertpack show`` (alertpack.plotting): the PNG is checked by its pixels."""
+"""Tests of ``alertpack show`` (alertpack.tools.plotting): the PNG is checked by its pixels."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from matplotlib.image import imread
 
 from alertpack.cli import main
 from alertpack.errors import InputError
-from alertpack.plotting import BAND_COLORS, plot_alert, read_stamp, save_alert_plot
-from alertpack.reading import find_alert
 from alertpack.schema import load_schema
+from alertpack.tools.plotting import BAND_COLORS, plot_alert, read_stamp, save_alert_plot
+from alertpack.tools.reading import find_alert
 from test_reading import OFFICIAL_SAMPLES, build_alert, consistent_alert_file, write_alert_file
 
 

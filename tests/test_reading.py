@@ -1,4 +1,4 @@
-"""Tests of alertpack.reading, and the alert builders the inspection tests share.
+"""Tests of alertpack.tools.reading, and the alert builders the inspection tests share.
 
 The builders make alerts that are consistent the way a real pipeline's are
 (ids linked, history ordered, cutouts with a TAN WCS), for any shipped schema
@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from alertpack.errors import InputError
-from alertpack.reading import (
+from alertpack.schema import AlertSchema, load_schema, pack_wire
+from alertpack.tools.reading import (
     AlertFile,
     alert_id,
     alert_object_id,
@@ -27,7 +28,6 @@ from alertpack.reading import (
     iter_alerts,
     rubin_schema_for_name,
 )
-from alertpack.schema import AlertSchema, load_schema, pack_wire
 
 SCHEMA_ROOT = Path(load_schema().path).parents[2]
 OFFICIAL_SAMPLES = sorted(SCHEMA_ROOT.glob("*/*/sample_data/fakeAlert.avro"))

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from alertpack.errors import InputError
-from alertpack.records import (
+from alertpack.packets.records import (
     build_alert_parts,
     conform_table,
     empty_catalog,

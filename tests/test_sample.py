@@ -13,7 +13,6 @@ from astropy.io import fits
 from astropy.nddata import CCDData
 
 from alertpack.errors import InputError
-from alertpack.fitsverify import run_fitsverify
 from alertpack.sample import (
     CCD_EXPOSURE_ID_BITS,
     MASK_PLANES,
@@ -27,6 +26,7 @@ from alertpack.sample import (
     write_visit,
 )
 from alertpack.schema import load_schema
+from alertpack.tools.fitsverify import run_fitsverify
 
 SMALL = (1024, 1100)
 OLD_VERSIONS = ["3.0", "4.0", "7.4", "9.0"]

@@ -17,15 +17,10 @@ import pytest
 
 from alertpack.cli import main as cli_main
 from alertpack.errors import InputError
+from alertpack.packets.batch import OutgoingAlert
 from alertpack.schema import pack_wire, schema_for_id, unpack_wire
-from alertpack.sinks.kafka import (
-    AlertProducer,
-    FailedAlertFileError,
-    KafkaSettings,
-    OutgoingAlert,
-    read_failed_alerts,
-    replay,
-)
+from alertpack.sinks.failed import FailedAlertFileError, read_failed_alerts
+from alertpack.sinks.kafka import AlertProducer, KafkaSettings, replay
 from broker import make_alerts, read_topic
 
 pytestmark = pytest.mark.kafka

@@ -18,7 +18,7 @@ from lsst.alert.packet.io import retrieve_alerts
 
 from alertpack import PackageAlertsConfig, PackageAlertsTask
 from alertpack.errors import InputError
-from alertpack.images import as_survey_image
+from alertpack.inputs.images import as_survey_image
 from alertpack.reference.alerts import package_alerts_reference
 from alertpack.sample import make_visit
 from alertpack.schema import load_schema
@@ -240,7 +240,7 @@ def test_file_written_atomically_and_replaced_on_rerun(visit, tmp_path, monkeypa
     task = make_task(tmp_path)
     first = task.run(**visit.run_kwargs())
     before = first.path.read_bytes()
-    import alertpack.avro as avro
+    import alertpack.packets.avro as avro
 
     def broken_writer(*args, **kwargs):
         raise OSError("disk full")
@@ -263,7 +263,7 @@ def test_make_alert_dict_from_rows_validates(visit):
     history = visit.diaSrcHistory.reset_index(drop=True)
     history = history[history["diaObjectId"] == key[0]]
     image = as_survey_image(visit.difference, name="difference")
-    from alertpack.cutouts import extract_stamps
+    from alertpack.packets.cutouts import extract_stamps
 
     stamps, _ = extract_stamps(image, [source_row["ra"]], [source_row["dec"]], np.array([30]))
     alert = task.makeAlertDict(

@@ -7,7 +7,7 @@ import pytest
 from alertpack import PackageAlertsConfig, PackageAlertsTask
 from alertpack.sample import make_visit
 from alertpack.schema import unpack_wire
-from alertpack.sinks.kafka import read_failed_alerts
+from alertpack.sinks.failed import read_failed_alerts
 
 pytestmark = pytest.mark.kafka
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import lsst.pex.config as pexConfig
 
+from alertpack.errors import CommandError
 from alertpack.schema import SchemaVersion, available_versions, latest_version
 
-__all__ = ["CUTOUT_FIELDS", "PackageAlertsConfig"]
+__all__ = ["CUTOUT_FIELDS", "PackageAlertsConfig", "apply_config_overrides"]
 
 #: cutout name in config -> alert schema field carrying its FITS bytes
 CUTOUT_FIELDS = {
@@ -198,3 +201,32 @@ class PackageAlertsConfig(pexConfig.Config):
     def schema_version(self) -> SchemaVersion:
         """The configured schema version, parsed."""
         return SchemaVersion.parse(self.schemaVersion)
+
+
+def apply_config_overrides(config: Any, overrides: list[str]) -> None:
+    """Set ``NAME=VALUE`` pairs on a pex_config Config, converting to each field's type."""
+    for item in overrides:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or name not in config._fields:
+            known = ", ".join(sorted(config._fields))
+            raise CommandError(f"--config {item!r}: expected NAME=VALUE with NAME among {known}")
+        field = config._fields[name]
+        value: Any
+        if field.dtype is bool:
+            if text.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise CommandError(f"--config {name}: {text!r} is not a boolean (true/false)")
+            value = text.strip().lower() in ("true", "1", "yes")
+        elif hasattr(field, "itemtype"):
+            value = [field.itemtype(part.strip()) for part in text.split(",") if part.strip()]
+        else:
+            try:
+                value = field.dtype(text)
+            except ValueError:
+                raise CommandError(
+                    f"--config {name}: {text!r} is not a valid {field.dtype.__name__}"
+                ) from None
+        try:
+            setattr(config, name, value)
+        except Exception as error:  # pex_config raises several types; show its message
+            raise CommandError(f"--config {name}={text}: {error}") from None

@@ -272,14 +272,3 @@ def unpack_wire(message: bytes) -> tuple[int, bytes]:
             "it is not in the Confluent wire format (plain Avro container files start with 'Obj')"
         )
     return schema_id, bytes(message[WIRE_HEADER_SIZE:])
-
-
-def run_schemas_command(args: Any) -> int:
-    """``alertpack schemas``: list the shipped schema versions and their wire ids."""
-    latest = latest_version()
-    print("version  schema id  alert record")
-    for version in available_versions():
-        mark = "  (latest, default)" if version == latest else ""
-        record = f"lsst.v{version.major}_{version.minor}.alert"
-        print(f"{version!s:>7}  {version.schema_id:>9}  {record}{mark}")
-    return 0

@@ -1,36 +1,21 @@
 """The `PackageAlertsTask`: DiaSources, their objects, history and images in, alerts out.
 
-This module orchestrates only: validation lives in `alertpack.records`,
-cutouts in `alertpack.cutouts`, encoding in `alertpack.avro`, delivery in
+This module orchestrates only: validation lives in `alertpack.packets.records`,
+cutouts in `alertpack.packets.cutouts`, encoding in `alertpack.packets.avro`, delivery in
 `alertpack.sinks`.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import lsst.pipe.base as pipeBase
-import numpy as np
 from lsst.utils.timer import timeMethod
 
-from alertpack.avro import AlertEncoder
-from alertpack.batch import AlertBatch
 from alertpack.config import CUTOUT_FIELDS, PackageAlertsConfig
-from alertpack.cutouts import CutoutStatus, cutout_sizes, make_cutout_bytes, stamp_fits_bytes
-from alertpack.errors import InputError
-from alertpack.images import as_survey_image
-from alertpack.records import (
-    VisitCatalogs,
-    build_alert_parts,
-    empty_catalog,
-    prepare_visit,
-    row_frame,
-    time_column,
-)
-from alertpack.schema import load_schema
-from alertpack.sinks.files import write_alert_files
+from alertpack.core import AlertPackager, PackageResult
+from alertpack.packets.cutouts import stamp_fits_bytes
+from alertpack.packets.records import build_alert_parts, empty_catalog, prepare_visit, row_frame
 
 __all__ = ["PackageAlertsConfig", "PackageAlertsTask", "SchemaCatalogTask", "all_schema_catalogs"]
 
@@ -92,15 +77,10 @@ class PackageAlertsTask(SchemaCatalogTask):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.config.validate()
-        self.alertSchema = load_schema(self.config.schemaVersion)
-        self._encoder = AlertEncoder(self.alertSchema)
-        self._kafkaSettings = None
-        if self.config.doProduceAlerts:
-            from alertpack.sinks.kafka import KafkaSettings
-
-            # resolved now so that a missing server fails before any work is done
-            self._kafkaSettings = KafkaSettings.from_config(self.config)
+        # the core validates the config and resolves Kafka settings now, so
+        # that a bad value or a missing server fails before any work is done
+        self.packager = AlertPackager(self.config, log=self.log)
+        self.alertSchema = self.packager.schema
 
     # ------------------------------------------------------------------
     # Schema catalogs (removed from today's pipe_base; kept with the
@@ -186,142 +166,37 @@ class PackageAlertsTask(SchemaCatalogTask):
             ``nDelivered``, ``nFailed`` and ``failedPath`` (Kafka), and
             ``cutoutStatus`` (count per `CutoutStatus` and image).
         """
-        config = self.config
-        with self.timer("prepareCatalogs"):
-            catalogs = prepare_visit(
-                self.alertSchema,
-                diaSourceCat,
-                diaObjectCat,
-                diaSrcHistory,
-                diaForcedSources=diaForcedSources,
-                ssSource=ssSource,
-                mpc_orbits=mpc_orbits,
-                ccdExposureIdBits=ccdExposureIdBits,
-                observation_reason=observation_reason,
-                target_name=target_name,
-            )
-        n_alerts = catalogs.n_alerts
-        self.metadata["nAlerts"] = n_alerts
-        if n_alerts == 0:
-            self.log.info("No DiaSources to package; no alert file written.")
-            return self._result(self._batch(catalogs, []), [], None, Counter())
-
-        with self.timer("makeCutouts"):
-            images = {"difference": diffIm, "template": template, "science": science}
-            cutouts, status_counts = self._makeCutouts(catalogs, images)
-        with self.timer("encodeAlerts"):
-            parts = build_alert_parts(catalogs, cutouts, window_days=config.historyWindowDays)
-            batch = self._batch(catalogs, self._encoder.encode(parts))
-        self.metadata["nBytes"] = batch.nbytes
-
-        paths: list[Path] = []
-        if config.doWriteAlerts:
-            with self.timer("writeAlerts"):
-                paths = write_alert_files(batch, config.alertWriteLocation, codec=config.fileCodec)
-        delivery = None
-        if config.doProduceAlerts:
-            with self.timer("produceAlerts"):
-                delivery = self._produce(batch)
-        self.log.info(
-            "Packaged %d alerts (%d bytes) into %d file(s).", n_alerts, batch.nbytes, len(paths)
+        result = self.packager.run(
+            diaSourceCat,
+            diaObjectCat,
+            diaSrcHistory,
+            diffIm,
+            template,
+            ccdExposureIdBits,
+            science=science,
+            diaForcedSources=diaForcedSources,
+            ssSource=ssSource,
+            mpc_orbits=mpc_orbits,
+            observation_reason=observation_reason,
+            target_name=target_name,
+            stage_timer=self.timer,
         )
-        return self._result(batch, paths, delivery, status_counts)
+        return self._struct(result)
 
-    def _result(
-        self, batch: AlertBatch, paths: list[Path], delivery: Any, statuses: Counter
-    ) -> pipeBase.Struct:
-        delivered = delivery.delivered if delivery is not None else 0
-        failed = delivery.failed if delivery is not None else 0
-        self.metadata["nDelivered"] = delivered
-        self.metadata["nFailed"] = failed
+    def _struct(self, result: PackageResult) -> pipeBase.Struct:
+        """The run's result as the Task returns it, its counts in the metadata."""
+        for key, value in result.counts().items():
+            self.metadata[key] = value
         return pipeBase.Struct(
-            alerts=batch,
-            nAlerts=len(batch),
-            path=paths[0] if len(paths) == 1 else None,
-            paths=paths,
-            nDelivered=delivered,
-            nFailed=failed,
-            failedPath=getattr(delivery, "failed_path", None),
-            cutoutStatus=dict(statuses),
+            alerts=result.alerts,
+            nAlerts=result.n_alerts,
+            path=result.paths[0] if len(result.paths) == 1 else None,
+            paths=result.paths,
+            nDelivered=result.delivered,
+            nFailed=result.failed,
+            failedPath=result.failed_path,
+            cutoutStatus=result.cutout_status,
         )
-
-    def _batch(self, catalogs: VisitCatalogs, payloads: list[bytes]) -> AlertBatch:
-        sources = catalogs.sources
-        object_ids = sources.columns["diaObjectId"].copy()
-        object_nulls = sources.nulls.get("diaObjectId")
-        if object_nulls is not None:
-            object_ids[object_nulls] = -1
-        return AlertBatch(
-            schema=self.alertSchema,
-            payloads=payloads,
-            alert_ids=sources.columns["diaSourceId"],
-            object_ids=object_ids,
-            ccd_visit_ids=catalogs.ccd_visit_ids,
-            times_mjd_tai=sources.columns[time_column(sources)],
-        )
-
-    def _makeCutouts(
-        self, catalogs: VisitCatalogs, images: dict[str, Any]
-    ) -> tuple[dict[str, list[bytes | None]], Counter]:
-        """FITS cutouts of every configured image around every source."""
-        sources = catalogs.sources
-        dec_column = "dec" if "dec" in sources.columns else "decl"
-        ra, dec = sources.columns["ra"], sources.columns[dec_column]
-        bbox = None
-        if self.config.useBboxSize and "bboxSize" in sources.columns:
-            bbox_nulls = sources.nulls.get("bboxSize")
-            bbox = sources.columns["bboxSize"].astype(np.float64)
-            if bbox_nulls is not None:
-                bbox[bbox_nulls] = np.nan  # cutout_sizes falls back to cutoutSize
-        sizes = cutout_sizes(
-            sources.n_rows,
-            self.config.cutoutSize,
-            bbox_size=bbox,
-            min_size=self.config.minCutoutSize,
-            max_size=self.config.maxCutoutSize,
-        )
-        cutouts: dict[str, list[bytes | None]] = {}
-        statuses: Counter = Counter()
-        for name in self.config.cutouts:
-            field_name = CUTOUT_FIELDS[name]
-            if field_name not in self.alertSchema.field_names:
-                continue
-            if images[name] is None:
-                if name == "difference":
-                    raise InputError(
-                        "diffIm is None but the config asks for difference cutouts; pass the "
-                        "difference image or remove 'difference' from config.cutouts"
-                    )
-                self.log.debug("No %s image given: %s left null.", name, field_name)
-                continue
-            image = as_survey_image(images[name], name=name)
-            blobs, outcome = make_cutout_bytes(image, ra, dec, sizes)
-            cutouts[field_name] = blobs
-            for status, count in zip(*np.unique(outcome, return_counts=True), strict=True):
-                statuses[f"{name}:{CutoutStatus(status).name}"] += int(count)
-        for key, count in sorted(statuses.items()):
-            self.metadata[f"cutouts_{key.replace(':', '_')}"] = count
-            if not key.endswith(":OK") and count:
-                self.log.info("%d %s cutout(s) %s.", count, *key.split(":"))
-        return cutouts, statuses
-
-    def _produce(self, batch: AlertBatch) -> Any:
-        """Send the batch to Kafka; undelivered alerts go to the failed-alert file."""
-        from alertpack.sinks.kafka import AlertProducer
-
-        config = self.config
-        failed_dir = Path(config.failedAlertsLocation or Path(config.alertWriteLocation, "failed"))
-        with AlertProducer(
-            self._kafkaSettings,
-            failed_dir=failed_dir,
-            write_failed=config.doWriteFailedAlerts,
-            log=self.log,
-        ) as producer:
-            observation_time = config.kafkaTimestamp == "observation"
-            result = producer.send(batch.outgoing(observation_time=observation_time))
-        for reason, count in result.reasons.items():
-            self.log.warning("%d alert(s) not delivered: %s", count, reason)
-        return result
 
     # ------------------------------------------------------------------
 
@@ -397,7 +272,7 @@ class PackageAlertsTask(SchemaCatalogTask):
 
         Parameters
         ----------
-        cutout : `alertpack.cutouts.Stamp`, `astropy.nddata.CCDData` or `bytes`
+        cutout : `alertpack.packets.cutouts.Stamp`, `astropy.nddata.CCDData` or `bytes`
             Cutout to serialize; FITS bytes are returned unchanged.
 
         Returns

@@ -5,7 +5,7 @@ loop over sources, each object's history looked up with ``.loc`` and turned
 into dicts with ``to_dict("records")``, every cutout made with
 `astropy.nddata.Cutout2D` and written with ``CCDData.write``, and the alerts
 stored with ``lsst.alert.packet``'s ``store_alerts`` (fastavro). It follows
-the same rules as the fast path (`alertpack.records`), so the two must give
+the same rules as the fast path (`alertpack.packets.records`), so the two must give
 alerts that decode to the same values: tests use it as the oracle and the
 benchmarks as the baseline.
 """
@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from alertpack.reading import field_value
-from alertpack.records import COLUMN_ALIASES, avro_field_type, flatten_catalog
+from alertpack.packets.records import COLUMN_ALIASES, avro_field_type, flatten_catalog
 from alertpack.reference.cutouts import reference_cutout_bytes
 from alertpack.schema import AlertSchema
+from alertpack.tools.reading import field_value
 
 __all__ = ["conform_record", "package_alerts_reference"]
 

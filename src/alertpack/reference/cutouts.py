@@ -1,6 +1,6 @@
 """Cutouts the straightforward way: `astropy.nddata.Cutout2D` and `CCDData.write`.
 
-The oracle for `alertpack.cutouts` in tests and its baseline in benchmarks:
+The oracle for `alertpack.packets.cutouts` in tests and its baseline in benchmarks:
 one source at a time, astropy doing the placement (``mode="partial"``, NaN
 fill), the WCS shift (the parent WCS, SIP included, with a moved reference
 pixel) and the FITS writing (primary image, ``UNCERT`` variance, ``MASK``
@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from alertpack.cutouts import stamp_mask_planes
-from alertpack.images import SurveyImage
+from alertpack.inputs.images import SurveyImage
+from alertpack.packets.cutouts import stamp_mask_planes
 
 __all__ = ["reference_cutout_bytes"]
 
@@ -25,7 +25,7 @@ def reference_cutout_bytes(image: SurveyImage, ra: float, dec: float, size: int)
 
     Parameters
     ----------
-    image : `~alertpack.images.SurveyImage`
+    image : `~alertpack.inputs.images.SurveyImage`
         The parent image.
     ra, dec : `float`
         Source position, degrees.

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from alertpack.errors import InputError
-from alertpack.packaging import VISIT_FILES, VISIT_INFO_FILE
+from alertpack.inputs.visit_files import VISIT_FILES, VISIT_INFO_FILE
 from alertpack.sample.images import _bitmask_ccddata_class
 from alertpack.sample.records import index_columns
 from alertpack.sample.visit import SampleVisit
@@ -127,7 +127,7 @@ def read_exposure(path: str | os.PathLike[str]) -> CCDData:
     import astropy.units as u
     from astropy.nddata import VarianceUncertainty
 
-    from alertpack.images import as_survey_image
+    from alertpack.inputs.images import as_survey_image
 
     image = as_survey_image(str(path), name=Path(path).name)
     meta = {f"MP_{name}": bit for name, bit in image.mask_planes.items()}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
-    from alertpack.batch import AlertBatch
+    from alertpack.packets.batch import AlertBatch
 
 __all__ = ["alert_file_path", "atomic_output", "write_alert_files"]
 
@@ -63,7 +63,7 @@ def write_alert_files(
 
     Parameters
     ----------
-    batch : `alertpack.batch.AlertBatch`
+    batch : `alertpack.packets.batch.AlertBatch`
         Encoded alerts.
     directory : path-like
         Output directory (created if needed).
@@ -76,7 +76,7 @@ def write_alert_files(
         The files written, in ccdVisitId order. An existing file of the same
         ccdVisit is replaced whole (a re-run of the visit).
     """
-    from alertpack.avro import write_container
+    from alertpack.packets.avro import write_container
 
     paths = []
     for ccd_visit_id, rows in batch.by_ccd_visit():

@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alertpack.errors import InputError
-from alertpack.reading import AlertFile, iter_alert_files
 from alertpack.schema import collect_named_types
+from alertpack.tools.reading import AlertFile, iter_alert_files
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -50,7 +50,6 @@ __all__ = [
     "ParquetLayout",
     "alerts_to_parquet",
     "arrow_type",
-    "run_to_parquet_command",
 ]
 
 ALERTS_TABLE = "alerts"
@@ -352,11 +351,3 @@ def alerts_to_parquet(
 def _chain(first: AlertFile, rest: Iterator[AlertFile]) -> Iterator[AlertFile]:
     yield first
     yield from rest
-
-
-def run_to_parquet_command(args: Any) -> int:
-    """``alertpack to-parquet``: flatten alerts to Parquet tables in a directory."""
-    written = alerts_to_parquet(args.paths, args.output)
-    for name, (path, rows) in written.items():
-        print(f"{path}: {rows} {'alerts' if name == ALERTS_TABLE else 'rows'}")
-    return 0

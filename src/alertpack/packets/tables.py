@@ -1,6 +1,6 @@
 """Columnar containers that carry alert content from catalogs to encoders.
 
-Everything between input validation (`alertpack.records`) and the sinks
+Everything between input validation (`alertpack.packets.records`) and the sinks
 moves as columns, never as per-row Python objects: a `ColumnTable` holds the
 rows of one Avro record type (all DiaSources of a visit, all previous
 sources, ...), and `AlertParts` says, for every alert field, where each
@@ -130,7 +130,7 @@ class AlertParts:
     def alert_dict(self, alert: int, field_names: Sequence[str] | None = None) -> dict[str, Any]:
         """Alert ``alert`` as the plain-Python dict fastavro and lsst.alert.packet expect.
 
-        This is the reference (slow, per-object) path; `alertpack.avro.AlertEncoder`
+        This is the reference (slow, per-object) path; `alertpack.packets.avro.AlertEncoder`
         produces the same bytes from the columns directly.
 
         Parameters

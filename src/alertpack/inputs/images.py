@@ -12,7 +12,7 @@ builds that `SurveyImage` from
 - a FITS file (path or `~astropy.io.fits.HDUList`): a single image HDU with a
   celestial WCS and ``BUNIT``, or the LSST Exposure layout with extensions
   ``IMAGE``, ``MASK`` and ``VARIANCE`` (and ``PSF``), which also covers the
-  cutout files `alertpack.cutouts` writes (``UNCERT``, ``PSFIMAGE``);
+  cutout files `alertpack.packets.cutouts` writes (``UNCERT``, ``PSFIMAGE``);
 - an ``lsst.afw.image.Exposure`` (duck-typed, afw is never imported).
 
 Counts (adu, electron, count) are not flux densities: they need an explicit
@@ -190,7 +190,7 @@ def as_survey_image(
     raise ImageInputError(
         f"{name} image: cannot use an object of type {type(obj).__name__}; pass an "
         "astropy CCDData/NDData (with wcs and unit), a FITS file path or HDUList, an "
-        "lsst.afw.image.Exposure, or an alertpack.images.SurveyImage"
+        "lsst.afw.image.Exposure, or an alertpack.inputs.images.SurveyImage"
     )
 
 

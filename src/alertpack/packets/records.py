@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from alertpack.errors import InputError
+from alertpack.packets.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
 from alertpack.schema import AlertSchema
-from alertpack.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
 
 __all__ = [
     "AVRO_DTYPES",

@@ -22,12 +22,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from alertpack.errors import CommandError, InputError
-from alertpack.reading import (
+from alertpack.tools.reading import (
     LoadedAlert,
     alert_id,
     alert_object_id,
     field_value,
-    find_alert,
 )
 
 if TYPE_CHECKING:
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["BAND_COLORS", "plot_alert", "run_show_command", "save_alert_plot"]
+__all__ = ["BAND_COLORS", "plot_alert", "save_alert_plot"]
 
 # Rubin's band colours for white backgrounds (lsst.utils.plotting), copied
 # here so that the light curve looks the same whichever lsst-utils is installed.
@@ -434,11 +433,3 @@ def save_alert_plot(
     with atomic_output(path) as stream:
         figure.savefig(stream, format=image_format, dpi=dpi)
     return path
-
-
-def run_show_command(args: Any) -> int:
-    """``alertpack show``: plot one alert of a file to an image."""
-    alert = find_alert(args.path, args.id)
-    written = save_alert_plot(alert, args.output)
-    print(f"wrote {written} (alert {alert.alert_id}, {alert.label})")
-    return 0

@@ -1,7 +1,7 @@
 """Postage stamps around sources, serialized as standalone FITS files (the fast path).
 
 `extract_stamps` cuts square stamps of given edge lengths out of one
-`~alertpack.images.SurveyImage` for many sources at once (one world->pixel
+`~alertpack.inputs.images.SurveyImage` for many sources at once (one world->pixel
 call for all of them), and `stamp_fits_bytes` writes each stamp as a small
 FITS file from pre-formatted header templates. `make_cutout_bytes` does both;
 it is what the alert Task uses. `alertpack.reference.cutouts` does the same
@@ -72,7 +72,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from alertpack.errors import InputError
-from alertpack.images import SurveyImage, as_survey_image
+from alertpack.inputs.images import SurveyImage, as_survey_image
 
 if TYPE_CHECKING:
     from astropy.wcs import WCS
@@ -296,8 +296,8 @@ def extract_stamps(
 
     Parameters
     ----------
-    image : `~alertpack.images.SurveyImage`
-        The image (anything `~alertpack.images.as_survey_image` accepts).
+    image : `~alertpack.inputs.images.SurveyImage`
+        The image (anything `~alertpack.inputs.images.as_survey_image` accepts).
     ra_deg, dec_deg : array-like
         Source positions, degrees.
     sizes : `int` or array-like of `int`
@@ -784,7 +784,7 @@ def stamp_fits_bytes(stamp: Any) -> bytes:
     ----------
     stamp : `Stamp`, `~astropy.nddata.CCDData` or any image input
         A `Stamp` from `extract_stamps`, or a whole small image (e.g. a
-        CCDData cutout) that `~alertpack.images.as_survey_image` accepts;
+        CCDData cutout) that `~alertpack.inputs.images.as_survey_image` accepts;
         the latter is written with a WCS linearized at its center.
 
     Returns
@@ -887,8 +887,8 @@ def make_cutout_bytes(
 
     Parameters
     ----------
-    image : `~alertpack.images.SurveyImage`
-        The image (or anything `~alertpack.images.as_survey_image` accepts).
+    image : `~alertpack.inputs.images.SurveyImage`
+        The image (or anything `~alertpack.inputs.images.as_survey_image` accepts).
     ra_deg, dec_deg : array-like
         Source positions, degrees.
     sizes : `int` or array-like of `int`

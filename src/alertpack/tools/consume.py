@@ -12,7 +12,6 @@ per alert or writes them to Avro container files.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from alertpack.errors import CommandError, InputError
-from alertpack.reading import CUTOUT_FIELDS, alert_id, alert_object_id, field_value
 from alertpack.schema import (
     AlertSchema,
     UnknownSchemaError,
@@ -30,6 +28,7 @@ from alertpack.schema import (
     unpack_wire,
 )
 from alertpack.sinks.kafka import ENV_SERVER, ENV_TOPIC, Secret, StreamError, client_logger
+from alertpack.tools.reading import CUTOUT_FIELDS, alert_id, alert_object_id, field_value
 
 __all__ = [
     "ENV_CONSUMER_PASSWORD",
@@ -38,7 +37,6 @@ __all__ = [
     "ConsumedAlert",
     "decode_message",
     "iter_kafka_alerts",
-    "run_consume_command",
     "write_alert_files",
 ]
 
@@ -399,7 +397,7 @@ def _write_batch(
     directory: Path, stem: str, schema_id: int, payloads: list[bytes], n: int
 ) -> Path:
     """One container file of the payloads as received (no decode and re-encode)."""
-    from alertpack.avro import write_container
+    from alertpack.packets.avro import write_container
     from alertpack.sinks.files import atomic_output
 
     schema = schema_for_id(schema_id)
@@ -447,19 +445,3 @@ def kafka_alerts_from_args(args) -> tuple[str, str, Iterator[ConsumedAlert]]:
         config=_credentials_config(),
     )
     return server, topic, alerts
-
-
-def run_consume_command(args) -> int:
-    """``alertpack consume``: print a line per alert, or write them with ``--out DIR``."""
-    server, topic, alerts = kafka_alerts_from_args(args)
-    if args.out:
-        count, paths = write_alert_files(alerts, args.out, topic=topic)
-        for path in paths:
-            print(path)
-    else:
-        count = 0
-        for consumed in alerts:
-            print(consumed.summary(), flush=True)
-            count += 1
-    print(f"read {count} alert(s) from {topic} at {server}", file=sys.stderr)
-    return 0

@@ -24,7 +24,6 @@ import itertools
 import json
 import math
 import os
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -32,7 +31,9 @@ from typing import Any, TextIO
 import numpy as np
 
 from alertpack.errors import CommandError, InputError
-from alertpack.reading import (
+from alertpack.packets.records import INT_RANGES
+from alertpack.schema import AlertSchema, collect_named_types, load_schema
+from alertpack.tools.reading import (
     CUTOUT_FIELDS,
     AlertFile,
     LoadedAlert,
@@ -42,8 +43,6 @@ from alertpack.reading import (
     iter_alert_files,
     iter_alerts,
 )
-from alertpack.records import INT_RANGES
-from alertpack.schema import AlertSchema, UnknownSchemaError, collect_named_types, load_schema
 
 __all__ = [
     "AlertReport",
@@ -53,8 +52,6 @@ __all__ = [
     "check_ids",
     "check_schema",
     "iter_alert_summaries",
-    "run_inspect_command",
-    "run_validate_command",
     "summarize_alert",
     "validate_alert",
     "validate_paths",
@@ -95,7 +92,7 @@ def summarize_alert(alert: LoadedAlert) -> dict[str, Any]:
     ``ra``, ``dec`` (deg), ``snr``, ``psfFlux``, ``psfFluxErr`` (nJy),
     ``nPrvDiaSources``, ``nPrvDiaForcedSources``, ``cutoutScience``,
     ``cutoutTemplate``, ``cutoutDifference`` (sizes in bytes), ``packetSize``
-    (bytes, see `alertpack.reading.LoadedAlert`).
+    (bytes, see `alertpack.tools.reading.LoadedAlert`).
     """
     record = alert.record
     source = record.get("diaSource")
@@ -126,8 +123,8 @@ def summarize_alert(alert: LoadedAlert) -> dict[str, Any]:
     }
 
 
-def _kafka_alerts(args: Any) -> Iterator[LoadedAlert]:
-    from alertpack.consume import kafka_alerts_from_args
+def kafka_alerts(args: Any) -> Iterator[LoadedAlert]:
+    from alertpack.tools.consume import kafka_alerts_from_args
 
     if not (args.server or os.environ.get("AP_KAFKA_SERVER")):
         raise CommandError(
@@ -210,21 +207,6 @@ def write_json_lines(rows: Iterable[dict[str, Any]], stream: TextIO) -> int:
         print(json.dumps(row), file=stream)
         count += 1
     return count
-
-
-def run_inspect_command(args: Any) -> int:
-    """``alertpack inspect``: a table (or JSON Lines with ``--json``), one row per alert."""
-    if args.paths and (args.server or args.topic):
-        raise CommandError("give either alert files/directories or --server/--topic, not both")
-    if args.paths:
-        rows = iter_alert_summaries(args.paths, max_alerts=args.max)
-    else:
-        rows = (summarize_alert(alert) for alert in _kafka_alerts(args))
-    writer = write_json_lines if args.json else write_table
-    count = writer(rows, sys.stdout)
-    if count == 0:
-        print("alertpack inspect: no alerts", file=sys.stderr)
-    return 0
 
 
 # -------------------------------------------------------------------------- validate
@@ -545,7 +527,7 @@ def _cutout_problems(name: str, data: bytes) -> list[Problem]:
                 )
     except Exception as error:  # astropy raises many types for unreadable FITS
         problems.append(Problem("cutouts", f"{name} does not open with astropy.io.fits: {error}"))
-    from alertpack.fitsverify import run_fitsverify
+    from alertpack.tools.fitsverify import run_fitsverify
 
     try:
         messages = run_fitsverify(data)
@@ -653,28 +635,3 @@ def validate_paths(
         for alert in alert_file:
             problems = [*file_problems, *_validate_record(alert, target, checkers[key])]
             yield AlertReport(alert, problems)
-
-
-def run_validate_command(args: Any) -> int:
-    """``alertpack validate``: a line per problem; exit 0 only when every alert is valid."""
-    try:
-        schema = load_schema(args.schema) if args.schema else None
-    except UnknownSchemaError as error:
-        raise CommandError(str(error)) from None
-    n_alerts = n_invalid = n_problems = 0
-    for report in validate_paths(args.paths, schema):
-        n_alerts += 1
-        if report.valid:
-            continue
-        n_invalid += 1
-        n_problems += len(report.problems)
-        for problem in report.problems:
-            print(f"{report.alert.label} id={report.alert.alert_id}: {problem}")
-    if n_alerts == 0:
-        print("alertpack validate: no alerts found", file=sys.stderr)
-        return 1
-    if n_invalid:
-        print(f"{n_invalid} of {n_alerts} alerts invalid ({n_problems} problems)")
-        return 1
-    print(f"all {n_alerts} alerts valid")
-    return 0

@@ -2,7 +2,7 @@
 
 A Rubin visit is 189 detectors. Each detector is an independent job: its
 catalogs and images are loaded *inside* a worker process by a picklable
-loader, packaged by its own `PackageAlertsTask`, and only a small summary
+loader, packaged by the worker's `AlertPackager`, and only a small summary
 comes back. Memory therefore stays at one detector's working set per
 worker, however large the visit.
 """
@@ -95,32 +95,31 @@ def _init_worker() -> None:
         os.environ[name] = "1"
 
 
-_WORKER_TASK: Any = None
+_WORKER_PACKAGER: Any = None
 
 
-def _worker_task(config_text: str) -> Any:
-    """One Task per worker process, built from the pickled-as-text config."""
-    global _WORKER_TASK
-    if _WORKER_TASK is None:
-        from alertpack.task import PackageAlertsConfig, PackageAlertsTask
+def _worker_packager(config_text: str) -> Any:
+    """One packager per worker process, built from the config saved as text."""
+    global _WORKER_PACKAGER
+    if _WORKER_PACKAGER is None:
+        from alertpack.config import PackageAlertsConfig
+        from alertpack.core import AlertPackager
 
         config = PackageAlertsConfig()
         config.loadFromString(config_text)
-        _WORKER_TASK = PackageAlertsTask(config=config)
-    return _WORKER_TASK
+        _WORKER_PACKAGER = AlertPackager(config)
+    return _WORKER_PACKAGER
 
 
 def _package_one(config_text: str, loader: DetectorLoader) -> DetectorSummary:
     start = time.perf_counter()
-    task = _worker_task(config_text)
-    task.emptyMetadata()  # a long-lived worker Task would otherwise grow with every run
-    result = task.run(**loader())
+    result = _worker_packager(config_text).run(**loader())
     return DetectorSummary(
-        n_alerts=result.nAlerts,
+        n_alerts=result.n_alerts,
         n_bytes=result.alerts.nbytes,
         paths=list(result.paths),
-        n_delivered=result.nDelivered,
-        n_failed=result.nFailed,
+        n_delivered=result.delivered,
+        n_failed=result.failed,
         seconds=time.perf_counter() - start,
         peak_rss_mb=_peak_rss_mb(),
     )

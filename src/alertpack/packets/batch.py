@@ -10,7 +10,33 @@ import numpy as np
 
 from alertpack.schema import AlertSchema
 
-__all__ = ["AlertBatch"]
+__all__ = ["AlertBatch", "OutgoingAlert"]
+
+
+@dataclass(slots=True)
+class OutgoingAlert:
+    """One alert ready for Kafka.
+
+    Attributes
+    ----------
+    payload : `bytes`
+        The schemaless Avro alert record (no wire header).
+    schema_id : `int`
+        Rubin schema id of the payload's schema (``major*100+minor``).
+    key : `int` or `None`
+        ``diaObjectId``; sent as ASCII decimal digits.
+    timestamp_ms : `int` or `None`
+        Kafka message timestamp (ms since the Unix epoch, UTC); `None` means
+        the time the alert is queued.
+    alert_id : `int`
+        ``diaSourceId``, to name the alert in failure reports.
+    """
+
+    payload: bytes
+    schema_id: int
+    key: int | None
+    timestamp_ms: int | None
+    alert_id: int
 
 
 @dataclass
@@ -61,14 +87,12 @@ class AlertBatch(Sequence):
         unix = Time(self.times_mjd_tai, format="mjd", scale="tai").unix
         return np.round(unix * 1000.0).astype(np.int64)
 
-    def outgoing(self, *, observation_time: bool = True) -> Iterator[Any]:
+    def outgoing(self, *, observation_time: bool = True) -> Iterator[OutgoingAlert]:
         """The alerts as Kafka messages: key diaObjectId, timestamp per ``observation_time``.
 
         With ``observation_time`` False the timestamp is left to the producer
         (the time each alert is queued).
         """
-        from alertpack.sinks.kafka import OutgoingAlert
-
         stamps = self.timestamps_ms() if observation_time else None
         schema_id = self.schema.schema_id
         for i, payload in enumerate(self.payloads):

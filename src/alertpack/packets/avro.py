@@ -2,15 +2,15 @@
 
 fastavro encodes one Python object at a time, which costs milliseconds for an
 alert carrying a few thousand values. This module encodes *columns*: every
-field of every row of a `~alertpack.tables.ColumnTable` is turned into bytes
+field of every row of a `~alertpack.packets.tables.ColumnTable` is turned into bytes
 with a handful of numpy operations per field, and the rows are then laid out
 back to back in one buffer. Alerts are assembled from slices of those
 buffers, so each record table is encoded once per batch however many alerts
 share its rows.
 
 The output is byte-identical to ``fastavro.schemaless_writer`` for the same
-records (see `alertpack.tables.ColumnTable.row_dict` and
-`alertpack.tables.AlertParts.alert_dict`):
+records (see `alertpack.packets.tables.ColumnTable.row_dict` and
+`alertpack.packets.tables.AlertParts.alert_dict`):
 
 - ``int``/``long``: zig-zag varints; ``float``/``double``: IEEE 754
   little-endian; ``boolean``: one byte; ``string``/``bytes``: varint length
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from alertpack.errors import AlertPackError, InputError
-from alertpack.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
+from alertpack.packets.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
 
 if TYPE_CHECKING:
     from alertpack.schema import AlertSchema
@@ -764,7 +764,7 @@ class AlertEncoder:
 
     Notes
     -----
-    Each distinct `~alertpack.tables.ColumnTable` of an `AlertParts` is
+    Each distinct `~alertpack.packets.tables.ColumnTable` of an `AlertParts` is
     encoded once per `encode` call; alerts are then joined from slices of the
     encoded rows, so a table shared by several fields or alerts costs nothing
     extra.

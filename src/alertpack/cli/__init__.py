@@ -1,0 +1,78 @@
+"""The ``alertpack`` command line: one module per command.
+
+Each command module defines ``HELP``, ``add_arguments(parser)`` and
+``run(args)``, and imports what its work needs only inside ``run``, so that
+``alertpack --help`` starts fast. Library modules print nothing: what a
+command prints is in its module here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from alertpack.errors import AlertPackError
+
+__all__ = ["build_parser", "main"]
+
+#: command name -> module under alertpack.cli
+COMMANDS = {
+    "package": "package",
+    "consume": "consume",
+    "replay": "replay",
+    "inspect": "inspect",
+    "validate": "validate",
+    "show": "show",
+    "to-parquet": "to_parquet",
+    "schemas": "schemas",
+}
+
+
+def _command_module(name: str):
+    return importlib.import_module(f"alertpack.cli.{COMMANDS[name]}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every ``alertpack`` command."""
+    parser = argparse.ArgumentParser(
+        prog="alertpack",
+        description="Package survey detections into Rubin alert packets, deliver and inspect them.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = _command_module(name)
+        module.add_arguments(commands.add_parser(name, help=module.HELP))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``alertpack`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from alertpack import __version__
+
+        print(__version__)
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 2
+    handler = _command_module(args.command).run
+    try:
+        return int(handler(args) or 0)
+    except AlertPackError as error:
+        print(f"alertpack {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) closed early: not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+

@@ -1,0 +1,41 @@
+"""``alertpack inspect``: one row per alert, from files or a Kafka topic."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from alertpack.cli._kafka import add_kafka_source_options
+from alertpack.errors import CommandError
+
+HELP = "one row per alert: ids, band, time, S/N, ..."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``alertpack inspect``."""
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="Avro files or directories")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    add_kafka_source_options(parser, required=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    """A table (or JSON Lines with ``--json``), one row per alert."""
+    from alertpack.tools.inspection import (
+        iter_alert_summaries,
+        kafka_alerts,
+        summarize_alert,
+        write_json_lines,
+        write_table,
+    )
+
+    if args.paths and (args.server or args.topic):
+        raise CommandError("give either alert files/directories or --server/--topic, not both")
+    if args.paths:
+        rows = iter_alert_summaries(args.paths, max_alerts=args.max)
+    else:
+        rows = (summarize_alert(alert) for alert in kafka_alerts(args))
+    writer = write_json_lines if args.json else write_table
+    count = writer(rows, sys.stdout)
+    if count == 0:
+        print("alertpack inspect: no alerts", file=sys.stderr)
+    return 0

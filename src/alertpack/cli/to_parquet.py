@@ -1,0 +1,23 @@
+"""``alertpack to-parquet``: flatten alerts to Parquet tables."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "flatten alerts to Parquet tables"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``alertpack to-parquet``."""
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="Avro files or directories")
+    parser.add_argument("-o", "--output", required=True, metavar="DIR")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Flatten alerts to Parquet tables in a directory."""
+    from alertpack.tools.parquet import ALERTS_TABLE, alerts_to_parquet
+
+    written = alerts_to_parquet(args.paths, args.output)
+    for name, (path, rows) in written.items():
+        print(f"{path}: {rows} {'alerts' if name == ALERTS_TABLE else 'rows'}")
+    return 0

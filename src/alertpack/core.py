@@ -1,0 +1,319 @@
+"""The packaging core: catalogs and images in, an alert batch out, to the sinks.
+
+`AlertPackager` does the whole job of `PackageAlertsTask.run` without
+`lsst.pipe.base`: the command line and the worker processes use it directly,
+and the Task is the LSST API over it. One packager is meant to live for many
+runs (a worker keeps it for every detector it takes), so that the schema, the
+encoder and, with ``doProduceAlerts``, the Kafka producer are built once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alertpack.config import CUTOUT_FIELDS, PackageAlertsConfig
+from alertpack.errors import InputError
+from alertpack.inputs.images import as_survey_image
+from alertpack.packets.avro import AlertEncoder
+from alertpack.packets.batch import AlertBatch
+from alertpack.packets.cutouts import CutoutStatus, cutout_sizes, make_cutout_bytes
+from alertpack.packets.records import VisitCatalogs, build_alert_parts, prepare_visit, time_column
+from alertpack.schema import load_schema
+from alertpack.sinks.files import write_alert_files
+
+__all__ = ["AlertPackager", "PackageResult"]
+
+#: a context manager factory timing one named stage of a run
+StageTimer = Callable[[str], AbstractContextManager[Any]]
+
+
+@dataclass
+class PackageResult:
+    """What one run of the packager produced.
+
+    Attributes
+    ----------
+    alerts : `AlertBatch`
+        The encoded alerts (decoded on access).
+    paths : `list` [`pathlib.Path`]
+        Alert files written, one per ccdVisit.
+    delivered, failed : `int`
+        Kafka outcome (0 when not producing).
+    failed_path : `pathlib.Path` or `None`
+        Failed-alerts file of this run, if one was written.
+    cutout_status : `dict` [`str`, `int`]
+        ``"<image>:<CutoutStatus name>"`` -> count.
+    stage_seconds : `dict` [`str`, `float`]
+        Wall time of each stage of the run.
+    """
+
+    alerts: AlertBatch
+    paths: list[Path] = field(default_factory=list)
+    delivered: int = 0
+    failed: int = 0
+    failed_path: Path | None = None
+    cutout_status: dict[str, int] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_alerts(self) -> int:
+        """Number of alerts packaged."""
+        return len(self.alerts)
+
+    def counts(self) -> dict[str, int]:
+        """The run's counts as metadata entries (nAlerts, nBytes, cutouts_..., nDelivered, ...)."""
+        counts = {"nAlerts": self.n_alerts, "nBytes": self.alerts.nbytes}
+        for key, count in sorted(self.cutout_status.items()):
+            counts[f"cutouts_{key.replace(':', '_')}"] = count
+        counts["nDelivered"] = self.delivered
+        counts["nFailed"] = self.failed
+        return counts
+
+
+class AlertPackager:
+    """Package DiaSources, their objects, history and image cutouts into alerts.
+
+    Parameters
+    ----------
+    config : `PackageAlertsConfig`, optional
+        Validated here; Kafka settings are resolved here too, so that a
+        missing server fails before any work is done.
+    log : `logging.Logger`, optional
+        Where progress and non-fatal outcomes are logged.
+    """
+
+    def __init__(
+        self, config: PackageAlertsConfig | None = None, *, log: logging.Logger | None = None
+    ) -> None:
+        self.config = config if config is not None else PackageAlertsConfig()
+        self.config.validate()
+        self.log = log if log is not None else logging.getLogger("alertpack")
+        self.schema = load_schema(self.config.schemaVersion)
+        self.encoder = AlertEncoder(self.schema)
+        self.kafka_settings = None
+        if self.config.doProduceAlerts:
+            from alertpack.sinks.kafka import KafkaSettings
+
+            self.kafka_settings = KafkaSettings.from_config(self.config)
+
+    # ------------------------------------------------------------------
+
+    def run(
+        self,
+        diaSourceCat: Any,
+        diaObjectCat: Any,
+        diaSrcHistory: Any,
+        diffIm: Any,
+        template: Any,
+        ccdExposureIdBits: int | None = None,
+        *,
+        science: Any = None,
+        diaForcedSources: Any = None,
+        ssSource: Any = None,
+        mpc_orbits: Any = None,
+        observation_reason: str | None = None,
+        target_name: str | None = None,
+        stage_timer: StageTimer | None = None,
+    ) -> PackageResult:
+        """Package one run's sources into alerts, written and sent as configured.
+
+        Takes the arguments of `PackageAlertsTask.run` (see there), plus
+        ``stage_timer``: a context-manager factory called with each stage's
+        name (the Task passes its ``timer``); stage times are also returned
+        in `PackageResult.stage_seconds`.
+        """
+        timings: dict[str, float] = {}
+        stage = _timed_stages(timings, stage_timer)
+        with stage("prepareCatalogs"):
+            catalogs = self.prepare(
+                diaSourceCat,
+                diaObjectCat,
+                diaSrcHistory,
+                diaForcedSources=diaForcedSources,
+                ssSource=ssSource,
+                mpc_orbits=mpc_orbits,
+                ccdExposureIdBits=ccdExposureIdBits,
+                observation_reason=observation_reason,
+                target_name=target_name,
+            )
+        if catalogs.n_alerts == 0:
+            self.log.info("No DiaSources to package; no alert file written.")
+            return PackageResult(alerts=self.batch(catalogs, []), stage_seconds=timings)
+
+        with stage("makeCutouts"):
+            images = {"difference": diffIm, "template": template, "science": science}
+            cutouts, statuses = self.make_cutouts(catalogs, images)
+        with stage("encodeAlerts"):
+            batch = self.encode(catalogs, cutouts)
+        result = PackageResult(alerts=batch, cutout_status=dict(statuses), stage_seconds=timings)
+        if self.config.doWriteAlerts:
+            with stage("writeAlerts"):
+                result.paths = self.write(batch)
+        if self.config.doProduceAlerts:
+            with stage("produceAlerts"):
+                delivery = self.produce(batch)
+            result.delivered = delivery.delivered
+            result.failed = delivery.failed
+            result.failed_path = delivery.failed_path
+        self.log.info(
+            "Packaged %d alerts (%d bytes) into %d file(s).",
+            len(batch), batch.nbytes, len(result.paths),
+        )
+        return result
+
+    # ------------------------------------------------------------------
+    # the stages of a run, each usable on its own
+
+    def prepare(self, diaSourceCat: Any, diaObjectCat: Any, diaSrcHistory: Any,
+                **kwargs: Any) -> VisitCatalogs:
+        """Validate the catalogs once against the schema into typed columns."""
+        return prepare_visit(self.schema, diaSourceCat, diaObjectCat, diaSrcHistory, **kwargs)
+
+    def make_cutouts(
+        self, catalogs: VisitCatalogs, images: dict[str, Any]
+    ) -> tuple[dict[str, list[bytes | None]], Counter]:
+        """FITS cutouts of every configured image around every source.
+
+        Returns
+        -------
+        cutouts : `dict` [`str`, `list`]
+            Alert field (``cutoutDifference``, ...) -> FITS bytes or `None` per source.
+        statuses : `collections.Counter`
+            ``"<image>:<CutoutStatus name>"`` -> count.
+        """
+        sources = catalogs.sources
+        dec_column = "dec" if "dec" in sources.columns else "decl"
+        ra, dec = sources.columns["ra"], sources.columns[dec_column]
+        sizes = cutout_sizes(
+            sources.n_rows,
+            self.config.cutoutSize,
+            bbox_size=self._bbox_sizes(catalogs),
+            min_size=self.config.minCutoutSize,
+            max_size=self.config.maxCutoutSize,
+        )
+        cutouts: dict[str, list[bytes | None]] = {}
+        statuses: Counter = Counter()
+        for name in self.config.cutouts:
+            field_name = CUTOUT_FIELDS[name]
+            if field_name not in self.schema.field_names:
+                continue
+            if images.get(name) is None:
+                if name == "difference":
+                    raise InputError(
+                        "diffIm is None but the config asks for difference cutouts; pass the "
+                        "difference image or remove 'difference' from config.cutouts"
+                    )
+                self.log.debug("No %s image given: %s left null.", name, field_name)
+                continue
+            image = as_survey_image(images[name], name=name)
+            blobs, outcome = make_cutout_bytes(image, ra, dec, sizes)
+            cutouts[field_name] = blobs
+            for status, count in zip(*np.unique(outcome, return_counts=True), strict=True):
+                statuses[f"{name}:{CutoutStatus(status).name}"] += int(count)
+        for key, count in sorted(statuses.items()):
+            if not key.endswith(":OK") and count:
+                self.log.info("%d %s cutout(s) %s.", count, *key.split(":"))
+        return cutouts, statuses
+
+    def _bbox_sizes(self, catalogs: VisitCatalogs) -> np.ndarray | None:
+        sources = catalogs.sources
+        if not self.config.useBboxSize or "bboxSize" not in sources.columns:
+            return None
+        bbox = sources.columns["bboxSize"].astype(np.float64)
+        bbox_nulls = sources.nulls.get("bboxSize")
+        if bbox_nulls is not None:
+            bbox[bbox_nulls] = np.nan  # cutout_sizes falls back to cutoutSize
+        return bbox
+
+    def encode(
+        self, catalogs: VisitCatalogs, cutouts: dict[str, list[bytes | None]]
+    ) -> AlertBatch:
+        """Assemble and encode one alert per source."""
+        parts = build_alert_parts(catalogs, cutouts, window_days=self.config.historyWindowDays)
+        return self.batch(catalogs, self.encoder.encode(parts))
+
+    def batch(self, catalogs: VisitCatalogs, payloads: list[bytes]) -> AlertBatch:
+        """An `AlertBatch` of encoded ``payloads`` with the routing keys of ``catalogs``."""
+        sources = catalogs.sources
+        object_ids = sources.columns["diaObjectId"].copy()
+        object_nulls = sources.nulls.get("diaObjectId")
+        if object_nulls is not None:
+            object_ids[object_nulls] = -1
+        return AlertBatch(
+            schema=self.schema,
+            payloads=payloads,
+            alert_ids=sources.columns["diaSourceId"],
+            object_ids=object_ids,
+            ccd_visit_ids=catalogs.ccd_visit_ids,
+            times_mjd_tai=sources.columns[time_column(sources)],
+        )
+
+    def write(self, batch: AlertBatch) -> list[Path]:
+        """Write the batch to one Avro file per ccdVisit under ``alertWriteLocation``."""
+        return write_alert_files(
+            batch, self.config.alertWriteLocation, codec=self.config.fileCodec
+        )
+
+    def produce(self, batch: AlertBatch) -> Any:
+        """Send the batch to Kafka; undelivered alerts go to the failed-alert file.
+
+        Returns
+        -------
+        result : `alertpack.sinks.kafka.DeliveryResult`
+        """
+        from alertpack.sinks.kafka import AlertProducer
+
+        config = self.config
+        with AlertProducer(
+            self.kafka_settings,
+            failed_dir=self.failed_dir,
+            write_failed=config.doWriteFailedAlerts,
+            log=self.log,
+        ) as producer:
+            observation_time = config.kafkaTimestamp == "observation"
+            result = producer.send(batch.outgoing(observation_time=observation_time))
+        for reason, count in result.reasons.items():
+            self.log.warning("%d alert(s) not delivered: %s", count, reason)
+        return result
+
+    @property
+    def failed_dir(self) -> Path:
+        """Failed-alert files go here: failedAlertsLocation or <alertWriteLocation>/failed."""
+        config = self.config
+        return Path(config.failedAlertsLocation or Path(config.alertWriteLocation, "failed"))
+
+    def close(self) -> None:
+        """Release what the packager holds (the Kafka producer, when it keeps one)."""
+
+    def __enter__(self) -> AlertPackager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _timed_stages(
+    timings: dict[str, float], outer: StageTimer | None
+) -> Callable[[str], AbstractContextManager[None]]:
+    """A stage context manager that records wall time, inside ``outer``'s when given."""
+
+    @contextlib.contextmanager
+    def stage(name: str) -> Iterator[None]:
+        with outer(name) if outer is not None else contextlib.nullcontext():
+            start = time.perf_counter()
+            try:
+                yield
+            finally:
+                timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+    return stage

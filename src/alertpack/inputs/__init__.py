@@ -1,0 +1,1 @@
+"""Inputs: images (astropy objects or FITS files), catalog files, visit directories."""

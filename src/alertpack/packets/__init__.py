@@ -1,0 +1,1 @@
+"""Packet building: catalogs validated into columns, cutouts, Avro alerts."""

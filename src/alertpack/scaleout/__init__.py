@@ -1,0 +1,1 @@
+"""Scale-out: many detectors on many processes."""

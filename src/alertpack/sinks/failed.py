@@ -1,0 +1,174 @@
+"""Failed-alert files: alerts that Kafka did not take, kept to be replayed.
+
+An alert is either delivered or written here, with the reason, in an Avro
+container of `FAILED_ALERT_SCHEMA` records (``failed-<UTC time>-<pid>.avro``);
+``alertpack replay`` sends them again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alertpack.errors import InputError
+from alertpack.packets.batch import OutgoingAlert
+
+__all__ = [
+    "FAILED_ALERT_SCHEMA",
+    "FailedAlert",
+    "FailedAlertFileError",
+    "find_failed_alert_files",
+    "read_failed_alerts",
+    "write_failed_alerts",
+]
+
+
+class FailedAlertFileError(InputError):
+    """A file given to replay is not a readable failed-alerts file."""
+
+
+@dataclass
+class FailedAlert:
+    """An alert that was not delivered, and why."""
+
+    alert: OutgoingAlert
+    topic: str
+    reason: str
+    failed_at_ms: int
+
+    def to_record(self) -> dict[str, Any]:
+        """The record written to a failed-alerts file."""
+        return {
+            "alert_id": int(self.alert.alert_id),
+            "key": None if self.alert.key is None else int(self.alert.key),
+            "schema_id": int(self.alert.schema_id),
+            "timestamp_ms": self.alert.timestamp_ms,
+            "topic": self.topic,
+            "reason": self.reason,
+            "failed_at": self.failed_at_ms,
+            "payload": bytes(self.alert.payload),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> FailedAlert:
+        """Inverse of `to_record`."""
+        failed_at = record["failed_at"]
+        if isinstance(failed_at, datetime):
+            failed_at = round(failed_at.timestamp() * 1000)
+        alert = OutgoingAlert(
+            payload=record["payload"],
+            schema_id=record["schema_id"],
+            key=record["key"],
+            timestamp_ms=record["timestamp_ms"],
+            alert_id=record["alert_id"],
+        )
+        return cls(
+            alert=alert, topic=record["topic"], reason=record["reason"], failed_at_ms=failed_at
+        )
+
+
+#: Avro schema of the records in a failed-alerts file.
+FAILED_ALERT_SCHEMA: dict[str, Any] = {
+    "type": "record",
+    "name": "failedAlert",
+    "namespace": "alertpack",
+    "doc": "An alert that could not be delivered to Kafka; `alertpack replay` sends it again.",
+    "fields": [
+        {"name": "alert_id", "type": "long", "doc": "diaSourceId"},
+        {"name": "key", "type": ["null", "long"], "doc": "diaObjectId (the message key)"},
+        {"name": "schema_id", "type": "int", "doc": "Rubin schema id of payload"},
+        {
+            "name": "timestamp_ms",
+            "type": ["null", "long"],
+            "doc": "message timestamp to send; null: the time of sending",
+        },
+        {"name": "topic", "type": "string"},
+        {"name": "reason", "type": "string", "doc": "why the last attempt failed"},
+        {"name": "failed_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "payload", "type": "bytes", "doc": "schemaless Avro alert, no wire header"},
+    ],
+}
+
+
+def _failed_file_name() -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    return f"failed-{stamp}-{os.getpid()}.avro"
+
+
+def write_failed_alerts(
+    failures: Iterable[FailedAlert], directory: str | os.PathLike, *, path: Path | None = None
+) -> Path:
+    """Write failures to a failed-alerts Avro file, atomically.
+
+    Parameters
+    ----------
+    failures : iterable of `FailedAlert`
+    directory : path-like
+        Where a new ``failed-<UTC time>-<pid>.avro`` goes (ignored when ``path`` is given).
+    path : `pathlib.Path`, optional
+        Replace this file instead (as replay does).
+
+    Returns
+    -------
+    path : `pathlib.Path`
+    """
+    import fastavro
+
+    from alertpack.sinks.files import atomic_output
+
+    target = Path(path) if path is not None else Path(directory) / _failed_file_name()
+    parsed = fastavro.parse_schema(FAILED_ALERT_SCHEMA)
+    with atomic_output(target) as stream:
+        fastavro.writer(stream, parsed, (failure.to_record() for failure in failures))
+    return target
+
+
+def read_failed_alerts(path: str | os.PathLike) -> list[FailedAlert]:
+    """The failures recorded in a failed-alerts file.
+
+    Raises
+    ------
+    FailedAlertFileError
+        If the file cannot be read or is not a failed-alerts file.
+    """
+    import fastavro
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as stream:
+            reader = fastavro.reader(stream)
+            name = (
+                reader.writer_schema.get("name") if isinstance(reader.writer_schema, dict) else None
+            )
+            if name != "alertpack.failedAlert":
+                raise FailedAlertFileError(
+                    f"{path} holds {name or 'unknown'} records, not alertpack.failedAlert: "
+                    "give replay the failed-*.avro files an AlertProducer wrote"
+                )
+            return [FailedAlert.from_record(record) for record in reader]
+    except FailedAlertFileError:
+        raise
+    except OSError as error:
+        raise FailedAlertFileError(f"cannot read failed-alerts file {path}: {error}") from None
+    except (ValueError, EOFError, KeyError, TypeError) as error:
+        raise FailedAlertFileError(
+            f"{path} is not a readable failed-alerts Avro file ({error})"
+        ) from None
+
+
+def find_failed_alert_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Expand files and directories (their ``failed-*.avro``) into failed-alerts files."""
+    found: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found.extend(sorted(path.glob("failed-*.avro")))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise FailedAlertFileError(f"{path} does not exist: give failed-alert files or dirs")
+    return found

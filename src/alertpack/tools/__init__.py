@@ -1,0 +1,1 @@
+"""The read side: consume, inspect, validate, show and flatten alerts."""
