@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AlertPackError", "CommandError", "InputError"]
+__all__ = ["AlertPackError", "CommandError", "InputError", "OutputError"]
 
 
 class AlertPackError(Exception):
@@ -15,3 +15,7 @@ class InputError(AlertPackError, ValueError):
 
 class CommandError(AlertPackError):
     """A command-line invocation that cannot be carried out as given."""
+
+
+class OutputError(AlertPackError, OSError):
+    """An output location that cannot be written: missing, forbidden, not a directory, full."""

@@ -66,8 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AlertPackError as error:
         print(f"alertpack {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as interrupt:
+        # Ctrl-C: 130; SIGTERM turned into an exception (cli._signals): 143
+        return getattr(interrupt, "exit_code", 130)
     except BrokenPipeError:
         # the reader (e.g. `| head`) closed early: not an error of ours
         import os
