@@ -118,6 +118,16 @@ def _package_sample_visit(args: argparse.Namespace, config: Any) -> int:
     return 0 if summary.n_failed == 0 else 1
 
 
+def _check_outputs(config: Any) -> None:
+    """Output directories are writable, checked before the work (`OutputError` otherwise)."""
+    from alertpack.sinks.files import prepare_output_directory
+
+    if config.doWriteAlerts:
+        prepare_output_directory(config.alertWriteLocation)
+    if config.doProduceAlerts and config.failedAlertsLocation.strip():
+        prepare_output_directory(config.failedAlertsLocation)
+
+
 def run(args: argparse.Namespace) -> int:
     """Package a visit and print a short summary (alerts, bytes, time, path)."""
     from alertpack.config import PackageAlertsConfig
@@ -136,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     except Exception as error:
         raise CommandError(f"invalid configuration: {error}") from None
 
+    _check_outputs(config)
     if args.detectors != 1:
         if args.detectors < 1:
             raise CommandError(f"--detectors {args.detectors}: give at least 1")
