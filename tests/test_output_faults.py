@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -39,11 +40,12 @@ def temporaries(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
 
 
-def test_temp_of_sigkilled_writer_is_removed_by_the_next_write(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_temp_of_killed_writer_is_removed_by_the_next_write(tmp_path, signum):
     killed = start_writer(tmp_path / "1.avro")
     alive = start_writer(tmp_path / "2.avro")
     try:
-        killed.send_signal(signal.SIGKILL)
+        killed.send_signal(signum)
         killed.wait(timeout=10)
         left = temporaries(tmp_path)
         assert len(left) == 2 and not (tmp_path / "1.avro").exists()
@@ -122,3 +124,36 @@ def test_file_size_limit_is_one_clear_error_and_no_partial_file(tmp_path):
     assert "Traceback" not in result.stderr
     assert "larger than allowed" in result.stderr and str(out) in result.stderr
     assert list(out.iterdir()) == []  # no partial file, no temporary file
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, options: str):
+    """A tmpfs mounted at ``where`` (the test is skipped where mounting is not allowed)."""
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
+
+
+def test_read_only_output_is_refused_before_the_work(tmp_path, capsys):
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as read_only:
+        assert cli_main(["package", "--sample", "-o", str(read_only / "alerts")]) == 2
+        err = capsys.readouterr().err
+        assert "Read-only file system" in err and str(read_only) in err
+        assert err.count("\n") == 1
+
+
+def test_disk_full_is_one_clear_error_and_no_partial_file(tmp_path, capsys):
+    with tmpfs(tmp_path / "small", "size=200k") as small:
+        out = small / "alerts"
+        argv = ["package", "--sample", "--n-sources", "4", "--image-size", "400x400"]
+        assert cli_main([*argv, "-o", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "disk is full" in err and str(out) in err and "Traceback" not in err
+        assert list(out.iterdir()) == []  # no partial file, no temporary file
