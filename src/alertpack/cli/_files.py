@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
+
+from alertpack.errors import AlertPackError
 
 if TYPE_CHECKING:
     from alertpack.tools.reading import ReadReport
 
-__all__ = ["report_file_problems"]
+__all__ = ["report_file_problems", "reported_on_error"]
 
 
 def report_file_problems(command: str, report: ReadReport) -> int:
@@ -27,3 +31,13 @@ def report_file_problems(command: str, report: ReadReport) -> int:
         print(f"alertpack {command}: {len(report.errors)} file problem(s)", file=sys.stderr)
         return 2
     return 0
+
+
+@contextlib.contextmanager
+def reported_on_error(command: str, report: ReadReport) -> Iterator[None]:
+    """Print the file problems gathered so far when the block ends in an `AlertPackError`."""
+    try:
+        yield
+    except AlertPackError:
+        report_file_problems(command, report)
+        raise

@@ -21,18 +21,14 @@ def run(args: argparse.Namespace) -> int:
     Exit 0 when the plot shows everything the alert holds; 1 when a cutout it
     holds cannot be read (the plot says why in that panel); 2 when no plot.
     """
-    from alertpack.cli._files import report_file_problems
-    from alertpack.errors import AlertPackError
+    from alertpack.cli._files import report_file_problems, reported_on_error
     from alertpack.tools.plotting import check_plot_path, save_alert_plot, unreadable_cutouts
     from alertpack.tools.reading import ReadReport, find_alert
 
     check_plot_path(args.output)
     report = ReadReport()
-    try:
+    with reported_on_error("show", report):
         alert = find_alert(args.path, args.id, report=report)
-    except AlertPackError:
-        report_file_problems("show", report)
-        raise
     written = save_alert_plot(alert, args.output)
     print(f"wrote {written} (alert {alert.alert_id}, {alert.label})")
     status = report_file_problems("show", report)

@@ -15,17 +15,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Flatten alerts to Parquet tables in a directory: all the alerts given, or nothing."""
-    from alertpack.cli._files import report_file_problems
-    from alertpack.errors import InputError
+    from alertpack.cli._files import report_file_problems, reported_on_error
     from alertpack.tools.parquet import ALERTS_TABLE, alerts_to_parquet
     from alertpack.tools.reading import ReadReport
 
     report = ReadReport()
-    try:
+    with reported_on_error("to-parquet", report):
         written = alerts_to_parquet(args.paths, args.output, report=report)
-    except InputError:
-        report_file_problems("to-parquet", report)
-        raise
     for name, (path, rows) in written.items():
         print(f"{path}: {rows} {'alerts' if name == ALERTS_TABLE else 'rows'}")
     return report_file_problems("to-parquet", report)

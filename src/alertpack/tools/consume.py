@@ -317,15 +317,8 @@ def iter_kafka_alerts(
     """
     if max_alerts is not None and max_alerts <= 0:
         return
-    opened = _open_consumer(
-        server,
-        topic,
-        from_beginning=from_beginning,
-        timeout=timeout,
-        group=group,
-        config=config,
-        auto_commit=True,
-    )
+    source = {"from_beginning": from_beginning, "timeout": timeout, "group": group}
+    opened = _open_consumer(server, topic, config=config, auto_commit=True, **source)
     count = 0
     with opened as (consumer, early, redact):
         for message in _iter_messages(consumer, early, timeout, redact):
@@ -650,15 +643,8 @@ def consume_to_directory(
     if max_alerts is not None and max_alerts <= 0:
         return result
     pending = _PendingFiles(directory, topic, per_file)
-    opened = _open_consumer(
-        server,
-        topic,
-        from_beginning=from_beginning,
-        timeout=timeout,
-        group=group,
-        config=config,
-        auto_commit=False,
-    )
+    source = {"from_beginning": from_beginning, "timeout": timeout, "group": group}
+    opened = _open_consumer(server, topic, config=config, auto_commit=False, **source)
 
     def flush(consumer) -> None:
         n_alerts = len(pending)
