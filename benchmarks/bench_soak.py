@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import shutil
 import sys
@@ -56,6 +57,7 @@ class VisitFigures:
     rss_mb: float
     open_fds: int
     given: int
+    delivered: int
     in_files: int
     on_topic: int
     in_failed: int
@@ -81,11 +83,11 @@ def records_in(paths) -> int:
     return count
 
 
-def delete_topic(server: str) -> None:
+def delete_topic(server: str, topic: str) -> None:
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": server})
-    for future in admin.delete_topics([TOPIC], operation_timeout=10).values():
+    for future in admin.delete_topics([topic], operation_timeout=10).values():
         with contextlib.suppress(Exception):  # not there yet: nothing was sent
             future.result(15)
 
@@ -104,28 +106,33 @@ def soak(args: argparse.Namespace, workdir: Path, server: str | None) -> list[Vi
     figures = []
     with AlertPackager(config) as packager:
         for visit in range(args.visits):
+            if server is not None:
+                # a topic per visit: deleting the last one cannot race with this one
+                topic = f"{TOPIC}-{visit}"
+                packager.kafka_settings = dataclasses.replace(packager.kafka_settings, topic=topic)
             started = time.perf_counter()
             result = packager.run(**inputs)
             seconds = time.perf_counter() - started
             in_files = records_in(result.paths)
             on_topic = in_failed = 0
             if server is not None:
-                on_topic = len(read_topic(server, TOPIC, expected=result.delivered, idle=1.0))
+                # a generous idle time: the broker shares 2 cores with the packager
+                on_topic = len(read_topic(server, topic, expected=result.delivered, idle=5.0))
                 failed = list(Path(packager.failed_dir).glob("*.avro"))
                 in_failed = records_in(failed)
                 for path in failed:
                     path.unlink()
-                delete_topic(server)
+                delete_topic(server, topic)
             for path in result.paths:
                 path.unlink()
             figures.append(
                 VisitFigures(visit, seconds, rss_mb(), open_fds(), result.n_alerts,
-                             in_files, on_topic, in_failed)
+                             result.delivered, in_files, on_topic, in_failed)
             )
             row = figures[-1]
             print(f"visit {visit:4d}: {seconds:6.2f} s  RSS {row.rss_mb:7.1f} MB  "
                   f"fds {row.open_fds:3d}  alerts {row.given}  files {in_files}  "
-                  f"topic {on_topic}  failed {in_failed}", flush=True)
+                  f"delivered {result.delivered}  topic {on_topic}  failed {in_failed}", flush=True)
     return figures
 
 
