@@ -129,6 +129,8 @@ def _read_with_astropy(path: Path, role: str, fmt: str) -> Any:
                 f"{role} file {path}: column {column.name!r} holds arrays of shape "
                 f"{column.shape[1:]} per row; catalog columns must be scalars"
             )
+    # FITS tables store text as bytes; the schema's strings are str
+    table.convert_bytestring_to_unicode()
     return table.to_pandas()
 
 
