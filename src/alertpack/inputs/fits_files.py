@@ -317,8 +317,6 @@ def _is_float_hdu(hdu: Any) -> bool:
 def _lazy_variance(
     readers: _WindowReaders, unit: Any, scale: float, shape: tuple[int, int], label: str
 ) -> LazyPlane | None:
-    from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
-
     found = _same_shape_plane(readers, _EXTENSION_VARIANCE, shape, label)
     if found is not None:
         reader = found[2]
@@ -328,6 +326,8 @@ def _lazy_variance(
     if found is None:
         return None
     hdu, hdu_label, reader = found
+    from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
+
     # astropy's CCDData convention: the class name in UTYPE, standard deviation if absent
     kinds = {cls.__name__: cls for cls in (VarianceUncertainty, StdDevUncertainty, InverseVariance)}
     kind = kinds.get(str(hdu.header.get("UTYPE", "")), StdDevUncertainty)

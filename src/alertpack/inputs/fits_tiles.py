@@ -30,8 +30,9 @@ _TFORM = re.compile(r"\s*(\d*)([LXBIJKAEDCMPQ])")
 _PIXEL_DTYPES = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 # zlib.decompress window bits that accept both gzip and zlib streams
 _GZIP_OR_ZLIB = 32 + zlib.MAX_WBITS
-# Decompressed tiles kept per plane (a 4072-pixel float row is 16 kB).
-_TILE_CACHE = 256
+# Bytes of decompressed tiles kept per plane: the rows of a few neighbouring stamps
+# (a 4072-pixel float row is 16 kB), not the plane.
+_TILE_CACHE_BYTES = 2 << 20
 
 
 class GzipTiles:
@@ -70,7 +71,9 @@ class GzipTiles:
         if np.any((self._sizes < 0) | (self._offsets < 0) | (ends > heap_size)):
             self._stream.close()
             raise ValueError("tile descriptors point outside the heap")
-        self._tile = functools.lru_cache(maxsize=_TILE_CACHE)(self._read_tile)
+        tile_bytes = self.tile_shape[0] * self.tile_shape[1] * self.dtype.itemsize
+        cached = max(4, _TILE_CACHE_BYTES // max(tile_bytes, 1))
+        self._tile = functools.lru_cache(maxsize=cached)(self._read_tile)
 
     def close(self) -> None:
         """Close the file."""
