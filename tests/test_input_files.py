@@ -351,3 +351,29 @@ def test_name_catalog_files_names_each_role_once():
         "diaObjectCat (file o.csv) has no row for diaObjectId 5 of diaSourceCat row 2"
     )
     assert name_catalog_files(error, {}) is error
+
+
+def test_dropped_file_images_leave_no_open_files(visit_dir, tmp_path):
+    import gc
+
+    gzip = compressed_copy(visit_dir / "difference.fits", tmp_path / "gzip.fits", "GZIP_2")
+    before = len(os.listdir("/proc/self/fd"))
+    gc.disable()  # the files must close by reference counting alone, as in a busy worker
+    try:
+        for _ in range(5):
+            for path in (visit_dir / "difference.fits", gzip):
+                image = as_survey_image(path, name="difference")
+                image.image[0:20, 0:20]
+                del image
+        assert len(os.listdir("/proc/self/fd")) == before
+    finally:
+        gc.enable()
+
+
+@pytest.mark.filterwarnings("ignore:File may have been truncated")
+def test_damaged_hdulist_is_an_image_input_error(visit_dir, tmp_path):
+    from alertpack.inputs.images import ImageInputError
+
+    bad = _damage(visit_dir / "difference.fits", tmp_path / "bad.fits", "truncated_data")
+    with fits.open(bad) as hdul, pytest.raises(ImageInputError, match="the HDUList"):
+        as_survey_image(hdul, name="difference")

@@ -113,9 +113,11 @@ def open_fits_image(
         lambda raw: _scaled(raw, scale),
     )
     mask, planes = _lazy_mask(readers, shape, label)
+    variance = _lazy_variance(readers, unit, scale, shape, label)
+    readers.close_tables()
     return SurveyImage(
         image=image,
-        variance=_lazy_variance(readers, unit, scale, shape, label),
+        variance=variance,
         mask=mask,
         mask_planes=planes,
         wcs=wcs,
@@ -273,6 +275,12 @@ class _WindowReaders:
                     self.path, memmap=False, lazy_load_hdus=False, disable_image_compression=True
                 )
         return self._tables[index].header, self._tables.fileinfo(index)["datLoc"]
+
+    def close_tables(self) -> None:
+        """Close the binary-table view of the file (needed only to set up tile readers)."""
+        if self._tables is not None:
+            self._tables.close()
+            self._tables = None
 
     def reader(self, index: int, label: str) -> Any:
         """``(y0, y1, x0, x1) -> raw pixels`` of HDU ``index``, read on demand."""

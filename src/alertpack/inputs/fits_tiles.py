@@ -13,10 +13,10 @@ uses astropy's section.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import zlib
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -72,8 +72,10 @@ class GzipTiles:
             self._stream.close()
             raise ValueError("tile descriptors point outside the heap")
         tile_bytes = self.tile_shape[0] * self.tile_shape[1] * self.dtype.itemsize
-        cached = max(4, _TILE_CACHE_BYTES // max(tile_bytes, 1))
-        self._tile = functools.lru_cache(maxsize=cached)(self._read_tile)
+        self._cache_size = max(4, _TILE_CACHE_BYTES // max(tile_bytes, 1))
+        # least recently used tiles first; a plain dict keeps no reference cycle to self,
+        # so the file closes as soon as the plane is dropped
+        self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
 
     def close(self) -> None:
         """Close the file."""
@@ -83,6 +85,18 @@ class GzipTiles:
         stream = getattr(self, "_stream", None)
         if stream is not None:
             stream.close()
+
+    def _tile(self, tile_y: int, tile_x: int) -> np.ndarray:
+        key = (tile_y, tile_x)
+        tile = self._cache.get(key)
+        if tile is not None:
+            self._cache.move_to_end(key)
+            return tile
+        tile = self._read_tile(tile_y, tile_x)
+        self._cache[key] = tile
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return tile
 
     def _read_tile(self, tile_y: int, tile_x: int) -> np.ndarray:
         index = tile_y * self.n_tiles_x + tile_x

@@ -240,7 +240,17 @@ def as_survey_image(
     from astropy.nddata import NDData
 
     if isinstance(obj, fits.HDUList):
-        return _from_hdulist(obj, name, calibration, source="the HDUList")
+        try:
+            return _from_hdulist(obj, name, calibration, source="the HDUList")
+        except InputError:
+            raise
+        except (OSError, ValueError, TypeError, MemoryError) as error:
+            # the HDUList reads its pixels here: a truncated or damaged file fails on access
+            raise ImageInputError(
+                f"{name} image (the HDUList): its pixels cannot be read "
+                f"({type(error).__name__}: {error}); open the file by path for a check of "
+                "each HDU"
+            ) from None
     if isinstance(obj, NDData):
         return _from_nddata(obj, name, calibration)
     raise ImageInputError(
