@@ -12,7 +12,8 @@ objects: the cutout code's ``plane[y0:y1, x0:x1]`` reads only those rows of an
 uncompressed HDU (one positioned read through astropy's ``section``, which
 applies ``BZERO``/``BSCALE``/``BLANK`` and byte order as ``.data`` does) and
 only the tiles under the window of a tile-compressed HDU
-(`~astropy.io.fits.CompImageHDU.section`). Unit, variance and mask conversions
+(`alertpack.inputs.fits_tiles.GzipTiles` for lossless GZIP tiles, otherwise
+`~astropy.io.fits.CompImageHDU.section`). Unit, variance and mask conversions
 are applied to each window, elementwise as the in-memory path applies them to
 whole arrays, so the cutouts are byte for byte the same.
 

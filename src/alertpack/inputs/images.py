@@ -13,6 +13,8 @@ builds that `SurveyImage` from
   celestial WCS and ``BUNIT``, or the LSST Exposure layout with extensions
   ``IMAGE``, ``MASK`` and ``VARIANCE`` (and ``PSF``), which also covers the
   cutout files `alertpack.packets.cutouts` writes (``UNCERT``, ``PSFIMAGE``);
+  a path is opened lazily by `alertpack.inputs.fits_files` (headers checked
+  at open, planes as `LazyPlane` read stamp by stamp);
 - an ``lsst.afw.image.Exposure`` (duck-typed, afw is never imported).
 
 Counts (adu, electron, count) are not flux densities: they need an explicit
