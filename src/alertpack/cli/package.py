@@ -115,12 +115,12 @@ def _package_sample_visit(args: argparse.Namespace, config: Any) -> int:
 
 def _check_outputs(config: Any) -> None:
     """Output directories are writable, checked before the work (`OutputError` otherwise)."""
-    from alertpack.sinks.files import prepare_output_directory
+    from alertpack.sinks.files import check_output_directory
 
     if config.doWriteAlerts:
-        prepare_output_directory(config.alertWriteLocation)
+        check_output_directory(config.alertWriteLocation)
     if config.doProduceAlerts and config.failedAlertsLocation.strip():
-        prepare_output_directory(config.failedAlertsLocation)
+        check_output_directory(config.failedAlertsLocation)
 
 
 def _run_naming_files(packager: Any, run_kwargs: dict[str, Any]) -> Any:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "alert_file_path",
     "atomic_output",
+    "check_output_directory",
     "clean_stale_temporaries",
     "prepare_output_directory",
     "write_alert_files",
@@ -155,13 +156,55 @@ def prepare_output_directory(directory: str | os.PathLike) -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise _output_error(path, error, "create output directory") from None
+    _probe_writable(path, path)
+    _clean_once(path)
+    return path
+
+
+def _probe_writable(directory: Path, output: Path) -> None:
+    """Create and remove a temporary file in ``directory``, or raise `OutputError`."""
     try:
-        fd, probe = tempfile.mkstemp(prefix=_temp_prefix(path / "probe"), suffix=".tmp", dir=path)
+        fd, probe = tempfile.mkstemp(
+            prefix=_temp_prefix(directory / "probe"), suffix=".tmp", dir=directory
+        )
         os.close(fd)
         os.unlink(probe)
     except OSError as error:
-        raise _output_error(path, error, "write into output directory") from None
-    _clean_once(path)
+        doing = "write into output directory" if directory == output else (
+            f"create output directory {output} in"
+        )
+        raise _output_error(directory, error, doing) from None
+
+
+def check_output_directory(directory: str | os.PathLike) -> Path:
+    """Check, before any work, that ``directory`` can be written, without creating it.
+
+    Like `prepare_output_directory`, but a missing directory is left missing
+    (it is created when the first file is written): its nearest existing
+    ancestor must be a writable directory. So a run that fails on its inputs
+    leaves no empty output directory behind.
+
+    Raises
+    ------
+    OutputError
+        Naming the path and the reason.
+    """
+    path = Path(directory)
+    if path.is_dir():
+        _probe_writable(path, path)
+        _clean_once(path)
+        return path
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(
+            f"cannot create output directory {path}: {existing} is not a directory "
+            "(a file is in the way)"
+        )
+    _probe_writable(existing, path)
     return path
 
 

@@ -620,7 +620,7 @@ def consume_to_directory(
     server, topic, from_beginning, max_alerts, timeout, group, config
         As for `iter_kafka_alerts`.
     directory : path-like
-        Output directory; created if needed, checked before reading.
+        Output directory; checked before reading, created with the first file.
     per_file : `int`
         Alerts per file at most.
     flush_seconds : `float`
@@ -635,10 +635,9 @@ def consume_to_directory(
     -------
     result : `ConsumeResult`
     """
-    from alertpack.sinks.files import prepare_output_directory
+    from alertpack.sinks.files import check_output_directory
 
-    directory = Path(directory)
-    prepare_output_directory(directory)
+    directory = check_output_directory(directory)
     result = result if result is not None else ConsumeResult()
     if max_alerts is not None and max_alerts <= 0:
         return result

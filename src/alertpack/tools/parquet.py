@@ -335,9 +335,9 @@ def alerts_to_parquet(
         raise InputError(f"batch_size must be at least 1, not {batch_size}")
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
-    from alertpack.sinks.files import prepare_output_directory
+    from alertpack.sinks.files import check_output_directory
 
-    output = prepare_output_directory(output_dir)
+    output = check_output_directory(output_dir)
     files = _same_schema_files(paths, report)
     first = next(files, None)
     if first is None:

@@ -441,7 +441,7 @@ def check_plot_path(path: str | os.PathLike) -> Path:
     OutputError
         When its directory cannot be created or written.
     """
-    from alertpack.sinks.files import prepare_output_directory
+    from alertpack.sinks.files import check_output_directory
 
     path = Path(path)
     if path.suffix.lower().lstrip(".") not in _SAVE_FORMATS:
@@ -451,7 +451,7 @@ def check_plot_path(path: str | os.PathLike) -> Path:
         )
     if path.is_dir():
         raise CommandError(f"cannot write {path}: it is a directory; give an image file name")
-    prepare_output_directory(path.parent)
+    check_output_directory(path.parent)
     return path
 
 
