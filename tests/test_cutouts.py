@@ -311,9 +311,11 @@ def _sky_position_angle(wcs: WCS, x: float, y: float) -> float:
     return start.position_angle(end).to_value(u.deg) % 360.0
 
 
-@pytest.mark.parametrize("size", [30, 102])
+@pytest.mark.parametrize("size", [30, 102, 200])  # 200: the default maxCutoutSize
 def test_local_wcs_matches_sip_parent_to_a_hundredth_pixel(size):
-    """Over whole 30x30 and 102x102 stamps, at the center and the distorted corners."""
+    """Over many whole stamps up to maxCutoutSize, at the center and the distorted corners."""
+    from alertpack.tools.fitsverify import run_fitsverify
+
     ny, nx = DETECTOR_SHAPE
     wcs = detector_wcs()
     assert sip_distortion_at(wcs, 0, 0) > 2.0  # a few pixels, as for a real detector
@@ -321,19 +323,36 @@ def test_local_wcs_matches_sip_parent_to_a_hundredth_pixel(size):
     detector = SurveyImage(
         np.zeros(DETECTOR_SHAPE, np.float32), None, None, {}, wcs, name="science"
     )
-    x = np.array([nx / 2, size / 2 + 0.3, nx - size / 2 - 0.7, size / 2 + 0.1, nx - size / 2 - 0.2])
-    y = np.array([ny / 2, size / 2 + 0.4, ny - size / 2 - 0.6, ny - size / 2 - 0.1, size / 2 + 0.8])
+    rng = np.random.default_rng(size)
+    corners_x = [size / 2 + 0.3, nx - size / 2 - 0.7, size / 2 + 0.1, nx - size / 2 - 0.2]
+    corners_y = [size / 2 + 0.4, ny - size / 2 - 0.6, ny - size / 2 - 0.1, size / 2 + 0.8]
+    x = np.concatenate([[nx / 2], corners_x, rng.uniform(size / 2, nx - size / 2, 20)])
+    y = np.concatenate([[ny / 2], corners_y, rng.uniform(size / 2, ny - size / 2, 20)])
     stamps, status = extract_stamps(detector, *wcs.all_pix2world(x, y, 0), size)
     assert np.all(status == CutoutStatus.OK)
     jj, ii = np.mgrid[0:size, 0:size]
+    worst = 0.0
     for stamp in stamps:
-        with read_back(stamp_fits_bytes(stamp)) as hdul:
-            local = WCS(hdul[0].header)
+        data = stamp_fits_bytes(stamp)
+        with read_back(data) as hdul:
+            assert hdul[0].header["CTYPE1"] == "RA---TAN-SIP"
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # a standard header astropy need not repair
+                local = WCS(hdul[0].header)
         parent_x, parent_y = ii.ravel() + stamp.origin[0], jj.ravel() + stamp.origin[1]
         sky = wcs.all_pix2world(parent_x, parent_y, 0)
         local_x, local_y = local.all_world2pix(*sky, 0)
-        error = np.hypot(local_x - ii.ravel(), local_y - jj.ravel())
-        assert error.max() < 0.01
+        worst = max(worst, np.hypot(local_x - ii.ravel(), local_y - jj.ravel()).max())
+        # and forwards: the stamp's pixel_to_world is the parent's
+        stamp_sky = local.pixel_to_world(ii.ravel(), jj.ravel())
+        parent_sky = wcs.pixel_to_world(parent_x, parent_y)
+        assert stamp_sky.separation(parent_sky).to_value(u.arcsec).max() < 0.01 * 0.2
+    assert worst < 0.01
+    assert run_fitsverify(stamp_fits_bytes(stamps[1])) == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ccd = CCDData.read(io.BytesIO(stamp_fits_bytes(stamps[1])))
+    assert ccd.wcs.sip is not None and ccd.shape == (size, size)
 
 
 def test_image_without_mask_or_variance_or_psf():
