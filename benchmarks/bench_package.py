@@ -98,7 +98,8 @@ RSS_GROWTH_TOLERANCE = 1.25
 
 TIMED_STAGES = ("prepareCatalogs", "makeCutouts", "encodeAlerts", "writeAlerts")
 COMPARED_FIELDS = (
-    "diaSourceId", "diaSource", "diaObject", "prvDiaSources", "prvDiaForcedSources", "ssSource"
+    "diaSourceId", "diaSource", "diaObject", "prvDiaSources", "prvDiaForcedSources", "ssSource",
+    "mpc_orbits",
 )
 N_VALUE_CHECKS = 5
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -374,7 +375,6 @@ def run_baseline(workload: Workload, ours: TaskRun, n_sample: int | None,
                  directory: Path) -> BaselineRun:
     """Time the reference packager + store_alerts; check values against ours."""
     from alertpack.config import CUTOUT_FIELDS
-    from alertpack.inputs.images import as_survey_image
     from alertpack.reference.alerts import package_alerts_reference
     from alertpack.schema import load_schema
 
@@ -386,6 +386,7 @@ def run_baseline(workload: Workload, ours: TaskRun, n_sample: int | None,
     options = {
         "diaForcedSources": visit.diaForcedSources,
         "ssSource": visit.ssSource,
+        "mpc_orbits": visit.mpc_orbits,
         "cutout_size": config.cutoutSize,
         "min_size": config.minCutoutSize,
         "max_size": config.maxCutoutSize,
@@ -396,12 +397,13 @@ def run_baseline(workload: Workload, ours: TaskRun, n_sample: int | None,
     def package(with_images: bool) -> list[dict[str, Any]]:
         images = {}
         if with_images:
+            # the reference reads the astropy images as they are
             images = {
-                CUTOUT_FIELDS[name]: as_survey_image(run_kwargs[IMAGE_NAMES[name]], name=name)
-                for name in config.cutouts
+                CUTOUT_FIELDS[name]: run_kwargs[IMAGE_NAMES[name]] for name in config.cutouts
             }
         return package_alerts_reference(
-            schema, sources, visit.diaObjectCat, visit.diaSrcHistory, images, **options
+            config.schemaVersion, sources, visit.diaObjectCat, visit.diaSrcHistory, images,
+            **options,
         )
 
     start = time.perf_counter()

@@ -262,7 +262,9 @@ class PackageAlertsTask(SchemaCatalogTask):
         parts = build_alert_parts(
             catalogs, cutouts, window_days=self.config.historyWindowDays
         )
-        alert = parts.alert_dict(0)
+        # every field of the schema is a key, None when absent, as in LSST's
+        # makeAlertDict: code ported from LSST reads alert["ssSource"] etc.
+        alert = parts.alert_dict(0, self.alertSchema.field_names)
         id_field = "diaSourceId" if "diaSourceId" in alert else "alertId"
         alert[id_field] = int(alertId)
         return alert

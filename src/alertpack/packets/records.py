@@ -579,8 +579,14 @@ def build_alert_parts(
             object_ids, alert_times, source_ids, table,
             id_column=id_column, window_days=window_days,
         )
-        present = None if not no_object.any() else ~no_object
-        parts.fields[field_name] = RecordList(table, offsets, index, present)
+        present = ~no_object
+        if field_name == "prvDiaSources":
+            # as LSST's packageAlerts: a new DiaObject (no previous source) gets
+            # null, not an empty list; consumers test ``is None`` for a first detection
+            present &= np.diff(offsets) > 0
+        parts.fields[field_name] = RecordList(
+            table, offsets, index, None if present.all() else present
+        )
 
     if catalogs.ss_sources is not None:
         rows = _match_rows(source_ids, catalogs.ss_sources.columns["diaSourceId"])
