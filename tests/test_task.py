@@ -273,6 +273,35 @@ def test_ccd_exposure_id_bits_name_the_file(visit, tmp_path):
     assert result.path.name == f"{expected}.avro"
 
 
+def test_no_ccd_visit_id_and_no_id_bits_is_an_error_naming_both(visit, tmp_path):
+    kwargs = visit.run_kwargs()
+    kwargs["ccdExposureIdBits"] = None
+    assert "visit" in visit.diaSourceCat.columns and "detector" in visit.diaSourceCat.columns
+    with pytest.raises(InputError) as caught:
+        make_task(tmp_path).run(**kwargs)
+    message = str(caught.value)
+    assert "ccdExposureIdBits" in message and "--id-bits" in message
+    assert "ccdVisitId column" in message
+    assert not (tmp_path / "alerts").exists()
+
+
+def test_orbit_that_matches_nothing_is_counted_and_warned(visit, tmp_path, caplog):
+    task = make_task(tmp_path)
+    kwargs = visit.run_kwargs()
+    result = task.run(**kwargs)
+    assert result.nOrbitsUnmatched == 0
+    assert task.getFullMetadata().to_dict()["packageAlerts"]["nOrbitsUnmatched"] == 0
+    kwargs["mpc_orbits"] = kwargs["mpc_orbits"].assign(designation="1999 AA1")
+    with caplog.at_level("WARNING"):
+        result = task.run(**kwargs)
+    n_asteroids = len(visit.ssSource)
+    assert n_asteroids > 0
+    assert result.nOrbitsUnmatched == n_asteroids
+    assert task.getFullMetadata().to_dict()["packageAlerts"]["nOrbitsUnmatched"] == n_asteroids
+    assert f"{n_asteroids} solar-system source(s) match no mpc_orbits row" in caplog.text
+    assert all(alert["mpc_orbits"] is None for alert in result.alerts)
+
+
 def test_file_written_atomically_and_replaced_on_rerun(visit, tmp_path, monkeypatch):
     task = make_task(tmp_path)
     first = task.run(**visit.run_kwargs())

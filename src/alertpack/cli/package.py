@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
@@ -118,6 +119,19 @@ def _package_sample_visit(args: argparse.Namespace, config: Any) -> int:
     return 0 if summary.n_failed == 0 else 1
 
 
+def _warn_unused_cutout_size(overrides: list[str], config: Any, sources: Any) -> None:
+    """Say so when ``-c cutoutSize=N`` cannot apply: bboxSize sizes the cutouts instead."""
+    asked = any(item.partition("=")[0].strip() == "cutoutSize" for item in overrides)
+    has_bbox = "bboxSize" in sources.columns or "bboxSize" in sources.index.names
+    if asked and config.useBboxSize and has_bbox:
+        print(
+            f"alertpack package: warning: cutoutSize={config.cutoutSize} applies only to "
+            "sources without a bboxSize: useBboxSize is on and the catalog has bboxSize "
+            f"(add -c useBboxSize=false to cut every stamp {config.cutoutSize} px)",
+            file=sys.stderr,
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     """Package a visit and print a short summary (alerts, bytes, time, path)."""
     from alertpack.config import PackageAlertsConfig
@@ -127,6 +141,12 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None:
         config.alertWriteLocation = args.output
     if args.schema is not None:
+        from alertpack.schema import UnknownSchemaError, load_schema
+
+        try:
+            load_schema(args.schema)
+        except UnknownSchemaError as error:
+            raise CommandError(f"--schema {args.schema}: {error}") from None
         apply_config_overrides(config, [f"schemaVersion={args.schema}"])
     if args.produce:
         config.doProduceAlerts = True
@@ -149,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
 
         run_kwargs = load_visit_files(args)
         what = "visit"
+    _warn_unused_cutout_size(args.config, config, run_kwargs["diaSourceCat"])
     prepared = time.perf_counter()
     packager = AlertPackager(config)
     result = packager.run(**run_kwargs)
@@ -168,6 +189,9 @@ def run(args: argparse.Namespace) -> int:
     unusual = {key: count for key, count in result.cutout_status.items() if not key.endswith(":OK")}
     if unusual:
         print("  cutouts: " + ", ".join(f"{count} {key}" for key, count in sorted(unusual.items())))
+    if result.unmatched_orbits:
+        print(f"  warning: {result.unmatched_orbits} solar-system source(s) match no "
+              "mpc_orbits row: their orbit is null", file=sys.stderr)
     if config.doProduceAlerts:
         print(f"  kafka: {result.delivered} delivered, {result.failed} failed"
               + (f" (saved to {result.failed_path})" if result.failed_path else ""))
