@@ -104,7 +104,7 @@ def summarize_alert(alert: LoadedAlert) -> dict[str, Any]:
     ``cutoutTemplate``, ``cutoutDifference`` (sizes in bytes), ``packetSize``
     (bytes, see `alertpack.tools.reading.LoadedAlert`).
     """
-    record = alert.record
+    record = alert.alert
     source = record.get("diaSource")
     row: dict[str, Any] = {
         "source": alert.source,
@@ -149,7 +149,7 @@ def kafka_alerts(args: Any) -> Iterator[LoadedAlert]:
             index=index,
             schema=schema,
             schema_name=schema.definition["name"] if schema else str(message.schema),
-            record=message.alert,
+            alert=message.alert,
             packet_size=len(message.payload),
         )
 
@@ -666,11 +666,11 @@ def _validate_record(
             )
         )
     else:
-        problems.extend(check_schema(alert.record, checker, str(schema.version)))
-    problems.extend(check_ids(alert.record))
-    problems.extend(check_history(alert.record))
+        problems.extend(check_schema(alert.alert, checker, str(schema.version)))
+    problems.extend(check_ids(alert.alert))
+    problems.extend(check_history(alert.alert))
     if cutouts:
-        problems.extend(check_cutouts(alert.record))
+        problems.extend(check_cutouts(alert.alert))
     return problems
 
 
