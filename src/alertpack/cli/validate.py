@@ -7,17 +7,22 @@ import sys
 
 from alertpack.errors import CommandError
 
-HELP = "check alerts against schema, cutouts, ids"
+HELP = "check alerts against schema, cutouts, ids (errors vs convention warnings)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``alertpack validate``."""
     parser.add_argument("paths", nargs="+", metavar="PATH", help="Avro files or directories")
     parser.add_argument("--schema", default=None, help="schema version to check against")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail on warnings (departures from packaging conventions) too",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """A line per problem; exit 0 only when every alert is valid."""
+    """A line per problem (severity first); exit 1 on errors, or on warnings with --strict."""
     from alertpack.schema import UnknownSchemaError, load_schema
     from alertpack.tools.inspection import validate_paths
 
@@ -29,13 +34,14 @@ def run(args: argparse.Namespace) -> int:
     from alertpack.tools.reading import ReadReport
 
     files = ReadReport()
-    n_alerts = n_invalid = n_problems = 0
+    n_alerts = n_invalid = n_warned = n_errors = n_warnings = 0
     for report in validate_paths(args.paths, schema, report=files):
         n_alerts += 1
-        if report.valid:
-            continue
-        n_invalid += 1
-        n_problems += len(report.problems)
+        errors, warnings = len(report.errors), len(report.warnings)
+        n_errors += errors
+        n_warnings += warnings
+        n_invalid += bool(errors)
+        n_warned += bool(warnings)
         for problem in report.problems:
             print(f"{report.alert.label} id={report.alert.alert_id}: {problem}")
     sys.stdout.flush()
@@ -44,12 +50,22 @@ def run(args: argparse.Namespace) -> int:
         if status == 0:
             print("alertpack validate: no alerts found", file=sys.stderr)
         return status or 1
+    summary = _summary(n_alerts, n_invalid, n_errors, n_warned, n_warnings)
     if status:
-        verdict = f"{n_invalid} of {n_alerts}" if n_invalid else f"none of the {n_alerts}"
-        print(f"{verdict} readable alerts invalid; {len(files.errors)} file problem(s)")
+        print(f"{summary} (readable files); {len(files.errors)} file problem(s)")
         return status
-    if n_invalid:
-        print(f"{n_invalid} of {n_alerts} alerts invalid ({n_problems} problems)")
-        return 1
-    print(f"all {n_alerts} alerts valid")
-    return 0
+    print(summary)
+    return 1 if n_errors or (args.strict and n_warnings) else 0
+
+
+def _summary(n_alerts: int, n_invalid: int, n_errors: int, n_warned: int, n_warnings: int) -> str:
+    if not n_errors and not n_warnings:
+        return f"all {n_alerts} alerts valid"
+    verdict = (
+        f"{n_invalid} of {n_alerts} alerts invalid ({n_errors} errors)"
+        if n_errors
+        else f"all {n_alerts} alerts valid"
+    )
+    if n_warnings:
+        verdict += f"; {n_warnings} warnings in {n_warned} alerts"
+    return verdict

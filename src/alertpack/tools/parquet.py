@@ -350,7 +350,7 @@ def alerts_to_parquet(
                                               layout.alerts_schema)}
         for name, schema in layout.list_schemas.items():
             writers[name] = _TableWriter(stack, output / f"{name}.parquet", schema)
-        records = (alert.record for alert in _alerts_of(_chain(first, files), report))
+        records = (alert.alert for alert in _alerts_of(_chain(first, files), report))
         for batch in _batches(records, batch_size):
             alerts = layout.alerts_table(batch)
             writers[ALERTS_TABLE].write(alerts)
