@@ -555,6 +555,8 @@ class _Run:
         self.delivered = 0
         self.latencies: list[float] = []
         self.failures: list[FailedAlert] = []
+        #: alerts the client took but did not deliver (not those refused by produce())
+        self.undelivered = 0
         self.last_client_error: str | None = None
         #: why the run stopped early (an interrupt, an exception), None after a normal flush
         self.stopped_by: str | None = None
@@ -576,6 +578,7 @@ class _Run:
             if latency is not None:
                 self.latencies.append(latency)
         else:
+            self.undelivered += 1
             self.fail(alert, topic, self.reason_for(error))
 
     def fail(self, alert: OutgoingAlert, topic: str, reason: str) -> None:
@@ -587,6 +590,7 @@ class _Run:
             reason = f"no delivery report: {self.stopped_by}"
         else:
             reason = f"no delivery report within the {self.flush_timeout:g} s flush timeout"
+        self.undelivered += len(self.pending)
         for alert, topic in self.pending.values():
             self.fail(alert, topic, reason)
         self.pending.clear()
@@ -635,6 +639,8 @@ class _Client:
         self.last_error: str | None = None
         #: the reason of a fatal librdkafka error; the client is then unusable
         self.fatal: str | None = None
+        #: why the client should not be trusted with another run (set after failed deliveries)
+        self.stale: str | None = None
         self.producer = self._make_producer()
 
     def _make_producer(self):
@@ -665,19 +671,61 @@ class _Client:
         if self.run is not None:
             self.run.last_client_error = text
 
-    def rebuild(self) -> None:
-        """Replace a producer that failed fatally by a new one."""
-        self.log.warning("Kafka producer failed fatally (%s); using a new one", self.fatal)
+    def serve(self, wait: float = 0.0, *, flush: bool = False) -> None:
+        """Serve delivery reports: poll, or flush for at most ``wait`` s.
+
+        A fatal error, which confluent-kafka raises from here, marks the
+        client unusable instead of propagating.
+        """
+        from confluent_kafka import KafkaException
+
+        try:
+            if flush:
+                self.producer.flush(wait)
+            else:
+                self.producer.poll(wait)
+        except KafkaException as error:
+            if not self.note_fatal(error):
+                raise
+
+    def note_fatal(self, exception: BaseException) -> bool:
+        """Whether ``exception`` carries a fatal error; if so the client is marked unusable."""
+        inner = exception.args[0] if exception.args else None
+        if not (hasattr(inner, "fatal") and inner.fatal()):
+            return False
+        if self.fatal is None:
+            self.fatal = self.settings.redact(_error_text(exception))
+            self.log.warning("Kafka producer failed fatally: %s", self.fatal)
+        return True
+
+    def renew_if_needed(self) -> None:
+        """Replace a producer that failed fatally, or whose last run lost deliveries, by a new one.
+
+        After failed deliveries an idempotent producer can be stuck: e.g. a
+        broker restarted without its state answers UNKNOWN_PRODUCER_ID to
+        every epoch librdkafka bumps to on its own. A new producer asks for
+        a new producer id; it costs one initialisation, on the failure path only.
+        """
+        if self.fatal is not None:
+            self.log.warning("Kafka producer failed fatally (%s); using a new one", self.fatal)
+        elif self.stale is not None:
+            self.log.info("Kafka producer replaced: %s", self.stale)
+        else:
+            return
         old, self.producer = self.producer, None
         _discard(old)
-        self.fatal = None
+        self.fatal = self.stale = None
         self.producer = self._make_producer()
 
 
 def _discard(producer) -> None:
-    """Drop whatever ``producer`` still holds and release it."""
-    producer.purge(in_queue=True, in_flight=True)
-    producer.poll(0)
+    """Drop whatever ``producer`` still holds and release it (also after a fatal error)."""
+    from confluent_kafka import KafkaException
+
+    with contextlib.suppress(KafkaException):
+        producer.purge(in_queue=True, in_flight=True)
+    with contextlib.suppress(KafkaException):
+        producer.poll(0)
     producer.close()
 
 
@@ -792,8 +840,7 @@ class AlertProducer:
         """
         if self.closed:
             raise StreamError("this AlertProducer is closed; create a new one")
-        if self._client.fatal is not None:
-            self._client.rebuild()
+        self._client.renew_if_needed()
         topic = topic or self.settings.topic
         run = self._client.run = _Run(self.settings.redact, float(self.settings.flush_timeout))
         started = time.perf_counter()
@@ -811,6 +858,8 @@ class AlertProducer:
                     self._settle(run)
                 finally:
                     self._client.run = None
+                    if run.undelivered:
+                        self._client.stale = f"{run.undelivered} alert(s) of its last run failed"
                 result = self.last_result = run.result(time.perf_counter() - started)
                 self._record_failures(result, topic)
         return result
@@ -835,12 +884,15 @@ class AlertProducer:
                 break
             except BufferError:
                 # local queue full: let librdkafka drain it, then retry (backpressure)
-                producer.poll(0.05)
+                self._client.serve(0.05)
             except KafkaException as error:
+                reason = self._produce_error_reason(error, value)
+                if self._client.note_fatal(error):
+                    reason += f" (the producer failed fatally: {self._client.fatal})"
                 run.pending.pop(token)
-                run.fail(alert, topic, self._produce_error_reason(error, value))
+                run.fail(alert, topic, reason)
                 break
-        producer.poll(0)
+        self._client.serve()
 
     def _produce_error_reason(self, exception, value: bytes) -> str:
         from confluent_kafka import KafkaError
@@ -860,20 +912,24 @@ class AlertProducer:
         The wait is cut in short slices so that an interrupt (raised between
         slices) ends it promptly.
         """
-        producer = self._client.producer
         deadline = time.monotonic() + run.flush_timeout
         while run.pending and self._client.fatal is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            producer.flush(min(remaining, FLUSH_SLICE_S))
+            self._client.serve(min(remaining, FLUSH_SLICE_S), flush=True)
 
     def _settle(self, run: _Run) -> None:
         """Purge what is still queued or in flight; every alert of the run then has an outcome."""
-        producer = self._client.producer
+        from confluent_kafka import KafkaException
+
         if run.pending:
-            producer.purge(in_queue=True, in_flight=True)
-            producer.poll(0)  # the reports of the purged messages arrive here
+            try:
+                self._client.producer.purge(in_queue=True, in_flight=True)
+            except KafkaException as error:
+                if not self._client.note_fatal(error):
+                    raise
+            self._client.serve()  # the reports of the purged messages arrive here
         run.fail_pending()
 
     def _record_failures(self, result: DeliveryResult, topic: str) -> None:
