@@ -195,7 +195,7 @@ def test_kafka_settings_errors_fail_at_construction(tmp_path):
     with pytest.raises(InputError, match="NO-SUCH-MECHANISM"):
         PackageAlertsTask(config=config)
     settings = settings_for("127.0.0.1:9", "t", extra={"no.such.property": 1})
-    with pytest.raises(InputError, match="no.such.property"):
+    with pytest.raises(InputError, match=r"no\.such\.property"):
         AlertProducer(settings, failed_dir=tmp_path)
 
 
