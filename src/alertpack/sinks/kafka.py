@@ -7,6 +7,24 @@ queues, and flushes once at the end with a bounded timeout. Each alert then
 ends in exactly one of two places: delivered (the broker acknowledged it) or a
 failed-alerts Avro file with the reason, which `replay` sends again.
 
+One `AlertProducer` (and its confluent-kafka client) serves many runs: an
+`~alertpack.core.AlertPackager` creates it with itself, so that connecting
+and the idempotent producer's initialisation overlap with packaging, and
+closes it in ``close()`` (a finalizer does it at interpreter exit
+otherwise). A client that failed fatally, or whose run lost deliveries, is
+replaced before the next run.
+
+Interrupts
+----------
+The end-of-run flush waits in slices of `FLUSH_SLICE_S`, so Ctrl-C
+(``KeyboardInterrupt``; the command line turns SIGTERM into the same
+exception) ends it at once: what is queued or in flight is purged and every
+alert not acknowledged is written to the failed-alerts file before the
+exception goes on. SIGKILL cannot be caught: alerts still in memory then
+are not in any failed file (which is written atomically, so never partial);
+the alert files on disk are complete, and re-running the visit sends them
+again.
+
 Message conventions
 -------------------
 key
