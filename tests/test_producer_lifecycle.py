@@ -18,13 +18,13 @@ from collections import Counter
 
 import pytest
 
-from alertpack import PackageAlertsConfig, PackageAlertsTask
+from alertpack import PackageAlertsTask
 from alertpack.errors import InputError
 from alertpack.sample import make_visit
 from alertpack.schema import unpack_wire
 from alertpack.sinks.failed import read_failed_alerts
 from alertpack.sinks.kafka import AlertProducer, KafkaSettings, StreamError
-from broker import make_alerts, read_topic
+from broker import make_alerts, producing_config, read_topic
 
 pytestmark = pytest.mark.kafka
 
@@ -32,20 +32,6 @@ pytestmark = pytest.mark.kafka
 def settings_for(server: str, topic: str, **values) -> KafkaSettings:
     values = {"flush_timeout": 10.0, "delivery_timeout": 8.0, **values}
     return KafkaSettings.resolve(servers=server, topic=topic, **values)
-
-
-def producing_config(tmp_path, server: str, topic: str, **overrides) -> PackageAlertsConfig:
-    config = PackageAlertsConfig()
-    config.alertWriteLocation = str(tmp_path / "alerts")
-    config.doProduceAlerts = True
-    config.doWriteAlerts = False
-    config.kafkaServer = server
-    config.kafkaTopic = topic
-    config.kafkaFlushTimeout = 10.0
-    config.kafkaDeliveryTimeout = 5.0
-    for name, value in overrides.items():
-        setattr(config, name, value)
-    return config
 
 
 def source_ids_in_topic(server: str, topic: str, expected: int) -> Counter:
@@ -69,7 +55,9 @@ def test_task_runs_back_to_back_on_one_producer_deliver_each_alert_once(kafka_br
         make_visit(n_sources=8, image_shape=(300, 300), seed=seed, detector=seed)
         for seed in (1, 2, 3)
     ]
-    config = producing_config(tmp_path, kafka_broker.bootstrap, "task-back-to-back")
+    config = producing_config(
+        tmp_path, kafka_broker.bootstrap, "task-back-to-back", doWriteAlerts=False
+    )
     with PackageAlertsTask(config=config) as task:
         client = task.packager.producer._client.producer
         results = [task.run(**visit.run_kwargs()) for visit in visits]
@@ -117,7 +105,8 @@ def test_broker_down_for_a_run_then_back(fresh_kafka_broker, tmp_path):
 def test_broker_restarted_between_task_runs_loses_nothing(fresh_kafka_broker, tmp_path):
     broker = fresh_kafka_broker
     config = producing_config(
-        tmp_path, broker.bootstrap, "restart", kafkaFlushTimeout=8.0, kafkaDeliveryTimeout=6.0
+        tmp_path, broker.bootstrap, "restart", doWriteAlerts=False,
+        kafkaFlushTimeout=8.0, kafkaDeliveryTimeout=6.0,
     )
     visits = [
         make_visit(n_sources=10, image_shape=(300, 300), seed=seed, detector=seed)
@@ -189,7 +178,7 @@ def test_fatally_failed_producer_is_rebuilt_for_the_next_run(kafka_broker, tmp_p
 def test_kafka_settings_errors_fail_at_construction(tmp_path):
     # librdkafka itself refuses this one, when the producer is created with the Task
     config = producing_config(
-        tmp_path, "127.0.0.1:9", "t", kafkaUsername="u", kafkaPassword="p",
+        tmp_path, "127.0.0.1:9", "t", doWriteAlerts=False, kafkaUsername="u", kafkaPassword="p",
         kafkaSecurityProtocol="SASL_PLAINTEXT", kafkaSaslMechanism="NO-SUCH-MECHANISM",
     )
     with pytest.raises(InputError, match="NO-SUCH-MECHANISM"):
