@@ -233,3 +233,27 @@ def test_ctrl_c_during_the_flush_ends_it_and_keeps_every_alert(tmp_path):
     assert sorted(failed_ids(result.failed_paths)) == [a.alert_id for a in alerts]
     (reason,) = result.reasons
     assert "interrupted by SIGINT" in reason
+
+
+# --- message timestamps ---------------------------------------------------------------------
+
+
+def test_observation_timestamps_match_astropy_across_leap_seconds():
+    import numpy as np
+    from astropy.time import Time
+
+    from alertpack.packets.batch import AlertBatch
+    from alertpack.schema import load_schema
+
+    rng = np.random.default_rng(3)
+    leap_days = [41317.0, 57204.0, 57754.0]  # 1972-01-01, 2015-07-01, 2017-01-01
+    edges = [day + offset / 86400 for day in leap_days for offset in (-40, -1, -0.0004, 0, 1, 37)]
+    mjd = np.concatenate([rng.uniform(41317, 61500, 500), edges])
+    batch = AlertBatch(
+        schema=load_schema("11.1"), payloads=[b""] * mjd.size,
+        alert_ids=np.arange(mjd.size), object_ids=np.arange(mjd.size),
+        ccd_visit_ids=np.zeros(mjd.size, dtype=np.int64), times_mjd_tai=mjd,
+    )
+    expected = np.round(Time(mjd, format="mjd", scale="tai").unix * 1000.0).astype(np.int64)
+    assert np.array_equal(batch.timestamps_ms(), expected)
+    assert batch.timestamps_ms()[:0].dtype == np.int64
