@@ -73,6 +73,27 @@ def test_task_runs_back_to_back_on_one_producer_deliver_each_alert_once(kafka_br
         task.run(**visits[0].run_kwargs())
 
 
+def test_threads_sharing_one_producer_get_their_own_results(kafka_broker, tmp_path):
+    runs = [make_alerts(15, first_id=start, seed=start) for start in (7000, 8000, 9000)]
+    results: dict[int, object] = {}
+    settings = settings_for(kafka_broker.bootstrap, "threads")
+    with AlertProducer(settings, failed_dir=tmp_path) as producer:
+
+        def send(index: int) -> None:
+            results[index] = producer.send(runs[index])
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(len(runs))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert {i: (r.delivered, r.failed) for i, r in results.items()} == {
+        i: (15, 0) for i in range(3)
+    }
+    expected = Counter(a.alert_id for run in runs for a in run)
+    assert source_ids_in_topic(kafka_broker.bootstrap, "threads", 45) == expected
+
+
 def delivered_ids(result, alerts) -> list[int]:
     """Ids of ``alerts`` a run delivered: those not in its failed-alerts file."""
     failed = set(failed_ids(result.failed_paths))

@@ -818,6 +818,9 @@ class AlertProducer:
         #: the result of the latest `send`, also when it was interrupted
         self.last_result: DeliveryResult | None = None
         self._registry_ids: dict[tuple[str, int], int] = {}
+        # threads sharing one producer (e.g. a Dask worker's) take turns: a run's
+        # book-keeping and a client replacement are never interleaved with another's
+        self._one_run_at_a_time = threading.Lock()
         _live_settings[id(settings)] = settings
         self._client = _Client(settings, self.log)
         self._finalizer = weakref.finalize(
@@ -856,6 +859,10 @@ class AlertProducer:
             also when this method is interrupted: then the failed-alerts file
             is written (and `last_result` set) before the exception propagates.
         """
+        with self._one_run_at_a_time:
+            return self._send(alerts, topic)
+
+    def _send(self, alerts: Iterable[OutgoingAlert], topic: str | None) -> DeliveryResult:
         if self.closed:
             raise StreamError("this AlertProducer is closed; create a new one")
         self._client.renew_if_needed()
@@ -875,11 +882,12 @@ class AlertProducer:
                 try:
                     self._settle(run)
                 finally:
+                    run.fail_pending()  # what settling could not account for, if it failed
                     self._client.run = None
                     if run.undelivered:
                         self._client.stale = f"{run.undelivered} alert(s) of its last run failed"
-                result = self.last_result = run.result(time.perf_counter() - started)
-                self._record_failures(result, topic)
+                    result = self.last_result = run.result(time.perf_counter() - started)
+                    self._record_failures(result, topic)
         return result
 
     def _enqueue(self, run: _Run, alert: OutgoingAlert, topic: str) -> None:
