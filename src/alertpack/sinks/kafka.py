@@ -787,7 +787,9 @@ class AlertProducer:
     in the background, overlapping with the caller's work) and reused by
     every run. Each run ends flushed: its `DeliveryResult` and its
     failed-alerts file hold its own alerts only. A client that failed
-    fatally (a librdkafka fatal error) is replaced before the next run.
+    fatally (a librdkafka fatal error), or whose last run did not deliver
+    everything, is replaced before the next run. Threads sharing one
+    producer take turns, one run at a time.
 
     Use as a context manager, or call `close`; a finalizer closes the
     client at garbage collection or interpreter exit otherwise.
