@@ -115,16 +115,19 @@ class AlertBatch(Sequence):
         With ``observation_time`` False the timestamp is left to the producer
         (the time each alert is queued).
         """
-        stamps = self.timestamps_ms() if observation_time else None
+        n_alerts = len(self.payloads)
+        stamps = self.timestamps_ms().tolist() if observation_time else [None] * n_alerts
         schema_id = self.schema.schema_id
+        # Python ints once per batch: indexing numpy arrays per alert costs more
+        object_ids, alert_ids = self.object_ids.tolist(), self.alert_ids.tolist()
         for i, payload in enumerate(self.payloads):
-            object_id = int(self.object_ids[i])
+            object_id = object_ids[i]
             yield OutgoingAlert(
                 payload=payload,
                 schema_id=schema_id,
                 key=object_id if object_id > 0 else None,
-                timestamp_ms=None if stamps is None else int(stamps[i]),
-                alert_id=int(self.alert_ids[i]),
+                timestamp_ms=stamps[i],
+                alert_id=alert_ids[i],
             )
 
     @property

@@ -664,6 +664,7 @@ class _Client:
     def _make_producer(self):
         from confluent_kafka import KafkaException, Producer
 
+        self.KafkaException = KafkaException  # imported once, caught on every message
         config = self.settings.client_config()
         config["error_cb"] = self.on_error
         config["logger"] = client_logger
@@ -695,14 +696,12 @@ class _Client:
         A fatal error, which confluent-kafka raises from here, marks the
         client unusable instead of propagating.
         """
-        from confluent_kafka import KafkaException
-
         try:
             if flush:
                 self.producer.flush(wait)
             else:
                 self.producer.poll(wait)
-        except KafkaException as error:
+        except self.KafkaException as error:
             if not self.note_fatal(error):
                 raise
 
@@ -893,8 +892,7 @@ class AlertProducer:
         return result
 
     def _enqueue(self, run: _Run, alert: OutgoingAlert, topic: str) -> None:
-        from confluent_kafka import KafkaException
-
+        client = self._client
         try:
             wire_id = self._wire_schema_id(topic, alert.schema_id)
         except StreamError as error:
@@ -905,22 +903,26 @@ class AlertProducer:
         token = run.add(alert, topic)
         on_delivery = functools.partial(run.on_delivery, token)
         timestamp = 0 if alert.timestamp_ms is None else int(alert.timestamp_ms)
-        producer = self._client.producer
+        producer = client.producer
         while True:
             try:
                 producer.produce(topic, value, key, on_delivery=on_delivery, timestamp=timestamp)
                 break
             except BufferError:
                 # local queue full: let librdkafka drain it, then retry (backpressure)
-                self._client.serve(0.05)
-            except KafkaException as error:
+                client.serve(0.05)
+            except client.KafkaException as error:
                 reason = self._produce_error_reason(error, value)
-                if self._client.note_fatal(error):
-                    reason += f" (the producer failed fatally: {self._client.fatal})"
+                if client.note_fatal(error):
+                    reason += f" (the producer failed fatally: {client.fatal})"
                 run.pending.pop(token)
                 run.fail(alert, topic, reason)
                 break
-        self._client.serve()
+        try:
+            producer.poll(0)  # serve delivery reports as they come
+        except client.KafkaException as error:
+            if not client.note_fatal(error):
+                raise
 
     def _produce_error_reason(self, exception, value: bytes) -> str:
         from confluent_kafka import KafkaError
