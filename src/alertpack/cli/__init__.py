@@ -28,6 +28,7 @@ COMMANDS = {
     "to-parquet": "to_parquet",
     "schemas": "schemas",
     "config": "config",
+    "apdb": "apdb",
 }
 
 

@@ -6,6 +6,7 @@ import argparse
 import time
 from typing import Any
 
+from alertpack.cli._apdb import add_apdb_options, package_from_apdb
 from alertpack.cli._config import add_config_options, config_from_args
 from alertpack.errors import CommandError
 
@@ -56,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--difference", help="difference image (FITS)")
     parser.add_argument("--template", help="template image (FITS)")
     parser.add_argument("--science", help="science image (FITS)")
+    add_apdb_options(parser)
     add_config_options(parser)
     parser.add_argument("--produce", action="store_true", help="also send alerts to Kafka")
 
@@ -116,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     from alertpack.core import AlertPackager
 
     config = config_from_args(args, produce=args.produce)
+    if args.apdb is not None:
+        return package_from_apdb(args, config)
     if args.detectors != 1:
         if args.detectors < 1:
             raise CommandError(f"--detectors {args.detectors}: give at least 1")
