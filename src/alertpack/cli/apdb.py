@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fill.add_argument("--detector", default="42", metavar="LIST",
                       help="sample detectors to store: 42, 40-44 or 1,5 (default 42)")
     fill.add_argument("--n-sources", type=int, default=60, help="new DiaSources per detector")
+    fill.add_argument("--n-history", type=int, default=20, metavar="N",
+                      help="previous DiaSources and forced sources per DiaObject (default 20)")
     fill.add_argument("--image-size", default=None, metavar="NXxNY",
                       help="image size in pixels (default: one LSST detector)")
     fill.add_argument("--seed", type=int, default=0, help="random seed")
@@ -39,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from alertpack.cli.package import _parse_image_size
     from alertpack.sample.apdb import write_apdb
 
-    options = {}
+    options = {"n_history": args.n_history, "n_forced": args.n_history}
     shape = _parse_image_size(args.image_size)
     if shape is not None:
         options["image_shape"] = shape
