@@ -141,7 +141,12 @@ def open_apdb(config_path: str | os.PathLike[str]) -> Apdb:
 
 
 def _load_config(config_path: str | os.PathLike[str]) -> Any:
-    from lsst.dax.apdb import ApdbConfig
+    try:
+        from lsst.dax.apdb import ApdbConfig
+    except ImportError:
+        raise ApdbError(
+            "reading an APDB needs lsst-dax-apdb: pip install 'alertpack[apdb]'"
+        ) from None
 
     text = str(config_path)
     if not text.startswith("label:") and not Path(text).is_file():
