@@ -37,10 +37,11 @@ schemas < 7: the APDB has none) is an `ApdbSchemaError` naming it.
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Set
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -380,9 +381,17 @@ def _table_columns(apdb: Apdb, table_name: str) -> list[str]:
 
 
 def _lsst_layout(frame: pd.DataFrame, index: list[str]) -> pd.DataFrame:
-    """Index on ``index`` while keeping the columns, as ap_association does."""
+    """Index on ``index`` while keeping the columns, as ap_association does.
+
+    The index is built from the key columns alone: ``set_index(drop=False)``
+    would copy all ~100 columns.
+    """
+    import pandas as pd
+
     frame = frame.drop(columns=["pixelId"], errors="ignore")
-    return frame.set_index(index, drop=False)
+    keys = [frame[name] for name in index]
+    frame.index = pd.MultiIndex.from_arrays(keys) if len(keys) > 1 else pd.Index(keys[0])
+    return frame
 
 
 def _empty_catalogs(apdb: Apdb) -> dict[str, pd.DataFrame]:
@@ -523,7 +532,7 @@ _TIMESTAMP_SOURCES = {
 _PACKED_ID = {"DiaSource": "diaSourceId", "DiaForcedSource": "diaForcedSourceId"}
 
 
-def _field_source(field: str, table: str, columns: set[str], id_bits: int | None) -> str | None:
+def _field_source(field: str, table: str, columns: Set[str], id_bits: int | None) -> str | None:
     """How a schema field is filled: a column name, ``"@ccdVisitId"``, or None (it cannot be)."""
     from alertpack.packets.records import COLUMN_ALIASES
     from alertpack.sample.records import _current_name
@@ -596,6 +605,23 @@ def _mjd_tai_to_unix_micros(values: pd.Series) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _field_sources(
+    version: str, record_name: str, table: str, columns: frozenset[str], id_bits: int | None
+) -> tuple[tuple[str, str], ...]:
+    """``(field, source)`` of the fields of a record filled from another column (cached)."""
+    from alertpack.schema import load_schema
+
+    record = load_schema(version).record(record_name)
+    pairs = []
+    for avro_field in record["fields"]:
+        name = avro_field["name"]
+        source = _field_source(name, table, columns, id_bits)
+        if source is not None and source != name:
+            pairs.append((name, source))
+    return tuple(pairs)
+
+
 def conform_to_alert_schema(
     catalogs: Mapping[str, pd.DataFrame], schema: AlertSchema, id_bits: int | None = None
 ) -> dict[str, pd.DataFrame]:
@@ -607,17 +633,13 @@ def conform_to_alert_schema(
     """
     out = dict(catalogs)
     for record_name, table, catalog in _RECORDS:
-        record = schema.record(record_name)
         frame = catalogs[catalog]
-        if record is None or frame is None:
+        if schema.record(record_name) is None or frame is None:
             continue
-        columns = set(frame.columns)
+        pairs = _field_sources(str(schema.version), record_name, table,
+                               frozenset(frame.columns), id_bits)
         added = {}
-        for avro_field in record["fields"]:
-            name = avro_field["name"]
-            source = _field_source(name, table, columns, id_bits)
-            if source is None or source == name:
-                continue
+        for name, source in pairs:
             if source == "@ccdVisitId":
                 ids = frame[_PACKED_ID[table]].to_numpy(dtype=np.int64)
                 added[name] = (ids.astype(np.uint64) >> np.uint64(64 - id_bits)).astype(np.int64)
