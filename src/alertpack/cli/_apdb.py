@@ -100,25 +100,19 @@ def package_from_apdb(args: argparse.Namespace, config: Any) -> int:
     open_apdb(args.apdb)  # a wrong path, server or password fails here, before any work
     if len(detectors) == 1:
         return _package_one(loaders[0], config, args.visit, detectors[0])
+    from alertpack.cli.package import print_pool_summary
     from alertpack.scaleout.pool import package_detectors
 
     summary = package_detectors(loaders, config, workers=args.workers)
     empty = [d for d, s in zip(detectors, summary.detectors, strict=True) if s.n_alerts == 0]
-    n_files = sum(len(d.paths) for d in summary.detectors)
-    print(
-        f"alertpack: packaged {summary.n_alerts} alerts of visit {args.visit}, "
-        f"{len(detectors)} detectors, from APDB {args.apdb} (schema {config.schemaVersion}) "
-        f"in {summary.seconds:.1f} s on {summary.workers} worker(s)"
+    status = print_pool_summary(
+        summary, config, f"of visit {args.visit}, {len(detectors)} detectors, from APDB "
+        f"{args.apdb}"
     )
-    print(f"  size: {summary.n_bytes / 1e6:.2f} MB in {n_files} file(s) under "
-          f"{config.alertWriteLocation}")
     if empty:
         print(f"  no DiaSources in the APDB for {len(empty)} detector(s): "
               f"{', '.join(map(str, empty[:20]))}{' ...' if len(empty) > 20 else ''}")
-    if config.doProduceAlerts:
-        print(f"  kafka: {summary.n_alerts - summary.n_failed} delivered, "
-              f"{summary.n_failed} failed")
-    return 0 if summary.n_failed == 0 else 1
+    return status
 
 
 def _package_one(loader: Any, config: Any, visit: int, detector: int) -> int:

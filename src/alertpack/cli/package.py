@@ -99,11 +99,18 @@ def _package_sample_visit(args: argparse.Namespace, config: Any) -> int:
         for detector in range(args.detectors)
     )
     summary = package_detectors(loaders, config, workers=args.workers)
+    return print_pool_summary(
+        summary, config, f"from {args.detectors} sample detectors", "inputs simulated inside "
+        "the workers"
+    )
+
+
+def print_pool_summary(summary: Any, config: Any, what: str, how: str = "") -> int:
+    """Print a `VisitSummary` (alerts, time, size, Kafka); the exit status."""
     n_files = sum(len(d.paths) for d in summary.detectors)
     print(
-        f"alertpack: packaged {summary.n_alerts} alerts from {args.detectors} sample detectors "
-        f"(schema {config.schemaVersion}) in {summary.seconds:.1f} s on {summary.workers} "
-        f"worker(s), inputs simulated inside the workers"
+        f"alertpack: packaged {summary.n_alerts} alerts {what} (schema {config.schemaVersion}) "
+        f"in {summary.seconds:.1f} s on {summary.workers} worker(s){', ' + how if how else ''}"
     )
     print(f"  size: {summary.n_bytes / 1e6:.1f} MB in {n_files} file(s) under "
           f"{config.alertWriteLocation}; peak memory per worker {summary.peak_rss_mb:.0f} MB")
