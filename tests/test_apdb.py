@@ -191,6 +191,25 @@ def test_schema_the_apdb_cannot_fill_is_a_named_error(sqlite_apdb):
                         difference=sqlite_apdb / "visit" / "42" / "difference.fits")
 
 
+def test_one_apdb_per_process_and_config(sqlite_apdb, postgres_apdb):
+    sqlite = open_apdb(sqlite_apdb / "apdb.yaml")
+    assert open_apdb(str(sqlite_apdb / "apdb.yaml")) is sqlite
+    assert open_apdb(postgres_apdb / "apdb.yaml") is not sqlite
+
+
+def test_storing_through_psycopg3_is_refused_clearly(postgres_apdb, tmp_path):
+    from alertpack.errors import InputError
+    from alertpack.sample.apdb import store_visit
+
+    pytest.importorskip("psycopg", reason="psycopg 3 not installed (SQLAlchemy's default)")
+    text = (postgres_apdb / "apdb.yaml").read_text()
+    (tmp_path / "pg3.yaml").write_text(text.replace("postgresql+psycopg2://", "postgresql://"))
+    apdb = open_apdb(tmp_path / "pg3.yaml")  # reading works through psycopg 3
+    assert apdb.containsVisitDetector(VISIT, 42)
+    with pytest.raises(InputError, match=r"needs the psycopg2 driver.*postgresql\+psycopg2://"):
+        store_visit(apdb, {})
+
+
 def test_config_outcomes(tmp_path):
     with pytest.raises(ApdbConfigError, match="does not exist; make one with `apdb-cli"):
         open_apdb(tmp_path / "nope.yaml")

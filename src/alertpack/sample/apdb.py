@@ -106,6 +106,19 @@ def _store_batches(
     return batches
 
 
+def _check_store_driver(apdb: Apdb) -> None:
+    """``store`` fails through psycopg 3 (SQLAlchemy 2.1's default for ``postgresql://``)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(str(apdb.getConfig().db_url))
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() != "psycopg2":
+        raise InputError(
+            f"storing into {url.render_as_string(hide_password=True)} needs the psycopg2 "
+            "driver (with psycopg 3 lsst-dax-apdb's store fails on all-null columns): write "
+            "postgresql+psycopg2:// in the config's db_url (reading works with either)"
+        )
+
+
 def store_visit(apdb: Apdb, run_kwargs: Mapping[str, Any]) -> int:
     """Store a visit's catalogs and their history with ``Apdb.store``; returns the calls made.
 
@@ -116,6 +129,7 @@ def store_visit(apdb: Apdb, run_kwargs: Mapping[str, Any]) -> int:
     """
     import astropy.time
 
+    _check_store_driver(apdb)
     batches = _store_batches(apdb, run_kwargs)
     for mjd, objects, sources, forced in batches:
         apdb.store(astropy.time.Time(mjd, format="mjd", scale="tai"), objects, sources, forced)
