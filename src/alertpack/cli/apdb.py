@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
           f"{fill.store_seconds:.1f} s); the APDB now holds {counts}")
     for detector, directory in fill.directories.items():
         print(f"  detector {detector}: images and catalogs in {directory}")
+    images = " ".join(f"--{kind} '{args.directory}/{{detector}}/{kind}.fits'"
+                      for kind in ("difference", "template", "science"))
     print(f"  next: alertpack package --apdb {args.config} --visit {fill.visit} "
-          f"--detector {args.detector} --difference '{args.directory}/{{detector}}/difference.fits'"
-          f" --template '{args.directory}/{{detector}}/template.fits' --id-bits 50")
+          f"--detector {args.detector} {images} --id-bits 50")
     return 0
