@@ -163,6 +163,14 @@ def _config(out: Path) -> PackageAlertsConfig:
     return config
 
 
+def test_the_wrong_difference_image_is_a_named_error(sqlite_apdb):
+    from alertpack.inputs.apdb import ApdbError
+
+    with pytest.raises(ApdbError, match="none inside the difference image's footprint"):
+        apdb_run_kwargs(sqlite_apdb / "apdb.yaml", VISIT, 42,
+                        difference=sqlite_apdb / "visit" / "41" / "difference.fits")
+
+
 def test_old_schemas_get_renamed_and_converted_fields(sqlite_apdb, tmp_path):
     kwargs = _from_apdb(sqlite_apdb, schema_version="8.0")
     sources = kwargs["diaSourceCat"]
