@@ -218,6 +218,17 @@ def test_storing_through_psycopg3_is_refused_clearly(postgres_apdb, tmp_path):
         store_visit(apdb, {})
 
 
+def test_filling_the_same_detectors_twice_is_refused(sqlite_apdb, tmp_path):
+    from alertpack.errors import InputError
+    from alertpack.sample.apdb import write_apdb
+
+    before = open_apdb(sqlite_apdb / "apdb.yaml").tableRowCount()
+    with pytest.raises(InputError, match=r"already holds visit 2026112500123 detector\(s\) 42"):
+        write_apdb(sqlite_apdb / "apdb.yaml", tmp_path, detectors=[40, 42])
+    assert open_apdb(sqlite_apdb / "apdb.yaml").tableRowCount() == before
+    assert not any(tmp_path.iterdir())
+
+
 def test_config_outcomes(tmp_path):
     with pytest.raises(ApdbConfigError, match="does not exist; make one with `apdb-cli"):
         open_apdb(tmp_path / "nope.yaml")

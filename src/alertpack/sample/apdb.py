@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ApdbFill", "store_visit", "write_apdb"]
 
+#: the visit of `make_visit` when none is given
+_DEFAULT_VISIT = 2026112500123
 #: columns ``Apdb.store`` sets itself
 _MANAGED = {"pixelId", "validityStartMjdTai", "validityEndMjdTai"}
 
@@ -176,13 +178,21 @@ def write_apdb(
         raise InputError("write_apdb stores the APDB's own column names: drop schema_version")
     apdb = open_apdb(config_path)
     detectors = [int(d) for d in detectors]
-    fill = ApdbFill(visit=int(visit_options.get("visit", 2026112500123)), detectors=detectors)
+    visit_number = int(visit_options.get("visit", _DEFAULT_VISIT))
+    stored = [d for d in detectors if apdb.containsVisitDetector(visit_number, d)]
+    if stored:
+        raise InputError(
+            f"the APDB of {config_path} already holds visit {visit_number} detector(s) "
+            f"{', '.join(map(str, stored))}: fill a fresh one (apdb-cli create-sql --drop URL "
+            "CONFIG) or choose other detectors"
+        )
+    fill = ApdbFill(visit=visit_number, detectors=detectors)
     for detector in detectors:
-        visit = make_visit(n_sources, seed=seed, detector=detector, **visit_options)
+        visit = make_visit(n_sources, seed=seed, detector=detector,
+                           **{"visit": visit_number, **visit_options})
         start = time.perf_counter()
         fill.store_calls += store_visit(apdb, visit.run_kwargs())
         fill.store_seconds += time.perf_counter() - start
-        fill.visit = visit.visit
         written = write_visit(visit, Path(directory) / str(detector))
         fill.directories[detector] = written["visit"].parent
     fill.row_counts = {str(k): int(v) for k, v in apdb.tableRowCount().items()}
