@@ -151,7 +151,7 @@ def test_visit_time_from_header_or_option_finds_the_same_rows(sqlite_apdb):
 def test_a_detector_without_rows_gives_no_alerts(sqlite_apdb, tmp_path):
     images = sqlite_apdb / "visit" / "42"
     kwargs = apdb_run_kwargs(sqlite_apdb / "apdb.yaml", VISIT, 43,
-                             difference=images / "difference.fits")
+                             difference=images / "difference.fits", ccd_exposure_id_bits=50)
     assert all(len(kwargs[name]) == 0 for name in
                ("diaSourceCat", "diaObjectCat", "diaSrcHistory", "diaForcedSources"))
     assert AlertPackager(_config(tmp_path)).run(**kwargs).n_alerts == 0
@@ -312,12 +312,14 @@ def test_cli_errors_are_one_line(sqlite_apdb, tmp_path, capsys, monkeypatch):
     from alertpack.cli import main
 
     monkeypatch.chdir(sqlite_apdb)
-    common = ["package", "--visit", str(VISIT), "--detector", "42", "--id-bits", "50",
+    common = ["package", "--visit", str(VISIT), "--detector", "42",
               "--difference", "visit/{detector}/difference.fits", "-o", str(tmp_path / "out")]
+    bits = ["--id-bits", "50"]
     for options, message in [
-        (["--apdb", "missing.yaml"], "missing.yaml does not exist"),
-        (["--apdb", "apdb.yaml", "--schema", "6.1"], "cannot fill alert schema 6.1"),
-        (["--apdb", "apdb.yaml", "--detector", "x"], "expected numbers and ranges"),
+        (["--apdb", "missing.yaml", *bits], "missing.yaml does not exist"),
+        (["--apdb", "apdb.yaml", "--schema", "6.1", *bits], "cannot fill alert schema 6.1"),
+        (["--apdb", "apdb.yaml", "--detector", "x", *bits], "expected numbers and ranges"),
+        (["--apdb", "apdb.yaml"], "--apdb needs --id-bits N"),
     ]:
         assert main([*common, *options]) == 2
         err = capsys.readouterr().err

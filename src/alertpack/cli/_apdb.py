@@ -93,6 +93,12 @@ def package_from_apdb(args: argparse.Namespace, config: Any) -> int:
         raise CommandError("--apdb needs --visit V and --detector D (e.g. 42 or 0-188)")
     if args.sample or args.visit_dir or args.sources:
         raise CommandError("--apdb reads the catalogs: drop --sample/--visit-dir/--sources")
+    if args.id_bits is None:
+        # the APDB stores visit and detector but not how ids pack them; files are named by it
+        raise CommandError(
+            "--apdb needs --id-bits N: the bits of the exposure id packed into diaSourceId "
+            "(the APDB does not record them; alert files are named by the ccdVisitId they give)"
+        )
     from alertpack.inputs.apdb import open_apdb
 
     detectors = parse_detectors(args.detector)

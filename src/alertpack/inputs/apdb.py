@@ -690,8 +690,9 @@ def apdb_run_kwargs(
     schema_version : `str`, optional
         Alert schema the rows are mapped onto (default: the latest).
     ccd_exposure_id_bits : `int`, optional
-        Bits of the exposure id packed in the source ids: passed on, and
-        fills ``ccdVisitId`` of schemas < 7.
+        Bits of the exposure id packed in the source ids: passed on (packaging
+        names alert files by the ccdVisitId they give, and needs them: the
+        APDB has no ccdVisitId column), and fills ``ccdVisitId`` of schemas < 7.
     timings : `dict`, optional
         Filled with seconds per library call.
 
