@@ -30,6 +30,7 @@ COMMANDS = {
     "to-parquet": "to_parquet",
     "schemas": "schemas",
     "config": "config",
+    "apdb": "apdb",
 }
 
 
