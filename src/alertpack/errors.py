@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AlertPackError", "CommandError", "InputError", "OutputError"]
+__all__ = ["AlertPackError", "CommandError", "InputError", "OutputError", "Terminated"]
 
 
 class AlertPackError(Exception):
@@ -19,3 +19,20 @@ class CommandError(AlertPackError):
 
 class OutputError(AlertPackError, OSError):
     """An output location that cannot be written: missing, forbidden, not a directory, full."""
+
+
+class Terminated(KeyboardInterrupt):
+    """A termination signal (SIGTERM, as a batch system sends) on the orderly path of Ctrl-C.
+
+    A `KeyboardInterrupt`, so every clean-up done for Ctrl-C is done for it
+    too; the command line exits with ``128 + signum``.
+
+    Parameters
+    ----------
+    signum : `int`
+        The signal received.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by signal {signum}")
+        self.signum = signum

@@ -9,11 +9,13 @@ command prints is in its module here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
-from alertpack.errors import AlertPackError
+from alertpack.errors import AlertPackError, Terminated
 
 __all__ = ["build_parser", "main"]
 
@@ -28,6 +30,7 @@ COMMANDS = {
     "to-parquet": "to_parquet",
     "schemas": "schemas",
     "config": "config",
+    "apdb": "apdb",
 }
 
 
@@ -52,6 +55,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _sigterm_like_ctrl_c() -> Iterator[None]:
+    """SIGTERM raises `Terminated` (a KeyboardInterrupt) in the block: the same clean-up as Ctrl-C.
+
+    Outside the main thread (main called from a thread) signals cannot be handled: no change.
+    """
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``alertpack`` console script."""
     parser = build_parser()
@@ -70,13 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     handler = _command_module(args.command).run
     try:
-        return int(handler(args) or 0)
+        with _sigterm_like_ctrl_c():
+            return int(handler(args) or 0)
     except AlertPackError as error:
         print(f"alertpack {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
-        # Ctrl-C: 130; SIGTERM turned into an exception (cli._signals): 143
-        return getattr(interrupt, "exit_code", 130)
+        # 130 for Ctrl-C, 143 for SIGTERM: the shell's convention, 128 + signal number
+        return 128 + getattr(interrupt, "signum", signal.SIGINT)
     except BrokenPipeError:
         # the reader (e.g. `| head`) closed early: not an error of ours
         import os

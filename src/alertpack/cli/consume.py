@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from alertpack.cli._kafka import add_kafka_source_options
-from alertpack.cli._signals import terminate_raises
 
 HELP = "read alerts from a Kafka topic"
 
@@ -50,12 +49,11 @@ def run(args: argparse.Namespace) -> int:
             print(path, flush=True)
 
         try:
-            with terminate_raises():
-                consume_to_directory(
-                    server, topic, args.out, result=result, on_file=on_file,
-                    on_rejected=_report_rejected, **options,
-                )
-        except KeyboardInterrupt:
+            consume_to_directory(
+                server, topic, args.out, result=result, on_file=on_file,
+                on_rejected=_report_rejected, **options,
+            )
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as errors.Terminated (cli.main)
             committed = f", offsets of {result.committed} committed" if args.group else ""
             print(
                 f"alertpack consume: interrupted; wrote the {result.alerts} alert(s) read so far "
@@ -73,10 +71,9 @@ def run(args: argparse.Namespace) -> int:
 
         server, topic, alerts = kafka_alerts_from_args(args, on_rejected=on_rejected)
         count = 0
-        with terminate_raises():
-            for consumed in alerts:
-                print(consumed.summary(), flush=True)
-                count += 1
+        for consumed in alerts:
+            print(consumed.summary(), flush=True)
+            count += 1
         n_rejected = len(rejected)
     skipped = f", skipped {n_rejected} message(s) that are not alerts" if n_rejected else ""
     print(f"read {count} alert(s) from {topic} at {server}{skipped}", file=sys.stderr)

@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Any
 
+from alertpack.cli._apdb import add_apdb_options, package_from_apdb
 from alertpack.cli._config import add_config_options, config_from_args
 from alertpack.errors import CommandError
 
@@ -59,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--difference", help=f"difference image ({images})")
     parser.add_argument("--template", help=f"template image ({images})")
     parser.add_argument("--science", help=f"science image ({images})")
+    add_apdb_options(parser)
     add_config_options(parser)
     parser.add_argument("--produce", action="store_true", help="also send alerts to Kafka")
 
@@ -100,11 +102,18 @@ def _package_sample_visit(args: argparse.Namespace, config: Any) -> int:
         for detector in range(args.detectors)
     )
     summary = package_detectors(loaders, config, workers=args.workers)
+    return print_pool_summary(
+        summary, config, f"from {args.detectors} sample detectors", "inputs simulated inside "
+        "the workers"
+    )
+
+
+def print_pool_summary(summary: Any, config: Any, what: str, how: str = "") -> int:
+    """Print a `VisitSummary` (alerts, time, size, Kafka); the exit status."""
     n_files = sum(len(d.paths) for d in summary.detectors)
     print(
-        f"alertpack: packaged {summary.n_alerts} alerts from {args.detectors} sample detectors "
-        f"(schema {config.schemaVersion}) in {summary.seconds:.1f} s on {summary.workers} "
-        f"worker(s), inputs simulated inside the workers"
+        f"alertpack: packaged {summary.n_alerts} alerts {what} (schema {config.schemaVersion}) "
+        f"in {summary.seconds:.1f} s on {summary.workers} worker(s){', ' + how if how else ''}"
     )
     print(f"  size: {summary.n_bytes / 1e6:.1f} MB in {n_files} file(s) under "
           f"{config.alertWriteLocation}; peak memory per worker {summary.peak_rss_mb:.0f} MB")
@@ -122,6 +131,20 @@ def _check_outputs(config: Any) -> None:
         check_output_directory(config.alertWriteLocation)
     if config.doProduceAlerts and config.failedAlertsLocation.strip():
         check_output_directory(config.failedAlertsLocation)
+
+
+def _report_interrupted_delivery(packager: Any) -> None:
+    """Say where the alerts of an interrupted run's Kafka delivery went."""
+    delivery = packager.producer.last_result if packager.producer is not None else None
+    if delivery is None:
+        return
+    saved = f", saved to {delivery.failed_path}" if delivery.failed_path else ""
+    print(
+        f"alertpack package: interrupted; kafka: {delivery.delivered} delivered, "
+        f"{delivery.failed} not delivered{saved}"
+        + (f" (send them with: alertpack replay {delivery.failed_path})" if saved else ""),
+        file=sys.stderr,
+    )
 
 
 def _warn_unused_cutout_size(config: Any, sources: Any) -> None:
@@ -155,23 +178,30 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args, produce=args.produce)
     _check_outputs(config)
+    if args.apdb is not None:
+        return package_from_apdb(args, config)
     if args.detectors != 1:
         if args.detectors < 1:
             raise CommandError(f"--detectors {args.detectors}: give at least 1")
         return _package_sample_visit(args, config)
-    start = time.perf_counter()
-    if args.sample:
-        run_kwargs = _sample_kwargs(args, config.schemaVersion)
-        what = "sample visit"
-    else:
-        from alertpack.inputs.visit_files import load_visit_files
+    # the packager first: its Kafka producer connects while the inputs load
+    with AlertPackager(config) as packager:
+        start = time.perf_counter()
+        if args.sample:
+            run_kwargs = _sample_kwargs(args, config.schemaVersion)
+            what = "sample visit"
+        else:
+            from alertpack.inputs.visit_files import load_visit_files
 
-        run_kwargs = load_visit_files(args)
-        what = "visit"
-    _warn_unused_cutout_size(config, run_kwargs["diaSourceCat"])
-    prepared = time.perf_counter()
-    packager = AlertPackager(config)
-    result = _run_naming_files(packager, run_kwargs)
+            run_kwargs = load_visit_files(args)
+            what = "visit"
+        _warn_unused_cutout_size(config, run_kwargs["diaSourceCat"])
+        prepared = time.perf_counter()
+        try:
+            result = _run_naming_files(packager, run_kwargs)
+        except KeyboardInterrupt:
+            _report_interrupted_delivery(packager)
+            raise
     elapsed = time.perf_counter() - prepared
 
     print(
