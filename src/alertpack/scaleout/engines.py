@@ -176,7 +176,8 @@ class DaskEngine:
     def wait_first(self, futures: set) -> tuple[set, set]:
         from distributed import wait
 
-        done, pending = wait(list(futures), return_when="FIRST_COMPLETED")
+        with self.client.as_current():
+            done, pending = wait(list(futures), return_when="FIRST_COMPLETED")
         return set(done), set(pending)
 
     def job_starts(self) -> Counter:
