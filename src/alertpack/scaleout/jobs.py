@@ -54,8 +54,9 @@ class DetectorSummary:
     """What one detector job produced (or why it failed).
 
     ``error`` is `None` for a packaged detector; otherwise the one-line
-    reason and every count is 0. ``seconds`` is the whole job,
-    ``load_seconds`` the part spent loading inputs.
+    reason and every count is 0. ``seconds`` is the whole job (wall),
+    ``load_seconds`` the part spent loading inputs, ``cpu_seconds`` the CPU
+    time of the worker process during the job.
     """
 
     n_alerts: int = 0
@@ -70,6 +71,7 @@ class DetectorSummary:
     worker: str = ""
     error: str | None = None
     attempts: int = 1
+    cpu_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -158,7 +160,7 @@ def run_detector(config_text: str, job: DetectorJob) -> DetectorSummary:
     returned as a failed summary: trying again would fail the same way.
     Anything else raises, and the engine retries the job once.
     """
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     worker = _log_start(job.name)
     try:
         run_kwargs = job.loader()
@@ -179,6 +181,7 @@ def run_detector(config_text: str, job: DetectorJob) -> DetectorSummary:
         name=job.name,
         load_seconds=loaded - start,
         worker=worker,
+        cpu_seconds=time.process_time() - start_cpu,
     )
 
 

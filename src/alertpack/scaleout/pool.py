@@ -75,6 +75,11 @@ class VisitSummary:
         return sum(d.n_failed for d in self.detectors)
 
     @property
+    def cpu_seconds(self) -> float:
+        """CPU time of the workers on the packaged detectors (s)."""
+        return sum(d.cpu_seconds for d in self.detectors)
+
+    @property
     def peak_rss_mb(self) -> float:
         """Largest resident memory of any one worker (MB)."""
         return max((d.peak_rss_mb for d in self.detectors), default=0.0)
