@@ -132,6 +132,11 @@ def _shift(frame: Any, columns: tuple[str, ...], offset: int) -> None:
             frame[column] = frame[column] + offset
 
 
+def _rows_of(frame: Any, object_ids: Any) -> Any:
+    """A copy of the rows of ``frame`` whose diaObjectId is in ``object_ids``."""
+    return frame[frame["diaObjectId"].isin(object_ids)].copy()
+
+
 def _retarget(template: Any, visit: int, detector: int, n_sources: int) -> dict[str, Any]:
     """The template's first ``n_sources`` as detector ``detector`` of ``visit``."""
     from alertpack.sample.ids import _COUNTER_BITS, ccd_visit_id, visit_midpoint_mjd
@@ -143,16 +148,18 @@ def _retarget(template: Any, visit: int, detector: int, n_sources: int) -> dict[
     days = float(visit_midpoint_mjd(visit) - visit_midpoint_mjd(template.visit))
 
     sources = template.diaSourceCat.iloc[:n_sources].copy()
+    # only the objects of the kept sources, with their history: as the real pipeline gives
+    objects_kept = sources["diaObjectId"].dropna()
     _shift(sources, ("diaSourceId", "parentDiaSourceId"), source_offset)
     _shift(sources, ("diaObjectId",), detector_offset)
     _shift(sources, ("midpointMjdTai", "timeProcessedMjdTai"), days)
     sources["visit"] = visit
     sources["detector"] = detector
-    objects = template.diaObjectCat.copy()
+    objects = _rows_of(template.diaObjectCat, objects_kept)
     _shift(objects, ("diaObjectId",), detector_offset)
-    history = template.diaSrcHistory.copy()
+    history = _rows_of(template.diaSrcHistory, objects_kept)
     _shift(history, ("diaSourceId", "parentDiaSourceId", "diaObjectId"), detector_offset)
-    forced = template.diaForcedSources.copy()
+    forced = _rows_of(template.diaForcedSources, objects_kept)
     _shift(forced, ("diaForcedSourceId", "diaObjectId"), detector_offset)
     kept = template.diaSourceCat["diaSourceId"].iloc[:n_sources]
     ss_source = template.ssSource[template.ssSource["diaSourceId"].isin(kept)].copy()
