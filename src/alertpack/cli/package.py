@@ -9,8 +9,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from alertpack.cli._config import add_config_options, config_from_args
 from alertpack.cli._progress import Progress, print_table
-from alertpack.config import apply_config_overrides
 from alertpack.errors import CommandError
 
 HELP = "package the built-in sample or a visit's files into alerts"
@@ -49,33 +49,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--visit-dir",
         metavar="DIR",
         nargs="+",
-        help="detector directories: diaSourceCat.parquet, diaObjectCat.parquet, "
-        "diaSrcHistory.parquet, diaForcedSources.parquet, ssSource.parquet, mpc_orbits.parquet, "
-        "difference.fits, template.fits, science.fits (those present are used), or a parent "
-        "directory whose subdirectories are detectors; several detectors run on --workers "
-        "processes or --scheduler; for one detector, the options below override single files",
+        help="detector directories: diaSourceCat, diaObjectCat, diaSrcHistory, "
+        "diaForcedSources, ssSource, mpc_orbits (each .parquet, .csv, .fits or .vot), "
+        "difference.fits, template.fits, science.fits, visit.json (those present are used), "
+        "or a parent directory whose subdirectories are detectors; several detectors run on "
+        "--workers processes or --scheduler; for one detector, the options below override "
+        "single files",
     )
-    parser.add_argument("--sources", help="DiaSource catalog (Parquet)")
-    parser.add_argument("--objects", help="DiaObject catalog (Parquet)")
-    parser.add_argument("--history", help="previous DiaSources (Parquet)")
-    parser.add_argument("--forced", help="previous DiaForcedSources (Parquet)")
-    parser.add_argument("--ss-source", help="ssSource rows of asteroid DiaSources (Parquet)")
-    parser.add_argument("--mpc-orbits", help="orbits of those asteroids (Parquet)")
+    formats = "Parquet, CSV, FITS table or VOTable, by extension"
+    parser.add_argument("--sources", help=f"DiaSource catalog ({formats})")
+    parser.add_argument("--objects", help=f"DiaObject catalog ({formats})")
+    parser.add_argument("--history", help=f"previous DiaSources ({formats})")
+    parser.add_argument("--forced", help=f"previous DiaForcedSources ({formats})")
+    parser.add_argument("--ss-source", help=f"ssSource rows of asteroid DiaSources ({formats})")
+    parser.add_argument("--mpc-orbits", help=f"orbits of those asteroids ({formats})")
     parser.add_argument(
         "--id-bits", type=int, default=None,
         help="ccdExposureIdBits: bits of the exposure id packed into diaSourceId",
     )
-    parser.add_argument("--difference", help="difference image (FITS)")
-    parser.add_argument("--template", help="template image (FITS)")
-    parser.add_argument("--science", help="science image (FITS)")
-    parser.add_argument(
-        "-o", "--output", default=None, help="alert directory (config alertWriteLocation)"
-    )
-    parser.add_argument("--schema", default=None, help="alert schema version, e.g. 11.1")
-    parser.add_argument(
-        "--config", "-c", action="append", default=[], metavar="NAME=VALUE",
-        help="set a PackageAlertsConfig field (repeatable)",
-    )
+    images = "FITS, plain or tile-compressed; only the pixels under the cutouts are read"
+    parser.add_argument("--difference", help=f"difference image ({images})")
+    parser.add_argument("--template", help=f"template image ({images})")
+    parser.add_argument("--science", help=f"science image ({images})")
+    add_config_options(parser)
     parser.add_argument("--produce", action="store_true", help="also send alerts to Kafka")
 
 
@@ -205,22 +201,10 @@ def _print_visit_summary(summary: Any, config: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Package a visit and print a short summary (alerts, bytes, time, path)."""
-    from alertpack.config import PackageAlertsConfig
     from alertpack.core import AlertPackager
+    from alertpack.scaleout.jobs import run_naming_files
 
-    config = PackageAlertsConfig()
-    if args.output is not None:
-        config.alertWriteLocation = args.output
-    if args.schema is not None:
-        apply_config_overrides(config, [f"schemaVersion={args.schema}"])
-    if args.produce:
-        config.doProduceAlerts = True
-    apply_config_overrides(config, args.config)
-    try:
-        config.validate()
-    except Exception as error:
-        raise CommandError(f"invalid configuration: {error}") from None
-
+    config = config_from_args(args, produce=args.produce)
     if args.detectors != 1:
         if args.detectors < 1:
             raise CommandError(f"--detectors {args.detectors}: give at least 1")
@@ -241,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
         what = "visit"
     prepared = time.perf_counter()
     packager = AlertPackager(config)
-    result = packager.run(**run_kwargs)
+    result = run_naming_files(packager, run_kwargs)
     elapsed = time.perf_counter() - prepared
 
     print(

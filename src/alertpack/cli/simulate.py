@@ -7,8 +7,8 @@ import sys
 from functools import partial
 from typing import Any
 
+from alertpack.cli._config import add_config_options, config_from_args
 from alertpack.cli._progress import Progress, print_table
-from alertpack.config import apply_config_overrides
 from alertpack.errors import CommandError
 
 HELP = "stream simulated visits at survey cadence to files and/or Kafka, measuring latency"
@@ -45,12 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--image-size", default="512x512", metavar="NXxNY",
         help="template image size in pixels (cutout sizes come from the config; default 512x512)",
     )
-    parser.add_argument("-o", "--output", default=None, help="write alert files here")
-    parser.add_argument("--produce", action="store_true", help="send alerts to Kafka")
-    parser.add_argument("--schema", default=None, help="alert schema version, e.g. 11.1")
+    add_config_options(parser)  # -o DIR: write alert files there
     parser.add_argument(
-        "--config", "-c", action="append", default=[], metavar="NAME=VALUE",
-        help="set a PackageAlertsConfig field (repeatable), e.g. -c kafkaServer=HOST:PORT",
+        "--produce", action="store_true",
+        help="send alerts to Kafka (settings as for package: -c kafkaServer=HOST:PORT ...)",
     )
     parser.add_argument(
         "--workers", type=int, default=None, help="local worker processes (default: all cores)"
@@ -62,22 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from alertpack.config import PackageAlertsConfig
-
+    """The package config; alert files are written only with ``-o``."""
     if args.output is None and not args.produce:
         raise CommandError("nowhere to send alerts: give -o DIR and/or --produce")
-    config = PackageAlertsConfig()
+    config = config_from_args(args, produce=args.produce)
     config.doWriteAlerts = args.output is not None
-    if args.output is not None:
-        config.alertWriteLocation = args.output
-    config.doProduceAlerts = args.produce
-    if args.schema is not None:
-        apply_config_overrides(config, [f"schemaVersion={args.schema}"])
-    apply_config_overrides(config, args.config)
-    try:
-        config.validate()
-    except Exception as error:
-        raise CommandError(f"invalid configuration: {error}") from None
     return config
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "close_worker_packager",
     "detector_dirs",
     "run_detector",
+    "run_naming_files",
     "sample_detector_loader",
     "visit_dir_loader",
 ]
@@ -153,6 +154,17 @@ def _log_start(name: str) -> str:
     return worker.address
 
 
+def run_naming_files(packager: Any, run_kwargs: dict[str, Any]) -> Any:
+    """``packager.run``; a validation error names the file of the catalog it is about."""
+    from alertpack.inputs.catalogs import name_catalog_files
+    from alertpack.inputs.visit_files import catalog_files
+
+    try:
+        return packager.run(**run_kwargs)
+    except InputError as error:
+        raise name_catalog_files(error, catalog_files(run_kwargs)) from None
+
+
 def run_detector(config_text: str, job: DetectorJob) -> DetectorSummary:
     """Load, package, write and produce one detector in this worker.
 
@@ -166,7 +178,7 @@ def run_detector(config_text: str, job: DetectorJob) -> DetectorSummary:
         run_kwargs = job.loader()
         loaded = time.perf_counter()
         with _PACKAGER_LOCK:
-            result = _worker_packager(config_text).run(**run_kwargs)
+            result = run_naming_files(_worker_packager(config_text), run_kwargs)
     except AlertPackError as error:
         return DetectorSummary(name=job.name, worker=worker, error=str(error),
                                seconds=time.perf_counter() - start)
