@@ -130,6 +130,12 @@ _SINGLE_FILE_OPTIONS = ("sources", "objects", "history", "forced", "ss_source", 
                         "difference", "template", "science")
 
 
+def _single_file_options(args: argparse.Namespace) -> list[str]:
+    """The single-file options given (``--sources``, ..., ``--id-bits``)."""
+    names = [*_SINGLE_FILE_OPTIONS, "id_bits"]
+    return [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) is not None]
+
+
 def _detector_directories(args: argparse.Namespace) -> list[Path]:
     """The detector directories of ``--visit-dir`` (checked before any work)."""
     from alertpack.scaleout.jobs import detector_dirs
@@ -144,11 +150,10 @@ def _package_detector_dirs(
     from alertpack.scaleout.jobs import DetectorJob, visit_dir_loader
     from alertpack.scaleout.pool import DetectorExecutor
 
-    given = [f"--{name.replace('_', '-')}" for name in _SINGLE_FILE_OPTIONS
-             if getattr(args, name) is not None]
-    if given or args.id_bits is not None:
+    given = _single_file_options(args)
+    if given:
         raise CommandError(
-            f"{', '.join(given) or '--id-bits'}: single-file options apply to one detector; "
+            f"{', '.join(given)}: single-file options apply to one detector; "
             "put the files in each detector's directory (visit.json for ccdExposureIdBits)"
         )
     if args.workers is not None and args.workers < 1:
@@ -210,7 +215,9 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"--detectors {args.detectors}: give at least 1")
         return _package_sample_visit(args, config)
     if args.visit_dir is not None and not args.sample:
-        directories = _detector_directories(args)
+        one_dir_with_overrides = len(args.visit_dir) == 1 and _single_file_options(args)
+        directories = [Path(args.visit_dir[0])] if one_dir_with_overrides else (
+            _detector_directories(args))
         if len(directories) > 1 or args.workers is not None or args.scheduler is not None:
             return _package_detector_dirs(args, config, directories)
         args.visit_dir = str(directories[0])
