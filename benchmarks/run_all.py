@@ -24,6 +24,7 @@ BENCHMARKS = {
     "avro": "bench_avro.py",
     "cutouts": "bench_cutouts.py",
     "kafka": "bench_kafka.py",
+    "scaling": "bench_scaling.py",
 }
 
 # Small sizes for benchmarks without a --quick option of their own.
