@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -142,12 +143,12 @@ def close_worker_packager() -> None:
 
 def _log_start(name: str) -> str:
     """Record the start of a job where the client can count it; the worker's name."""
-    try:
-        from distributed import get_worker
-    except ImportError:
+    # a Dask worker has imported distributed; a pool worker need not pay for importing it
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
         return f"pid {os.getpid()}"
     try:
-        worker = get_worker()
+        worker = distributed.get_worker()
     except ValueError:  # not inside a Dask worker
         return f"pid {os.getpid()}"
     worker.log_event(START_EVENT, {"detector": name, "worker": worker.address})
