@@ -106,6 +106,8 @@ def _print_summary(summary: Any, config: Any) -> None:
         ["MB/s", f"{summary.megabytes_per_second:.2f}"],
         ["latency p50 (s)", f"{summary.latency_percentile(50):.2f}"],
         ["latency p99 (s)", f"{summary.latency_percentile(99):.2f}"],
+        ["visit duration p50 (s)", f"{summary.duration_percentile(50):.2f}"],
+        ["visit duration p99 (s)", f"{summary.duration_percentile(99):.2f}"],
         ["cadence", cadence],
         ["visits later than cadence", summary.late_visits],
         ["failed detectors", len(summary.failures)],

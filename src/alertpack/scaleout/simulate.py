@@ -256,6 +256,15 @@ class StreamSummary:
         latencies = [v.latency for v in self.visits]
         return float(np.percentile(latencies, percent)) if latencies else 0.0
 
+    def duration_percentile(self, percent: float) -> float:
+        """Time (s) from a visit's actual start to its end, at ``percent`` over the visits.
+
+        Unlike the latency, it leaves out the wait for earlier visits when the
+        stream is behind its cadence.
+        """
+        durations = [v.seconds for v in self.visits]
+        return float(np.percentile(durations, percent)) if durations else 0.0
+
     @property
     def late_visits(self) -> int:
         """Visits whose latency exceeded the cadence (0 when as fast as possible)."""
