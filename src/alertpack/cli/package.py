@@ -130,6 +130,19 @@ _SINGLE_FILE_OPTIONS = ("sources", "objects", "history", "forced", "ss_source", 
                         "difference", "template", "science")
 
 
+def _warn_unused_cutout_size(config: Any, sources: Any) -> None:
+    """Say so when a set cutoutSize cannot apply: bboxSize sizes the cutouts instead."""
+    asked = config.cutoutSize != config._fields["cutoutSize"].default  # -c or a config file
+    has_bbox = "bboxSize" in sources.columns or "bboxSize" in sources.index.names
+    if asked and config.useBboxSize and has_bbox:
+        print(
+            f"alertpack package: warning: cutoutSize={config.cutoutSize} applies only to "
+            "sources without a bboxSize: useBboxSize is on and the catalog has bboxSize "
+            f"(add -c useBboxSize=false to cut every stamp {config.cutoutSize} px)",
+            file=sys.stderr,
+        )
+
+
 def _single_file_options(args: argparse.Namespace) -> list[str]:
     """The single-file options given (``--sources``, ..., ``--id-bits``)."""
     names = [*_SINGLE_FILE_OPTIONS, "id_bits"]
@@ -230,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
 
         run_kwargs = load_visit_files(args)
         what = "visit"
+    _warn_unused_cutout_size(config, run_kwargs["diaSourceCat"])
     prepared = time.perf_counter()
     packager = AlertPackager(config)
     result = run_naming_files(packager, run_kwargs)
@@ -249,6 +263,9 @@ def run(args: argparse.Namespace) -> int:
     unusual = {key: count for key, count in result.cutout_status.items() if not key.endswith(":OK")}
     if unusual:
         print("  cutouts: " + ", ".join(f"{count} {key}" for key, count in sorted(unusual.items())))
+    if result.unmatched_orbits:
+        print(f"  warning: {result.unmatched_orbits} solar-system source(s) match no "
+              "mpc_orbits row: their orbit is null", file=sys.stderr)
     if config.doProduceAlerts:
         print(f"  kafka: {result.delivered} delivered, {result.failed} failed"
               + (f" (saved to {result.failed_path})" if result.failed_path else ""))
