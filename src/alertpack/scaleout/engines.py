@@ -11,6 +11,8 @@ the policy (bounded submission, one retry, outcomes instead of exceptions):
 ``job_starts()``
     how many times each detector job started, where the engine can see
     starts the futures do not (a Dask worker killed mid-job);
+``in_flight``
+    how many jobs to keep submitted at once;
 ``close()``.
 """
 
@@ -72,6 +74,8 @@ class LocalPoolEngine:
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers or os.cpu_count() or 1
+        # two per worker: the next job is queued when one ends, inputs are not loaded early
+        self.in_flight = 2 * self.workers
         self._executor: Any = None
         self.description = (
             "this process" if self.workers == 1 else f"{self.workers} local worker processes"
@@ -167,6 +171,9 @@ class DaskEngine:
         self.client.register_plugin(_close_packager_plugin())
         self._seen_events = len(self.client.get_events(self._start_topic))
         self.workers = len(self.client.scheduler_info().get("workers", {}))
+        # every job at once: the scheduler queues them, and workers that join later get
+        # their share; a job is a small loader, its inputs are read on the worker
+        self.in_flight = 100_000
         self.description = f"Dask cluster {scheduler} ({self.workers} workers)"
 
     def submit(self, function: Callable, *args: Any) -> Any:

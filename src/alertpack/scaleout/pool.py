@@ -7,9 +7,9 @@ there, and only a small `DetectorSummary` comes back. Memory therefore stays
 at one detector's working set per worker, however large the visit.
 
 `DetectorExecutor` runs the jobs on an engine (`LocalPoolEngine`, the
-default, or `DaskEngine` with a scheduler address) with one policy: at most
-two jobs in flight per worker, a job that raises is retried once, then
-reported as a failed detector; the others carry on.
+default, or `DaskEngine` with a scheduler address) with one policy: jobs
+submitted as the engine can take them, a job that raises is retried once,
+then reported as a failed detector; the others carry on.
 """
 
 from __future__ import annotations
@@ -133,9 +133,10 @@ class DetectorExecutor:
     def map(self, jobs: Iterable[DetectorJob]) -> Iterator[DetectorSummary]:
         """Each job's summary as it completes (failed ones with ``error`` set).
 
-        Jobs are consumed lazily, at most two per worker in flight.
+        Jobs are consumed lazily, at most the engine's ``in_flight`` submitted
+        at once (two per local worker; all of them on Dask).
         """
-        in_flight = 2 * max(self.workers, 1)
+        in_flight = self.engine.in_flight
         attempts: dict[Any, tuple[DetectorJob, int]] = {}
         pending: set = set()
         finished: list[DetectorSummary] = []
