@@ -2,7 +2,7 @@
 
 Run::
 
-    .venv/bin/python benchmarks/run_all.py [--quick] [--only package,avro,cutouts,kafka]
+    .venv/bin/python benchmarks/run_all.py [--quick] [--only package,avro,cutouts,kafka,apdb]
 
 ``--quick`` is passed through to the benchmarks that have a quick mode; for
 those that do not (their ``--help`` lists no ``--quick``), the equivalent
@@ -24,6 +24,7 @@ BENCHMARKS = {
     "avro": "bench_avro.py",
     "cutouts": "bench_cutouts.py",
     "kafka": "bench_kafka.py",
+    "apdb": "bench_apdb.py",
     "scaling": "bench_scaling.py",
 }
 

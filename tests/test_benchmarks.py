@@ -100,3 +100,19 @@ def test_run_all_rejects_unknown_benchmark(capsys):
         run_all.main(["--only", "package,nonsense"])
     assert stopped.value.code == 2
     assert "nonsense" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_apdb_quick_reads_both_backends(tmp_path):
+    json_path = tmp_path / "apdb.json"
+    completed = run_quick("bench_apdb.py", "--json", str(json_path))
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "read" in completed.stdout and "query" in completed.stdout
+    results = json.loads(json_path.read_text())
+    backends = {r["backend"]: r for r in results["results"]}
+    assert set(backends) | set(results["skipped"]) == {"sqlite", "postgres"}
+    assert "sqlite" in backends
+    for result in backends.values():
+        assert result["alerts"] == 20  # the quick APDB's new sources of detector 42
+        assert 0 < result["query_s"] <= result["read_s"]
+        assert result["package_s"] > 0

@@ -9,6 +9,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from alertpack.cli._apdb import add_apdb_options, package_from_apdb
 from alertpack.cli._config import add_config_options, config_from_args
 from alertpack.cli._progress import Progress, print_table
 from alertpack.errors import CommandError
@@ -71,6 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--difference", help=f"difference image ({images})")
     parser.add_argument("--template", help=f"template image ({images})")
     parser.add_argument("--science", help=f"science image ({images})")
+    add_apdb_options(parser)
     add_config_options(parser)
     parser.add_argument("--produce", action="store_true", help="also send alerts to Kafka")
 
@@ -112,11 +114,18 @@ def _package_sample_visit(args: argparse.Namespace, config: Any) -> int:
         for detector in range(args.detectors)
     )
     summary = package_detectors(loaders, config, workers=args.workers)
+    return print_pool_summary(
+        summary, config, f"from {args.detectors} sample detectors", "inputs simulated inside "
+        "the workers"
+    )
+
+
+def print_pool_summary(summary: Any, config: Any, what: str, how: str = "") -> int:
+    """Print a `VisitSummary` (alerts, time, size, Kafka); the exit status."""
     n_files = sum(len(d.paths) for d in summary.detectors)
     print(
-        f"alertpack: packaged {summary.n_alerts} alerts from {args.detectors} sample detectors "
-        f"(schema {config.schemaVersion}) in {summary.seconds:.1f} s on {summary.workers} "
-        f"worker(s), inputs simulated inside the workers"
+        f"alertpack: packaged {summary.n_alerts} alerts {what} (schema {config.schemaVersion}) "
+        f"in {summary.seconds:.1f} s on {summary.workers} worker(s){', ' + how if how else ''}"
     )
     print(f"  size: {summary.n_bytes / 1e6:.1f} MB in {n_files} file(s) under "
           f"{config.alertWriteLocation}; peak memory per worker {summary.peak_rss_mb:.0f} MB")
@@ -128,6 +137,20 @@ def _package_sample_visit(args: argparse.Namespace, config: Any) -> int:
 
 _SINGLE_FILE_OPTIONS = ("sources", "objects", "history", "forced", "ss_source", "mpc_orbits",
                         "difference", "template", "science")
+
+
+def _report_interrupted_delivery(packager: Any) -> None:
+    """Say where the alerts of an interrupted run's Kafka delivery went."""
+    delivery = packager.producer.last_result if packager.producer is not None else None
+    if delivery is None:
+        return
+    saved = f", saved to {delivery.failed_path}" if delivery.failed_path else ""
+    print(
+        f"alertpack package: interrupted; kafka: {delivery.delivered} delivered, "
+        f"{delivery.failed} not delivered{saved}"
+        + (f" (send them with: alertpack replay {delivery.failed_path})" if saved else ""),
+        file=sys.stderr,
+    )
 
 
 def _warn_unused_cutout_size(config: Any, sources: Any) -> None:
@@ -223,6 +246,8 @@ def run(args: argparse.Namespace) -> int:
     from alertpack.scaleout.jobs import run_naming_files
 
     config = config_from_args(args, produce=args.produce)
+    if args.apdb is not None:
+        return package_from_apdb(args, config)
     if args.detectors != 1:
         if args.detectors < 1:
             raise CommandError(f"--detectors {args.detectors}: give at least 1")
@@ -234,19 +259,24 @@ def run(args: argparse.Namespace) -> int:
         if len(directories) > 1 or args.workers is not None or args.scheduler is not None:
             return _package_detector_dirs(args, config, directories)
         args.visit_dir = str(directories[0])
-    start = time.perf_counter()
-    if args.sample:
-        run_kwargs = _sample_kwargs(args, config.schemaVersion)
-        what = "sample visit"
-    else:
-        from alertpack.inputs.visit_files import load_visit_files
+    # the packager first: its Kafka producer connects while the inputs load
+    with AlertPackager(config) as packager:
+        start = time.perf_counter()
+        if args.sample:
+            run_kwargs = _sample_kwargs(args, config.schemaVersion)
+            what = "sample visit"
+        else:
+            from alertpack.inputs.visit_files import load_visit_files
 
-        run_kwargs = load_visit_files(args)
-        what = "visit"
-    _warn_unused_cutout_size(config, run_kwargs["diaSourceCat"])
-    prepared = time.perf_counter()
-    packager = AlertPackager(config)
-    result = run_naming_files(packager, run_kwargs)
+            run_kwargs = load_visit_files(args)
+            what = "visit"
+        _warn_unused_cutout_size(config, run_kwargs["diaSourceCat"])
+        prepared = time.perf_counter()
+        try:
+            result = run_naming_files(packager, run_kwargs)
+        except KeyboardInterrupt:
+            _report_interrupted_delivery(packager)
+            raise
     elapsed = time.perf_counter() - prepared
 
     print(
