@@ -106,7 +106,7 @@ def package_from_apdb(args: argparse.Namespace, config: Any) -> int:
     open_apdb(args.apdb)  # a wrong path, server or password fails here, before any work
     if len(detectors) == 1:
         return _package_one(loaders[0], config, args.visit, detectors[0])
-    from alertpack.cli.package import print_pool_summary
+    from alertpack.cli._progress import print_pool_summary
     from alertpack.scaleout.pool import package_detectors
 
     summary = package_detectors(loaders, config, workers=args.workers)

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["Progress", "print_table"]
+__all__ = ["Progress", "print_pool_summary", "print_table"]
 
 
 class Progress:
@@ -79,3 +79,18 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     print("  ".join("-" * width for width in widths))
     for row in cells[1:]:
         print(line(row))
+
+
+def print_pool_summary(summary: Any, config: Any, what: str, how: str = "") -> int:
+    """Print a `VisitSummary` (alerts, time, size, Kafka); the exit status."""
+    n_files = sum(len(d.paths) for d in summary.detectors)
+    print(
+        f"alertpack: packaged {summary.n_alerts} alerts {what} (schema {config.schemaVersion}) "
+        f"in {summary.seconds:.1f} s on {summary.workers} worker(s){', ' + how if how else ''}"
+    )
+    print(f"  size: {summary.n_bytes / 1e6:.1f} MB in {n_files} file(s) under "
+          f"{config.alertWriteLocation}; peak memory per worker {summary.peak_rss_mb:.0f} MB")
+    if config.doProduceAlerts:
+        print(f"  kafka: {summary.n_alerts - summary.n_failed} delivered, "
+              f"{summary.n_failed} failed")
+    return 0 if summary.n_failed == 0 else 1

@@ -11,7 +11,7 @@ from typing import Any
 
 from alertpack.cli._apdb import add_apdb_options, package_from_apdb
 from alertpack.cli._config import add_config_options, config_from_args
-from alertpack.cli._progress import Progress, print_table
+from alertpack.cli._progress import Progress, print_pool_summary, print_table
 from alertpack.errors import CommandError
 
 HELP = "package the built-in sample or a visit's files into alerts"
@@ -118,21 +118,6 @@ def _package_sample_visit(args: argparse.Namespace, config: Any) -> int:
         summary, config, f"from {args.detectors} sample detectors", "inputs simulated inside "
         "the workers"
     )
-
-
-def print_pool_summary(summary: Any, config: Any, what: str, how: str = "") -> int:
-    """Print a `VisitSummary` (alerts, time, size, Kafka); the exit status."""
-    n_files = sum(len(d.paths) for d in summary.detectors)
-    print(
-        f"alertpack: packaged {summary.n_alerts} alerts {what} (schema {config.schemaVersion}) "
-        f"in {summary.seconds:.1f} s on {summary.workers} worker(s){', ' + how if how else ''}"
-    )
-    print(f"  size: {summary.n_bytes / 1e6:.1f} MB in {n_files} file(s) under "
-          f"{config.alertWriteLocation}; peak memory per worker {summary.peak_rss_mb:.0f} MB")
-    if config.doProduceAlerts:
-        print(f"  kafka: {summary.n_alerts - summary.n_failed} delivered, "
-              f"{summary.n_failed} failed")
-    return 0 if summary.n_failed == 0 else 1
 
 
 def _check_outputs(config: Any) -> None:
