@@ -17,7 +17,7 @@ import numpy as np
 from astropy.nddata import NDData, VarianceUncertainty
 from astropy.wcs import WCS, Sip
 
-from alertpack.inputs.images import SurveyImage
+from alertpack.inputs.survey_image import SurveyImage
 from alertpack.packets.cutouts import CutoutStatus, make_cutout_bytes
 from alertpack.reference.cutouts import reference_cutout_bytes
 

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alertpack.errors import InputError
-from alertpack.inputs.images import SurveyImage, as_survey_image, mask_planes_from_header
+from alertpack.inputs.images import as_survey_image
+from alertpack.inputs.survey_image import SurveyImage, mask_planes_from_header
 from alertpack.packets.cutouts import (
     NO_DATA_PLANE,
     CutoutStatus,

@@ -7,7 +7,7 @@ import pytest
 from astropy.wcs import WCS
 
 from alertpack.errors import InputError
-from alertpack.inputs.images import SurveyImage
+from alertpack.inputs.survey_image import SurveyImage
 from alertpack.packets.cutouts import CutoutStatus, make_cutout_bytes, stamp_fits_bytes
 from alertpack.tools.fitsverify import run_fitsverify
 

@@ -16,7 +16,8 @@ from astropy.nddata import (
 from astropy.wcs import WCS
 
 from alertpack.errors import InputError
-from alertpack.inputs.images import ImageInputError, SurveyImage, as_survey_image
+from alertpack.inputs.images import as_survey_image
+from alertpack.inputs.survey_image import ImageInputError, SurveyImage
 
 SHAPE = (40, 50)
 PLANES = {"BAD": 0, "SAT": 1, "CR": 3, "DETECTED": 5, "DETECTED_NEGATIVE": 6, "NO_DATA": 8}

@@ -7,7 +7,7 @@ allocation later), nothing but padding follows the last complete HDU (a
 truncated or damaged header would otherwise silently drop the extensions
 after it), the image, mask and variance planes have one shape, and the unit,
 WCS and mask planes come from the headers. The planes of the returned
-`~alertpack.inputs.images.SurveyImage` are `~alertpack.inputs.images.LazyPlane`
+`~alertpack.inputs.survey_image.SurveyImage` are `~alertpack.inputs.survey_image.LazyPlane`
 objects: the cutout code's ``plane[y0:y1, x0:x1]`` reads only those rows of an
 uncompressed HDU (one positioned read through astropy's ``section``, which
 applies ``BZERO``/``BSCALE``/``BLANK`` and byte order as ``.data`` does) and
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from alertpack.inputs.fits_tiles import gzip_tile_reader
-from alertpack.inputs.images import (
+from alertpack.inputs.survey_image import (
     _BOOL_MASK_PLANE,
     _EXTENSION_IMAGE,
     _EXTENSION_MASK,
@@ -84,7 +84,7 @@ def open_fits_image(
     Returns
     -------
     image : `SurveyImage`
-        Its planes are `~alertpack.inputs.images.LazyPlane` objects; the file
+        Its planes are `~alertpack.inputs.survey_image.LazyPlane` objects; the file
         stays open while they are referenced.
 
     Raises
