@@ -25,6 +25,7 @@ __all__ = [
     "WireFormatError",
     "available_versions",
     "collect_named_types",
+    "current_field_name",
     "latest_version",
     "load_schema",
     "pack_wire",
@@ -272,3 +273,62 @@ def unpack_wire(message: bytes) -> tuple[int, bytes]:
             "it is not in the Confluent wire format (plain Avro container files start with 'Obj')"
         )
     return schema_id, bytes(message[WIRE_HEADER_SIZE:])
+
+
+# Old schema names -> current names (only where the name itself changed).
+_FIELD_RENAMES = {
+    "midPointTai": "midpointMjdTai",
+    "filterName": "band",
+    "totFlux": "scienceFlux",
+    "totFluxErr": "scienceFluxErr",
+    "diffFlux": "psfFlux",
+    "diffFluxErr": "psfFluxErr",
+    "is_negative": "isNegative",
+    "time_processed": "timeProcessedMjdTai",
+    "radecTai": "midpointMjdTai",
+    "radecMjdTai": "midpointMjdTai",
+    "eclipticLambda": "eclLambda",
+    "eclipticBeta": "eclBeta",
+    "galacticL": "galLon",
+    "galacticB": "galLat",
+    "heliocentricDist": "helioRange",
+    "topocentricDist": "topoRange",
+    "predictedVMagnitude": "ephVmag",
+    "residualRa": "ephOffsetRa",
+    "residualDec": "ephOffsetDec",
+    "mpcDesignation": "designation",
+    "mpcH": "h",
+    "epoch": "epoch_mjd",
+    "M": "mean_anomaly",
+    "peri": "argperi",
+    "incl": "i",
+    "t_p": "peri_time",
+    "lan": "node",
+    "aop": "argperi",
+}
+_FIELD_RENAME_PATTERNS = [
+    (re.compile(r"decl"), "dec"),
+    (re.compile(r"Decl"), "Dec"),
+    (re.compile(r"^ps(?=[A-Z])"), "psf"),
+    (re.compile(r"_ps(?=[A-Z])"), "_psf"),
+    (re.compile(r"^dip(?=[A-Z])"), "dipole"),
+    (re.compile(r"_dip(?=[A-Z])"), "_dipole"),
+    (re.compile(r"^([ugrizy])PSFlux"), r"\1_psfFlux"),
+    (re.compile(r"^([ugrizy])FPFlux"), r"\1_fpFlux"),
+    (re.compile(r"^heliocentric(V?)([XYZ])$"), r"helio_\1\2"),
+    (re.compile(r"^topocentric(V?)([XYZ])$"), r"topo_\1\2"),
+]
+
+
+def current_field_name(name: str) -> str:
+    """The current-schema name of a field of an older alert schema (itself when unchanged).
+
+    ``decl`` -> ``dec``, ``psFlux`` -> ``psfFlux``, ``midPointTai`` -> ``midpointMjdTai``, ...
+    """
+    if name in _FIELD_RENAMES:
+        return _FIELD_RENAMES[name]
+    for pattern, replacement in _FIELD_RENAME_PATTERNS:
+        name = pattern.sub(replacement, name)
+    if name.startswith(("helio_", "topo_")):
+        name = name.lower()
+    return name

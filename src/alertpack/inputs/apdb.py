@@ -535,9 +535,9 @@ _PACKED_ID = {"DiaSource": "diaSourceId", "DiaForcedSource": "diaForcedSourceId"
 def _field_source(field: str, table: str, columns: Set[str], id_bits: int | None) -> str | None:
     """How a schema field is filled: a column name, ``"@ccdVisitId"``, or None (it cannot be)."""
     from alertpack.packets.records import COLUMN_ALIASES
-    from alertpack.sample.records import _current_name
+    from alertpack.schema import current_field_name
 
-    for candidate in (field, *COLUMN_ALIASES.get(field, ()), _current_name(field)):
+    for candidate in (field, *COLUMN_ALIASES.get(field, ()), current_field_name(field)):
         if candidate in columns:
             return candidate
     if field in _TIMESTAMP_SOURCES and _TIMESTAMP_SOURCES[field] in columns:

@@ -24,7 +24,6 @@ dtypes
 from __future__ import annotations
 
 import json
-import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,65 +31,10 @@ import numpy as np
 from alertpack.packets.records import AVRO_DTYPES, avro_field_type
 from alertpack.sample.ids import _MJD_UNIX_EPOCH, _mjd_to_unix_micros
 from alertpack.sample.scene import _ASTEROID, _DIPOLE, EXPOSURE_TIME_S, PIXEL_SCALE_ARCSEC
+from alertpack.schema import current_field_name
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-# Old schema names -> current names (only where the name itself changed).
-_RENAMES = {
-    "midPointTai": "midpointMjdTai",
-    "filterName": "band",
-    "totFlux": "scienceFlux",
-    "totFluxErr": "scienceFluxErr",
-    "diffFlux": "psfFlux",
-    "diffFluxErr": "psfFluxErr",
-    "is_negative": "isNegative",
-    "time_processed": "timeProcessedMjdTai",
-    "radecTai": "midpointMjdTai",
-    "radecMjdTai": "midpointMjdTai",
-    "eclipticLambda": "eclLambda",
-    "eclipticBeta": "eclBeta",
-    "galacticL": "galLon",
-    "galacticB": "galLat",
-    "heliocentricDist": "helioRange",
-    "topocentricDist": "topoRange",
-    "predictedVMagnitude": "ephVmag",
-    "residualRa": "ephOffsetRa",
-    "residualDec": "ephOffsetDec",
-    "mpcDesignation": "designation",
-    "mpcH": "h",
-    "epoch": "epoch_mjd",
-    "M": "mean_anomaly",
-    "peri": "argperi",
-    "incl": "i",
-    "t_p": "peri_time",
-    "lan": "node",
-    "aop": "argperi",
-}
-_RENAME_PATTERNS = [
-    (re.compile(r"decl"), "dec"),
-    (re.compile(r"Decl"), "Dec"),
-    (re.compile(r"^ps(?=[A-Z])"), "psf"),
-    (re.compile(r"_ps(?=[A-Z])"), "_psf"),
-    (re.compile(r"^dip(?=[A-Z])"), "dipole"),
-    (re.compile(r"_dip(?=[A-Z])"), "_dipole"),
-    (re.compile(r"^([ugrizy])PSFlux"), r"\1_psfFlux"),
-    (re.compile(r"^([ugrizy])FPFlux"), r"\1_fpFlux"),
-    (re.compile(r"^heliocentric(V?)([XYZ])$"), r"helio_\1\2"),
-    (re.compile(r"^topocentric(V?)([XYZ])$"), r"topo_\1\2"),
-]
-
-
-def _current_name(name: str) -> str:
-    """The current-schema name of an old field name (itself when unchanged)."""
-    if name in _RENAMES:
-        return _RENAMES[name]
-    for pattern, replacement in _RENAME_PATTERNS:
-        name = pattern.sub(replacement, name)
-    if name.startswith(("helio_", "topo_")):
-        name = name.lower()
-    return name
 
 
 class _Filler:
@@ -112,7 +56,7 @@ class _Filler:
 
         name = avro_field["name"]
         base, nullable, logical = avro_field_type(avro_field["type"])
-        current = _current_name(name)
+        current = current_field_name(name)
         value = self.known.get(name, self.known.get(current))
         if value is None:
             value = self._draw(current, base, nullable)
