@@ -40,7 +40,7 @@ def test_bench_package_quick_prints_its_table(package_quick):
     for column in ("alerts/s", "records", "cutouts", "avro", "write", "peak", "fastavro"):
         assert column in header
     rows = {tuple(line.split()[:2]) for line in lines[lines.index(header) + 1 :] if line.strip()}
-    for workload in ("a", "b30", "b102", "c"):
+    for workload in ("a", "a30", "b30", "b102", "c"):
         assert (workload, "ours") in rows
         assert (workload, "baseline") in rows
     assert ("d", "1") in rows and ("d", "2") in rows
@@ -57,7 +57,7 @@ def test_bench_package_quick_saves_consistent_json(package_quick):
     results = json.loads(json_path.read_text())
     assert results["quick"] is True
     keys = [w["workload"]["key"] for w in results["workloads"]]
-    assert keys == ["a", "b30", "b102", "c"]
+    assert keys == ["a", "a30", "b30", "b102", "c"]
     for workload in results["workloads"]:
         assert workload["n_alerts"] == workload["workload"]["n_sources"]
         assert workload["checked"] > 0  # decoded values compared with the baseline
