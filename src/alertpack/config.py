@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import lsst.pex.config as pexConfig
@@ -9,7 +11,13 @@ import lsst.pex.config as pexConfig
 from alertpack.errors import CommandError
 from alertpack.schema import SchemaVersion, available_versions, latest_version
 
-__all__ = ["CUTOUT_FIELDS", "PackageAlertsConfig", "apply_config_overrides"]
+__all__ = [
+    "CUTOUT_FIELDS",
+    "PackageAlertsConfig",
+    "apply_config_overrides",
+    "config_text",
+    "load_config_file",
+]
 
 #: cutout name in config -> alert schema field carrying its FITS bytes
 CUTOUT_FIELDS = {
@@ -230,3 +238,51 @@ def apply_config_overrides(config: Any, overrides: list[str]) -> None:
             setattr(config, name, value)
         except Exception as error:  # pex_config raises several types; show its message
             raise CommandError(f"--config {name}={text}: {error}") from None
+
+
+def load_config_file(config: PackageAlertsConfig, path: str | Path) -> None:
+    """Apply a pex_config override file (``config.cutoutSize = 40``), as pipetask users write them.
+
+    Raises
+    ------
+    CommandError
+        When the file does not exist, is not valid Python, or sets a field
+        wrongly; the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CommandError(f"--config-file {path}: no such file")
+    try:
+        config.load(str(path))
+    except SyntaxError as error:
+        raise CommandError(
+            f"--config-file {path}: line {error.lineno}: {error.msg} "
+            "(expected Python lines such as `config.cutoutSize = 40`)"
+        ) from None
+    except Exception as error:  # pex_config raises several types for a bad assignment
+        raise CommandError(f"--config-file {path}: {_first_line(error)}") from None
+
+
+def _first_line(error: BaseException) -> str:
+    """An error's own message, without pex_config's pointers into source files."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+#: fields whose values never leave the process in clear text
+SECRET_FIELDS = ("kafkaPassword",)
+
+
+def config_text(config: PackageAlertsConfig) -> str:
+    """The config as a pex_config override file, secrets masked.
+
+    The text loads back with `load_config_file` (a masked secret loads as
+    the mask, so pass secrets through the environment instead).
+    """
+    text = config.saveToString()
+    for name in SECRET_FIELDS:
+        if getattr(config, name):
+            text = re.sub(
+                rf"^(config\.{name}=).*$", r"\g<1>'********'", text, flags=re.MULTILINE
+            )
+    return text

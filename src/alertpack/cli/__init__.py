@@ -27,6 +27,7 @@ COMMANDS = {
     "show": "show",
     "to-parquet": "to_parquet",
     "schemas": "schemas",
+    "config": "config",
 }
 
 

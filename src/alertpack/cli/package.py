@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import Any
 
-from alertpack.config import apply_config_overrides
+from alertpack.cli._config import add_config_options, config_from_args
 from alertpack.errors import CommandError
 
 HELP = "package the built-in sample or a visit's files into alerts"
@@ -56,14 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--difference", help="difference image (FITS)")
     parser.add_argument("--template", help="template image (FITS)")
     parser.add_argument("--science", help="science image (FITS)")
-    parser.add_argument(
-        "-o", "--output", default=None, help="alert directory (config alertWriteLocation)"
-    )
-    parser.add_argument("--schema", default=None, help="alert schema version, e.g. 11.1")
-    parser.add_argument(
-        "--config", "-c", action="append", default=[], metavar="NAME=VALUE",
-        help="set a PackageAlertsConfig field (repeatable)",
-    )
+    add_config_options(parser)
     parser.add_argument("--produce", action="store_true", help="also send alerts to Kafka")
 
 
@@ -120,22 +113,9 @@ def _package_sample_visit(args: argparse.Namespace, config: Any) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Package a visit and print a short summary (alerts, bytes, time, path)."""
-    from alertpack.config import PackageAlertsConfig
     from alertpack.core import AlertPackager
 
-    config = PackageAlertsConfig()
-    if args.output is not None:
-        config.alertWriteLocation = args.output
-    if args.schema is not None:
-        apply_config_overrides(config, [f"schemaVersion={args.schema}"])
-    if args.produce:
-        config.doProduceAlerts = True
-    apply_config_overrides(config, args.config)
-    try:
-        config.validate()
-    except Exception as error:
-        raise CommandError(f"invalid configuration: {error}") from None
-
+    config = config_from_args(args, produce=args.produce)
     if args.detectors != 1:
         if args.detectors < 1:
             raise CommandError(f"--detectors {args.detectors}: give at least 1")

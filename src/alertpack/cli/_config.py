@@ -1,0 +1,48 @@
+"""Command-line options that build a `PackageAlertsConfig`, shared by package and config."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from alertpack.errors import CommandError
+
+__all__ = ["add_config_options", "config_from_args"]
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--config-file``, ``-c NAME=VALUE``, ``--schema`` and ``-o``."""
+    parser.add_argument(
+        "-o", "--output", default=None, help="alert directory (config alertWriteLocation)"
+    )
+    parser.add_argument("--schema", default=None, help="alert schema version, e.g. 11.1")
+    parser.add_argument(
+        "--config-file", "-C", action="append", default=[], metavar="FILE",
+        help="a pex_config override file (`config.cutoutSize = 40`), as for pipetask; "
+        "repeatable, applied in order before -c",
+    )
+    parser.add_argument(
+        "--config", "-c", action="append", default=[], metavar="NAME=VALUE",
+        help="set a PackageAlertsConfig field (repeatable; applied last)",
+    )
+
+
+def config_from_args(args: argparse.Namespace, *, produce: bool = False) -> Any:
+    """The validated config: defaults, then config files, -o/--schema, then ``-c`` pairs."""
+    from alertpack.config import PackageAlertsConfig, apply_config_overrides, load_config_file
+
+    config = PackageAlertsConfig()
+    for path in args.config_file:
+        load_config_file(config, path)
+    if args.output is not None:
+        config.alertWriteLocation = args.output
+    if args.schema is not None:
+        apply_config_overrides(config, [f"schemaVersion={args.schema}"])
+    if produce:
+        config.doProduceAlerts = True
+    apply_config_overrides(config, args.config)
+    try:
+        config.validate()
+    except Exception as error:
+        raise CommandError(f"invalid configuration: {error}") from None
+    return config
