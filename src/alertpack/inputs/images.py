@@ -388,8 +388,6 @@ def _parse_unit(text: str, label: str) -> Any:
 def _variance_from_hdulist(
     hdul: fits.HDUList, unit: Any, scale: float, shape: tuple[int, ...], label: str
 ) -> np.ndarray | None:
-    from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
-
     variance_hdu = _extension(hdul, _EXTENSION_VARIANCE)
     if variance_hdu is not None:
         values = _plane_data(variance_hdu, shape, label)
@@ -397,6 +395,9 @@ def _variance_from_hdulist(
     uncertainty_hdu = _extension(hdul, _EXTENSION_UNCERTAINTY)
     if uncertainty_hdu is None:
         return None
+    # Only here: astropy.nddata imports matplotlib and scipy (~0.3 s), which LSST files never need.
+    from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
+
     values = _plane_data(uncertainty_hdu, shape, label)
     # astropy's CCDData convention: the class name in UTYPE, standard deviation if absent
     kinds = {cls.__name__: cls for cls in (VarianceUncertainty, StdDevUncertainty, InverseVariance)}

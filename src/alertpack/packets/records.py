@@ -106,6 +106,13 @@ def flatten_catalog(frame: Any, catalog: str) -> Any:
     return frame.reset_index(level=to_columns).reset_index(drop=True)
 
 
+#: Arrow column types whose values are all of one Avro primitive
+_ARROW_DECLARED = {
+    "string": "string", "large_string": "string", "string_view": "string",
+    "binary": "bytes", "large_binary": "bytes", "binary_view": "bytes",
+}
+
+
 def _is_arrow_table(frame: Any) -> bool:
     # Checked by duck type so that pandas catalogs never import pyarrow here.
     return type(frame).__module__.startswith("pyarrow") and hasattr(frame, "column_names")
@@ -143,6 +150,8 @@ class CatalogColumns:
         for position, name in enumerate(self.names):
             self._positions.setdefault(name, position)
         self._taken: dict[str, tuple[Any, np.ndarray]] = {}
+        #: Avro primitive (string, bytes) that every value of an Arrow column has by its type
+        self.declared: dict[str, str] = {}
 
     def __contains__(self, name: str) -> bool:
         return name in self._positions
@@ -161,7 +170,11 @@ class CatalogColumns:
         wanted = [name for name in dict.fromkeys(names) if name not in self._taken]
         if self._arrow is not None:
             for name in wanted:
-                self._taken[name] = _arrow_column(self._arrow.column(self._positions[name]))
+                chunked = self._arrow.column(self._positions[name])
+                self._taken[name] = _arrow_column(chunked)
+                declared = _ARROW_DECLARED.get(str(chunked.type))
+                if declared is not None:
+                    self.declared[name] = declared
             return
         frame = self._frame
         dtypes = list(frame.dtypes)
@@ -215,18 +228,45 @@ def _numpy_nulls(values: np.ndarray) -> np.ndarray:
 
 
 def _arrow_column(chunked: Any) -> tuple[np.ndarray, np.ndarray]:
-    """A pyarrow column as ``(values, nulls)``; integer and boolean nulls filled with 0."""
-    import pyarrow as pa
+    """A pyarrow column as ``(values, nulls)``, nulls of numbers filled with 0 (NaN for floats).
 
-    nulls = np.zeros(len(chunked), dtype=bool)
-    if chunked.null_count:
-        nulls = np.asarray(chunked.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-        if pa.types.is_integer(chunked.type) or pa.types.is_boolean(chunked.type):
-            fill = False if pa.types.is_boolean(chunked.type) else 0
-            chunked = chunked.fill_null(pa.scalar(fill, chunked.type))
-    values = chunked.to_numpy()
+    Fixed-width columns are read from their Arrow buffers: ``to_numpy`` would turn
+    integers with nulls into float64 (rounding 64-bit ids), and ``fill_null`` and
+    ``is_null`` import ``pyarrow.compute`` (and through it pandas).
+    """
+    pieces = [_arrow_chunk(chunk) for chunk in chunked.chunks]
+    if not pieces:
+        return chunked.to_numpy(), np.zeros(0, dtype=bool)
+    values = np.concatenate([values for values, _ in pieces])
+    nulls = np.concatenate([nulls for _, nulls in pieces])
     if values.dtype.kind == "f":
         nulls |= np.isnan(values)
+    return values, nulls
+
+
+def _arrow_chunk(array: Any) -> tuple[np.ndarray, np.ndarray]:
+    import pyarrow as pa
+
+    n, offset = len(array), array.offset
+    kind = array.type
+    validity, *data = array.buffers()
+    if validity is None or array.null_count == 0:
+        nulls = np.zeros(n, dtype=bool)
+    else:
+        bits = np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")
+        nulls = bits[offset:offset + n] == 0
+    if pa.types.is_boolean(kind):
+        bits = np.unpackbits(np.frombuffer(data[0], np.uint8), bitorder="little")
+        values = bits[offset:offset + n].astype(np.bool_)
+    elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        dtype = np.dtype(kind.to_pandas_dtype())
+        values = np.frombuffer(data[0], dtype, count=offset + n)[offset:].copy()
+        if nulls.any():
+            values[nulls] = np.nan if dtype.kind == "f" else 0
+    else:
+        # strings, bytes, timestamps: to_numpy would import pandas for these types
+        values = np.empty(n, dtype=object)
+        values[:] = array.to_pylist()
     return values, nulls
 
 
@@ -241,9 +281,14 @@ def _to_numpy(values: Any, nulls: np.ndarray, dtype: Any, na_value: Any) -> np.n
 
 
 def _conform_column(
-    values: Any, nulls: np.ndarray, primitive: str, logical: str | None, where: str
+    values: Any, nulls: np.ndarray, primitive: str, logical: str | None, where: str,
+    declared: str | None = None,
 ) -> np.ndarray:
-    """Convert one column to its Avro numpy dtype (``values`` numpy or pandas extension)."""
+    """Convert one column to its Avro numpy dtype (``values`` numpy or pandas extension).
+
+    ``declared`` is the Avro primitive the column's own type guarantees (an Arrow
+    string column holds only str): then its values are not scanned again.
+    """
     if primitive in ("float", "double"):
         try:
             floats = _to_numpy(values, nulls, np.float64, np.nan)
@@ -266,7 +311,7 @@ def _conform_column(
     if primitive == "boolean":
         return _conform_booleans(values, nulls, where)
     if primitive in ("string", "bytes"):
-        return _conform_strings(values, nulls, primitive, where)
+        return _conform_strings(values, nulls, primitive, where, declared == primitive)
     raise InputError(f"{where}: Avro type {primitive!r} is not supported in catalog columns")
 
 
@@ -286,12 +331,14 @@ def _conform_booleans(values: Any, nulls: np.ndarray, where: str) -> np.ndarray:
     return booleans
 
 
-def _conform_strings(values: Any, nulls: np.ndarray, primitive: str, where: str) -> np.ndarray:
+def _conform_strings(
+    values: Any, nulls: np.ndarray, primitive: str, where: str, typed: bool = False
+) -> np.ndarray:
     expected = str if primitive == "string" else bytes
     objects = _to_numpy(values, nulls, object, None)
     kind = getattr(values.dtype, "kind", "O")
-    if (kind == "U" and primitive == "string") or (kind == "S" and primitive == "bytes"):
-        return objects  # numpy fixed-width strings: every value has the right type
+    if typed or (kind == "U" and primitive == "string") or (kind == "S" and primitive == "bytes"):
+        return objects  # every value has the right type by the column's own type
     present = objects[~nulls]
     if present.size:
         from pandas.api.types import infer_dtype
@@ -400,7 +447,8 @@ def conform_table(frame: Any, record_schema: Mapping[str, Any], *, catalog: str)
             continue
         raw, null_mask = source.column(column)
         values = _conform_column(
-            raw, null_mask, primitive, logical, f"{catalog} column {column!r}"
+            raw, null_mask, primitive, logical, f"{catalog} column {column!r}",
+            source.declared.get(column),
         )
         if primitive in ("float", "double") and not nullable:
             null_mask = null_mask & ~np.isnan(values)
