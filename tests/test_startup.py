@@ -8,7 +8,9 @@ import sys
 from alertpack.sample import make_visit, write_visit
 
 #: modules the package command on files must never load (a few tenths of a second each)
-NEVER_IMPORTED = ("lsst.pipe.base", "lsst.daf.butler", "pandas", "matplotlib", "astropy.nddata")
+NEVER_IMPORTED = (
+    "lsst.pipe.base", "lsst.daf.butler", "pandas", "matplotlib", "astropy.nddata", "fsspec",
+)
 
 
 def test_package_command_on_files_imports_only_what_it_needs(tmp_path):
