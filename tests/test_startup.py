@@ -23,6 +23,9 @@ def test_package_command_on_files_imports_only_what_it_needs(tmp_path):
         f"{str(tmp_path / 'out')!r}]) == 0\n"
         f"loaded = [m for m in {NEVER_IMPORTED!r} if m in sys.modules]\n"
         "assert not loaded, loaded\n"
+        "import importlib.util\n"
+        "if importlib.util.find_spec('fsspec') is not None:\n"
+        "    import fsspec  # still importable after the command kept it out of lsst.resources\n"
     )
     completed = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
