@@ -218,3 +218,16 @@ def test_arrow_table_errors_name_the_column():
     table = pa.Table.from_pandas(sources_frame().drop(columns=["ra"]))
     with pytest.raises(InputError, match=r"diaSourceCat lacks column\(s\) ra"):
         conform_table(table, SOURCE, catalog="diaSourceCat")
+
+
+def test_sliced_arrow_tables_with_nulls_conform_like_dataframes():
+    """Arrow buffers are read at each chunk's offset, nulls included."""
+    pa = pytest.importorskip("pyarrow")
+    frame = sources_frame(10)
+    frame["trailAlgorithm"] = pd.array([1, None] * 5, dtype="Int64")
+    frame["isDipole"] = pd.array([True, None, False, True, None] * 2, dtype="boolean")
+    frame["psfFlux"] = np.where(np.arange(10) % 3 == 0, np.nan, 1.5)
+    table = pa.concat_tables([pa.Table.from_pandas(frame.iloc[:4], preserve_index=False),
+                              pa.Table.from_pandas(frame.iloc[4:], preserve_index=False)])
+    expected = conform_table(frame.iloc[3:].reset_index(drop=True), SOURCE, catalog="c")
+    _same_tables(conform_table(table.slice(3), SOURCE, catalog="c"), expected)

@@ -263,8 +263,12 @@ def _arrow_chunk(array: Any) -> tuple[np.ndarray, np.ndarray]:
         values = np.frombuffer(data[0], dtype, count=offset + n)[offset:].copy()
         if nulls.any():
             values[nulls] = np.nan if dtype.kind == "f" else 0
+    elif pa.types.is_timestamp(kind):
+        ticks = np.frombuffer(data[0], np.int64, count=offset + n)[offset:].copy()
+        values = ticks.view(f"datetime64[{kind.unit}]")
+        values[nulls] = np.datetime64("NaT")
     else:
-        # strings, bytes, timestamps: to_numpy would import pandas for these types
+        # strings, bytes and the rest: to_numpy would import pandas for these types
         values = np.empty(n, dtype=object)
         values[:] = array.to_pylist()
     return values, nulls
