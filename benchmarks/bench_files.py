@@ -132,8 +132,7 @@ def shifted_catalogs(visit: Any, k: int) -> dict[str, Any]:
 
     frames = {name: getattr(visit, attribute).reset_index(drop=True).copy()
               for name, attribute in REFERENCE_ARGUMENTS.items()}
-    if k == 0:
-        return frames
+    # every detector renumbered, the first too: the base visit's own detector may be among them
     ccd = int(ccd_visit_id(visit.visit, k))
     sources = frames["sources"]
     old_ids = sources["diaSourceId"].to_numpy().copy()
