@@ -38,24 +38,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--visit-dir",
         metavar="DIR",
-        help="a visit directory: diaSourceCat.parquet, diaObjectCat.parquet, "
-        "diaSrcHistory.parquet, diaForcedSources.parquet, ssSource.parquet, mpc_orbits.parquet, "
-        "difference.fits, template.fits, science.fits (those present are used; options below "
+        help="a visit directory: diaSourceCat, diaObjectCat, diaSrcHistory, diaForcedSources, "
+        "ssSource, mpc_orbits (each .parquet, .csv, .fits or .vot), difference.fits, "
+        "template.fits, science.fits, visit.json (those present are used; options below "
         "override single files)",
     )
-    parser.add_argument("--sources", help="DiaSource catalog (Parquet)")
-    parser.add_argument("--objects", help="DiaObject catalog (Parquet)")
-    parser.add_argument("--history", help="previous DiaSources (Parquet)")
-    parser.add_argument("--forced", help="previous DiaForcedSources (Parquet)")
-    parser.add_argument("--ss-source", help="ssSource rows of asteroid DiaSources (Parquet)")
-    parser.add_argument("--mpc-orbits", help="orbits of those asteroids (Parquet)")
+    formats = "Parquet, CSV, FITS table or VOTable, by extension"
+    parser.add_argument("--sources", help=f"DiaSource catalog ({formats})")
+    parser.add_argument("--objects", help=f"DiaObject catalog ({formats})")
+    parser.add_argument("--history", help=f"previous DiaSources ({formats})")
+    parser.add_argument("--forced", help=f"previous DiaForcedSources ({formats})")
+    parser.add_argument("--ss-source", help=f"ssSource rows of asteroid DiaSources ({formats})")
+    parser.add_argument("--mpc-orbits", help=f"orbits of those asteroids ({formats})")
     parser.add_argument(
         "--id-bits", type=int, default=None,
         help="ccdExposureIdBits: bits of the exposure id packed into diaSourceId",
     )
-    parser.add_argument("--difference", help="difference image (FITS)")
-    parser.add_argument("--template", help="template image (FITS)")
-    parser.add_argument("--science", help="science image (FITS)")
+    images = "FITS, plain or tile-compressed; only the pixels under the cutouts are read"
+    parser.add_argument("--difference", help=f"difference image ({images})")
+    parser.add_argument("--template", help=f"template image ({images})")
+    parser.add_argument("--science", help=f"science image ({images})")
     add_config_options(parser)
     parser.add_argument("--produce", action="store_true", help="also send alerts to Kafka")
 
@@ -111,6 +113,18 @@ def _package_sample_visit(args: argparse.Namespace, config: Any) -> int:
     return 0 if summary.n_failed == 0 else 1
 
 
+def _run_naming_files(packager: Any, run_kwargs: dict[str, Any]) -> Any:
+    """``packager.run``; a validation error names the file of the catalog it is about."""
+    from alertpack.errors import InputError
+    from alertpack.inputs.catalogs import name_catalog_files
+    from alertpack.inputs.visit_files import catalog_files
+
+    try:
+        return packager.run(**run_kwargs)
+    except InputError as error:
+        raise name_catalog_files(error, catalog_files(run_kwargs)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Package a visit and print a short summary (alerts, bytes, time, path)."""
     from alertpack.core import AlertPackager
@@ -131,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         what = "visit"
     prepared = time.perf_counter()
     packager = AlertPackager(config)
-    result = packager.run(**run_kwargs)
+    result = _run_naming_files(packager, run_kwargs)
     elapsed = time.perf_counter() - prepared
 
     print(

@@ -13,6 +13,8 @@ builds that `SurveyImage` from
   celestial WCS and ``BUNIT``, or the LSST Exposure layout with extensions
   ``IMAGE``, ``MASK`` and ``VARIANCE`` (and ``PSF``), which also covers the
   cutout files `alertpack.packets.cutouts` writes (``UNCERT``, ``PSFIMAGE``);
+  a path is opened lazily by `alertpack.inputs.fits_files` (headers checked
+  at open, planes as `LazyPlane` read stamp by stamp);
 - an ``lsst.afw.image.Exposure`` (duck-typed, afw is never imported).
 
 Counts (adu, electron, count) are not flux densities: they need an explicit
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MASK_PLANE_PREFIX",
     "ImageInputError",
+    "LazyPlane",
     "SurveyImage",
     "as_survey_image",
     "mask_planes_from_header",
@@ -72,17 +75,69 @@ class ImageInputError(InputError):
     """An image that cannot be used for cutouts; the message says which and why."""
 
 
+class LazyPlane:
+    """A 2-D plane of pixels read window by window, converted on the way.
+
+    The cutout code slices images with ``plane[y0:y1, x0:x1]``; a lazy plane
+    reads only that window (``read_window(y0, y1, x0, x1)``, raw file values)
+    and returns ``convert(raw)``, e.g. the pixels scaled to nJy as float32.
+    ``numpy.asarray(plane)`` reads and converts the whole plane.
+
+    Parameters
+    ----------
+    read_window : callable
+        ``(y0, y1, x0, x1) -> numpy.ndarray`` of shape ``(y1 - y0, x1 - x0)``.
+    shape : `tuple` [`int`, `int`]
+        ``(ny, nx)`` of the plane.
+    dtype : `numpy.dtype`
+        dtype of the converted windows (float32 or int32).
+    convert : callable
+        Raw window -> converted window (elementwise, so any window of the
+        converted plane equals the same window converted alone).
+    """
+
+    ndim = 2
+
+    def __init__(
+        self, read_window: Any, shape: tuple[int, int], dtype: Any, convert: Any
+    ) -> None:
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.dtype = np.dtype(dtype)
+        self._read_window = read_window
+        self._convert = convert
+
+    @property
+    def size(self) -> int:
+        """Number of pixels."""
+        return self.shape[0] * self.shape[1]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if not (isinstance(key, tuple) and len(key) == 2 and all(
+            isinstance(k, slice) and k.step in (None, 1) for k in key
+        )):
+            raise TypeError("a LazyPlane is read with two unit-step slices: plane[y0:y1, x0:x1]")
+        (y0, y1, _), (x0, x1, _) = (k.indices(n) for k, n in zip(key, self.shape, strict=True))
+        y1, x1 = max(y0, y1), max(x0, x1)
+        values = self._convert(self._read_window(y0, y1, x0, x1))
+        return values.astype(self.dtype, copy=False)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        values = self[0 : self.shape[0], 0 : self.shape[1]]
+        return values if dtype is None else values.astype(dtype, copy=False)
+
+
 @dataclass(eq=False)
 class SurveyImage:
     """Everything the cutout code needs from one image.
 
     Attributes
     ----------
-    image : `numpy.ndarray`
-        2-D float32 pixels in nJy.
-    variance : `numpy.ndarray` or `None`
+    image : `numpy.ndarray` or `LazyPlane`
+        2-D float32 pixels in nJy (a `LazyPlane` for FITS files, read stamp
+        by stamp).
+    variance : `numpy.ndarray`, `LazyPlane` or `None`
         float32 variance in nJy², same shape as ``image``.
-    mask : `numpy.ndarray` or `None`
+    mask : `numpy.ndarray`, `LazyPlane` or `None`
         int32 bit mask, same shape as ``image``.
     mask_planes : `dict` [`str`, `int`]
         Plane name -> bit number, e.g. ``{"BAD": 0, "SAT": 1, "NO_DATA": 8}``.
@@ -100,9 +155,9 @@ class SurveyImage:
         flux density in nJy).
     """
 
-    image: np.ndarray
-    variance: np.ndarray | None
-    mask: np.ndarray | None
+    image: np.ndarray | LazyPlane
+    variance: np.ndarray | LazyPlane | None
+    mask: np.ndarray | LazyPlane | None
     mask_planes: dict[str, int]
     wcs: WCS
     origin: tuple[int, int] = (0, 0)
@@ -177,14 +232,27 @@ def as_survey_image(
             )
         return obj
     if isinstance(obj, (str, os.PathLike)):
-        return _from_fits_path(Path(obj), name, calibration)
+        # the lazy reader builds on this module's conversions, so it is imported on use
+        from alertpack.inputs.fits_files import open_fits_image
+
+        return open_fits_image(Path(obj), name=name, calibration=calibration)
     if _is_afw_exposure(obj):
         return _from_afw_exposure(obj, name, calibration)
     from astropy.io import fits
     from astropy.nddata import NDData
 
     if isinstance(obj, fits.HDUList):
-        return _from_hdulist(obj, name, calibration, source="the HDUList")
+        try:
+            return _from_hdulist(obj, name, calibration, source="the HDUList")
+        except InputError:
+            raise
+        except (OSError, ValueError, TypeError, MemoryError) as error:
+            # the HDUList reads its pixels here: a truncated or damaged file fails on access
+            raise ImageInputError(
+                f"{name} image (the HDUList): its pixels cannot be read "
+                f"({type(error).__name__}: {error}); open the file by path for a check of "
+                "each HDU"
+            ) from None
     if isinstance(obj, NDData):
         return _from_nddata(obj, name, calibration)
     raise ImageInputError(
@@ -297,23 +365,6 @@ def _variance_scale(variance_unit: Any, image_unit: Any, scale: float, label: st
 
 
 # --- FITS ----------------------------------------------------------------------------------
-
-
-def _from_fits_path(path: Path, name: str, calibration: Any) -> SurveyImage:
-    if not path.exists():
-        raise ImageInputError(f"{name} image: file {path} does not exist")
-    if path.is_dir():
-        raise ImageInputError(f"{name} image: {path} is a directory, not a FITS file")
-    from astropy.io import fits
-
-    try:
-        hdul = fits.open(path, memmap=False)
-    except (OSError, ValueError, TypeError) as error:
-        raise ImageInputError(
-            f"{name} image: {path} is not a readable FITS file ({error})"
-        ) from None
-    with hdul:
-        return _from_hdulist(hdul, name, calibration, source=str(path))
 
 
 def _from_hdulist(hdul: fits.HDUList, name: str, calibration: Any, *, source: str) -> SurveyImage:
@@ -565,7 +616,11 @@ def _require_2d(data: Any, label: str) -> None:
         )
 
 
-def _as_2d(array: Any, dtype: type, label: str) -> np.ndarray:
+def _as_2d(array: Any, dtype: type, label: str) -> np.ndarray | LazyPlane:
+    if isinstance(array, LazyPlane):
+        if array.dtype != np.dtype(dtype):
+            raise ImageInputError(f"{label}: lazy plane of dtype {array.dtype}, not {dtype}")
+        return array
     values = np.asarray(array)
     _require_2d(values, label)
     return values.astype(dtype, copy=False)

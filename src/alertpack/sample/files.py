@@ -132,11 +132,13 @@ def read_exposure(path: str | os.PathLike[str]) -> CCDData:
     image = as_survey_image(str(path), name=Path(path).name)
     meta = {f"MP_{name}": bit for name, bit in image.mask_planes.items()}
     meta.update({"LTV1": -image.origin[0], "LTV2": -image.origin[1]})
+    # the file's planes are read lazily; a CCDData holds them in memory
     variance = None
     if image.variance is not None:
-        variance = VarianceUncertainty(image.variance, unit=u.nJy**2)
+        variance = VarianceUncertainty(np.asarray(image.variance), unit=u.nJy**2)
+    mask = None if image.mask is None else np.asarray(image.mask)
     return _bitmask_ccddata_class()(
-        image.image, unit=u.nJy, uncertainty=variance, mask=image.mask, wcs=image.wcs,
+        np.asarray(image.image), unit=u.nJy, uncertainty=variance, mask=mask, wcs=image.wcs,
         meta=meta, psf=image.psf,
     )
 
