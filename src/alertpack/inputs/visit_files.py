@@ -6,9 +6,9 @@ a catalog may be in any format of `alertpack.inputs.catalogs` (e.g.
 override them. The result is the keyword arguments of
 `alertpack.core.AlertPackager.run` (and `PackageAlertsTask.run`): catalogs as
 Arrow tables (Parquet) or DataFrames, each marked with its file (DataFrame
-``attrs`` or Arrow schema metadata ``alertpack_file``, see `catalog_files`), images opened lazily and checked
-(`alertpack.inputs.fits_files`), so that a bad file fails here, before any
-work or output.
+``attrs`` or Arrow schema metadata ``alertpack_file``, see `catalog_files`),
+images opened lazily and checked (`alertpack.inputs.fits_files`), so that a
+bad file fails here, before any work or output.
 """
 
 from __future__ import annotations
