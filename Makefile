@@ -24,12 +24,13 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# fitsverify (the FITS standard checker the tests run on every cutout) comes from Debian.
+# fitsverify (the FITS standard checker the tests run on every cutout) and the PostgreSQL
+# server (the APDB tests start one on 127.0.0.1) come from Debian.
 system-deps:
-	@command -v fitsverify >/dev/null 2>&1 || { \
-		echo "installing fitsverify (Debian package)"; \
+	@{ command -v fitsverify >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || { \
+		echo "installing fitsverify and postgresql (Debian packages)"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fitsverify >/dev/null; }
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fitsverify postgresql >/dev/null; }
 
 sample: install
 	$(VENV)/bin/alertpack package --sample

@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import time
 
+import astropy.units as u
 import numpy as np
+from astropy.nddata import NDData, VarianceUncertainty
 from astropy.wcs import WCS, Sip
 
 from alertpack.inputs.images import SurveyImage
@@ -76,7 +78,21 @@ def time_fast(image, ra, dec, size, repeats) -> tuple[float, np.ndarray, int]:
     return best, status, n_bytes
 
 
+def as_nddata(image: SurveyImage) -> NDData:
+    """The same image as the astropy object the reference path reads."""
+    return NDData(
+        image.image,
+        uncertainty=VarianceUncertainty(image.variance),
+        mask=image.mask,
+        wcs=image.wcs,
+        meta={f"MP_{name}": bit for name, bit in image.mask_planes.items()},
+        unit=u.nJy,
+        psf=image.psf,
+    )
+
+
 def time_reference(image, ra, dec, size) -> tuple[float, int]:
+    image = as_nddata(image)
     start = time.perf_counter()
     n_bytes = 0
     for ra_i, dec_i in zip(ra, dec, strict=True):

@@ -100,7 +100,8 @@ RSS_GROWTH_TOLERANCE = 1.25
 
 TIMED_STAGES = ("prepareCatalogs", "makeCutouts", "encodeAlerts", "writeAlerts")
 COMPARED_FIELDS = (
-    "diaSourceId", "diaSource", "diaObject", "prvDiaSources", "prvDiaForcedSources", "ssSource"
+    "diaSourceId", "diaSource", "diaObject", "prvDiaSources", "prvDiaForcedSources", "ssSource",
+    "mpc_orbits",
 )
 N_VALUE_CHECKS = 5
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -382,7 +383,6 @@ def run_baseline(workload: Workload, ours: TaskRun, n_sample: int | None,
                  directory: Path) -> BaselineRun:
     """Time the reference packager + store_alerts; check values against ours."""
     from alertpack.config import CUTOUT_FIELDS
-    from alertpack.inputs.images import as_survey_image
     from alertpack.reference.alerts import package_alerts_reference
     from alertpack.schema import load_schema
 
@@ -394,6 +394,7 @@ def run_baseline(workload: Workload, ours: TaskRun, n_sample: int | None,
     options = {
         "diaForcedSources": visit.diaForcedSources,
         "ssSource": visit.ssSource,
+        "mpc_orbits": visit.mpc_orbits,
         "cutout_size": config.cutoutSize,
         "min_size": config.minCutoutSize,
         "max_size": config.maxCutoutSize,
@@ -404,12 +405,13 @@ def run_baseline(workload: Workload, ours: TaskRun, n_sample: int | None,
     def package(with_images: bool) -> list[dict[str, Any]]:
         images = {}
         if with_images:
+            # the reference reads the astropy images as they are
             images = {
-                CUTOUT_FIELDS[name]: as_survey_image(run_kwargs[IMAGE_NAMES[name]], name=name)
-                for name in config.cutouts
+                CUTOUT_FIELDS[name]: run_kwargs[IMAGE_NAMES[name]] for name in config.cutouts
             }
         return package_alerts_reference(
-            schema, sources, visit.diaObjectCat, visit.diaSrcHistory, images, **options
+            config.schemaVersion, sources, visit.diaObjectCat, visit.diaSrcHistory, images,
+            **options,
         )
 
     start = time.perf_counter()
@@ -763,8 +765,14 @@ class Target:
 
 
 def evaluate_targets(results: list[WorkloadResult], visit: dict[str, Any] | None,
-                     imported: dict[str, Any]) -> list[Target]:
+                     imported: dict[str, Any], quick: bool = False) -> list[Target]:
+    """The issue's targets; with ``quick`` the speed and memory ones are shown as info only
+    (quick sizes on a shared machine say nothing about them), correctness ones still judged."""
     targets = []
+
+    def judged(passed: bool | None) -> bool | None:
+        return None if quick else passed
+
     for result in results:
         if result.workload.key == "a30":
             # One detector's run: the fixed cost per run (catalog validation) shows here.
@@ -778,7 +786,7 @@ def evaluate_targets(results: list[WorkloadResult], visit: dict[str, Any] | None
             aim = "aim 50x met" if ratio >= AIM_BASELINE_RATIO else "aim 50x not met"
             targets.append(Target(
                 f"({result.workload.key}) >= {TARGET_BASELINE_RATIO:.0f}x baseline throughput",
-                f"{ratio:.1f}x ({aim})", ratio >= TARGET_BASELINE_RATIO,
+                f"{ratio:.1f}x ({aim})", judged(ratio >= TARGET_BASELINE_RATIO),
             ))
     for result in results:
         ratio = result.fastavro_ratio
@@ -786,7 +794,8 @@ def evaluate_targets(results: list[WorkloadResult], visit: dict[str, Any] | None
         targets.append(Target(
             f"({result.workload.key}) Avro >= {TARGET_FASTAVRO_RATIO:.0f}x fastavro, identical",
             f"{ratio:.1f}x, byte-identical",
-            ratio >= TARGET_FASTAVRO_RATIO if result.workload.key.startswith("b") else None,
+            judged(ratio >= TARGET_FASTAVRO_RATIO) if result.workload.key.startswith("b")
+            else None,
         ))
     if visit is not None:
         single, serial, parallel = visit["single"], visit["serial"], visit["parallel"]
@@ -800,7 +809,7 @@ def evaluate_targets(results: list[WorkloadResult], visit: dict[str, Any] | None
             f"{serial['rss_after_all_mb']:.0f} after {serial['n_detectors']}; 2 workers: "
             f"{parallel['rss_first_job_mb']:.0f} / {parallel['rss_after_small_mb']:.0f} / "
             f"{parallel['rss_after_all_mb']:.0f} MB",
-            max(serial_growth, parallel_growth) <= RSS_GROWTH_TOLERANCE,
+            judged(max(serial_growth, parallel_growth) <= RSS_GROWTH_TOLERANCE),
         ))
         speedup = serial["seconds"] / parallel["seconds"]
         targets.append(Target(
@@ -808,11 +817,11 @@ def evaluate_targets(results: list[WorkloadResult], visit: dict[str, Any] | None
             f"{speedup:.2f}x; {parallel['busy_workers']:.2f} jobs in flight on average in "
             f"{parallel['processes']} processes; load average at start "
             f"{serial['load_average_at_start']:.2f} / {parallel['load_average_at_start']:.2f}",
-            speedup >= TARGET_PARALLEL_SPEEDUP,
+            judged(speedup >= TARGET_PARALLEL_SPEEDUP),
         ))
     targets.append(Target(
         f"import alertpack < {TARGET_IMPORT_SECONDS:g} s",
-        f"{imported['seconds'] * 1e3:.0f} ms", imported["seconds"] < TARGET_IMPORT_SECONDS,
+        f"{imported['seconds'] * 1e3:.0f} ms", judged(imported["seconds"] < TARGET_IMPORT_SECONDS),
     ))
     targets.append(Target(
         "lsst.pipe.base not imported by import alertpack",
@@ -854,7 +863,7 @@ def print_report(results: list[WorkloadResult], visit: dict[str, Any] | None,
               f"{spec['cutout_size']}x{spec['cutout_size']}, BLAS threads per process: "
               f"{threads}")
     print()
-    note = " (quick run: sizes too small for the targets to mean anything)" if args.quick else ""
+    note = " (quick run: speed and memory shown as info, correctness judged)" if args.quick else ""
     print(f"targets{note}")
     width = max(len(t.name) for t in targets)
     for target in targets:
@@ -955,7 +964,7 @@ def main(argv: list[str] | None = None) -> int:
         visit = measure_visit(visit_workload(args))
         print("  d: visit through the process pool done", flush=True)
     imported = measure_import()
-    targets = evaluate_targets(results, visit, imported)
+    targets = evaluate_targets(results, visit, imported, quick=args.quick)
     print_report(results, visit, targets, args)
     if args.json:
         payload = {
@@ -966,7 +975,7 @@ def main(argv: list[str] | None = None) -> int:
             "targets": [asdict(t) for t in targets],
         }
         write_atomically(Path(args.json), json.dumps(payload, indent=2, default=str))
-    return 0 if args.quick or all(t.passed is not False for t in targets) else 1
+    return 0 if all(t.passed is not False for t in targets) else 1
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Run::
 
-    .venv/bin/python benchmarks/run_all.py [--quick] [--only package,files,avro,cutouts,kafka]
+    .venv/bin/python benchmarks/run_all.py [--quick] [--only package,files,avro,cutouts,kafka,apdb]
 
 ``--quick`` is passed through to the benchmarks that have a quick mode; for
 those that do not (their ``--help`` lists no ``--quick``), the equivalent
@@ -25,6 +25,7 @@ BENCHMARKS = {
     "avro": "bench_avro.py",
     "cutouts": "bench_cutouts.py",
     "kafka": "bench_kafka.py",
+    "apdb": "bench_apdb.py",
 }
 
 # Small sizes for benchmarks without a --quick option of their own.

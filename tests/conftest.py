@@ -1,3 +1,3 @@
 """Shared pytest fixtures."""
 
-pytest_plugins = ["broker"]
+pytest_plugins = ["broker", "pgserver"]

@@ -61,6 +61,31 @@ def test_iter_alerts_decodes_every_alert_once(stream):
     assert {item.schema_id for item in consumed} == {1101, 900}
 
 
+SHARED_ATTRIBUTES = (
+    "alert", "alert_id", "object_id", "schema", "schema_name", "source", "packet_size", "label"
+)
+
+
+def test_kafka_and_file_alerts_have_one_shape(stream, tmp_path):
+    from alertpack.tools.reading import iter_alerts
+
+    server, topic, _ = stream
+    (consumed,) = iter_kafka_alerts(server, topic, from_beginning=True, max_alerts=1)
+    schema = consumed.schema
+    path = tmp_path / "one.avro"
+    with path.open("wb") as stream_file:
+        schema.packet_schema.store_alerts(stream_file, [consumed.alert])
+    (loaded,) = iter_alerts(path)
+    for name in SHARED_ATTRIBUTES:
+        assert hasattr(consumed, name) and hasattr(loaded, name), name
+    for name in ("alert", "alert_id", "object_id", "schema", "schema_name", "packet_size"):
+        assert getattr(consumed, name) == getattr(loaded, name), name
+    assert consumed.source == f"kafka://{server}/{topic}" and loaded.source == str(path)
+    assert consumed.label == f"{topic}[{consumed.partition}]@{consumed.offset}"
+    assert loaded.label == f"{path}#0"
+    assert consumed.object_id == consumed.alert["diaObject"]["diaObjectId"]
+
+
 def test_max_alerts_and_idle_timeout(stream):
     server, topic, sent = stream
     started = time.monotonic()

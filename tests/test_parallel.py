@@ -26,4 +26,28 @@ def test_pool_packages_every_detector_like_a_single_process(tmp_path):
     for name in serial_files:
         with open(tmp_path / "serial" / name, "rb") as a, open(tmp_path / "pool" / name, "rb") as b:
             assert list(fastavro.reader(a)) == list(fastavro.reader(b))
-    assert all(0 < d.peak_rss_mb < 4000 for d in pooled.detectors)
+    assert all(d.peak_rss_mb > 0 for d in pooled.detectors)
+
+
+def test_worker_memory_stays_at_one_detector(tmp_path):
+    """Six detectors through two workers: each worker's peak is one detector's images above
+    its baseline, not the three it handled (memory does not pile up across detectors)."""
+    shape = (1200, 1200)
+    tiny = package_detectors(
+        [sample_detector_loader(d, 5, (300, 320)) for d in range(2)],
+        config_for(tmp_path / "tiny"), workers=2,
+    )
+    baseline_mb = max(d.peak_rss_mb for d in tiny.detectors)
+    # image, variance (float32) and mask (int32) of difference, science and template
+    detector_mb = 3 * shape[0] * shape[1] * (4 + 4 + 4) / 2**20
+    big = package_detectors(
+        [sample_detector_loader(d, 5, shape) for d in range(6)],
+        config_for(tmp_path / "big"), workers=2,
+    )
+    assert big.n_alerts == 30 and big.n_failed == 0
+    above = big.peak_rss_mb - baseline_mb
+    assert above > 0.5 * detector_mb, "the measure must see one detector's images"
+    assert above < 2.0 * detector_mb, (
+        f"worker peak {big.peak_rss_mb:.0f} MB is {above:.0f} MB above the baseline "
+        f"{baseline_mb:.0f} MB: more than one detector ({detector_mb:.0f} MB) held at once"
+    )

@@ -24,6 +24,58 @@ def _records(path):
         return list(fastavro.reader(stream))
 
 
+def _writer_schema(path):
+    with open(path, "rb") as stream:
+        return fastavro.reader(stream).writer_schema
+
+
+def _named(definition, found):
+    if isinstance(definition, list):
+        for branch in definition:
+            _named(branch, found)
+    elif isinstance(definition, dict):
+        if definition.get("type") == "record":
+            found[definition["name"]] = definition
+        for avro_field in definition.get("fields", []):
+            _named(avro_field["type"], found)
+        if "items" in definition:
+            _named(definition["items"], found)
+    return found
+
+
+def _kind(avro_type, named):
+    """("record", def) / ("array", item record) / ("value", None) of a field type."""
+    branches = avro_type if isinstance(avro_type, list) else [avro_type]
+    for branch in branches:
+        branch = named.get(branch, branch) if isinstance(branch, str) else branch
+        if isinstance(branch, dict) and branch.get("type") == "record":
+            return "record", branch
+        if isinstance(branch, dict) and branch.get("type") == "array":
+            items = branch["items"]
+            return "array", named.get(items, items) if isinstance(items, str) else items
+    return "value", None
+
+
+def _expected_columns(writer_schema):
+    """The tables and columns the documented layout gives, from the Avro schema alone."""
+    named = _named(writer_schema, {})
+    fields = {f["name"]: f["type"] for f in writer_schema["fields"]}
+    source_fields = [f["name"] for f in _kind(fields["diaSource"], named)[1]["fields"]]
+    alerts = list(source_fields)
+    lists = {}
+    for name, avro_type in fields.items():
+        kind, record = _kind(avro_type, named)
+        if name == "diaSource":
+            continue
+        if kind == "array":
+            lists[name] = ["alert_diaSourceId", *(f["name"] for f in record["fields"])]
+        elif kind == "record":
+            alerts += [f"{name}_{f['name']}" for f in record["fields"]]
+        else:
+            alerts.append(f"alert_{name}" if name in source_fields else name)
+    return alerts, lists
+
+
 def _assert_equal(parquet_value, avro_value, arrow_field):
     if avro_value is None:
         assert parquet_value is None, arrow_field.name
@@ -33,14 +85,17 @@ def _assert_equal(parquet_value, avro_value, arrow_field):
         assert parquet_value == avro_value, arrow_field.name
 
 
-def _check_against_avro(output, records):
-    """Every cell of every table equals its Avro value."""
+def _check_against_avro(output, records, writer_schema):
+    """Every table and column the Avro schema gives is there, and every cell equals its value."""
+    alert_columns, list_columns = _expected_columns(writer_schema)
+    assert sorted(p.stem for p in output.glob("*.parquet")) == sorted(["alerts", *list_columns])
     alerts = pq.read_table(output / "alerts.parquet").to_pylist()
     schema = pq.read_schema(output / "alerts.parquet")
+    assert sorted(schema.names) == sorted(alert_columns)
     assert len(alerts) == len(records)
     for row, record in zip(alerts, records, strict=True):
-        for arrow_field in schema:
-            name = arrow_field.name
+        for name in alert_columns:
+            arrow_field = schema.field(name)
             if name in record["diaSource"]:
                 expected = record["diaSource"][name]
             elif name.startswith("alert_"):
@@ -52,8 +107,9 @@ def _check_against_avro(output, records):
                 child = name.removeprefix(f"{parent}_")
                 expected = None if record[parent] is None else record[parent][child]
             _assert_equal(row[name], expected, arrow_field)
-    for list_name in ("prvDiaSources", "prvDiaForcedSources"):
+    for list_name, columns in list_columns.items():
         table = pq.read_table(output / f"{list_name}.parquet")
+        assert table.schema.names == columns
         rows = table.to_pylist()
         expected_rows = [
             (record["diaSource"]["diaSourceId"], item)
@@ -74,7 +130,7 @@ def test_official_samples_flatten_cell_by_cell(tmp_path, capsys, version):
     assert main(["to-parquet", str(sample), "-o", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "alerts.parquet: 1 alerts" in out and "prvDiaSources.parquet: 2 rows" in out
-    _check_against_avro(tmp_path / "out", _records(sample))
+    _check_against_avro(tmp_path / "out", _records(sample), _writer_schema(sample))
     if version in ("3.0", "7.4"):
         assert (tmp_path / "out" / "prvDiaNondetectionLimits.parquet").exists()
 
@@ -91,7 +147,7 @@ def test_batches_cutouts_and_null_records(tmp_path):
         "alerts": 7, "prvDiaSources": sum(n % 4 for n in range(7)),
         "prvDiaForcedSources": sum(n % 3 for n in range(7) if n != 5),
     }
-    _check_against_avro(tmp_path / "out", _records(path))
+    _check_against_avro(tmp_path / "out", _records(path), _writer_schema(path))
     metadata = pq.ParquetFile(tmp_path / "out" / "alerts.parquet").metadata
     assert metadata.num_row_groups == 3  # streamed in batches of 3 alerts
     alerts = pq.read_table(tmp_path / "out" / "alerts.parquet")

@@ -212,10 +212,10 @@ def test_packet_size_is_the_schemaless_encoding_size(tmp_path):
     assert [alert.index for alert in loaded] == [0, 1, 2, 3]
     for alert in loaded:
         encoded = io.BytesIO()
-        fastavro.schemaless_writer(encoded, parsed, alert.record)
+        fastavro.schemaless_writer(encoded, parsed, alert.alert)
         assert alert.packet_size == len(encoded.getvalue())
         # cutouts dominate the packet size
-        assert alert.packet_size > sum(len(alert.record[name]) for name in (
+        assert alert.packet_size > sum(len(alert.alert[name]) for name in (
             "cutoutScience", "cutoutTemplate", "cutoutDifference"))
 
 
@@ -229,7 +229,7 @@ def test_compressed_multi_block_file_reads_every_alert_in_order(tmp_path):
             sync_interval=2000,  # several blocks
         )
     loaded = list(iter_alerts(path))
-    assert [alert.record["diaSourceId"] for alert in loaded] == [
+    assert [alert.alert["diaSourceId"] for alert in loaded] == [
         alert["diaSourceId"] for alert in alerts
     ]
     assert len({alert.packet_size for alert in loaded}) >= 1
@@ -246,8 +246,8 @@ def test_wire_format_message_file_made_by_lsst_alert_packet(tmp_path):
     assert not alert_file.container and alert_file.schema.version == schema.version
     (alert,) = list(alert_file)
     assert alert.packet_size == len(payload)
-    assert alert.record["diaSource"]["diaSourceId"] == record["diaSourceId"]
-    assert alert.record["cutoutDifference"] == record["cutoutDifference"]
+    assert alert.alert["diaSource"]["diaSourceId"] == record["diaSourceId"]
+    assert alert.alert["cutoutDifference"] == record["cutoutDifference"]
 
 
 def test_directories_are_searched_recursively_and_hidden_files_skipped(tmp_path):
@@ -314,7 +314,7 @@ def test_accessors_hide_the_field_renames_between_versions():
     old = next(iter(iter_alerts(SCHEMA_ROOT / "3" / "0" / "sample_data" / "fakeAlert.avro")))
     new = next(iter(iter_alerts(SCHEMA_ROOT / "11" / "1" / "sample_data" / "fakeAlert.avro")))
     sample = json.loads((SCHEMA_ROOT / "11" / "1" / "sample_data" / "alert.json").read_text())
-    for alert in (old.record, new.record):
+    for alert in (old.alert, new.alert):
         source = alert["diaSource"]
         assert field_value(source, "band") == "r"
         assert field_value(source, "dec") == pytest.approx(0.126243049656)
@@ -322,7 +322,7 @@ def test_accessors_hide_the_field_renames_between_versions():
         assert field_value(source, "flux_err") == pytest.approx(12.0)
         assert alert_id(alert) == 1231321321
         assert alert_object_id(alert) == sample["diaObject"]["diaObjectId"]
-    assert field_value(new.record["diaSource"], "mjd") == pytest.approx(60902.993305483615)
+    assert field_value(new.alert["diaSource"], "mjd") == pytest.approx(60902.993305483615)
     assert field_value(None, "mjd", default=-1) == -1
 
 

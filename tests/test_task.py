@@ -19,7 +19,7 @@ from lsst.alert.packet.io import retrieve_alerts
 from alertpack import PackageAlertsConfig, PackageAlertsTask
 from alertpack.errors import InputError
 from alertpack.inputs.images import as_survey_image
-from alertpack.reference.alerts import package_alerts_reference
+from alertpack.reference.alerts import package_alerts_reference, packet_schema
 from alertpack.sample import make_visit
 from alertpack.schema import load_schema
 from alertpack.task import SchemaCatalogTask, all_schema_catalogs
@@ -73,7 +73,7 @@ def test_alert_contents_match_the_catalogs(packaged, visit):
     _, result = packaged
     sources = visit.diaSourceCat.reset_index(drop=True).set_index("diaSourceId", drop=False)
     history = visit.diaSrcHistory.reset_index(drop=True)
-    n_with_history = 0
+    n_with_history = n_without_history = 0
     for alert in result.alerts:
         source = alert["diaSource"]
         row = sources.loc[source["diaSourceId"]]
@@ -86,6 +86,11 @@ def test_alert_contents_match_the_catalogs(packaged, visit):
             continue
         assert alert["diaObject"]["diaObjectId"] == source["diaObjectId"]
         previous = alert["prvDiaSources"]
+        if previous is None:  # a new DiaObject: null, as in LSST's packageAlerts
+            n_without_history += 1
+            previous = []
+        else:
+            assert previous, "an empty history is null, never []"
         times = [p["midpointMjdTai"] for p in previous]
         assert times == sorted(times)
         assert all(source["midpointMjdTai"] - 365 <= t < source["midpointMjdTai"] for t in times)
@@ -100,7 +105,7 @@ def test_alert_contents_match_the_catalogs(packaged, visit):
         n_with_history += bool(previous)
         forced = alert["prvDiaForcedSources"]
         assert all(f["diaObjectId"] == source["diaObjectId"] for f in forced)
-    assert n_with_history > 0
+    assert n_with_history > 0 and n_without_history > 0
 
 
 def test_asteroid_alert_carries_ss_source_and_orbit(packaged):
@@ -139,31 +144,66 @@ def test_cutouts_are_fits_from_each_image(packaged, visit):
 
 
 def test_fast_path_equals_the_straightforward_reference(visit):
-    """Same alerts, decoded, as the iterrows/Cutout2D/store_alerts way (cutout pixels too)."""
+    """Every field at its Avro precision and every cutout plane and WCS, against the oracle.
+
+    The oracle (alertpack.reference) shares no code with the fast path: it
+    builds each alert with pandas and astropy and is encoded here by fastavro,
+    so float fields are float32 exactly where the schema says float.
+    """
     task = make_task_no_files()
     result = task.run(**visit.run_kwargs())
     images = {
-        "cutoutDifference": as_survey_image(visit.difference, name="difference"),
-        "cutoutScience": as_survey_image(visit.science, name="science"),
-        "cutoutTemplate": as_survey_image(visit.template, name="template"),
+        "cutoutDifference": visit.difference,
+        "cutoutScience": visit.science,
+        "cutoutTemplate": visit.template,
     }
     reference = package_alerts_reference(
-        load_schema("11.1"), visit.diaSourceCat, visit.diaObjectCat, visit.diaSrcHistory,
-        images, diaForcedSources=visit.diaForcedSources, ssSource=visit.ssSource,
+        "11.1", visit.diaSourceCat, visit.diaObjectCat, visit.diaSrcHistory, images,
+        diaForcedSources=visit.diaForcedSources, ssSource=visit.ssSource,
+        mpc_orbits=visit.mpc_orbits,
     )
+    schema = packet_schema("11.1")
     ours = {a["diaSourceId"]: a for a in result.alerts}
-    assert len(ours) == len(reference)
-    for expected in reference:
+    assert len(ours) == len(reference) == len(visit.diaSourceCat)
+    kinds = ("ssSource", "mpc_orbits", "prvDiaSources", "prvDiaForcedSources", "diaObject",
+             "cutoutDifference", "cutoutScience", "cutoutTemplate")
+    seen = dict.fromkeys(kinds, 0)
+    for built in reference:
+        expected = schema.deserialize(schema.serialize(built))  # at Avro precision
         got = ours[expected["diaSourceId"]]
-        for key in ("diaSource", "diaObject", "prvDiaSources", "prvDiaForcedSources", "ssSource"):
-            assert_same(got[key], expected.get(key), key)
-        for field in images:
-            if expected[field] is None:
-                assert got[field] is None
-                continue
-            ours_stamp = CCDData.read(io.BytesIO(got[field]))
-            reference_stamp = CCDData.read(io.BytesIO(expected[field]))
-            np.testing.assert_array_equal(ours_stamp.data, reference_stamp.data)
+        assert list(got) == list(expected)
+        for key in expected:
+            if key.startswith("cutout"):
+                assert_same_cutout(got[key], expected[key], key)
+            else:
+                assert_same(got[key], expected[key], key)
+            seen[key] = seen.get(key, 0) + (expected[key] is not None)
+    # each kind of content was compared at least once (the sample has no scheduler fields)
+    assert all(seen[kind] for kind in kinds), seen
+
+
+def assert_same_cutout(got: bytes | None, expected: bytes | None, where: str) -> None:
+    """Image, variance, mask bits and WCS of two cutouts are the same."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    if expected is None:
+        assert got is None, where
+        return
+    with fits.open(io.BytesIO(got)) as mine, fits.open(io.BytesIO(expected)) as theirs:
+        np.testing.assert_array_equal(mine[0].data, theirs[0].data, err_msg=where)
+        np.testing.assert_array_equal(mine["UNCERT"].data, theirs["UNCERT"].data, err_msg=where)
+        np.testing.assert_array_equal(mine["MASK"].data, theirs["FLAGS"].data, err_msg=where)
+        my_wcs, their_wcs = WCS(mine[0].header), WCS(theirs[0].header)
+    assert my_wcs.wcs.ctype[0] == their_wcs.wcs.ctype[0] == "RA---TAN-SIP", where
+    np.testing.assert_array_equal(my_wcs.wcs.crpix, their_wcs.wcs.crpix, err_msg=where)
+    ny, nx = mine_shape = np.shape(CCDData.read(io.BytesIO(got)).data)
+    assert mine_shape == (ny, nx)
+    jj, ii = np.mgrid[0:ny, 0:nx]
+    separation = my_wcs.pixel_to_world(ii.ravel(), jj.ravel()).separation(
+        their_wcs.pixel_to_world(ii.ravel(), jj.ravel())
+    )
+    assert separation.arcsec.max() < 1e-6, where
 
 
 def make_task_no_files() -> PackageAlertsTask:
@@ -173,22 +213,19 @@ def make_task_no_files() -> PackageAlertsTask:
 
 
 def assert_same(got, expected, where):
+    """Exactly equal, NaN equal to NaN (values decoded from Avro on both sides)."""
     if isinstance(expected, list):
         assert isinstance(got, list) and len(got) == len(expected), where
         for g, e in zip(got, expected, strict=True):
             assert_same(g, e, where)
     elif isinstance(expected, dict):
-        assert got.keys() == expected.keys(), where
+        assert isinstance(got, dict) and list(got) == list(expected), where
         for key in expected:
             assert_same(got[key], expected[key], f"{where}.{key}")
-    elif isinstance(expected, float) and not isinstance(got, bool):
-        assert got is not None, where
-        if math.isnan(expected):
-            assert math.isnan(got), where
-        else:
-            assert np.float32(got) == np.float32(expected) or got == expected, where
+    elif isinstance(expected, float) and math.isnan(expected):
+        assert isinstance(got, float) and math.isnan(got), where
     else:
-        assert got == expected, where
+        assert type(got) is type(expected) and got == expected, (where, got, expected)
 
 
 @pytest.mark.parametrize("version", ["7.4", "9.0", "10.0"])
@@ -236,6 +273,35 @@ def test_ccd_exposure_id_bits_name_the_file(visit, tmp_path):
     assert result.path.name == f"{expected}.avro"
 
 
+def test_no_ccd_visit_id_and_no_id_bits_is_an_error_naming_both(visit, tmp_path):
+    kwargs = visit.run_kwargs()
+    kwargs["ccdExposureIdBits"] = None
+    assert "visit" in visit.diaSourceCat.columns and "detector" in visit.diaSourceCat.columns
+    with pytest.raises(InputError) as caught:
+        make_task(tmp_path).run(**kwargs)
+    message = str(caught.value)
+    assert "ccdExposureIdBits" in message and "--id-bits" in message
+    assert "ccdVisitId column" in message
+    assert not (tmp_path / "alerts").exists()
+
+
+def test_orbit_that_matches_nothing_is_counted_and_warned(visit, tmp_path, caplog):
+    task = make_task(tmp_path)
+    kwargs = visit.run_kwargs()
+    result = task.run(**kwargs)
+    assert result.nOrbitsUnmatched == 0
+    assert task.getFullMetadata().to_dict()["packageAlerts"]["nOrbitsUnmatched"] == 0
+    kwargs["mpc_orbits"] = kwargs["mpc_orbits"].assign(designation="1999 AA1")
+    with caplog.at_level("WARNING"):
+        result = task.run(**kwargs)
+    n_asteroids = len(visit.ssSource)
+    assert n_asteroids > 0
+    assert result.nOrbitsUnmatched == n_asteroids
+    assert task.getFullMetadata().to_dict()["packageAlerts"]["nOrbitsUnmatched"] == n_asteroids
+    assert f"{n_asteroids} solar-system source(s) match no mpc_orbits row" in caplog.text
+    assert all(alert["mpc_orbits"] is None for alert in result.alerts)
+
+
 def test_file_written_atomically_and_replaced_on_rerun(visit, tmp_path, monkeypatch):
     task = make_task(tmp_path)
     first = task.run(**visit.run_kwargs())
@@ -273,7 +339,20 @@ def test_make_alert_dict_from_rows_validates(visit):
     assert alert["diaObject"]["diaObjectId"] == key[0]
     assert alert["cutoutTemplate"] is None
     assert CCDData.read(io.BytesIO(alert["cutoutDifference"])).shape == (30, 30)
-    assert len(alert["prvDiaSources"]) <= len(history)
+    time = source_row["midpointMjdTai"]
+    expected = history[
+        (history["midpointMjdTai"] < time) & (history["midpointMjdTai"] >= time - 365)
+    ].sort_values("midpointMjdTai")
+    assert len(expected) > 0, "the chosen source has history"
+    assert [p["diaSourceId"] for p in alert["prvDiaSources"]] == list(expected["diaSourceId"])
+    # every key of the schema is set, as LSST's makeAlertDict does
+    assert list(alert) == load_schema("11.1").field_names
+    for key in ("prvDiaForcedSources", "ssSource", "mpc_orbits", "observation_reason",
+                "target_name"):
+        assert alert[key] is None
+    lone = task.makeAlertDict(int(source_row["diaSourceId"]), source_row, None, None, None, None)
+    assert lone["diaObject"] is None and lone["prvDiaSources"] is None
+    assert list(lone) == load_schema("11.1").field_names
 
 
 def test_make_cutout_bytes_accepts_stamps_ccddata_and_bytes(visit):

@@ -28,6 +28,7 @@ _EXPORTS = {
     "InputError": "alertpack.errors",
     "SurveyImage": "alertpack.inputs.images",
     "as_survey_image": "alertpack.inputs.images",
+    "apdb_run_kwargs": "alertpack.inputs.apdb",
     "make_cutout_bytes": "alertpack.packets.cutouts",
     "stamp_fits_bytes": "alertpack.packets.cutouts",
     "CutoutStatus": "alertpack.packets.cutouts",

@@ -234,6 +234,11 @@ def apply_config_overrides(config: Any, overrides: list[str]) -> None:
                 raise CommandError(
                     f"--config {name}: {text!r} is not a valid {field.dtype.__name__}"
                 ) from None
+        allowed = getattr(field, "allowed", None)
+        if allowed is not None and value not in allowed:
+            # pex_config's own message names our source file and lists None
+            choices = ", ".join(str(choice) for choice in allowed if choice is not None)
+            raise CommandError(f"--config {name}={text}: not one of {choices}")
         try:
             setattr(config, name, value)
         except Exception as error:  # pex_config raises several types; show its message

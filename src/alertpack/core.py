@@ -53,6 +53,9 @@ class PackageResult:
         Failed-alerts file of this run, if one was written.
     cutout_status : `dict` [`str`, `int`]
         ``"<image>:<CutoutStatus name>"`` -> count.
+    unmatched_orbits : `int`
+        Solar-system sources given no orbit because no ``mpc_orbits`` row
+        matches (their orbit field is null).
     stage_seconds : `dict` [`str`, `float`]
         Wall time of each stage of the run.
     """
@@ -63,6 +66,7 @@ class PackageResult:
     failed: int = 0
     failed_path: Path | None = None
     cutout_status: dict[str, int] = field(default_factory=dict)
+    unmatched_orbits: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -75,6 +79,7 @@ class PackageResult:
         counts = {"nAlerts": self.n_alerts, "nBytes": self.alerts.nbytes}
         for key, count in sorted(self.cutout_status.items()):
             counts[f"cutouts_{key.replace(':', '_')}"] = count
+        counts["nOrbitsUnmatched"] = self.unmatched_orbits
         counts["nDelivered"] = self.delivered
         counts["nFailed"] = self.failed
         return counts
@@ -155,7 +160,13 @@ class AlertPackager:
             cutouts, statuses = self.make_cutouts(catalogs, images)
         with stage("encodeAlerts"):
             batch = self.encode(catalogs, cutouts)
-        result = PackageResult(alerts=batch, cutout_status=dict(statuses), stage_seconds=timings)
+        result = PackageResult(alerts=batch, cutout_status=dict(statuses), stage_seconds=timings,
+                               unmatched_orbits=catalogs.n_unmatched_orbits)
+        if result.unmatched_orbits:
+            self.log.warning(
+                "%d solar-system source(s) match no mpc_orbits row (by ssObjectId or "
+                "designation): their orbit is null.", result.unmatched_orbits,
+            )
         if self.config.doWriteAlerts:
             with stage("writeAlerts"):
                 result.paths = self.write(batch)

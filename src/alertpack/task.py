@@ -144,7 +144,9 @@ class PackageAlertsTask(SchemaCatalogTask):
         ccdExposureIdBits : `int`, optional
             Bits of the exposure id packed into ``diaSourceId``:
             ``ccdVisitId = diaSourceId >> (64 - ccdExposureIdBits)``. Used
-            when ``diaSourceCat`` has no ``ccdVisitId`` column.
+            when ``diaSourceCat`` has no ``ccdVisitId`` column; with neither,
+            `run` raises `~alertpack.errors.InputError` (the alert file name
+            is not guessed from visit and detector).
         science : image, optional
             Science image, for ``cutoutScience``.
         diaForcedSources : `pandas.DataFrame`, optional
@@ -152,7 +154,9 @@ class PackageAlertsTask(SchemaCatalogTask):
         ssSource, mpc_orbits : `pandas.DataFrame`, optional
             Solar-system rows for DiaSources of asteroids (``ssSource``
             matched on ``diaSourceId``; orbits on ``ssObjectId`` or
-            ``designation``).
+            ``designation``). A solar-system source no orbit row matches
+            gets a null orbit, counted in ``nOrbitsUnmatched`` (result and
+            metadata) with a warning in the log.
         observation_reason, target_name : `str`, optional
             Scheduler fields of schema v8+; default the catalog columns of
             those names, else null.
@@ -196,6 +200,7 @@ class PackageAlertsTask(SchemaCatalogTask):
             nFailed=result.failed,
             failedPath=result.failed_path,
             cutoutStatus=result.cutout_status,
+            nOrbitsUnmatched=result.unmatched_orbits,
         )
 
     # ------------------------------------------------------------------
@@ -262,7 +267,9 @@ class PackageAlertsTask(SchemaCatalogTask):
         parts = build_alert_parts(
             catalogs, cutouts, window_days=self.config.historyWindowDays
         )
-        alert = parts.alert_dict(0)
+        # every field of the schema is a key, None when absent, as in LSST's
+        # makeAlertDict: code ported from LSST reads alert["ssSource"] etc.
+        alert = parts.alert_dict(0, self.alertSchema.field_names)
         id_field = "diaSourceId" if "diaSourceId" in alert else "alertId"
         alert[id_field] = int(alertId)
         return alert

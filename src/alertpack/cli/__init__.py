@@ -28,6 +28,7 @@ COMMANDS = {
     "to-parquet": "to_parquet",
     "schemas": "schemas",
     "config": "config",
+    "apdb": "apdb",
 }
 
 
@@ -45,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = _command_module(name)
-        module.add_arguments(commands.add_parser(name, help=module.HELP))
+        subparser = commands.add_parser(name, help=module.HELP)
+        module.add_arguments(subparser)
+        # unknown options are reported by the command they were given to
+        subparser.set_defaults(command_parser=subparser)
     return parser
 
 
@@ -73,7 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``alertpack`` console script."""
     _import_lsst_resources_without_fsspec()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # argparse would report them with the top-level usage; the command's is the useful one
+        owner = getattr(args, "command_parser", None) or parser
+        owner.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.version:
         from alertpack import __version__
 

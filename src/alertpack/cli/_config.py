@@ -37,6 +37,12 @@ def config_from_args(args: argparse.Namespace, *, produce: bool = False) -> Any:
     if args.output is not None:
         config.alertWriteLocation = args.output
     if args.schema is not None:
+        from alertpack.schema import UnknownSchemaError, load_schema
+
+        try:
+            load_schema(args.schema)
+        except UnknownSchemaError as error:
+            raise CommandError(f"--schema {args.schema}: {error}") from None
         apply_config_overrides(config, [f"schemaVersion={args.schema}"])
     if produce:
         config.doProduceAlerts = True

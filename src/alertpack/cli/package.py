@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
+from alertpack.cli._apdb import add_apdb_options, package_from_apdb
 from alertpack.cli._config import add_config_options, config_from_args
 from alertpack.errors import CommandError
 
@@ -58,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--difference", help=f"difference image ({images})")
     parser.add_argument("--template", help=f"template image ({images})")
     parser.add_argument("--science", help=f"science image ({images})")
+    add_apdb_options(parser)
     add_config_options(parser)
     parser.add_argument("--produce", action="store_true", help="also send alerts to Kafka")
 
@@ -99,11 +102,18 @@ def _package_sample_visit(args: argparse.Namespace, config: Any) -> int:
         for detector in range(args.detectors)
     )
     summary = package_detectors(loaders, config, workers=args.workers)
+    return print_pool_summary(
+        summary, config, f"from {args.detectors} sample detectors", "inputs simulated inside "
+        "the workers"
+    )
+
+
+def print_pool_summary(summary: Any, config: Any, what: str, how: str = "") -> int:
+    """Print a `VisitSummary` (alerts, time, size, Kafka); the exit status."""
     n_files = sum(len(d.paths) for d in summary.detectors)
     print(
-        f"alertpack: packaged {summary.n_alerts} alerts from {args.detectors} sample detectors "
-        f"(schema {config.schemaVersion}) in {summary.seconds:.1f} s on {summary.workers} "
-        f"worker(s), inputs simulated inside the workers"
+        f"alertpack: packaged {summary.n_alerts} alerts {what} (schema {config.schemaVersion}) "
+        f"in {summary.seconds:.1f} s on {summary.workers} worker(s){', ' + how if how else ''}"
     )
     print(f"  size: {summary.n_bytes / 1e6:.1f} MB in {n_files} file(s) under "
           f"{config.alertWriteLocation}; peak memory per worker {summary.peak_rss_mb:.0f} MB")
@@ -111,6 +121,19 @@ def _package_sample_visit(args: argparse.Namespace, config: Any) -> int:
         print(f"  kafka: {summary.n_alerts - summary.n_failed} delivered, "
               f"{summary.n_failed} failed")
     return 0 if summary.n_failed == 0 else 1
+
+
+def _warn_unused_cutout_size(config: Any, sources: Any) -> None:
+    """Say so when a set cutoutSize cannot apply: bboxSize sizes the cutouts instead."""
+    asked = config.cutoutSize != config._fields["cutoutSize"].default  # -c or a config file
+    has_bbox = "bboxSize" in sources.columns or "bboxSize" in sources.index.names
+    if asked and config.useBboxSize and has_bbox:
+        print(
+            f"alertpack package: warning: cutoutSize={config.cutoutSize} applies only to "
+            "sources without a bboxSize: useBboxSize is on and the catalog has bboxSize "
+            f"(add -c useBboxSize=false to cut every stamp {config.cutoutSize} px)",
+            file=sys.stderr,
+        )
 
 
 def _run_naming_files(packager: Any, run_kwargs: dict[str, Any]) -> Any:
@@ -130,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
     from alertpack.core import AlertPackager
 
     config = config_from_args(args, produce=args.produce)
+    if args.apdb is not None:
+        return package_from_apdb(args, config)
     if args.detectors != 1:
         if args.detectors < 1:
             raise CommandError(f"--detectors {args.detectors}: give at least 1")
@@ -143,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
 
         run_kwargs = load_visit_files(args)
         what = "visit"
+    _warn_unused_cutout_size(config, run_kwargs["diaSourceCat"])
     prepared = time.perf_counter()
     packager = AlertPackager(config)
     result = _run_naming_files(packager, run_kwargs)
@@ -162,6 +188,9 @@ def run(args: argparse.Namespace) -> int:
     unusual = {key: count for key, count in result.cutout_status.items() if not key.endswith(":OK")}
     if unusual:
         print("  cutouts: " + ", ".join(f"{count} {key}" for key, count in sorted(unusual.items())))
+    if result.unmatched_orbits:
+        print(f"  warning: {result.unmatched_orbits} solar-system source(s) match no "
+              "mpc_orbits row: their orbit is null", file=sys.stderr)
     if config.doProduceAlerts:
         print(f"  kafka: {result.delivered} delivered, {result.failed} failed"
               + (f" (saved to {result.failed_path})" if result.failed_path else ""))

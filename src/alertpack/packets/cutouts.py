@@ -49,10 +49,14 @@ in Rubin's alert cutouts, plus LSST's mask planes and parent-frame keys:
 `~astropy.nddata.VarianceUncertainty`, the mask as booleans (all bits: read
 the ``MASK`` extension with `astropy.io.fits`), the PSF and the WCS.
 
-The image, variance and mask headers carry the same WCS: a TAN projection
-linearized at the stamp center (``CRPIX`` at the center, ``CRVAL`` its sky
-position, ``CD`` the local Jacobian of the parent WCS, SIP included), which
-agrees with the parent WCS to far better than 0.01 pixel over a stamp;
+The image, variance and mask headers carry the same WCS. For a TAN or
+TAN-SIP parent (the FITS form of a detector WCS) it is the parent's own WCS
+with ``CRPIX`` moved to the stamp: ``CRVAL``, ``CD`` and the SIP terms
+(``A_*``, ``B_*``, ``AP_*``, ``BP_*``, relative to ``CRPIX``) unchanged, so
+the stamp maps pixels to the sky exactly as the parent does, at any stamp
+size. Any other parent WCS is linearized at the stamp center (``CRPIX`` at
+the center, ``CRVAL`` its sky position, ``CD`` the local Jacobian), which
+agrees with it to 0.01 pixel over small stamps;
 ``LTV1``/``LTV2`` = minus the stamp origin in the parent (detector) frame
 and the ``PHYSICAL`` alternate WCS ``A`` (``CRVAL1A``/``CRVAL2A`` = origin)
 giving parent pixel coordinates, both as LSST writes them; ``ORIENTAT`` the
@@ -81,6 +85,7 @@ __all__ = [
     "NO_DATA_PLANE",
     "CutoutStatus",
     "LocalTanWcs",
+    "SipTerms",
     "Stamp",
     "cutout_sizes",
     "extract_stamps",
@@ -114,6 +119,73 @@ class CutoutStatus(enum.IntEnum):
 
 
 @dataclass(frozen=True)
+class SipTerms:
+    """SIP distortion polynomials of a parent WCS, hashable (one per parent image).
+
+    Attributes
+    ----------
+    a, b : `tuple` [`tuple` [`float`, ...], ...]
+        Forward coefficients, ``a[i][j]`` of ``u**i * v**j``.
+    ap, bp : same or `None`
+        Inverse coefficients, when the parent has them.
+    """
+
+    a: tuple[tuple[float, ...], ...]
+    b: tuple[tuple[float, ...], ...]
+    ap: tuple[tuple[float, ...], ...] | None = None
+    bp: tuple[tuple[float, ...], ...] | None = None
+
+    def to_astropy(self, crpix: tuple[float, float]) -> Any:
+        """An `astropy.wcs.Sip` about ``crpix`` (FITS 1-based)."""
+        from astropy.wcs import Sip
+
+        def array(terms: tuple | None) -> np.ndarray | None:
+            return None if terms is None else np.array(terms, dtype=np.float64)
+
+        return Sip(array(self.a), array(self.b), array(self.ap), array(self.bp), crpix)
+
+    def cards(self) -> tuple[str, ...]:
+        """``A_ORDER``, ``A_i_j``, ... header cards (nonzero terms only)."""
+        cards: list[str] = []
+        for prefix, terms in (("A", self.a), ("B", self.b), ("AP", self.ap), ("BP", self.bp)):
+            if terms is None:
+                continue
+            order = len(terms) - 1
+            cards.append(_card(f"{prefix}_ORDER", str(order), "SIP polynomial order"))
+            for i in range(order + 1):
+                for j in range(order + 1 - i):
+                    if terms[i][j] != 0.0:
+                        cards.append(_card(f"{prefix}_{i}_{j}", _real(terms[i][j])))
+        return tuple(cards)
+
+
+def _ctypes(sip: bool) -> tuple[str, str]:
+    return ("RA---TAN-SIP", "DEC--TAN-SIP") if sip else ("RA---TAN", "DEC--TAN")
+
+
+def _carried_sip(wcs: WCS) -> SipTerms | None:
+    """The parent's SIP terms when its WCS is exactly TAN + SIP (nothing else to carry).
+
+    Returns `None` for a parent without SIP, or one with other distortions
+    (lookup tables) or another projection: those are linearized instead.
+    """
+    if wcs.sip is None or wcs.cpdis1 is not None or wcs.cpdis2 is not None:
+        return None
+    if wcs.det2im1 is not None or wcs.det2im2 is not None:
+        return None
+    if not all(ctype.split("-")[-2:] == ["TAN", "SIP"] for ctype in wcs.wcs.ctype):
+        return None
+    if wcs.wcs.lng != 0 or wcs.wcs.lat != 1:
+        return None
+
+    def terms(array: np.ndarray | None) -> tuple[tuple[float, ...], ...] | None:
+        return None if array is None else tuple(tuple(map(float, row)) for row in array)
+
+    sip = wcs.sip
+    return SipTerms(terms(sip.a), terms(sip.b), terms(sip.ap), terms(sip.bp))
+
+
+@dataclass(frozen=True)
 class LocalTanWcs:
     """A linear TAN WCS of a stamp, kept as numbers until an astropy WCS is needed.
 
@@ -129,6 +201,8 @@ class LocalTanWcs:
         Reference frame (``RADESYS``) of the parent WCS.
     equinox : `float` or `None`
         ``EQUINOX`` for FK4/FK5 frames.
+    sip : `SipTerms` or `None`
+        The parent's SIP distortion (relative to ``crpix``), when carried.
     """
 
     crpix: tuple[float, float]
@@ -136,13 +210,14 @@ class LocalTanWcs:
     cd: tuple[tuple[float, float], tuple[float, float]]
     radesys: str = "ICRS"
     equinox: float | None = None
+    sip: SipTerms | None = None
 
     def to_astropy(self) -> WCS:
         """The same WCS as an `astropy.wcs.WCS`."""
         from astropy.wcs import WCS
 
         wcs = WCS(naxis=2)
-        wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+        wcs.wcs.ctype = list(_ctypes(self.sip is not None))
         wcs.wcs.cunit = ["deg", "deg"]
         wcs.wcs.crpix = self.crpix
         wcs.wcs.crval = self.crval
@@ -150,6 +225,8 @@ class LocalTanWcs:
         wcs.wcs.radesys = self.radesys
         if self.equinox is not None:
             wcs.wcs.equinox = self.equinox
+        if self.sip is not None:
+            wcs.sip = self.sip.to_astropy(self.crpix)
         wcs.wcs.set()
         return wcs
 
@@ -326,6 +403,12 @@ def extract_stamps(
     placement.status[rows[broken]] = CutoutStatus.BAD_POSITION
     planes, no_data_bit = stamp_mask_planes(image.mask_planes)
     frame = _frame_of(image.wcs)
+    sip = _carried_sip(image.wcs)
+    if sip is not None:
+        parent_crpix = image.wcs.wcs.crpix
+        parent_crval = (float(image.wcs.wcs.crval[0]), float(image.wcs.wcs.crval[1]))
+        (p11, p12), (p21, p22) = image.wcs.pixel_scale_matrix
+        parent_cd = ((float(p11), float(p12)), (float(p21), float(p22)))
     stamps: list[Stamp | None] = [None] * len(ra)
     for k, row in enumerate(rows):
         if broken[k]:
@@ -334,13 +417,23 @@ def extract_stamps(
         x_start, y_start = int(placement.x_start[row]), int(placement.y_start[row])
         pixels, variance, mask = _cut_planes(image, x_start, y_start, size, 1 << no_data_bit)
         cd_k = ((float(cd[k, 0, 0]), float(cd[k, 0, 1])), (float(cd[k, 1, 0]), float(cd[k, 1, 1])))
-        local = LocalTanWcs(
-            crpix=(half[k] + 1.0, half[k] + 1.0),
-            crval=(float(crval[k, 0]), float(crval[k, 1])),
-            cd=cd_k,
-            radesys=frame[0],
-            equinox=frame[1],
-        )
+        if sip is None:
+            local = LocalTanWcs(
+                crpix=(half[k] + 1.0, half[k] + 1.0),
+                crval=(float(crval[k, 0]), float(crval[k, 1])),
+                cd=cd_k,
+                radesys=frame[0],
+                equinox=frame[1],
+            )
+        else:  # the parent's own WCS, moved to the stamp: exact at any size
+            local = LocalTanWcs(
+                crpix=(float(parent_crpix[0] - x_start), float(parent_crpix[1] - y_start)),
+                crval=parent_crval,
+                cd=parent_cd,
+                radesys=frame[0],
+                equinox=frame[1],
+                sip=sip,
+            )
         stamps[row] = Stamp(
             image=pixels,
             variance=variance,
@@ -621,9 +714,11 @@ def _block_pad(n_bytes: int) -> int:
 
 # Cards that change per stamp, in order, with their comments.
 _STAMP_CARDS = (
+    ("CRPIX1", "reference pixel"),
+    ("CRPIX2", "reference pixel"),
     ("CRVAL1", "[deg] RA at CRPIX"),
     ("CRVAL2", "[deg] Dec at CRPIX"),
-    ("CD1_1", "[deg/pixel] local Jacobian of the parent WCS"),
+    ("CD1_1", "[deg/pixel]"),
     ("CD1_2", "[deg/pixel]"),
     ("CD2_1", "[deg/pixel]"),
     ("CD2_2", "[deg/pixel]"),
@@ -641,6 +736,8 @@ def _stamp_cards(stamp: Stamp) -> str:
     (cd11, cd12), (cd21, cd22) = wcs.cd
     x0, y0 = stamp.origin
     values = (
+        _real(wcs.crpix[0]),
+        _real(wcs.crpix[1]),
         _real(wcs.crval[0]),
         _real(wcs.crval[1]),
         _real(cd11),
@@ -693,17 +790,19 @@ def _structure_cards(bitpix: int, shape: tuple[int, ...], *, primary: bool) -> l
     return cards
 
 
-def _constant_wcs_cards(shape: tuple[int, int], radesys: str, equinox: float | None) -> list[str]:
-    center = ((shape[1] + 1) / 2.0, (shape[0] + 1) / 2.0)
+def _constant_wcs_cards(
+    radesys: str, equinox: float | None, sip_cards: tuple[str, ...] | None
+) -> list[str]:
+    ra_type, dec_type = _ctypes(sip_cards is not None)
+    projection = "parent's TAN-SIP WCS" if sip_cards is not None else "linear at the center"
     cards = [
         _card("WCSAXES", "2", "number of WCS axes"),
-        _card("CTYPE1", _quote("RA---TAN"), "gnomonic projection, linear at the center"),
-        _card("CTYPE2", _quote("DEC--TAN")),
+        _card("CTYPE1", _quote(ra_type), projection),
+        _card("CTYPE2", _quote(dec_type)),
         _card("CUNIT1", _quote("deg")),
         _card("CUNIT2", _quote("deg")),
-        _card("CRPIX1", _real(center[0]), "stamp center"),
-        _card("CRPIX2", _real(center[1]), "stamp center"),
         _card("RADESYS", _quote(radesys), "reference frame of RA/Dec"),
+        *(sip_cards or ()),
     ]
     if equinox is not None:
         cards.append(_card("EQUINOX", _real(equinox)))
@@ -733,10 +832,11 @@ def _stamp_template(
     radesys: str,
     equinox: float | None,
     psf_shape: tuple[int, int] | None,
+    sip: SipTerms | None = None,
 ) -> _StampTemplate:
     """Header templates for one stamp shape and parent image, built once."""
     _check_plane_names(dict(mask_planes))
-    wcs_cards = _constant_wcs_cards(shape, radesys, equinox)
+    wcs_cards = _constant_wcs_cards(radesys, equinox, None if sip is None else sip.cards())
     image = _hdu_template(
         [
             *_structure_cards(-32, shape, primary=True),
@@ -800,6 +900,7 @@ def stamp_fits_bytes(stamp: Any) -> bytes:
         stamp.local_wcs.radesys,
         stamp.local_wcs.equinox,
         None if stamp.psf is None else stamp.psf.shape,
+        stamp.local_wcs.sip,
     )
     dynamic = _stamp_cards(stamp)
     hdus: list[tuple[bytes, np.ndarray, str]] = [

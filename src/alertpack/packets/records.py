@@ -584,6 +584,10 @@ class VisitCatalogs:
     orbits: ColumnTable | None = None
     observation_reason: np.ndarray | None = None
     target_name: np.ndarray | None = None
+    #: orbit row per alert (-1: none), when orbits are given
+    orbit_rows: np.ndarray | None = None
+    #: solar-system sources whose orbit is null because no orbit row matches
+    n_unmatched_orbits: int = 0
 
     @property
     def n_alerts(self) -> int:
@@ -598,15 +602,14 @@ def _ccd_visit_ids(
     if "ccdVisitId" in sources:
         return sources.to_numpy("ccdVisitId", np.int64)
     if id_bits is None:
-        if "visit" in sources and "detector" in sources:
-            # No packing given: name files after visit and detector.
-            visits = sources.to_numpy("visit", np.int64)
-            detectors = sources.to_numpy("detector", np.int64)
-            return visits * 1000 + detectors
+        # No guess from visit and detector: the packing differs between cameras
+        # (the sample packs visit*256+detector), and a guessed name would put
+        # alerts in files no one looks for.
         raise InputError(
-            "diaSourceCat has no ccdVisitId column and ccdExposureIdBits was not given; "
-            "pass ccdExposureIdBits (the number of bits of the exposure id packed into "
-            "diaSourceId) or add a ccdVisitId column"
+            "diaSourceCat has no ccdVisitId column and ccdExposureIdBits was not given, so "
+            "the alert file name ({ccdVisitId}.avro) is unknown; pass ccdExposureIdBits "
+            "(--id-bits: the bits of the exposure id packed into diaSourceId) or add a "
+            "ccdVisitId column"
         )
     if not 0 < id_bits < 64:
         raise InputError(f"ccdExposureIdBits={id_bits} must be between 1 and 63")
@@ -681,7 +684,28 @@ def prepare_visit(
         setattr(catalogs, attribute, table)
     if catalogs.objects is not None:
         _check_unique(catalogs.objects, "diaObjectId", "diaObjectCat")
+    if catalogs.orbits is not None:
+        catalogs.orbit_rows = _orbit_rows(catalogs)
+        catalogs.n_unmatched_orbits = int(
+            np.count_nonzero(_solar_system_sources(catalogs) & (catalogs.orbit_rows < 0))
+        )
     return catalogs
+
+
+def _solar_system_sources(catalogs: VisitCatalogs) -> np.ndarray:
+    """Sources of a solar-system object: an ssObjectId, or an ssSource row."""
+    sources = catalogs.sources
+    known = np.zeros(sources.n_rows, dtype=bool)
+    if "ssObjectId" in sources.columns:
+        nulls = sources.nulls.get("ssObjectId")
+        known |= sources.columns["ssObjectId"] != 0
+        if nulls is not None:
+            known &= ~nulls
+    if catalogs.ss_sources is not None:
+        known |= _match_rows(
+            sources.columns["diaSourceId"], catalogs.ss_sources.columns["diaSourceId"]
+        ) >= 0
+    return known
 
 
 def _orbit_field(schema: AlertSchema) -> str | None:
@@ -776,15 +800,22 @@ def build_alert_parts(
             object_ids, alert_times, source_ids, table,
             id_column=id_column, window_days=window_days,
         )
-        present = None if not no_object.any() else ~no_object
-        parts.fields[field_name] = RecordList(table, offsets, index, present)
+        present = ~no_object
+        if field_name == "prvDiaSources":
+            # as LSST's packageAlerts: a new DiaObject (no previous source) gets
+            # null, not an empty list; consumers test ``is None`` for a first detection
+            present &= np.diff(offsets) > 0
+        parts.fields[field_name] = RecordList(
+            table, offsets, index, None if present.all() else present
+        )
 
     if catalogs.ss_sources is not None:
         rows = _match_rows(source_ids, catalogs.ss_sources.columns["diaSourceId"])
         parts.fields["ssSource"] = RecordRef(catalogs.ss_sources, rows)
     orbit_field = _orbit_field(schema)
     if catalogs.orbits is not None and orbit_field is not None:
-        parts.fields[orbit_field] = RecordRef(catalogs.orbits, _orbit_rows(catalogs))
+        rows = catalogs.orbit_rows if catalogs.orbit_rows is not None else _orbit_rows(catalogs)
+        parts.fields[orbit_field] = RecordRef(catalogs.orbits, rows)
 
     for name, values in (
         ("observation_reason", catalogs.observation_reason),

@@ -5,6 +5,12 @@ one source at a time, astropy doing the placement (``mode="partial"``, NaN
 fill), the WCS shift (the parent WCS, SIP included, with a moved reference
 pixel) and the FITS writing (primary image, ``UNCERT`` variance, ``MASK``
 booleans, ``FLAGS`` with the integer mask bits and ``PSFIMAGE``).
+
+It shares no code with alertpack's fast path: it reads the parent straight
+from an astropy `~astropy.nddata.NDData`/`~astropy.nddata.CCDData` (image,
+``unit``, ``wcs``, a variance or standard-deviation ``uncertainty``, an
+integer bit ``mask`` or ``flags``, ``MP_<NAME> = bit`` plane names in
+``meta``, ``psf``) and follows the documented rules on its own.
 """
 
 from __future__ import annotations
@@ -14,19 +20,58 @@ from typing import Any
 
 import numpy as np
 
-from alertpack.inputs.images import SurveyImage
-from alertpack.packets.cutouts import stamp_mask_planes
+__all__ = ["no_data_bit", "reference_cutout_bytes"]
 
-__all__ = ["reference_cutout_bytes"]
+# LSST's name of the mask plane of pixels without data.
+NO_DATA = "NO_DATA"
 
 
-def reference_cutout_bytes(image: SurveyImage, ra: float, dec: float, size: int) -> bytes | None:
+def no_data_bit(meta: Any) -> int:
+    """The ``NO_DATA`` bit of an image: its ``MP_NO_DATA``, else the lowest bit no plane uses."""
+    planes = {
+        str(key)[3:].upper(): int(value)
+        for key, value in dict(meta or {}).items()
+        if str(key).upper().startswith("MP_")
+    }
+    if NO_DATA in planes:
+        return planes[NO_DATA]
+    used = set(planes.values())
+    return next(bit for bit in range(32) if bit not in used)
+
+
+def _parent_planes(parent: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Image in nJy, variance in nJy² and the integer bit mask of an NDData (no copy in nJy)."""
+    import astropy.units as u
+    from astropy.nddata import StdDevUncertainty, VarianceUncertainty
+
+    unit = u.Unit(parent.unit) if parent.unit is not None else u.nJy
+    scale = unit.to(u.nJy)
+    image = np.asarray(parent.data, dtype=np.float32)
+    variance = None
+    uncertainty = parent.uncertainty
+    if isinstance(uncertainty, VarianceUncertainty):
+        variance = np.asarray(uncertainty.array, dtype=np.float32)
+    elif isinstance(uncertainty, StdDevUncertainty):
+        variance = np.square(np.asarray(uncertainty.array, dtype=np.float32))
+    if scale != 1.0:
+        image = (image * scale).astype(np.float32)
+        variance = None if variance is None else (variance * scale**2).astype(np.float32)
+    mask = None
+    for candidate in (parent.mask, getattr(parent, "flags", None)):
+        if candidate is not None and np.asarray(candidate).dtype.kind in "iu":
+            mask = np.asarray(candidate, dtype=np.int32)
+            break
+    return image, variance, mask
+
+
+def reference_cutout_bytes(parent: Any, ra: float, dec: float, size: int) -> bytes | None:
     """FITS bytes of one cutout made with astropy's general-purpose tools.
 
     Parameters
     ----------
-    image : `~alertpack.inputs.images.SurveyImage`
-        The parent image.
+    parent : `astropy.nddata.NDData`
+        The parent image (e.g. a `~astropy.nddata.CCDData`), as described in
+        the module docstring.
     ra, dec : `float`
         Source position, degrees.
     size : `int`
@@ -44,26 +89,27 @@ def reference_cutout_bytes(image: SurveyImage, ra: float, dec: float, size: int)
 
     if not (np.isfinite(ra) and np.isfinite(dec)):
         return None
+    image, variance, mask = _parent_planes(parent)
     position = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
     try:
         pixels = Cutout2D(
-            image.image, position, (size, size), wcs=image.wcs, mode="partial", fill_value=np.nan
+            image, position, (size, size), wcs=parent.wcs, mode="partial", fill_value=np.nan
         )
     except (NoOverlapError, ValueError):
         return None
-    variance = _same_cutout(image.variance, pixels, np.nan)
-    _, no_data_bit = stamp_mask_planes(image.mask_planes)
-    no_data = 1 << no_data_bit
-    mask = image.mask if image.mask is not None else np.zeros(image.shape, dtype=np.int32)
+    variance_cut = _same_cutout(variance, pixels, np.nan)
+    no_data = 1 << no_data_bit(parent.meta)
+    if mask is None:
+        mask = np.zeros(image.shape, dtype=np.int32)
     flags = _same_cutout(mask, pixels, no_data)
     cutout = CCDData(
         pixels.data,
         unit=u.nJy,
         wcs=pixels.wcs,
-        uncertainty=None if variance is None else VarianceUncertainty(variance),
+        uncertainty=None if variance_cut is None else VarianceUncertainty(variance_cut),
         mask=flags != 0,
         flags=flags,
-        psf=image.psf,
+        psf=getattr(parent, "psf", None),
     )
     stream = io.BytesIO()
     cutout.write(stream, format="fits", hdu_flags="FLAGS")
@@ -77,4 +123,3 @@ def _same_cutout(plane: np.ndarray | None, like: Any, fill: float) -> np.ndarray
     cut = np.full(like.shape, fill, dtype=plane.dtype)
     cut[like.slices_cutout] = plane[like.slices_original]
     return cut
-

@@ -35,6 +35,8 @@ the conventions of what it makes (in its docstring):
     layout, dtypes).
 ``files``
     `write_visit` / `read_visit`: a visit directory of Parquet and FITS files.
+``apdb``
+    `write_apdb`: the sample stored in an APDB (lsst-dax-apdb), files beside it.
 
 Importing this package imports numpy only: pandas and astropy are imported by
 the functions that need them, and `BitMaskCCDData` is built on first use.
@@ -44,6 +46,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from alertpack.sample.apdb import write_apdb
 from alertpack.sample.files import exposure_hdulist as exposure_hdulist
 from alertpack.sample.files import read_exposure as read_exposure
 from alertpack.sample.files import read_visit, write_visit
@@ -81,6 +84,7 @@ __all__ = [
     "pack_source_ids",
     "read_visit",
     "visit_midpoint_mjd",
+    "write_apdb",
     "write_visit",
 ]
 

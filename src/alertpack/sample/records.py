@@ -349,7 +349,7 @@ def _diasource_known(rows: dict[str, Any], rng: np.random.Generator) -> dict[str
         "extendedness": np.clip(rng.beta(0.5, 6.0, n), 0, 1),
         "reliability": np.clip(rng.beta(8.0, 1.2, n), 0, 1),
         "spuriousness": lambda: 1.0 - known["reliability"],
-        "reliabilityVersion": np.full(n, "ml-rb-v1.2", dtype=object),
+        "reliabilityVersion": np.full(n, "rb-v1.2", dtype=object),
         "band": rows["band"],
         "isDipole": is_dipole,
         "dipoleFitAttempted": dipole,

@@ -62,6 +62,11 @@ class AlertDecodeError(InputError):
 class ConsumedAlert:
     """One alert read from Kafka.
 
+    It shares its shape with the alerts read from files
+    (`alertpack.tools.reading.LoadedAlert`): ``alert``, ``alert_id``,
+    ``object_id``, ``schema``, ``schema_name``, ``source``, ``packet_size``
+    and ``label`` mean the same on both.
+
     Attributes
     ----------
     alert : `dict`
@@ -78,6 +83,8 @@ class ConsumedAlert:
         Where the message was.
     timestamp_ms : `int` or `None`
         Message timestamp in ms since the Unix epoch, if the broker has one.
+    server : `str`
+        Bootstrap server(s) it was read from.
     """
 
     alert: dict[str, Any]
@@ -89,6 +96,32 @@ class ConsumedAlert:
     partition: int
     offset: int
     timestamp_ms: int | None
+    server: str = ""
+
+    @property
+    def source(self) -> str:
+        """``kafka://SERVER/TOPIC``, as `LoadedAlert.source` names a file."""
+        return f"kafka://{self.server}/{self.topic}"
+
+    @property
+    def schema_name(self) -> str:
+        """Full name of the schema the payload was decoded with."""
+        return str(self.schema.definition["name"])
+
+    @property
+    def packet_size(self) -> int:
+        """Bytes of the schemaless Avro record (the payload without the wire header)."""
+        return len(self.payload)
+
+    @property
+    def object_id(self) -> int | None:
+        """The alert's diaObjectId (from diaObject, else diaSource)."""
+        return alert_object_id(self.alert)
+
+    @property
+    def label(self) -> str:
+        """``topic[partition]@offset`` for messages that point at one alert."""
+        return f"{self.topic}[{self.partition}]@{self.offset}"
 
     @property
     def key_id(self) -> int | None:
@@ -282,7 +315,9 @@ def iter_kafka_alerts(
             consumer.assign([TopicPartition(topic, p, start) for p in partitions])
         else:
             early = _join_group(consumer, topic, group, max(timeout, GROUP_JOIN_TIMEOUT))
-        yield from _read(consumer, max_alerts, timeout, redact, early, group is not None)
+        for consumed in _read(consumer, max_alerts, timeout, redact, early, group is not None):
+            consumed.server = server
+            yield consumed
     finally:
         consumer.close()
 

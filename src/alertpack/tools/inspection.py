@@ -3,17 +3,24 @@
 ``inspect`` prints one line per alert with the numbers a broker shows first:
 ids, band, time, position, S/N, history length, cutout and packet sizes.
 
-``validate`` checks each alert the way a downstream consumer depends on it:
+``validate`` checks each alert the way a downstream consumer depends on it,
+and tells **errors** (the alert is broken: a consumer cannot rely on it) from
+**warnings** (it departs from a packaging convention that alertpack follows
+but the schema does not demand; lsst-alert-packet's own sample alerts do):
 
-- *schema*: the record conforms to the official schema of its version (the
-  file's writer schema, or ``--schema``), and a file's writer schema named
-  after a Rubin version is that version's shipped definition;
-- *ids*: the top-level id is the diaSource's id, the diaSource, its history
-  and forced photometry all belong to the alert's diaObject, and the current
-  source is not repeated in its own history;
-- *history*: previous sources and forced sources are in time order, and
-  earlier than the current source;
-- *cutouts*: each stamp opens with astropy as a 2-D image and passes
+- *schema* (errors): the record conforms to the official schema of its
+  version (the file's writer schema, or ``--schema``), every value fits its
+  Avro type (ints in range, finite floats within float32 for ``float``),
+  and a file's writer schema named after a Rubin version is that version's
+  shipped definition;
+- *ids*: errors when two ids contradict each other (diaSource and diaObject
+  name different objects, a history row belongs to another object, the
+  current source is repeated in its own history, a history id repeats);
+  warnings for conventions: the top-level id differs from the diaSource's id
+  (the official samples do so), or a link is null where the alert has an id;
+- *history* (warnings): previous sources and forced sources are oldest first
+  and earlier than the current source;
+- *cutouts* (errors): each stamp opens with astropy as a 2-D image and passes
   ``fitsverify``, the reference FITS-standard checker.
 """
 
@@ -61,6 +68,9 @@ __all__ = [
 # version fails on nearly every field, and one screen says enough.
 MAX_SCHEMA_PROBLEMS = 10
 
+# The largest finite value of an Avro ``float`` (IEEE single precision).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 # --------------------------------------------------------------------------- inspect
 
 
@@ -94,7 +104,7 @@ def summarize_alert(alert: LoadedAlert) -> dict[str, Any]:
     ``cutoutTemplate``, ``cutoutDifference`` (sizes in bytes), ``packetSize``
     (bytes, see `alertpack.tools.reading.LoadedAlert`).
     """
-    record = alert.record
+    record = alert.alert
     source = record.get("diaSource")
     row: dict[str, Any] = {
         "source": alert.source,
@@ -139,7 +149,7 @@ def kafka_alerts(args: Any) -> Iterator[LoadedAlert]:
             index=index,
             schema=schema,
             schema_name=schema.definition["name"] if schema else str(message.schema),
-            record=message.alert,
+            alert=message.alert,
             packet_size=len(message.payload),
         )
 
@@ -212,6 +222,10 @@ def write_json_lines(rows: Iterable[dict[str, Any]], stream: TextIO) -> int:
 # -------------------------------------------------------------------------- validate
 
 
+ERROR = "error"
+WARNING = "warning"
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with an alert.
@@ -222,13 +236,22 @@ class Problem:
         ``schema``, ``ids``, ``history`` or ``cutouts``.
     message : `str`
         What is wrong, naming the field and value.
+    severity : `str`
+        ``"error"`` (the alert is broken) or ``"warning"`` (it departs from a
+        packaging convention the schema does not demand).
     """
 
     check: str
     message: str
+    severity: str = ERROR
 
     def __str__(self) -> str:
-        return f"{self.check}: {self.message}"
+        return f"{self.severity}: {self.check}: {self.message}"
+
+    @property
+    def is_error(self) -> bool:
+        """True for an error, False for a warning."""
+        return self.severity == ERROR
 
 
 @dataclass
@@ -239,9 +262,19 @@ class AlertReport:
     problems: list[Problem]
 
     @property
+    def errors(self) -> list[Problem]:
+        """The problems that make the alert invalid."""
+        return [problem for problem in self.problems if problem.is_error]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """The departures from conventions."""
+        return [problem for problem in self.problems if not problem.is_error]
+
+    @property
     def valid(self) -> bool:
-        """True when no check found a problem."""
-        return not self.problems
+        """True when no check found an error (warnings allowed)."""
+        return not self.errors
 
 
 class _SchemaChecker:
@@ -262,7 +295,11 @@ class _SchemaChecker:
     def problems(self, record: dict[str, Any]) -> list[str]:
         from fastavro.validation import validate
 
-        if validate(record, self._parsed, raise_errors=False):
+        # fastavro accepts a finite float beyond float32 (it would be written as
+        # infinity): the walk's own type test checks that too
+        if validate(record, self._parsed, raise_errors=False) and self._matches(
+            record, self.definition
+        ):
             return []
         found: list[str] = []
         self._walk(record, self.definition, "", found)
@@ -351,7 +388,10 @@ def _primitive_matches(datum: Any, avro_type: str) -> bool:
             and low <= datum <= high
         )
     if avro_type in ("float", "double"):
-        return isinstance(datum, int | float | np.number) and not isinstance(datum, bool)
+        if not isinstance(datum, int | float | np.number) or isinstance(datum, bool):
+            return False
+        # a finite value beyond float32 would be written as infinity
+        return avro_type == "double" or not math.isfinite(datum) or abs(datum) <= FLOAT32_MAX
     if avro_type == "string":
         return isinstance(datum, str)
     if avro_type == "bytes":
@@ -391,7 +431,12 @@ def check_schema(record: dict[str, Any], checker: _SchemaChecker, label: str) ->
 
 
 def check_ids(record: dict[str, Any]) -> list[Problem]:
-    """Id links: alert -> diaSource -> diaObject, history and forced sources -> diaObject."""
+    """Id links: alert -> diaSource -> diaObject, history and forced sources -> diaObject.
+
+    Two ids that name different things are errors; a top-level id other than
+    the diaSource's, or a null link where the alert has an id, are warnings
+    (lsst-alert-packet's sample alerts have both).
+    """
     problems: list[Problem] = []
     source = record.get("diaSource")
     if source is None:
@@ -401,34 +446,41 @@ def check_ids(record: dict[str, Any]) -> list[Problem]:
     top_id = record.get(top_name)
     if top_id != source_id:
         problems.append(
-            Problem("ids", f"{top_name} {top_id} differs from diaSource.diaSourceId {source_id}")
+            Problem(
+                "ids",
+                f"{top_name} {top_id} differs from diaSource.diaSourceId {source_id}",
+                WARNING,
+            )
         )
     diaobject = record.get("diaObject")
     object_id = None if diaobject is None else diaobject.get("diaObjectId")
-    if diaobject is not None and source.get("diaObjectId") != object_id:
+    source_object_id = source.get("diaObjectId")
+    if diaobject is not None and source_object_id != object_id:
         problems.append(
             Problem(
                 "ids",
-                f"diaSource.diaObjectId {source.get('diaObjectId')} differs from "
+                f"diaSource.diaObjectId {source_object_id} differs from "
                 f"diaObject.diaObjectId {object_id}",
+                WARNING if source_object_id is None or object_id is None else ERROR,
             )
         )
-    if diaobject is None and source.get("diaObjectId") is not None:
+    if diaobject is None and source_object_id not in (None, 0):
         problems.append(
             Problem(
                 "ids",
-                f"diaSource belongs to diaObject {source.get('diaObjectId')} "
+                f"diaSource belongs to diaObject {source_object_id} "
                 "but the alert carries no diaObject",
+                WARNING,
             )
         )
-    reference = object_id if object_id is not None else source.get("diaObjectId")
+    reference = object_id if object_id is not None else source_object_id
     for list_name, id_name in (
         ("prvDiaSources", "diaSourceId"),
         ("prvDiaForcedSources", "diaForcedSourceId"),
     ):
         problems.extend(_foreign_members(record.get(list_name), list_name, id_name, reference))
     previous_ids = [item.get("diaSourceId") for item in record.get("prvDiaSources") or []]
-    if source_id in previous_ids:
+    if source_id is not None and source_id in previous_ids:
         problems.append(
             Problem("ids", f"the current diaSource {source_id} is repeated in prvDiaSources")
         )
@@ -441,27 +493,34 @@ def check_ids(record: dict[str, Any]) -> list[Problem]:
 def _foreign_members(
     items: list[dict[str, Any]] | None, list_name: str, id_name: str, object_id: int | None
 ) -> list[Problem]:
+    """History rows of another diaObject (errors) or with a null diaObjectId (warnings)."""
     if not items:
         return []
     if object_id is None:
-        return [Problem("ids", f"{list_name} present but the alert has no diaObjectId")]
-    foreign = [
-        (position, item.get(id_name), item.get("diaObjectId"))
-        for position, item in enumerate(items)
-        if item.get("diaObjectId") != object_id
-    ]
-    return [
-        Problem(
-            "ids",
-            f"{list_name}[{position}] ({id_name} {item_id}) belongs to diaObject {other}, "
-            f"not to the alert's diaObject {object_id}",
+        return [Problem("ids", f"{list_name} present but the alert has no diaObjectId", WARNING)]
+    problems = []
+    for position, item in enumerate(items):
+        other = item.get("diaObjectId")
+        if other == object_id:
+            continue
+        problems.append(
+            Problem(
+                "ids",
+                f"{list_name}[{position}] ({id_name} {item.get(id_name)}) belongs to "
+                f"diaObject {other}, not to the alert's diaObject {object_id}",
+                WARNING if other is None else ERROR,
+            )
         )
-        for position, item_id, other in foreign
-    ]
+    return problems
 
 
 def check_history(record: dict[str, Any]) -> list[Problem]:
-    """Previous and forced sources in time order and before the current source."""
+    """Previous and forced sources oldest first and before the current source (warnings).
+
+    These are alertpack's (and LSST's) packaging conventions, not the
+    schema's: lsst-alert-packet's samples list history newest first, or at
+    the current source's time.
+    """
     problems: list[Problem] = []
     current_mjd = field_value(record.get("diaSource"), "mjd")
     for list_name, same_visit_allowed in (("prvDiaSources", False), ("prvDiaForcedSources", True)):
@@ -477,7 +536,8 @@ def check_history(record: dict[str, Any]) -> list[Problem]:
                     "history",
                     f"{list_name} are not in time order: [{first}] at MJD {mjds[first]:.6f} "
                     f"comes before [{first + 1}] at MJD {mjds[first + 1]:.6f} "
-                    f"({backwards.size} inversion(s)); order them oldest first",
+                    f"({backwards.size} inversion(s)); alertpack orders them oldest first",
+                    WARNING,
                 )
             )
         if current_mjd is None:
@@ -492,6 +552,7 @@ def check_history(record: dict[str, Any]) -> list[Problem]:
                     f"{list_name}[{position}] at MJD {mjds[position]:.6f} is {relation} the "
                     f"current diaSource (MJD {current_mjd:.6f}); "
                     f"{int(late.sum())} such source(s)",
+                    WARNING,
                 )
             )
     return problems
@@ -534,7 +595,15 @@ def _cutout_problems(name: str, data: bytes) -> list[Problem]:
     except InputError as error:  # fitsverify not installed
         return [*problems, Problem("cutouts", f"{name} not checked against the FITS standard: "
                                    f"{error}")]
-    problems.extend(Problem("cutouts", f"{name}: fitsverify: {line}") for line in messages)
+    # fitsverify's own warnings (e.g. a deprecated keyword) are advice, not a broken file
+    problems.extend(
+        Problem(
+            "cutouts",
+            f"{name}: fitsverify: {line}",
+            WARNING if line.startswith("*** Warning") else ERROR,
+        )
+        for line in messages
+    )
     return problems
 
 
@@ -597,11 +666,11 @@ def _validate_record(
             )
         )
     else:
-        problems.extend(check_schema(alert.record, checker, str(schema.version)))
-    problems.extend(check_ids(alert.record))
-    problems.extend(check_history(alert.record))
+        problems.extend(check_schema(alert.alert, checker, str(schema.version)))
+    problems.extend(check_ids(alert.alert))
+    problems.extend(check_history(alert.alert))
     if cutouts:
-        problems.extend(check_cutouts(alert.record))
+        problems.extend(check_cutouts(alert.alert))
     return problems
 
 

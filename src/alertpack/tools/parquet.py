@@ -338,7 +338,7 @@ def alerts_to_parquet(
                                               layout.alerts_schema)}
         for name, schema in layout.list_schemas.items():
             writers[name] = _TableWriter(stack, output / f"{name}.parquet", schema)
-        records = (alert.record for alert_file in _chain(first, files) for alert in alert_file)
+        records = (alert.alert for alert_file in _chain(first, files) for alert in alert_file)
         for batch in _batches(records, batch_size):
             alerts = layout.alerts_table(batch)
             writers[ALERTS_TABLE].write(alerts)

@@ -401,7 +401,7 @@ def plot_alert(alert: LoadedAlert | dict[str, Any], *, figsize=(13.0, 9.0)) -> F
     from matplotlib.figure import Figure
 
     if isinstance(alert, LoadedAlert):
-        record = alert.record
+        record = alert.alert
         schema_label = str(alert.schema.version) if alert.schema else alert.schema_name
     else:
         record, schema_label = alert, ""

@@ -6,6 +6,16 @@ any broker that stored them. This module turns paths into a stream of
 `LoadedAlert`: the decoded record plus where it came from, its writer schema
 and its packet size. Nothing is read into memory beyond one Avro block.
 
+Alerts read from files (`iter_alerts`: `LoadedAlert`) and from Kafka
+(`alertpack.tools.consume.iter_kafka_alerts`: ``ConsumedAlert``) have one
+shape for the attributes they share: ``alert`` (the decoded dict),
+``alert_id``, ``object_id``, ``schema`` (the shipped `AlertSchema`, or `None`
+for a foreign writer schema), ``schema_name``, ``source`` (the file path, or
+``kafka://SERVER/TOPIC``), ``packet_size`` (bytes of the schemaless Avro
+record) and ``label`` (points at one alert in messages). Each adds where it
+was: ``index`` in its file; ``topic``, ``partition``, ``offset``, ``key``,
+``timestamp_ms`` and the ``payload`` bytes on Kafka.
+
 It also holds the small accessors that hide the field renames between
 schema versions (``alertId``/``diaSourceId``, ``decl``/``dec``,
 ``filterName``/``band``, ``midPointTai``/``midpointMjdTai``,
@@ -132,7 +142,7 @@ class LoadedAlert:
         schema's name is one (e.g. ``lsst.v11_1.alert``); otherwise `None`.
     schema_name : `str`
         Full name of the writer schema.
-    record : `dict`
+    alert : `dict`
         The alert as fastavro decodes it.
     packet_size : `int`
         Size in bytes of the alert's Avro binary encoding without any file or
@@ -145,13 +155,23 @@ class LoadedAlert:
     index: int
     schema: AlertSchema | None
     schema_name: str
-    record: dict[str, Any]
+    alert: dict[str, Any]
     packet_size: int
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The decoded alert: the same dict as `alert` (the name of earlier releases)."""
+        return self.alert
 
     @property
     def alert_id(self) -> int | None:
         """Top-level ``diaSourceId`` (v8+) or ``alertId`` (v3-v7)."""
-        return alert_id(self.record)
+        return alert_id(self.alert)
+
+    @property
+    def object_id(self) -> int | None:
+        """The alert's diaObjectId (`alert_object_id`)."""
+        return alert_object_id(self.alert)
 
     @property
     def label(self) -> str:
@@ -275,7 +295,7 @@ class AlertFile:
             index=index,
             schema=self.schema,
             schema_name=self.schema_name,
-            record=record,
+            alert=record,
             packet_size=size,
         )
 
@@ -366,7 +386,7 @@ def find_alert(path: str | os.PathLike, wanted_id: int | None = None) -> LoadedA
         seen += 1
         if wanted_id is None:
             return alert
-        source_id = field_value(alert.record.get("diaSource"), "diaSourceId")
+        source_id = field_value(alert.alert.get("diaSource"), "diaSourceId")
         if wanted_id in (alert.alert_id, source_id):
             return alert
     if seen == 0:

@@ -1,0 +1,144 @@
+"""``alertpack package --apdb CONFIG``: inputs of one visit's detectors read from an APDB."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from alertpack.errors import CommandError
+
+__all__ = ["add_apdb_options", "package_from_apdb", "parse_detectors"]
+
+
+def add_apdb_options(parser: argparse.ArgumentParser) -> None:
+    """``--apdb``, ``--visit``, ``--detector``, ``--visit-time`` (images: the file options)."""
+    group = parser.add_argument_group(
+        "APDB input",
+        "new DiaSources of --visit/--detector, their DiaObjects and histories read from an "
+        "APDB (lsst-dax-apdb); --difference/--template/--science may hold '{detector}', "
+        "e.g. 'visit/{detector}/difference.fits'",
+    )
+    group.add_argument(
+        "--apdb", metavar="CONFIG",
+        help="APDB config file, as written by `apdb-cli create-sql URL CONFIG` (or label:NAME)",
+    )
+    group.add_argument("--visit", type=int, help="visit whose DiaSources become alerts")
+    group.add_argument(
+        "--detector", action="append", default=[], metavar="LIST",
+        help="detector(s): 42, 0-188 or 1,5,9-12 (repeatable); several run in worker processes",
+    )
+    group.add_argument(
+        "--visit-time", type=float, default=None, metavar="MJD",
+        help="exposure midpoint, MJD TAI (default: MJD-OBS in the difference image header)",
+    )
+
+
+def parse_detectors(specs: list[str]) -> list[int]:
+    """Detector numbers of ``--detector`` values such as ``42``, ``0-188``, ``1,5,9-12``."""
+    detectors: list[int] = []
+    for spec in specs:
+        for part in spec.split(","):
+            part = part.strip()
+            try:
+                if "-" in part:
+                    first, last = (int(p) for p in part.split("-", 1))
+                    if last < first:
+                        raise ValueError
+                    detectors.extend(range(first, last + 1))
+                else:
+                    detectors.append(int(part))
+            except ValueError:
+                raise CommandError(
+                    f"--detector {spec!r}: expected numbers and ranges, e.g. 42, 0-188, 1,5,9-12"
+                ) from None
+    return list(dict.fromkeys(detectors))
+
+
+def _image_path(pattern: str | None, detector: int, option: str, required: bool) -> str | None:
+    if pattern is None:
+        if required:
+            raise CommandError(f"--apdb needs {option} FITS (may contain '{{detector}}')")
+        return None
+    path = Path(pattern.replace("{detector}", str(detector)))
+    if not path.is_file():
+        raise CommandError(f"{option} {path} (detector {detector}) does not exist")
+    return str(path)
+
+
+def _loaders(args: argparse.Namespace, config: Any, detectors: list[int]) -> list[Any]:
+    """One picklable `apdb_run_kwargs` call per detector; every file checked before any work."""
+    from alertpack.inputs.apdb import apdb_run_kwargs
+
+    loaders = []
+    for detector in detectors:
+        loaders.append(partial(
+            apdb_run_kwargs, args.apdb, args.visit, detector,
+            difference=_image_path(args.difference, detector, "--difference", True),
+            template=_image_path(args.template, detector, "--template", False),
+            science=_image_path(args.science, detector, "--science", False),
+            window_days=config.historyWindowDays,
+            visit_time=args.visit_time,
+            schema_version=config.schemaVersion,
+            ccd_exposure_id_bits=args.id_bits,
+        ))
+    return loaders
+
+
+def package_from_apdb(args: argparse.Namespace, config: Any) -> int:
+    """Package detectors of a visit from an APDB and print a summary; the exit status."""
+    if args.visit is None or not args.detector:
+        raise CommandError("--apdb needs --visit V and --detector D (e.g. 42 or 0-188)")
+    if args.sample or args.visit_dir or args.sources:
+        raise CommandError("--apdb reads the catalogs: drop --sample/--visit-dir/--sources")
+    if args.id_bits is None:
+        # the APDB stores visit and detector but not how ids pack them; files are named by it
+        raise CommandError(
+            "--apdb needs --id-bits N: the bits of the exposure id packed into diaSourceId "
+            "(the APDB does not record them; alert files are named by the ccdVisitId they give)"
+        )
+    from alertpack.inputs.apdb import open_apdb
+
+    detectors = parse_detectors(args.detector)
+    loaders = _loaders(args, config, detectors)
+    open_apdb(args.apdb)  # a wrong path, server or password fails here, before any work
+    if len(detectors) == 1:
+        return _package_one(loaders[0], config, args.visit, detectors[0])
+    from alertpack.cli.package import print_pool_summary
+    from alertpack.scaleout.pool import package_detectors
+
+    summary = package_detectors(loaders, config, workers=args.workers)
+    empty = [d for d, s in zip(detectors, summary.detectors, strict=True) if s.n_alerts == 0]
+    status = print_pool_summary(
+        summary, config, f"of visit {args.visit}, {len(detectors)} detectors, from APDB "
+        f"{args.apdb}"
+    )
+    if empty:
+        print(f"  no DiaSources in the APDB for {len(empty)} detector(s): "
+              f"{', '.join(map(str, empty[:20]))}{' ...' if len(empty) > 20 else ''}")
+    return status
+
+
+def _package_one(loader: Any, config: Any, visit: int, detector: int) -> int:
+    from alertpack.core import AlertPackager
+
+    start = time.perf_counter()
+    run_kwargs = loader()
+    read = time.perf_counter()
+    result = AlertPackager(config).run(**run_kwargs)
+    elapsed = time.perf_counter() - read
+    print(
+        f"alertpack: packaged {result.n_alerts} alerts of visit {visit} detector {detector} "
+        f"from APDB (schema {config.schemaVersion}) in {elapsed:.2f} s "
+        f"[APDB read {read - start:.2f} s]"
+    )
+    if result.n_alerts == 0:
+        print(f"  no DiaSources in the APDB for visit {visit} detector {detector}: no alerts")
+    for path in result.paths:
+        print(f"  wrote {path}")
+    if config.doProduceAlerts:
+        print(f"  kafka: {result.delivered} delivered, {result.failed} failed"
+              + (f" (saved to {result.failed_path})" if result.failed_path else ""))
+    return 0 if result.failed == 0 else 1
