@@ -21,8 +21,8 @@ mode, run as a whole process: for each detector in turn, ``pandas.read_parquet``
 of each catalog, ``astropy.nddata.CCDData.read`` of each exposure (plus the
 ``MASK`` bits and ``MP_*`` planes, which CCDData keeps only as booleans), then
 the per-row packager `alertpack.reference.alerts.package_alerts_reference`
-and ``Schema.store_alerts`` into one Avro file. It shares no code with the fast
-path but `SurveyImage`, the container the reference packager takes.
+(which takes the CCDData objects) and ``Schema.store_alerts`` into one Avro
+file. It shares no code with the fast path.
 
 Measured per process: wall seconds (best of ``--repeat``), peak resident
 memory (of the largest process of the job: ``/usr/bin/time``'s maximum RSS, or
@@ -421,43 +421,45 @@ def straightforward_command(directories: list[Path], out_dir: Path) -> list[str]
 
 
 def read_exposure_straightforwardly(path: Path, name: str) -> Any:
-    """CCDData.read of the whole exposure, plus the mask bits CCDData turns into booleans."""
-    from astropy.io import fits
-    from astropy.nddata import CCDData
+    """CCDData.read of the whole exposure, plus what CCDData does not take from LSST files.
 
-    from alertpack.inputs.images import SurveyImage
+    CCDData turns the MASK plane into booleans and takes VARIANCE for a standard
+    deviation: the integer bits go to ``flags`` with their ``MP_*`` plane names in
+    ``meta``, and the variance is declared one.
+    """
+    from astropy.io import fits
+    from astropy.nddata import CCDData, VarianceUncertainty
 
     ccd = CCDData.read(path, hdu="IMAGE", hdu_mask="MASK", hdu_uncertainty="VARIANCE")
     with fits.open(path) as hdul:
-        mask = hdul["MASK"].data
-        planes = {key[3:]: int(value) for key, value in hdul["MASK"].header.items()
-                  if key.startswith("MP_")}
-        return SurveyImage(image=ccd.data, variance=ccd.uncertainty.array, mask=mask,
-                           mask_planes=planes, wcs=ccd.wcs, name=name)
+        ccd.flags = hdul["MASK"].data
+        ccd.meta.update({key: int(value) for key, value in hdul["MASK"].header.items()
+                         if key.startswith("MP_")})
+    ccd.uncertainty = VarianceUncertainty(ccd.uncertainty.array)
+    return ccd
 
 
 def run_straightforward(directories: list[Path], output: Path) -> int:
     """Package each detector directory in turn, row by row, into ``output``."""
     import pandas as pd
 
-    from alertpack.reference.alerts import package_alerts_reference
-    from alertpack.schema import load_schema
+    from alertpack.reference.alerts import package_alerts_reference, packet_schema
 
-    schema = load_schema(None)
     fields = {"difference": "cutoutDifference", "template": "cutoutTemplate",
               "science": "cutoutScience"}
     output.mkdir(parents=True, exist_ok=True)
     for directory in directories:
+        version = json.loads((directory / "visit.json").read_text())["schema_version"]
         catalogs = {REFERENCE_ARGUMENTS[name]: pd.read_parquet(directory / filename)
                     for name, filename in CATALOGS.items()}
         images = {fields[name]: read_exposure_straightforwardly(directory / filename, name)
                   for name, filename in IMAGES.items()}
         alerts = package_alerts_reference(
-            schema, catalogs.pop("diaSourceCat"), catalogs.pop("diaObjectCat"),
+            version, catalogs.pop("diaSourceCat"), catalogs.pop("diaObjectCat"),
             catalogs.pop("diaSrcHistory"), images, **catalogs,
         )
         with open(output / f"{directory.name}.avro", "wb") as stream:
-            schema.packet_schema.store_alerts(stream, alerts)
+            packet_schema(version).store_alerts(stream, alerts)
         del images, alerts
     return 0
 
