@@ -779,7 +779,7 @@ def evaluate_targets(results: list[WorkloadResult], visit: dict[str, Any] | None
             ratio = result.baseline_ratio
             targets.append(Target(
                 f"(a30) >= {AIM_BASELINE_RATIO:.0f}x baseline at detector size",
-                f"{ratio:.1f}x", ratio >= AIM_BASELINE_RATIO,
+                f"{ratio:.1f}x", judged(ratio >= AIM_BASELINE_RATIO),
             ))
         if result.workload.key.startswith("b"):
             ratio = result.baseline_ratio
