@@ -37,6 +37,7 @@ __all__ = [
     "fresh_kafka_broker",
     "kafka_broker",
     "make_alerts",
+    "producing_config",
     "read_topic",
 ]
 
@@ -195,6 +196,22 @@ def read_topic(server: str, topic: str, expected: int | None = None, idle: float
         with contextlib.suppress(Exception):
             consumer.close()
     return messages
+
+
+def producing_config(tmp_path: Path, server: str, topic: str, **overrides):
+    """A `PackageAlertsConfig` writing under ``tmp_path`` and producing to ``server``/``topic``."""
+    from alertpack.config import PackageAlertsConfig
+
+    config = PackageAlertsConfig()
+    config.alertWriteLocation = str(tmp_path / "alerts")
+    config.doProduceAlerts = True
+    config.kafkaServer = server
+    config.kafkaTopic = topic
+    config.kafkaFlushTimeout = 10.0
+    config.kafkaDeliveryTimeout = 5.0
+    for name, value in overrides.items():
+        setattr(config, name, value)
+    return config
 
 
 def _sample_alert(version: str = "11.1") -> tuple[object, dict]:

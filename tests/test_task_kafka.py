@@ -18,16 +18,9 @@ def visit():
 
 
 def producing_task(tmp_path, server, topic, **overrides):
-    config = PackageAlertsConfig()
-    config.alertWriteLocation = str(tmp_path / "alerts")
-    config.doProduceAlerts = True
-    config.kafkaServer = server
-    config.kafkaTopic = topic
-    config.kafkaFlushTimeout = 10.0
-    config.kafkaDeliveryTimeout = 5.0
-    for name, value in overrides.items():
-        setattr(config, name, value)
-    return PackageAlertsTask(config=config)
+    from broker import producing_config
+
+    return PackageAlertsTask(config=producing_config(tmp_path, server, topic, **overrides))
 
 
 def test_run_delivers_every_alert_once_byte_identical(kafka_broker, visit, tmp_path):

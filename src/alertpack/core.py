@@ -95,6 +95,14 @@ class AlertPackager:
         missing server fails before any work is done.
     log : `logging.Logger`, optional
         Where progress and non-fatal outcomes are logged.
+
+    Notes
+    -----
+    With ``doProduceAlerts`` the packager creates its Kafka producer here
+    (`producer`): connecting and the idempotent producer's initialisation
+    run in the background while the first run packages, and every run
+    reuses it. `close` (or the context manager, or a finalizer at exit)
+    flushes and closes it.
     """
 
     def __init__(
@@ -106,10 +114,18 @@ class AlertPackager:
         self.schema = load_schema(self.config.schemaVersion)
         self.encoder = AlertEncoder(self.schema)
         self.kafka_settings = None
+        #: the Kafka producer every run sends with (`None` without doProduceAlerts)
+        self.producer = None
         if self.config.doProduceAlerts:
-            from alertpack.sinks.kafka import KafkaSettings
+            from alertpack.sinks.kafka import AlertProducer, KafkaSettings
 
             self.kafka_settings = KafkaSettings.from_config(self.config)
+            self.producer = AlertProducer(
+                self.kafka_settings,
+                failed_dir=self.failed_dir,
+                write_failed=self.config.doWriteFailedAlerts,
+                log=self.log,
+            )
 
     # ------------------------------------------------------------------
 
@@ -276,23 +292,20 @@ class AlertPackager:
         )
 
     def produce(self, batch: AlertBatch) -> Any:
-        """Send the batch to Kafka; undelivered alerts go to the failed-alert file.
+        """Send the batch to Kafka with the packager's producer.
+
+        Undelivered alerts go to this run's failed-alert file, also when the
+        run is interrupted (then ``producer.last_result`` tells where).
 
         Returns
         -------
         result : `alertpack.sinks.kafka.DeliveryResult`
+            This run's alerts only.
         """
-        from alertpack.sinks.kafka import AlertProducer
-
-        config = self.config
-        with AlertProducer(
-            self.kafka_settings,
-            failed_dir=self.failed_dir,
-            write_failed=config.doWriteFailedAlerts,
-            log=self.log,
-        ) as producer:
-            observation_time = config.kafkaTimestamp == "observation"
-            result = producer.send(batch.outgoing(observation_time=observation_time))
+        if self.producer is None:
+            raise InputError("this packager does not produce alerts: set doProduceAlerts")
+        observation_time = self.config.kafkaTimestamp == "observation"
+        result = self.producer.send(batch.outgoing(observation_time=observation_time))
         for reason, count in result.reasons.items():
             self.log.warning("%d alert(s) not delivered: %s", count, reason)
         return result
@@ -304,7 +317,9 @@ class AlertPackager:
         return Path(config.failedAlertsLocation or Path(config.alertWriteLocation, "failed"))
 
     def close(self) -> None:
-        """Release what the packager holds (the Kafka producer, when it keeps one)."""
+        """Flush and close the Kafka producer, when the packager has one."""
+        if self.producer is not None:
+            self.producer.close()
 
     def __enter__(self) -> AlertPackager:
         return self

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AlertPackError", "CommandError", "InputError"]
+__all__ = ["AlertPackError", "CommandError", "InputError", "Terminated"]
 
 
 class AlertPackError(Exception):
@@ -15,3 +15,20 @@ class InputError(AlertPackError, ValueError):
 
 class CommandError(AlertPackError):
     """A command-line invocation that cannot be carried out as given."""
+
+
+class Terminated(KeyboardInterrupt):
+    """A termination signal (SIGTERM, as a batch system sends) on the orderly path of Ctrl-C.
+
+    A `KeyboardInterrupt`, so every clean-up done for Ctrl-C is done for it
+    too; the command line exits with ``128 + signum``.
+
+    Parameters
+    ----------
+    signum : `int`
+        The signal received.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by signal {signum}")
+        self.signum = signum

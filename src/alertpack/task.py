@@ -69,6 +69,10 @@ class PackageAlertsTask(SchemaCatalogTask):
     Alerts follow the configured Rubin alert schema version, are written to
     one Avro container file per ccdVisit, and, when configured, sent to
     Kafka in the Confluent wire format.
+
+    With ``doProduceAlerts`` the Task's packager creates one Kafka producer
+    with the Task and every `run` reuses it; `close` (or ``with``, or a
+    finalizer at interpreter exit) flushes and closes it.
     """
 
     ConfigClass = PackageAlertsConfig
@@ -81,6 +85,16 @@ class PackageAlertsTask(SchemaCatalogTask):
         # that a bad value or a missing server fails before any work is done
         self.packager = AlertPackager(self.config, log=self.log)
         self.alertSchema = self.packager.schema
+
+    def close(self) -> None:
+        """Flush and close the Kafka producer the Task keeps (with ``doProduceAlerts``)."""
+        self.packager.close()
+
+    def __enter__(self) -> PackageAlertsTask:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------
     # Schema catalogs (removed from today's pipe_base; kept with the

@@ -9,11 +9,13 @@ command prints is in its module here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
-from alertpack.errors import AlertPackError
+from alertpack.errors import AlertPackError, Terminated
 
 __all__ = ["build_parser", "main"]
 
@@ -73,6 +75,27 @@ def _import_lsst_resources_without_fsspec() -> None:
         del sys.modules["fsspec"]
 
 
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _sigterm_like_ctrl_c() -> Iterator[None]:
+    """SIGTERM raises `Terminated` (a KeyboardInterrupt) in the block: the same clean-up as Ctrl-C.
+
+    Outside the main thread (main called from a thread) signals cannot be handled: no change.
+    """
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``alertpack`` console script."""
     _import_lsst_resources_without_fsspec()
@@ -92,12 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     handler = _command_module(args.command).run
     try:
-        return int(handler(args) or 0)
+        with _sigterm_like_ctrl_c():
+            return int(handler(args) or 0)
     except AlertPackError as error:
         print(f"alertpack {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as interrupt:
+        # 130 for Ctrl-C, 143 for SIGTERM: the shell's convention, 128 + signal number
+        return 128 + getattr(interrupt, "signum", signal.SIGINT)
     except BrokenPipeError:
         # the reader (e.g. `| head`) closed early: not an error of ours
         import os

@@ -124,11 +124,13 @@ def package_from_apdb(args: argparse.Namespace, config: Any) -> int:
 def _package_one(loader: Any, config: Any, visit: int, detector: int) -> int:
     from alertpack.core import AlertPackager
 
-    start = time.perf_counter()
-    run_kwargs = loader()
-    read = time.perf_counter()
-    result = AlertPackager(config).run(**run_kwargs)
-    elapsed = time.perf_counter() - read
+    # the packager (and its Kafka producer) is made first: connecting overlaps the APDB read
+    with AlertPackager(config) as packager:
+        start = time.perf_counter()
+        run_kwargs = loader()
+        read = time.perf_counter()
+        result = packager.run(**run_kwargs)
+        elapsed = time.perf_counter() - read
     print(
         f"alertpack: packaged {result.n_alerts} alerts of visit {visit} detector {detector} "
         f"from APDB (schema {config.schemaVersion}) in {elapsed:.2f} s "

@@ -123,6 +123,20 @@ def print_pool_summary(summary: Any, config: Any, what: str, how: str = "") -> i
     return 0 if summary.n_failed == 0 else 1
 
 
+def _report_interrupted_delivery(packager: Any) -> None:
+    """Say where the alerts of an interrupted run's Kafka delivery went."""
+    delivery = packager.producer.last_result if packager.producer is not None else None
+    if delivery is None:
+        return
+    saved = f", saved to {delivery.failed_path}" if delivery.failed_path else ""
+    print(
+        f"alertpack package: interrupted; kafka: {delivery.delivered} delivered, "
+        f"{delivery.failed} not delivered{saved}"
+        + (f" (send them with: alertpack replay {delivery.failed_path})" if saved else ""),
+        file=sys.stderr,
+    )
+
+
 def _warn_unused_cutout_size(config: Any, sources: Any) -> None:
     """Say so when a set cutoutSize cannot apply: bboxSize sizes the cutouts instead."""
     asked = config.cutoutSize != config._fields["cutoutSize"].default  # -c or a config file
@@ -162,19 +176,24 @@ def run(args: argparse.Namespace) -> int:
         if args.detectors < 1:
             raise CommandError(f"--detectors {args.detectors}: give at least 1")
         return _package_sample_visit(args, config)
-    start = time.perf_counter()
-    if args.sample:
-        run_kwargs = _sample_kwargs(args, config.schemaVersion)
-        what = "sample visit"
-    else:
-        from alertpack.inputs.visit_files import load_visit_files
+    # the packager first: its Kafka producer connects while the inputs load
+    with AlertPackager(config) as packager:
+        start = time.perf_counter()
+        if args.sample:
+            run_kwargs = _sample_kwargs(args, config.schemaVersion)
+            what = "sample visit"
+        else:
+            from alertpack.inputs.visit_files import load_visit_files
 
-        run_kwargs = load_visit_files(args)
-        what = "visit"
-    _warn_unused_cutout_size(config, run_kwargs["diaSourceCat"])
-    prepared = time.perf_counter()
-    packager = AlertPackager(config)
-    result = _run_naming_files(packager, run_kwargs)
+            run_kwargs = load_visit_files(args)
+            what = "visit"
+        _warn_unused_cutout_size(config, run_kwargs["diaSourceCat"])
+        prepared = time.perf_counter()
+        try:
+            result = _run_naming_files(packager, run_kwargs)
+        except KeyboardInterrupt:
+            _report_interrupted_delivery(packager)
+            raise
     elapsed = time.perf_counter() - prepared
 
     print(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +13,17 @@ import numpy as np
 from alertpack.schema import AlertSchema
 
 __all__ = ["AlertBatch", "OutgoingAlert"]
+
+_MJD_ZERO_JD = 2400000.5  # Julian date of MJD 0
+_UNIX_EPOCH_JD = 2440587.5  # Julian date of 1970-01-01T00:00 UTC
+
+
+@functools.cache
+def _use_astropy_leap_seconds() -> None:
+    """Give ERFA astropy's leap-second table, once per process, as a first `Time` would."""
+    from astropy.time import update_leap_seconds
+
+    update_leap_seconds()
 
 
 @dataclass(slots=True)
@@ -79,13 +92,22 @@ class AlertBatch(Sequence):
             yield self.schema.decode(payload)
 
     def timestamps_ms(self) -> np.ndarray:
-        """Unix time in ms (UTC) of each alert's exposure midpoint (TAI in the catalogs)."""
-        from astropy.time import Time
+        """Unix time in ms (UTC) of each alert's exposure midpoint (TAI in the catalogs).
 
-        if len(self.times_mjd_tai) == 0:
-            return np.zeros(0, dtype=np.int64)
-        unix = Time(self.times_mjd_tai, format="mjd", scale="tai").unix
-        return np.round(unix * 1000.0).astype(np.int64)
+        ERFA's TAI->UTC (leap seconds included), the ufunc under astropy's
+        ``Time(..., scale="tai").unix``, called directly: the same values
+        without the ~2 ms a `~astropy.time.Time` costs on every run.
+        """
+        import erfa
+
+        _use_astropy_leap_seconds()
+        mjd_tai = np.asarray(self.times_mjd_tai, dtype=np.float64)
+        with warnings.catch_warnings():
+            # "dubious year": a date past the leap-second table's horizon, as for astropy
+            warnings.simplefilter("ignore", erfa.ErfaWarning)
+            utc_day, utc_fraction = erfa.taiutc(np.full(mjd_tai.shape, _MJD_ZERO_JD), mjd_tai)
+        unix_days = (utc_day - _UNIX_EPOCH_JD) + utc_fraction
+        return np.round(unix_days * 86_400_000.0).astype(np.int64)
 
     def outgoing(self, *, observation_time: bool = True) -> Iterator[OutgoingAlert]:
         """The alerts as Kafka messages: key diaObjectId, timestamp per ``observation_time``.
@@ -93,16 +115,19 @@ class AlertBatch(Sequence):
         With ``observation_time`` False the timestamp is left to the producer
         (the time each alert is queued).
         """
-        stamps = self.timestamps_ms() if observation_time else None
+        n_alerts = len(self.payloads)
+        stamps = self.timestamps_ms().tolist() if observation_time else [None] * n_alerts
         schema_id = self.schema.schema_id
+        # Python ints once per batch: indexing numpy arrays per alert costs more
+        object_ids, alert_ids = self.object_ids.tolist(), self.alert_ids.tolist()
         for i, payload in enumerate(self.payloads):
-            object_id = int(self.object_ids[i])
+            object_id = object_ids[i]
             yield OutgoingAlert(
                 payload=payload,
                 schema_id=schema_id,
                 key=object_id if object_id > 0 else None,
-                timestamp_ms=None if stamps is None else int(stamps[i]),
-                alert_id=int(self.alert_ids[i]),
+                timestamp_ms=stamps[i],
+                alert_id=alert_ids[i],
             )
 
     @property

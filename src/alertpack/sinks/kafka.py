@@ -7,6 +7,24 @@ queues, and flushes once at the end with a bounded timeout. Each alert then
 ends in exactly one of two places: delivered (the broker acknowledged it) or a
 failed-alerts Avro file with the reason, which `replay` sends again.
 
+One `AlertProducer` (and its confluent-kafka client) serves many runs: an
+`~alertpack.core.AlertPackager` creates it with itself, so that connecting
+and the idempotent producer's initialisation overlap with packaging, and
+closes it in ``close()`` (a finalizer does it at interpreter exit
+otherwise). A client that failed fatally, or whose run lost deliveries, is
+replaced before the next run.
+
+Interrupts
+----------
+The end-of-run flush waits in slices of `FLUSH_SLICE_S`, so Ctrl-C
+(``KeyboardInterrupt``; the command line turns SIGTERM into the same
+exception) ends it at once: what is queued or in flight is purged and every
+alert not acknowledged is written to the failed-alerts file before the
+exception goes on. SIGKILL cannot be caught: alerts still in memory then
+are not in any failed file (which is written atomically, so never partial);
+the alert files on disk are complete, and re-running the visit sends them
+again.
+
 Message conventions
 -------------------
 key
@@ -27,12 +45,15 @@ messages) is passed through the settings' redaction first.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import functools
 import json
 import logging
 import os
 import re
+import signal
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -497,17 +518,66 @@ client_logger = logging.getLogger(f"{__name__}.librdkafka")
 client_logger.addFilter(_RedactingFilter())
 
 
-class _Run:
-    """Book-keeping of one `AlertProducer.send`: what is in flight and how each alert ended."""
+#: The end-of-run flush waits in slices this long (s), so that an interrupt is served promptly.
+FLUSH_SLICE_S = 0.1
 
-    def __init__(self, redact) -> None:
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back for the block, then deliver the first one that came.
+
+    Only the main thread receives signals in Python; elsewhere this does nothing.
+    """
+    names = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in names}
+    if any(handler is None for handler in previous.values()):
+        yield  # a handler installed outside Python cannot be put back
+        return
+    arrived: list[int] = []
+    for signum in names:
+        signal.signal(signum, lambda number, frame: arrived.append(number))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if arrived:
+            signal.raise_signal(arrived[0])
+
+
+def _stop_description(error: BaseException) -> str:
+    """How an exception that ended a run is named in failure reasons."""
+    signum = getattr(error, "signum", None)
+    if signum is not None:
+        return f"the run was interrupted by {signal.Signals(signum).name}"
+    if isinstance(error, KeyboardInterrupt):
+        return "the run was interrupted by SIGINT"
+    return f"the run stopped on {type(error).__name__}: {error}"
+
+
+class _Run:
+    """Book-keeping of one `AlertProducer.send`: what is in flight and how each alert ended.
+
+    Each message's delivery callback is bound to the run that queued it, so a
+    run's result holds only its own alerts, on a producer that lives for many runs.
+    """
+
+    def __init__(self, redact, flush_timeout: float) -> None:
         self.redact = redact
+        self.flush_timeout = flush_timeout
         self.pending: dict[int, tuple[OutgoingAlert, str]] = {}
         self.next_token = 0
         self.delivered = 0
         self.latencies: list[float] = []
         self.failures: list[FailedAlert] = []
+        #: alerts the client took but did not deliver (not those refused by produce())
+        self.undelivered = 0
         self.last_client_error: str | None = None
+        #: why the run stopped early (an interrupt, an exception), None after a normal flush
+        self.stopped_by: str | None = None
 
     def add(self, alert: OutgoingAlert, topic: str) -> int:
         token = self.next_token
@@ -516,19 +586,29 @@ class _Run:
         return token
 
     def on_delivery(self, token: int, error, message) -> None:
-        alert, topic = self.pending.pop(token)
+        entry = self.pending.pop(token, None)
+        if entry is None:
+            return  # settled (failed) already when the run ended; a late report changes nothing
+        alert, topic = entry
         if error is None:
             self.delivered += 1
             latency = message.latency()
             if latency is not None:
                 self.latencies.append(latency)
         else:
+            self.undelivered += 1
             self.fail(alert, topic, self.reason_for(error))
 
     def fail(self, alert: OutgoingAlert, topic: str, reason: str) -> None:
         self.failures.append(FailedAlert(alert, topic, self.redact(reason), _now_ms()))
 
-    def fail_pending(self, reason: str) -> None:
+    def fail_pending(self) -> None:
+        """Fail every alert without a delivery report (none is left unaccounted for)."""
+        if self.stopped_by:
+            reason = f"no delivery report: {self.stopped_by}"
+        else:
+            reason = f"no delivery report within the {self.flush_timeout:g} s flush timeout"
+        self.undelivered += len(self.pending)
         for alert, topic in self.pending.values():
             self.fail(alert, topic, reason)
         self.pending.clear()
@@ -537,17 +617,150 @@ class _Run:
         from confluent_kafka import KafkaError
 
         code = error.code()
+        when = f"before {self.stopped_by}" if self.stopped_by else "before the flush timeout"
         if code == KafkaError._PURGE_QUEUE:
-            return "not sent before the flush timeout (purged from the local queue)"
+            return f"not sent {when} (purged from the local queue)"
         if code == KafkaError._PURGE_INFLIGHT:
             return (
-                "no acknowledgement before the flush timeout (in flight; the broker may "
+                f"no acknowledgement {when} (in flight; the broker may "
                 "have stored it, a replay can duplicate it)"
             )
         reason = f"{error.name()}: {error.str()}"
         if code == KafkaError._MSG_TIMED_OUT and self.last_client_error:
             reason += f" (client error: {self.last_client_error})"
         return reason
+
+    def result(self, elapsed: float) -> DeliveryResult:
+        return DeliveryResult(
+            delivered=self.delivered,
+            failed=len(self.failures),
+            reasons=Counter(failure.reason for failure in self.failures),
+            latencies=np.asarray(self.latencies, dtype=float),
+            elapsed=elapsed,
+            failed_alerts=self.failures,
+        )
+
+
+class _Client:
+    """The confluent-kafka producer of an `AlertProducer`, and what its callbacks learn.
+
+    Kept apart from the `AlertProducer` so that the producer's error callback
+    does not keep the `AlertProducer` alive, and so that its finalizer can
+    close the client without it.
+    """
+
+    def __init__(self, settings: KafkaSettings, log: Any) -> None:
+        self.settings = settings
+        self.log = log
+        self.owner_pid = os.getpid()
+        self.run: _Run | None = None
+        self.last_error: str | None = None
+        #: the reason of a fatal librdkafka error; the client is then unusable
+        self.fatal: str | None = None
+        #: why the client should not be trusted with another run (set after failed deliveries)
+        self.stale: str | None = None
+        self.producer = self._make_producer()
+
+    def _make_producer(self):
+        from confluent_kafka import KafkaException, Producer
+
+        self.KafkaException = KafkaException  # imported once, caught on every message
+        config = self.settings.client_config()
+        config["error_cb"] = self.on_error
+        config["logger"] = client_logger
+        try:
+            # librdkafka connects and initialises the idempotent producer in its own
+            # threads from here on: that overlaps with whatever the caller does next.
+            return Producer(config)
+        except (KafkaException, ValueError, TypeError) as error:
+            raise InputError(
+                f"cannot create a Kafka producer with these settings: "
+                f"{self.settings.redact(_error_text(error))}"
+            ) from None
+
+    def on_error(self, error) -> None:
+        # Timing details ("after 3ms in state CONNECT") would make every reason unique.
+        text = _TIMING_DETAIL.sub("", self.settings.redact(f"{error.name()}: {error.str()}"))
+        if error.fatal():
+            self.fatal = text
+            self.log.warning("Kafka producer failed fatally: %s", text)
+        elif text != self.last_error:
+            self.log.warning("Kafka client error: %s", text)
+        self.last_error = text
+        if self.run is not None:
+            self.run.last_client_error = text
+
+    def serve(self, wait: float = 0.0, *, flush: bool = False) -> None:
+        """Serve delivery reports: poll, or flush for at most ``wait`` s.
+
+        A fatal error, which confluent-kafka raises from here, marks the
+        client unusable instead of propagating.
+        """
+        try:
+            if flush:
+                self.producer.flush(wait)
+            else:
+                self.producer.poll(wait)
+        except self.KafkaException as error:
+            if not self.note_fatal(error):
+                raise
+
+    def note_fatal(self, exception: BaseException) -> bool:
+        """Whether ``exception`` carries a fatal error; if so the client is marked unusable."""
+        inner = exception.args[0] if exception.args else None
+        if not (hasattr(inner, "fatal") and inner.fatal()):
+            return False
+        if self.fatal is None:
+            self.fatal = self.settings.redact(_error_text(exception))
+            self.log.warning("Kafka producer failed fatally: %s", self.fatal)
+        return True
+
+    def renew_if_needed(self) -> None:
+        """Replace a producer that failed fatally, or whose last run lost deliveries, by a new one.
+
+        After failed deliveries an idempotent producer can be stuck: e.g. a
+        broker restarted without its state answers UNKNOWN_PRODUCER_ID to
+        every epoch librdkafka bumps to on its own. A new producer asks for
+        a new producer id; it costs one initialisation, on the failure path only.
+        """
+        if self.fatal is not None:
+            self.log.warning("Kafka producer failed fatally (%s); using a new one", self.fatal)
+        elif self.stale is not None:
+            self.log.info("Kafka producer replaced: %s", self.stale)
+        else:
+            return
+        old, self.producer = self.producer, None
+        _discard(old)
+        self.fatal = self.stale = None
+        self.producer = self._make_producer()
+
+
+def _discard(producer) -> None:
+    """Drop whatever ``producer`` still holds and release it (also after a fatal error)."""
+    from confluent_kafka import KafkaException
+
+    with contextlib.suppress(KafkaException):
+        producer.purge(in_queue=True, in_flight=True)
+    with contextlib.suppress(KafkaException):
+        producer.poll(0)
+    producer.close()
+
+
+def _close_client(client: _Client, flush_timeout: float) -> None:
+    """Flush (bounded) what the client still holds and release it; at most once.
+
+    Also the finalizer of an `AlertProducer` (at garbage collection or at
+    interpreter exit). A forked child's copy of the client belongs to its
+    parent: it is left alone.
+    """
+    producer, client.producer = client.producer, None
+    if producer is None or client.owner_pid != os.getpid():
+        return
+    try:
+        if client.fatal is None and len(producer):
+            producer.flush(flush_timeout)
+    finally:
+        _discard(producer)
 
 
 class AlertProducer:
@@ -568,8 +781,22 @@ class AlertProducer:
 
     Notes
     -----
-    Use as a context manager, or call `close`. One producer can `send`
-    several runs; each run gets its own failed-alerts file.
+    One producer is meant to `send` many runs: the confluent-kafka client is
+    created here (connecting and initialising the idempotent producer start
+    in the background, overlapping with the caller's work) and reused by
+    every run. Each run ends flushed: its `DeliveryResult` and its
+    failed-alerts file hold its own alerts only. A client that failed
+    fatally (a librdkafka fatal error), or whose last run did not deliver
+    everything, is replaced before the next run. Threads sharing one
+    producer take turns, one run at a time.
+
+    Use as a context manager, or call `close`; a finalizer closes the
+    client at garbage collection or interpreter exit otherwise.
+
+    An interrupt (``KeyboardInterrupt``, or any exception) during a run
+    ends it at once: what is queued or in flight is purged and, with every
+    alert not acknowledged, written to the failed-alerts file before the
+    exception propagates; `last_result` then holds the run's result.
     """
 
     def __init__(
@@ -589,38 +816,17 @@ class AlertProducer:
         self.failed_dir = None if failed_dir is None else Path(failed_dir)
         self.write_failed = write_failed
         self.log = log if log is not None else _log
+        #: the result of the latest `send`, also when it was interrupted
+        self.last_result: DeliveryResult | None = None
         self._registry_ids: dict[tuple[str, int], int] = {}
-        self._run: _Run | None = None
-        self._last_client_error: str | None = None
-        self._client_logger = self._make_client_logger()
-        self._producer = self._make_producer()
-
-    def _make_client_logger(self) -> logging.Logger:
-        _live_settings[id(self.settings)] = self.settings
-        return client_logger
-
-    def _make_producer(self):
-        from confluent_kafka import KafkaException, Producer
-
-        config = self.settings.client_config()
-        config["error_cb"] = self._on_client_error
-        config["logger"] = self._client_logger
-        try:
-            return Producer(config)
-        except (KafkaException, ValueError, TypeError) as error:
-            raise InputError(
-                f"cannot create a Kafka producer with these settings: "
-                f"{self.settings.redact(_error_text(error))}"
-            ) from None
-
-    def _on_client_error(self, error) -> None:
-        # Timing details ("after 3ms in state CONNECT") would make every reason unique.
-        text = _TIMING_DETAIL.sub("", self.settings.redact(f"{error.name()}: {error.str()}"))
-        if text != self._last_client_error:
-            self.log.warning("Kafka client error: %s", text)
-        self._last_client_error = text
-        if self._run is not None:
-            self._run.last_client_error = text
+        # threads sharing one producer (e.g. a Dask worker's) take turns: a run's
+        # book-keeping and a client replacement are never interleaved with another's
+        self._one_run_at_a_time = threading.Lock()
+        _live_settings[id(settings)] = settings
+        self._client = _Client(settings, self.log)
+        self._finalizer = weakref.finalize(
+            self, _close_client, self._client, float(settings.flush_timeout)
+        )
 
     def __enter__(self) -> AlertProducer:
         return self
@@ -628,12 +834,14 @@ class AlertProducer:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called."""
+        return not self._finalizer.alive
+
     def close(self) -> None:
-        """Release the Kafka client (nothing is left in it after `send` returns)."""
-        if self._producer is not None:
-            self._producer.purge(in_queue=True, in_flight=True)
-            self._producer.poll(0)
-            self._producer = None
+        """Flush what the client still holds (nothing after a `send` returned) and release it."""
+        self._finalizer()
 
     def send(self, alerts: Iterable[OutgoingAlert], *, topic: str | None = None) -> DeliveryResult:
         """Send a run of alerts and wait (bounded) until each is delivered or failed.
@@ -650,35 +858,41 @@ class AlertProducer:
         result : `DeliveryResult`
             ``delivered + failed`` is the number of alerts taken from ``alerts``,
             also when this method is interrupted: then the failed-alerts file
-            is written before the exception propagates.
+            is written (and `last_result` set) before the exception propagates.
         """
-        if self._producer is None:
+        with self._one_run_at_a_time:
+            return self._send(alerts, topic)
+
+    def _send(self, alerts: Iterable[OutgoingAlert], topic: str | None) -> DeliveryResult:
+        if self.closed:
             raise StreamError("this AlertProducer is closed; create a new one")
+        self._client.renew_if_needed()
         topic = topic or self.settings.topic
-        run = self._run = _Run(self.settings.redact)
+        run = self._client.run = _Run(self.settings.redact, float(self.settings.flush_timeout))
         started = time.perf_counter()
         try:
             for alert in alerts:
                 self._enqueue(run, alert, topic)
+            self._flush(run)
+        except BaseException as error:
+            run.stopped_by = _stop_description(error)
+            raise
         finally:
-            try:
-                self._finish(run)
-            finally:
-                self._run = None
-            result = DeliveryResult(
-                delivered=run.delivered,
-                failed=len(run.failures),
-                reasons=Counter(failure.reason for failure in run.failures),
-                latencies=np.asarray(run.latencies, dtype=float),
-                elapsed=time.perf_counter() - started,
-                failed_alerts=run.failures,
-            )
-            self._record_failures(result, topic)
+            # a second Ctrl-C must not stop the failed-alerts file half-way
+            with _signals_deferred():
+                try:
+                    self._settle(run)
+                finally:
+                    run.fail_pending()  # what settling could not account for, if it failed
+                    self._client.run = None
+                    if run.undelivered:
+                        self._client.stale = f"{run.undelivered} alert(s) of its last run failed"
+                    result = self.last_result = run.result(time.perf_counter() - started)
+                    self._record_failures(result, topic)
         return result
 
     def _enqueue(self, run: _Run, alert: OutgoingAlert, topic: str) -> None:
-        from confluent_kafka import KafkaException
-
+        client = self._client
         try:
             wire_id = self._wire_schema_id(topic, alert.schema_id)
         except StreamError as error:
@@ -689,19 +903,26 @@ class AlertProducer:
         token = run.add(alert, topic)
         on_delivery = functools.partial(run.on_delivery, token)
         timestamp = 0 if alert.timestamp_ms is None else int(alert.timestamp_ms)
-        producer = self._producer
+        producer = client.producer
         while True:
             try:
                 producer.produce(topic, value, key, on_delivery=on_delivery, timestamp=timestamp)
                 break
             except BufferError:
                 # local queue full: let librdkafka drain it, then retry (backpressure)
-                producer.poll(0.05)
-            except KafkaException as error:
+                client.serve(0.05)
+            except client.KafkaException as error:
+                reason = self._produce_error_reason(error, value)
+                if client.note_fatal(error):
+                    reason += f" (the producer failed fatally: {client.fatal})"
                 run.pending.pop(token)
-                run.fail(alert, topic, self._produce_error_reason(error, value))
+                run.fail(alert, topic, reason)
                 break
-        producer.poll(0)
+        try:
+            producer.poll(0)  # serve delivery reports as they come
+        except client.KafkaException as error:
+            if not client.note_fatal(error):
+                raise
 
     def _produce_error_reason(self, exception, value: bytes) -> str:
         from confluent_kafka import KafkaError
@@ -715,18 +936,31 @@ class AlertProducer:
             )
         return _error_text(exception)
 
-    def _finish(self, run: _Run) -> None:
-        """One bounded flush; whatever is still pending then is purged and failed."""
-        producer = self._producer
-        producer.flush(self.settings.flush_timeout)
+    def _flush(self, run: _Run) -> None:
+        """Wait until every alert of the run is reported, at most ``flush_timeout`` seconds.
+
+        The wait is cut in short slices so that an interrupt (raised between
+        slices) ends it promptly.
+        """
+        deadline = time.monotonic() + run.flush_timeout
+        while run.pending and self._client.fatal is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._client.serve(min(remaining, FLUSH_SLICE_S), flush=True)
+
+    def _settle(self, run: _Run) -> None:
+        """Purge what is still queued or in flight; every alert of the run then has an outcome."""
+        from confluent_kafka import KafkaException
+
         if run.pending:
-            producer.purge(in_queue=True, in_flight=True)
-            producer.poll(0)
-        # Reports of purged messages arrive on that poll; anything left is failed here
-        # so that no alert is unaccounted for.
-        run.fail_pending(
-            f"no delivery report within the {self.settings.flush_timeout:g} s flush timeout"
-        )
+            try:
+                self._client.producer.purge(in_queue=True, in_flight=True)
+            except KafkaException as error:
+                if not self._client.note_fatal(error):
+                    raise
+            self._client.serve()  # the reports of the purged messages arrive here
+        run.fail_pending()
 
     def _record_failures(self, result: DeliveryResult, topic: str) -> None:
         if result.failed and self.write_failed:
