@@ -446,7 +446,7 @@ def _variance_from_hdulist(
     uncertainty_hdu = _extension(hdul, _EXTENSION_UNCERTAINTY)
     if uncertainty_hdu is None:
         return None
-    # Only here: astropy.nddata imports matplotlib and scipy (~0.3 s), which LSST files never need.
+    # Only here: importing astropy.nddata costs ~0.3 s, which LSST files (VARIANCE) never need.
     from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
 
     values = _plane_data(uncertainty_hdu, shape, label)
