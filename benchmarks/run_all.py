@@ -26,6 +26,7 @@ BENCHMARKS = {
     "cutouts": "bench_cutouts.py",
     "kafka": "bench_kafka.py",
     "apdb": "bench_apdb.py",
+    "scaling": "bench_scaling.py",
 }
 
 # Small sizes for benchmarks without a --quick option of their own.

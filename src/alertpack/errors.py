@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AlertPackError", "CommandError", "InputError", "Terminated"]
+__all__ = ["AlertPackError", "CommandError", "InputError", "OutputError", "Terminated"]
 
 
 class AlertPackError(Exception):
@@ -15,6 +15,10 @@ class InputError(AlertPackError, ValueError):
 
 class CommandError(AlertPackError):
     """A command-line invocation that cannot be carried out as given."""
+
+
+class OutputError(AlertPackError, OSError):
+    """An output location that cannot be written: missing, forbidden, not a directory, full."""
 
 
 class Terminated(KeyboardInterrupt):

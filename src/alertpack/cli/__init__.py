@@ -31,6 +31,7 @@ COMMANDS = {
     "schemas": "schemas",
     "config": "config",
     "apdb": "apdb",
+    "simulate": "simulate",
 }
 
 

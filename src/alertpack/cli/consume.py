@@ -13,22 +13,68 @@ HELP = "read alerts from a Kafka topic"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``alertpack consume``."""
     add_kafka_source_options(parser, required=False)
-    parser.add_argument("--out", default=None, metavar="DIR", help="write alerts to Avro files")
+    parser.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="write alerts to Avro files in DIR (messages that are not alerts go raw to "
+        "DIR/rejected/); with --group, offsets are committed only once the alerts are on disk",
+    )
+
+
+def _report_rejected(rejected) -> None:
+    kept = f"; kept in {rejected.path}" if rejected.path is not None else ""
+    print(f"alertpack consume: skipped {rejected.reason}{kept}", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print a line per alert, or write them with ``--out DIR``."""
-    from alertpack.tools.consume import kafka_alerts_from_args, write_alert_files
+    """Print a line per alert, or write them with ``--out DIR``.
 
-    server, topic, alerts = kafka_alerts_from_args(args)
+    Exit 0 when every message was an alert, 1 when some were not (each reported,
+    and with ``--out`` kept aside), 130/143 on Ctrl-C/SIGTERM after writing and
+    committing what was read.
+    """
+    from alertpack.tools.consume import (
+        ConsumeResult,
+        consume_to_directory,
+        kafka_alerts_from_args,
+        kafka_source_from_args,
+    )
+
     if args.out:
-        count, paths = write_alert_files(alerts, args.out, topic=topic)
-        for path in paths:
-            print(path)
+        server, topic, options = kafka_source_from_args(args)
+        result = ConsumeResult()
+
+        def on_file(path) -> None:
+            print(path, flush=True)
+
+        try:
+            consume_to_directory(
+                server, topic, args.out, result=result, on_file=on_file,
+                on_rejected=_report_rejected, **options,
+            )
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as errors.Terminated (cli.main)
+            committed = f", offsets of {result.committed} committed" if args.group else ""
+            print(
+                f"alertpack consume: interrupted; wrote the {result.alerts} alert(s) read so far "
+                f"to {len(result.files)} file(s){committed}",
+                file=sys.stderr,
+            )
+            raise
+        count, n_rejected = result.alerts, len(result.rejected)
     else:
+        rejected: list = []
+
+        def on_rejected(message) -> None:
+            rejected.append(message)
+            _report_rejected(message)
+
+        server, topic, alerts = kafka_alerts_from_args(args, on_rejected=on_rejected)
         count = 0
         for consumed in alerts:
             print(consumed.summary(), flush=True)
             count += 1
-    print(f"read {count} alert(s) from {topic} at {server}", file=sys.stderr)
-    return 0
+        n_rejected = len(rejected)
+    skipped = f", skipped {n_rejected} message(s) that are not alerts" if n_rejected else ""
+    print(f"read {count} alert(s) from {topic} at {server}{skipped}", file=sys.stderr)
+    return 1 if n_rejected else 0

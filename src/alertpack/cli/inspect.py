@@ -30,12 +30,18 @@ def run(args: argparse.Namespace) -> int:
 
     if args.paths and (args.server or args.topic):
         raise CommandError("give either alert files/directories or --server/--topic, not both")
+    from alertpack.cli._files import report_file_problems
+    from alertpack.tools.reading import ReadReport
+
+    report = ReadReport()
     if args.paths:
-        rows = iter_alert_summaries(args.paths, max_alerts=args.max)
+        rows = iter_alert_summaries(args.paths, max_alerts=args.max, report=report)
     else:
         rows = (summarize_alert(alert) for alert in kafka_alerts(args))
     writer = write_json_lines if args.json else write_table
     count = writer(rows, sys.stdout)
-    if count == 0:
+    sys.stdout.flush()
+    status = report_file_problems("inspect", report)
+    if count == 0 and status == 0:
         print("alertpack inspect: no alerts", file=sys.stderr)
-    return 0
+    return status

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from alertpack.cli._apdb import add_apdb_options, package_from_apdb
 from alertpack.cli._config import add_config_options, config_from_args
+from alertpack.cli._progress import Progress, print_table
 from alertpack.errors import CommandError
 
 HELP = "package the built-in sample or a visit's files into alerts"
@@ -35,15 +38,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "each simulated and packaged in a worker process",
     )
     parser.add_argument(
-        "--workers", type=int, default=None, help="processes for --detectors (default: all cores)"
+        "--workers", type=int, default=None,
+        help="worker processes for several detectors (default: all cores)",
+    )
+    parser.add_argument(
+        "--scheduler", metavar="tcp://HOST:PORT", default=None,
+        help="run one task per detector on this Dask distributed cluster instead of local "
+        "processes (workers load, write and produce themselves)",
     )
     parser.add_argument(
         "--visit-dir",
         metavar="DIR",
-        help="a visit directory: diaSourceCat, diaObjectCat, diaSrcHistory, diaForcedSources, "
-        "ssSource, mpc_orbits (each .parquet, .csv, .fits or .vot), difference.fits, "
-        "template.fits, science.fits, visit.json (those present are used; options below "
-        "override single files)",
+        nargs="+",
+        help="detector directories: diaSourceCat, diaObjectCat, diaSrcHistory, "
+        "diaForcedSources, ssSource, mpc_orbits (each .parquet, .csv, .fits or .vot), "
+        "difference.fits, template.fits, science.fits, visit.json (those present are used), "
+        "or a parent directory whose subdirectories are detectors; several detectors run on "
+        "--workers processes or --scheduler; for one detector, the options below override "
+        "single files",
     )
     formats = "Parquet, CSV, FITS table or VOTable, by extension"
     parser.add_argument("--sources", help=f"DiaSource catalog ({formats})")
@@ -123,6 +135,20 @@ def print_pool_summary(summary: Any, config: Any, what: str, how: str = "") -> i
     return 0 if summary.n_failed == 0 else 1
 
 
+def _check_outputs(config: Any) -> None:
+    """Output directories are writable, checked before the work (`OutputError` otherwise)."""
+    from alertpack.sinks.files import check_output_directory
+
+    if config.doWriteAlerts:
+        check_output_directory(config.alertWriteLocation)
+    if config.doProduceAlerts and config.failedAlertsLocation.strip():
+        check_output_directory(config.failedAlertsLocation)
+
+
+_SINGLE_FILE_OPTIONS = ("sources", "objects", "history", "forced", "ss_source", "mpc_orbits",
+                        "difference", "template", "science")
+
+
 def _report_interrupted_delivery(packager: Any) -> None:
     """Say where the alerts of an interrupted run's Kafka delivery went."""
     delivery = packager.producer.last_result if packager.producer is not None else None
@@ -153,29 +179,100 @@ def _warn_unused_cutout_size(config: Any, sources: Any) -> None:
         )
 
 
-def _run_naming_files(packager: Any, run_kwargs: dict[str, Any]) -> Any:
-    """``packager.run``; a validation error names the file of the catalog it is about."""
-    from alertpack.errors import InputError
-    from alertpack.inputs.catalogs import name_catalog_files
-    from alertpack.inputs.visit_files import catalog_files
+def _single_file_options(args: argparse.Namespace) -> list[str]:
+    """The single-file options given (``--sources``, ..., ``--id-bits``)."""
+    names = [*_SINGLE_FILE_OPTIONS, "id_bits"]
+    return [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) is not None]
 
-    try:
-        return packager.run(**run_kwargs)
-    except InputError as error:
-        raise name_catalog_files(error, catalog_files(run_kwargs)) from None
+
+def _detector_directories(args: argparse.Namespace) -> list[Path]:
+    """The detector directories of ``--visit-dir`` (checked before any work)."""
+    from alertpack.scaleout.jobs import detector_dirs
+
+    return detector_dirs(args.visit_dir)
+
+
+def _package_detector_dirs(
+    args: argparse.Namespace, config: Any, directories: list[Path]
+) -> int:
+    """Several detector directories on the worker pool or a Dask cluster, with progress."""
+    from alertpack.scaleout.jobs import DetectorJob, visit_dir_loader
+    from alertpack.scaleout.pool import DetectorExecutor
+
+    given = _single_file_options(args)
+    if given:
+        raise CommandError(
+            f"{', '.join(given)}: single-file options apply to one detector; "
+            "put the files in each detector's directory (visit.json for ccdExposureIdBits)"
+        )
+    if args.workers is not None and args.workers < 1:
+        raise CommandError(f"--workers {args.workers}: give at least 1")
+    jobs = [DetectorJob(str(path), visit_dir_loader(path)) for path in directories]
+    with DetectorExecutor(config, workers=args.workers, scheduler=args.scheduler) as executor:
+        print(f"alertpack: packaging {len(jobs)} detectors on {executor.engine.description}",
+              file=sys.stderr, flush=True)
+        with Progress(len(jobs), "detector") as progress:
+            summary = executor.run(jobs, partial(_report_detector, progress))
+    _print_visit_summary(summary, config)
+    return 0 if not summary.failures and summary.n_failed == 0 else 1
+
+
+def _report_detector(progress: Progress, detector: Any) -> None:
+    if detector.ok:
+        status = (f"{detector.n_alerts} alerts, {detector.n_bytes / 1e6:.1f} MB, "
+                  f"{detector.seconds:.2f} s" if not progress.is_tty else "")
+    else:
+        status = f"FAILED: {detector.error}"
+    progress.update(detector.name, status)
+
+
+def _print_visit_summary(summary: Any, config: Any) -> None:
+    """The final table, then one line per failed detector."""
+    rows = [
+        ["detectors", len(summary.detectors) + len(summary.failures)],
+        ["packaged", len(summary.detectors)],
+        ["failed", len(summary.failures)],
+        ["alerts", summary.n_alerts],
+        ["MB", f"{summary.n_bytes / 1e6:.1f}"],
+        ["seconds", f"{summary.seconds:.1f}"],
+        ["alerts/s", f"{summary.n_alerts / max(summary.seconds, 1e-9):.0f}"],
+        ["workers", summary.workers],
+        ["peak RSS per worker (MB)", f"{summary.peak_rss_mb:.0f}"],
+        ["redone detectors", len(summary.redone)],
+    ]
+    if config.doProduceAlerts:
+        rows += [
+            ["kafka delivered", summary.n_delivered],
+            ["kafka failed", summary.n_failed],
+            ["kafka possibly sent twice", summary.n_possible_duplicates],
+        ]
+    print_table(["visit", "value"], rows)
+    print(f"alert files under {config.alertWriteLocation}")
+    for failure in summary.failures:
+        print(f"alertpack package: detector {failure.name} failed: {failure.error}",
+              file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
     """Package a visit and print a short summary (alerts, bytes, time, path)."""
     from alertpack.core import AlertPackager
+    from alertpack.scaleout.jobs import run_naming_files
 
     config = config_from_args(args, produce=args.produce)
+    _check_outputs(config)
     if args.apdb is not None:
         return package_from_apdb(args, config)
     if args.detectors != 1:
         if args.detectors < 1:
             raise CommandError(f"--detectors {args.detectors}: give at least 1")
         return _package_sample_visit(args, config)
+    if args.visit_dir is not None and not args.sample:
+        one_dir_with_overrides = len(args.visit_dir) == 1 and _single_file_options(args)
+        directories = [Path(args.visit_dir[0])] if one_dir_with_overrides else (
+            _detector_directories(args))
+        if len(directories) > 1 or args.workers is not None or args.scheduler is not None:
+            return _package_detector_dirs(args, config, directories)
+        args.visit_dir = str(directories[0])
     # the packager first: its Kafka producer connects while the inputs load
     with AlertPackager(config) as packager:
         start = time.perf_counter()
@@ -190,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
         _warn_unused_cutout_size(config, run_kwargs["diaSourceCat"])
         prepared = time.perf_counter()
         try:
-            result = _run_naming_files(packager, run_kwargs)
+            result = run_naming_files(packager, run_kwargs)
         except KeyboardInterrupt:
             _report_interrupted_delivery(packager)
             raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 HELP = "plot an alert's cutouts and light curve"
 
@@ -15,11 +16,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Plot one alert of a file to an image."""
-    from alertpack.tools.plotting import save_alert_plot
-    from alertpack.tools.reading import find_alert
+    """Plot one alert of a file to an image.
 
-    alert = find_alert(args.path, args.id)
+    Exit 0 when the plot shows everything the alert holds; 1 when a cutout it
+    holds cannot be read (the plot says why in that panel); 2 when no plot.
+    """
+    from alertpack.cli._files import report_file_problems, reported_on_error
+    from alertpack.tools.plotting import check_plot_path, save_alert_plot, unreadable_cutouts
+    from alertpack.tools.reading import ReadReport, find_alert
+
+    check_plot_path(args.output)
+    report = ReadReport()
+    with reported_on_error("show", report):
+        alert = find_alert(args.path, args.id, report=report)
     written = save_alert_plot(alert, args.output)
     print(f"wrote {written} (alert {alert.alert_id}, {alert.label})")
-    return 0
+    status = report_file_problems("show", report)
+    for name, reason in unreadable_cutouts(alert.record).items():
+        print(f"alertpack show: {alert.label}: {name} unreadable: {reason}", file=sys.stderr)
+        status = status or 1
+    return status

@@ -14,10 +14,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Flatten alerts to Parquet tables in a directory."""
+    """Flatten alerts to Parquet tables in a directory: all the alerts given, or nothing."""
+    from alertpack.cli._files import report_file_problems, reported_on_error
     from alertpack.tools.parquet import ALERTS_TABLE, alerts_to_parquet
+    from alertpack.tools.reading import ReadReport
 
-    written = alerts_to_parquet(args.paths, args.output)
+    report = ReadReport()
+    with reported_on_error("to-parquet", report):
+        written = alerts_to_parquet(args.paths, args.output, report=report)
     for name, (path, rows) in written.items():
         print(f"{path}: {rows} {'alerts' if name == ALERTS_TABLE else 'rows'}")
-    return 0
+    return report_file_problems("to-parquet", report)

@@ -30,8 +30,12 @@ def run(args: argparse.Namespace) -> int:
         schema = load_schema(args.schema) if args.schema else None
     except UnknownSchemaError as error:
         raise CommandError(str(error)) from None
+    from alertpack.cli._files import report_file_problems
+    from alertpack.tools.reading import ReadReport
+
+    files = ReadReport()
     n_alerts = n_invalid = n_warned = n_errors = n_warnings = 0
-    for report in validate_paths(args.paths, schema):
+    for report in validate_paths(args.paths, schema, report=files):
         n_alerts += 1
         errors, warnings = len(report.errors), len(report.warnings)
         n_errors += errors
@@ -40,10 +44,17 @@ def run(args: argparse.Namespace) -> int:
         n_warned += bool(warnings)
         for problem in report.problems:
             print(f"{report.alert.label} id={report.alert.alert_id}: {problem}")
+    sys.stdout.flush()
+    status = report_file_problems("validate", files)
     if n_alerts == 0:
-        print("alertpack validate: no alerts found", file=sys.stderr)
-        return 1
-    print(_summary(n_alerts, n_invalid, n_errors, n_warned, n_warnings))
+        if status == 0:
+            print("alertpack validate: no alerts found", file=sys.stderr)
+        return status or 1
+    summary = _summary(n_alerts, n_invalid, n_errors, n_warned, n_warnings)
+    if status:
+        print(f"{summary} (readable files); {len(files.errors)} file problem(s)")
+        return status
+    print(summary)
     return 1 if n_errors or (args.strict and n_warnings) else 0
 
 

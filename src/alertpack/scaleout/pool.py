@@ -1,49 +1,61 @@
-"""Scale-out: package a whole visit, detector by detector, on every core.
+"""Scale-out: package a whole visit, detector by detector, on every core or a cluster.
 
 A Rubin visit is 189 detectors. Each detector is an independent job: its
-catalogs and images are loaded *inside* a worker process by a picklable
-loader, packaged by the worker's `AlertPackager`, and only a small summary
-comes back. Memory therefore stays at one detector's working set per
-worker, however large the visit.
+catalogs and images are loaded *inside* a worker by a picklable loader,
+packaged by the worker's long-lived `AlertPackager`, written and produced
+there, and only a small `DetectorSummary` comes back. Memory therefore stays
+at one detector's working set per worker, however large the visit.
+
+`DetectorExecutor` runs the jobs on an engine (`LocalPoolEngine`, the
+default, or `DaskEngine` with a scheduler address) with one policy: jobs
+submitted as the engine can take them, a job that raises is retried once,
+then reported as a failed detector; the others carry on.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from functools import partial
-from pathlib import Path
 from typing import Any
 
-__all__ = ["DetectorSummary", "VisitSummary", "package_detectors", "sample_detector_loader"]
+from alertpack.scaleout.jobs import (
+    DetectorJob,
+    DetectorLoader,
+    DetectorSummary,
+    run_detector,
+    sample_detector_loader,
+)
 
-#: a picklable callable returning the keyword arguments of PackageAlertsTask.run
-DetectorLoader = Callable[[], dict[str, Any]]
+__all__ = [
+    "DetectorExecutor",
+    "DetectorJob",
+    "DetectorSummary",
+    "VisitSummary",
+    "package_detectors",
+    "sample_detector_loader",
+]
 
-
-@dataclass
-class DetectorSummary:
-    """What one detector job produced."""
-
-    n_alerts: int
-    n_bytes: int
-    paths: list[Path]
-    n_delivered: int
-    n_failed: int
-    seconds: float
-    peak_rss_mb: float
+#: attempts of a job that raises: the first and one retry
+MAX_ATTEMPTS = 2
 
 
 @dataclass
 class VisitSummary:
-    """Totals over the detectors of a visit."""
+    """Totals over the detectors of a visit.
+
+    ``detectors`` holds the packaged detectors, ``failures`` those that
+    failed (with their reason). ``redone`` counts detectors whose job started
+    more than once (retried, or its worker died): with Kafka on, the alerts
+    of such a detector may have been sent twice (``n_possible_duplicates``).
+    """
 
     detectors: list[DetectorSummary] = field(default_factory=list)
+    failures: list[DetectorSummary] = field(default_factory=list)
     seconds: float = 0.0
     workers: int = 1
+    engine: str = ""
+    producing: bool = False
 
     @property
     def n_alerts(self) -> int:
@@ -54,149 +66,181 @@ class VisitSummary:
         return sum(d.n_bytes for d in self.detectors)
 
     @property
+    def n_delivered(self) -> int:
+        return sum(d.n_delivered for d in self.detectors)
+
+    @property
     def n_failed(self) -> int:
+        """Alerts not delivered to Kafka (in failed-alert files)."""
         return sum(d.n_failed for d in self.detectors)
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time of the workers on the packaged detectors (s)."""
+        return sum(d.cpu_seconds for d in self.detectors)
 
     @property
     def peak_rss_mb(self) -> float:
         """Largest resident memory of any one worker (MB)."""
         return max((d.peak_rss_mb for d in self.detectors), default=0.0)
 
+    @property
+    def redone(self) -> list[DetectorSummary]:
+        """Packaged detectors whose job ran more than once."""
+        return [d for d in self.detectors if d.attempts > 1]
 
-def _peak_rss_mb() -> float:
-    """Peak resident memory of this process (MB).
+    @property
+    def n_possible_duplicates(self) -> int:
+        """Alerts that may be in the Kafka topic twice (an upper bound; 0 without Kafka)."""
+        return sum(d.n_alerts for d in self.redone) if self.producing else 0
 
-    ``VmHWM`` is this process's own high-water mark; ``ru_maxrss`` (the
-    fallback off Linux) can carry over a larger parent's peak across fork.
+
+class DetectorExecutor:
+    """Run detector jobs on a local process pool or a Dask cluster, one policy for both.
+
+    Parameters
+    ----------
+    config : `PackageAlertsConfig`, optional
+        Configuration of every worker's packager (sent as text).
+    workers : `int`, optional
+        Local processes (default: all cores; ``1`` runs in this process).
+        Ignored with ``scheduler``.
+    scheduler : `str`, optional
+        Dask scheduler address, ``tcp://HOST:PORT``: one task per detector
+        on that cluster.
+
+    Notes
+    -----
+    The executor (and so each worker's packager and Kafka producer) lives
+    until `close`; several `map` calls reuse it, e.g. one per visit.
     """
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-_SINGLE_THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def _init_worker() -> None:
-    """One BLAS thread per worker: the pool already uses every core.
-
-    Runs before the worker imports numpy, so the thread pools start small;
-    several workers each spreading over all cores measured 1.2x instead of
-    1.7x on two cores.
-    """
-    for name in _SINGLE_THREAD_ENV:
-        os.environ[name] = "1"
-
-
-_WORKER_PACKAGER: Any = None
-
-
-def _worker_packager(config_text: str) -> Any:
-    """One packager per worker process, built from the config saved as text."""
-    global _WORKER_PACKAGER
-    if _WORKER_PACKAGER is None:
+    def __init__(self, config: Any = None, *, workers: int | None = None,
+                 scheduler: str | None = None) -> None:
         from alertpack.config import PackageAlertsConfig
-        from alertpack.core import AlertPackager
+        from alertpack.scaleout.engines import DaskEngine, LocalPoolEngine
 
-        config = PackageAlertsConfig()
-        config.loadFromString(config_text)
-        _WORKER_PACKAGER = AlertPackager(config)
-    return _WORKER_PACKAGER
+        config = config if config is not None else PackageAlertsConfig()
+        config.validate()
+        self.producing = bool(config.doProduceAlerts)
+        self._config_text = config.saveToString()
+        self.engine = DaskEngine(scheduler) if scheduler else LocalPoolEngine(workers)
 
+    @property
+    def workers(self) -> int:
+        return self.engine.workers
 
-def _package_one(config_text: str, loader: DetectorLoader) -> DetectorSummary:
-    start = time.perf_counter()
-    result = _worker_packager(config_text).run(**loader())
-    return DetectorSummary(
-        n_alerts=result.n_alerts,
-        n_bytes=result.alerts.nbytes,
-        paths=list(result.paths),
-        n_delivered=result.delivered,
-        n_failed=result.failed,
-        seconds=time.perf_counter() - start,
-        peak_rss_mb=_peak_rss_mb(),
-    )
+    def map(self, jobs: Iterable[DetectorJob]) -> Iterator[DetectorSummary]:
+        """Each job's summary as it completes (failed ones with ``error`` set).
 
-
-def _bounded_results(
-    executor: ProcessPoolExecutor, function: Callable, loaders: Iterable, in_flight: int
-) -> Iterator[DetectorSummary]:
-    """Submit lazily, never holding more than ``in_flight`` pending jobs."""
-    pending: set = set()
-    for loader in loaders:
-        if len(pending) >= in_flight:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        Jobs are consumed lazily, at most the engine's ``in_flight`` submitted
+        at once (two per local worker; all of them on Dask).
+        """
+        in_flight = self.engine.in_flight
+        attempts: dict[Any, tuple[DetectorJob, int]] = {}
+        pending: set = set()
+        finished: list[DetectorSummary] = []
+        jobs = iter(jobs)
+        exhausted = False
+        while pending or not exhausted:
+            while not exhausted and len(pending) < in_flight:
+                job = next(jobs, None)
+                if job is None:
+                    exhausted = True
+                    break
+                future = self.engine.submit(run_detector, self._config_text, job)
+                attempts[future] = (job, 1)
+                pending.add(future)
+            if not pending:
+                break
+            done, pending = self.engine.wait_first(pending)
             for future in done:
-                yield future.result()
-        pending.add(executor.submit(function, loader))
-    for future in pending:
-        yield future.result()
+                job, attempt = attempts.pop(future)
+                summary = self._outcome(future, job, attempt)
+                if summary is None:  # raised: once more
+                    retry = self.engine.submit(run_detector, self._config_text, job)
+                    attempts[retry] = (job, attempt + 1)
+                    pending.add(retry)
+                    continue
+                finished.append(summary)
+                yield summary
+        self._count_hidden_restarts(finished)
+
+    def _outcome(self, future: Any, job: DetectorJob, attempt: int) -> DetectorSummary | None:
+        """The job's summary; `None` when it raised and may be retried."""
+        try:
+            summary = future.result()
+        except Exception as error:
+            if attempt < MAX_ATTEMPTS:
+                return None
+            reason = str(error).strip().splitlines()
+            text = f"{type(error).__name__}: {reason[0] if reason else ''}".rstrip(": ")
+            summary = DetectorSummary(name=job.name, error=text)
+        summary.attempts = attempt
+        return summary
+
+    def _count_hidden_restarts(self, summaries: list[DetectorSummary]) -> None:
+        """Attempts the engine redid unseen (a Dask worker died mid-job)."""
+        starts = self.engine.job_starts()
+        for summary in summaries:
+            summary.attempts = max(summary.attempts, starts.get(summary.name, 0))
+
+    def run(self, jobs: Iterable[DetectorJob],
+            on_detector: Callable[[DetectorSummary], None] | None = None) -> VisitSummary:
+        """Run every job; a `VisitSummary` of the packaged and the failed detectors."""
+        summary = VisitSummary(workers=self.workers, engine=self.engine.description,
+                               producing=self.producing)
+        start = time.perf_counter()
+        for detector in self.map(jobs):
+            (summary.detectors if detector.ok else summary.failures).append(detector)
+            if on_detector is not None:
+                on_detector(detector)
+        summary.seconds = time.perf_counter() - start
+        return summary
+
+    def close(self) -> None:
+        """Stop the local workers (their packagers close) or disconnect from Dask."""
+        self.engine.close()
+
+    def __enter__(self) -> DetectorExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _as_jobs(loaders: Iterable[DetectorLoader | DetectorJob]) -> Iterator[DetectorJob]:
+    for index, loader in enumerate(loaders):
+        yield loader if isinstance(loader, DetectorJob) else DetectorJob(str(index), loader)
 
 
 def package_detectors(
-    loaders: Iterable[DetectorLoader], config: Any = None, *, workers: int | None = None
+    loaders: Iterable[DetectorLoader | DetectorJob], config: Any = None, *,
+    workers: int | None = None, scheduler: str | None = None,
+    on_detector: Callable[[DetectorSummary], None] | None = None,
 ) -> VisitSummary:
     """Package many detectors, each loaded and packaged inside a worker.
 
     Parameters
     ----------
-    loaders : iterable of callables
+    loaders : iterable of callables or `DetectorJob`
         One picklable, argument-less callable per detector returning the
-        keyword arguments of `PackageAlertsTask.run` (e.g.
-        `sample_detector_loader`, or a ``functools.partial`` reading files).
-        Consumed lazily.
+        keyword arguments of `AlertPackager.run` (e.g.
+        `sample_detector_loader` or `alertpack.scaleout.jobs.visit_dir_loader`),
+        or a named `DetectorJob`. Consumed lazily.
     config : `PackageAlertsConfig`, optional
-        Configuration of every detector's Task.
+        Configuration of every detector's packager.
     workers : `int`, optional
-        Processes; default all cores. ``1`` runs in this process.
+        Local processes; default all cores. ``1`` runs in this process.
+    scheduler : `str`, optional
+        Run on this Dask cluster instead (``tcp://HOST:PORT``).
+    on_detector : callable, optional
+        Called with each detector's summary as it completes (progress).
 
     Returns
     -------
     summary : `VisitSummary`
+        Packaged and failed detectors; nothing raised for a failed detector.
     """
-    from alertpack.config import PackageAlertsConfig
-
-    config = config if config is not None else PackageAlertsConfig()
-    config.validate()
-    config_text = config.saveToString()
-    workers = workers or os.cpu_count() or 1
-    summary = VisitSummary(workers=workers)
-    start = time.perf_counter()
-    job = partial(_package_one, config_text)
-    if workers == 1:
-        summary.detectors = [job(loader) for loader in loaders]
-    else:
-        import multiprocessing
-
-        # forkserver: workers must not inherit Kafka client threads or big arrays
-        context = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_init_worker
-        ) as executor:
-            summary.detectors = list(_bounded_results(executor, job, loaders, 2 * workers))
-    summary.seconds = time.perf_counter() - start
-    return summary
-
-
-def _sample_run_kwargs(detector: int, n_sources: int, image_shape: tuple[int, int],
-                       seed: int) -> dict[str, Any]:
-    from alertpack.sample import make_visit
-
-    return make_visit(
-        n_sources, image_shape, seed=seed + detector, detector=detector
-    ).run_kwargs()
-
-
-def sample_detector_loader(
-    detector: int, n_sources: int = 53, image_shape: tuple[int, int] = (4000, 4072),
-    seed: int = 0,
-) -> DetectorLoader:
-    """A loader for one detector of the built-in sample (for demos and benchmarks)."""
-    return partial(_sample_run_kwargs, detector, n_sources, image_shape, seed)
+    with DetectorExecutor(config, workers=workers, scheduler=scheduler) as executor:
+        return executor.run(_as_jobs(loaders), on_detector)

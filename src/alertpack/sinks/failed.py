@@ -19,9 +19,11 @@ from alertpack.packets.batch import OutgoingAlert
 
 __all__ = [
     "FAILED_ALERT_SCHEMA",
+    "FAILED_ALERT_SCHEMA_NAME",
     "FailedAlert",
     "FailedAlertFileError",
     "find_failed_alert_files",
+    "is_failed_alert_file",
     "read_failed_alerts",
     "write_failed_alerts",
 ]
@@ -70,6 +72,9 @@ class FailedAlert:
             alert=alert, topic=record["topic"], reason=record["reason"], failed_at_ms=failed_at
         )
 
+
+#: Full name of the writer schema that marks a failed-alerts file, wherever it lies.
+FAILED_ALERT_SCHEMA_NAME = "alertpack.failedAlert"
 
 #: Avro schema of the records in a failed-alerts file.
 FAILED_ALERT_SCHEMA: dict[str, Any] = {
@@ -144,7 +149,7 @@ def read_failed_alerts(path: str | os.PathLike) -> list[FailedAlert]:
             name = (
                 reader.writer_schema.get("name") if isinstance(reader.writer_schema, dict) else None
             )
-            if name != "alertpack.failedAlert":
+            if name != FAILED_ALERT_SCHEMA_NAME:
                 raise FailedAlertFileError(
                     f"{path} holds {name or 'unknown'} records, not alertpack.failedAlert: "
                     "give replay the failed-*.avro files an AlertProducer wrote"
@@ -154,19 +159,50 @@ def read_failed_alerts(path: str | os.PathLike) -> list[FailedAlert]:
         raise
     except OSError as error:
         raise FailedAlertFileError(f"cannot read failed-alerts file {path}: {error}") from None
-    except (ValueError, EOFError, KeyError, TypeError) as error:
+    except MemoryError:
         raise FailedAlertFileError(
-            f"{path} is not a readable failed-alerts Avro file ({error})"
+            f"{path} is not a readable failed-alerts Avro file (a length in it is far larger "
+            "than memory: corrupt data)"
+        ) from None
+    except Exception as error:  # fastavro raises many types for a bad file
+        raise FailedAlertFileError(
+            f"{path} is not a readable failed-alerts Avro file "
+            f"({type(error).__name__}: {error}); it is truncated or corrupt"
         ) from None
 
 
+def is_failed_alert_file(path: str | os.PathLike) -> bool:
+    """True when ``path`` is an Avro container of `FAILED_ALERT_SCHEMA_NAME` records.
+
+    Only the header is read; a file that cannot be read is not one.
+    """
+    import fastavro
+
+    try:
+        with open(path, "rb") as stream:
+            schema = fastavro.reader(stream).writer_schema
+    except Exception:  # unreadable or not Avro: not a failed-alerts file
+        return False
+    return isinstance(schema, dict) and schema.get("name") == FAILED_ALERT_SCHEMA_NAME
+
+
 def find_failed_alert_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Expand files and directories (their ``failed-*.avro``) into failed-alerts files."""
+    """Expand files and directories into failed-alerts files.
+
+    A directory is searched recursively (so ``<alertWriteLocation>`` finds its
+    ``failed/`` subdirectory) for non-hidden ``*.avro`` files whose writer
+    schema is `FAILED_ALERT_SCHEMA_NAME`, whatever their name; alert files
+    next to them are left alone. A file given by name is taken as it is
+    (`read_failed_alerts` says if it is not one).
+    """
     found: list[Path] = []
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            found.extend(sorted(path.glob("failed-*.avro")))
+            candidates = sorted(
+                p for p in path.rglob("*.avro") if p.is_file() and not p.name.startswith(".")
+            )
+            found.extend(p for p in candidates if is_failed_alert_file(p))
         elif path.is_file():
             found.append(path)
         else:

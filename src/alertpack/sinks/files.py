@@ -9,15 +9,204 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from alertpack.errors import OutputError
+
 if TYPE_CHECKING:
     from alertpack.packets.batch import AlertBatch
 
-__all__ = ["alert_file_path", "atomic_output", "write_alert_files"]
+__all__ = [
+    "alert_file_path",
+    "atomic_output",
+    "check_output_directory",
+    "clean_stale_temporaries",
+    "prepare_output_directory",
+    "write_alert_files",
+]
+
+#: a temporary file of ours older than this is stale even if its writer seems alive (pid
+#: reuse, another host on a shared filesystem), seconds
+STALE_TEMP_SECONDS = 24 * 3600.0
+
+# ``.<final name>.<host>-<pid>.<random>.tmp`` (mkstemp's random part: 8 of [a-z0-9_]);
+# also the pid-less ``.<final name>.<random>.tmp`` of alertpack 0.1
+_TEMP_NAME = re.compile(
+    r"^\.(?P<final>.+?)\.(?:(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.)?[a-z0-9_]{8}\.tmp$"
+)
+
+# directories already cleaned by this process
+_cleaned: set[Path] = set()
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname().split(".")[0]) or "host"
+
+
+def _temp_prefix(final: Path) -> str:
+    return f".{final.name}.{_host_tag()}-{os.getpid()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _is_stale(name: str, age_seconds: float) -> bool:
+    match = _TEMP_NAME.match(name)
+    if match is None:
+        return False
+    if age_seconds >= STALE_TEMP_SECONDS:
+        return True
+    if match["pid"] is None or match["host"] != _host_tag():
+        # no pid, or written from another host: only age tells
+        return False
+    pid = int(match["pid"])
+    return pid != os.getpid() and not _pid_alive(pid)
+
+
+def clean_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that killed writers left in ``directory``.
+
+    Only names of `atomic_output`'s own pattern (``.NAME.<host>-<pid>.XXXXXXXX.tmp``)
+    are considered, and only those whose writing process on this host is gone, or
+    that are older than `STALE_TEMP_SECONDS` (pid-less names of older versions,
+    other hosts). Files that vanish meanwhile or cannot be removed are left alone.
+
+    Returns
+    -------
+    removed : `list` [`pathlib.Path`]
+    """
+    removed = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.endswith(".tmp") or not entry.name.startswith("."):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+            if _is_stale(entry.name, age):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
+def _clean_once(directory: Path) -> None:
+    """`clean_stale_temporaries` the first time this process writes into ``directory``."""
+    key = directory.resolve()
+    if key not in _cleaned:
+        clean_stale_temporaries(key)
+        _cleaned.add(key)
+
+
+def _output_error(what: Path, error: OSError, doing: str = "write") -> OutputError:
+    reason = error.strerror or str(error)
+    hint = {
+        "ENOSPC": "the disk is full",
+        "EFBIG": "the file is larger than allowed (ulimit -f)",
+        "EROFS": "the filesystem is read-only",
+    }.get(_errno_name(error), "")
+    return OutputError(
+        f"cannot {doing} {what}: {reason}" + (f" ({hint})" if hint else "")
+    )
+
+
+def _errno_name(error: OSError) -> str:
+    import errno
+
+    return errno.errorcode.get(error.errno or 0, "")
+
+
+def prepare_output_directory(directory: str | os.PathLike) -> Path:
+    """Check before any work that files can be written into ``directory``.
+
+    Creates it (and its parents) if needed, proves it writable by creating and
+    removing a temporary file there (which also catches read-only filesystems,
+    and works for root, whom permission bits do not stop), and removes stale
+    temporary files of killed writers.
+
+    Raises
+    ------
+    OutputError
+        Naming the directory and the reason: a file where a directory is
+        expected, no permission, a read-only or full filesystem.
+    """
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"output directory {path} is not a directory (a file is in the way)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _output_error(path, error, "create output directory") from None
+    _probe_writable(path, path)
+    _clean_once(path)
+    return path
+
+
+def _probe_writable(directory: Path, output: Path) -> None:
+    """Create and remove a temporary file in ``directory``, or raise `OutputError`."""
+    try:
+        fd, probe = tempfile.mkstemp(
+            prefix=_temp_prefix(directory / "probe"), suffix=".tmp", dir=directory
+        )
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        doing = "write into output directory" if directory == output else (
+            f"create output directory {output} in"
+        )
+        raise _output_error(directory, error, doing) from None
+
+
+def check_output_directory(directory: str | os.PathLike) -> Path:
+    """Check, before any work, that ``directory`` can be written, without creating it.
+
+    Like `prepare_output_directory`, but a missing directory is left missing
+    (it is created when the first file is written): its nearest existing
+    ancestor must be a writable directory. So a run that fails on its inputs
+    leaves no empty output directory behind.
+
+    Raises
+    ------
+    OutputError
+        Naming the path and the reason.
+    """
+    path = Path(directory)
+    if path.is_dir():
+        _probe_writable(path, path)
+        _clean_once(path)
+        return path
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(
+            f"cannot create output directory {path}: {existing} is not a directory "
+            "(a file is in the way)"
+        )
+    _probe_writable(existing, path)
+    return path
+
 
 
 @contextlib.contextmanager
@@ -27,26 +216,48 @@ def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
     Parameters
     ----------
     path : path-like
-        Final location. Its directory is created if needed.
+        Final location. Its directory is created if needed; stale temporary
+        files of killed writers there are removed (`clean_stale_temporaries`)
+        the first time this process writes into it.
 
     Yields
     ------
     stream : binary file object
         Write the content here. If the block raises, the temporary file is
         removed and nothing appears at ``path``.
+
+    Raises
+    ------
+    OutputError
+        When the file cannot be written (directory, permission, disk full,
+        file-size limit), naming it; an `OSError` raised by the block while
+        writing to ``stream`` becomes one too.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    if not final.parent.is_dir():
+        prepare_output_directory(final.parent)
+    else:
+        _clean_once(final.parent)
+    try:
+        fd, temp_name = tempfile.mkstemp(
+            prefix=_temp_prefix(final), suffix=".tmp", dir=final.parent
+        )
+    except OSError as error:
+        raise _output_error(final, error) from None
     try:
         with os.fdopen(fd, "wb") as stream:
-            yield stream
-            stream.flush()
-            os.fsync(stream.fileno())
+            try:
+                yield stream
+                stream.flush()
+                os.fsync(stream.fileno())
+            except OSError as error:
+                if isinstance(error, OutputError):
+                    raise
+                raise _output_error(final, error) from None
         os.chmod(temp_name, 0o644)
         os.replace(temp_name, final)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(temp_name)
         raise
 

@@ -44,6 +44,7 @@ from alertpack.tools.reading import (
     CUTOUT_FIELDS,
     AlertFile,
     LoadedAlert,
+    ReadReport,
     alert_id,
     alert_object_id,
     field_value,
@@ -155,10 +156,18 @@ def kafka_alerts(args: Any) -> Iterator[LoadedAlert]:
 
 
 def iter_alert_summaries(
-    paths: Iterable[str | os.PathLike], max_alerts: int | None = None
+    paths: Iterable[str | os.PathLike],
+    max_alerts: int | None = None,
+    *,
+    report: ReadReport | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """`summarize_alert` rows of the alerts in ``paths``, at most ``max_alerts``."""
-    for count, alert in enumerate(iter_alerts(list(paths))):
+    """`summarize_alert` rows of the alerts in ``paths``, at most ``max_alerts``.
+
+    With a ``report``, unreadable and skipped files are recorded there and the
+    other files still read (see `alertpack.tools.reading.iter_alert_files`).
+    """
+    alerts = iter_alerts(list(paths), report=report, shipped_schema=True)
+    for count, alert in enumerate(alerts):
         if max_alerts is not None and count >= max_alerts:
             return
         yield summarize_alert(alert)
@@ -675,7 +684,10 @@ def _validate_record(
 
 
 def validate_paths(
-    paths: Iterable[str | os.PathLike], schema: str | AlertSchema | None = None
+    paths: Iterable[str | os.PathLike],
+    schema: str | AlertSchema | None = None,
+    *,
+    report: ReadReport | None = None,
 ) -> Iterator[AlertReport]:
     """Validate every alert in ``paths`` (files or directories).
 
@@ -686,6 +698,9 @@ def validate_paths(
     schema : `str` or `AlertSchema`, optional
         Version (e.g. ``"11.1"``) to check every alert against, instead of
         each file's own writer schema.
+    report : `ReadReport`, optional
+        Collects failed-alert files skipped and files that cannot be read (or
+        are corrupt part way), and the other files are still validated.
 
     Yields
     ------
@@ -695,12 +710,17 @@ def validate_paths(
     """
     forced = load_schema(schema) if isinstance(schema, str) else schema
     checkers: dict[Any, _SchemaChecker | None] = {}
-    for alert_file in iter_alert_files(list(paths)):
+    for alert_file in iter_alert_files(list(paths), report=report):
         target = forced or alert_file.schema
         key = None if target is None else target.version
         if key not in checkers:
             checkers[key] = _checker_for(target)
         file_problems = [] if forced else _writer_schema_problems(alert_file)
-        for alert in alert_file:
-            problems = [*file_problems, *_validate_record(alert, target, checkers[key])]
-            yield AlertReport(alert, problems)
+        try:
+            for alert in alert_file:
+                problems = [*file_problems, *_validate_record(alert, target, checkers[key])]
+                yield AlertReport(alert, problems)
+        except InputError as error:
+            if report is None:
+                raise
+            report.errors.append(str(error))

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from alertpack.errors import InputError
 from alertpack.schema import collect_named_types
-from alertpack.tools.reading import AlertFile, iter_alert_files
+from alertpack.tools.reading import AlertFile, ReadReport, iter_alert_files
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -281,13 +281,15 @@ def _batches(alerts: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[
         yield batch
 
 
-def _same_schema_files(paths: Iterable[str | os.PathLike]) -> Iterator[AlertFile]:
+def _same_schema_files(
+    paths: Iterable[str | os.PathLike], report: ReadReport | None
+) -> Iterator[AlertFile]:
     """Alert files, checked to share the first file's writer schema."""
     from fastavro.schema import to_parsing_canonical_form
 
     first: AlertFile | None = None
     canonical = ""
-    for alert_file in iter_alert_files(list(paths)):
+    for alert_file in iter_alert_files(list(paths), report=report, shipped_schema=True):
         form = to_parsing_canonical_form(alert_file.writer_schema)
         if first is None:
             first, canonical = alert_file, form
@@ -305,6 +307,7 @@ def alerts_to_parquet(
     output_dir: str | os.PathLike,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    report: ReadReport | None = None,
 ) -> dict[str, tuple[Path, int]]:
     """Flatten the alerts in ``paths`` into Parquet files in ``output_dir``.
 
@@ -317,6 +320,11 @@ def alerts_to_parquet(
         list-of-records field; created if needed, existing files replaced.
     batch_size : `int`
         Alerts converted and written per row group; bounds memory use.
+    report : `ReadReport`, optional
+        Collects failed-alert files skipped and files that cannot be read; the
+        other files are still read, so that every bad file is named, but then
+        nothing is written (`InputError`): the tables hold all the alerts
+        given or none, never the part before a damaged block.
 
     Returns
     -------
@@ -327,10 +335,14 @@ def alerts_to_parquet(
         raise InputError(f"batch_size must be at least 1, not {batch_size}")
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
-    output = Path(output_dir)
-    files = _same_schema_files(paths)
+    from alertpack.sinks.files import check_output_directory
+
+    output = check_output_directory(output_dir)
+    files = _same_schema_files(paths, report)
     first = next(files, None)
     if first is None:
+        if report is not None and report.errors:
+            raise InputError(f"none of the files can be read; nothing written to {output}")
         raise InputError("no alert files given")
     layout = ParquetLayout.from_avro(first.writer_schema)
     with contextlib.ExitStack() as stack:
@@ -338,14 +350,31 @@ def alerts_to_parquet(
                                               layout.alerts_schema)}
         for name, schema in layout.list_schemas.items():
             writers[name] = _TableWriter(stack, output / f"{name}.parquet", schema)
-        records = (alert.alert for alert_file in _chain(first, files) for alert in alert_file)
+        records = (alert.alert for alert in _alerts_of(_chain(first, files), report))
         for batch in _batches(records, batch_size):
             alerts = layout.alerts_table(batch)
             writers[ALERTS_TABLE].write(alerts)
             alert_ids = alerts.column("diaSourceId").combine_chunks()
             for name in layout.list_types:
                 writers[name].write(layout.list_table(name, batch, alert_ids))
+        if report is not None and report.errors:
+            # raised inside the stack: the temporary Parquet files are removed
+            raise InputError(
+                f"{len(report.errors)} file(s) could not be read; nothing written to {output} "
+                "(convert the readable files alone, or fix the others)"
+            )
     return {name: (writer.path, writer.rows) for name, writer in writers.items()}
+
+
+def _alerts_of(files: Iterable[AlertFile], report: ReadReport | None) -> Iterator[Any]:
+    """The alerts of ``files``; a file corrupt part way is recorded in ``report`` (if any)."""
+    for alert_file in files:
+        try:
+            yield from alert_file
+        except InputError as error:
+            if report is None:
+                raise
+            report.errors.append(str(error))
 
 
 def _chain(first: AlertFile, rest: Iterator[AlertFile]) -> Iterator[AlertFile]:

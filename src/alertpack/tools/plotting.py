@@ -77,10 +77,15 @@ def read_stamp(data: bytes) -> Stamp:
     import warnings
 
     from astropy.io import fits
+    from astropy.utils.exceptions import AstropyWarning
     from astropy.wcs import WCS, FITSFixedWarning
 
     try:
-        with fits.open(io.BytesIO(data)) as hdus:
+        with warnings.catch_warnings():
+            # a damaged header is reported as one InputError below, not as warnings
+            warnings.simplefilter("ignore", AstropyWarning)
+            hdus = fits.open(io.BytesIO(data))
+        with hdus:
             for hdu in hdus:
                 if hdu.is_image and hdu.data is not None and hdu.data.ndim == 2:
                     pixels = np.asarray(hdu.data, dtype=float)
@@ -205,6 +210,16 @@ def _stamps(record: dict[str, Any]) -> tuple[dict[str, Stamp], dict[str, str]]:
         except InputError as error:
             missing[name] = f"{name} unreadable:\n{error}"
     return stamps, missing
+
+
+def unreadable_cutouts(record: dict[str, Any]) -> dict[str, str]:
+    """Cutouts the alert holds that cannot be decoded: field name -> reason."""
+    _, missing = _stamps(record)
+    return {
+        name: missing[name].split(":\n", 1)[-1]
+        for name in missing
+        if record.get(name) is not None
+    }
 
 
 def _draw_stamps(figure: Figure, grid: Any, record: dict[str, Any]) -> None:
@@ -416,19 +431,38 @@ def plot_alert(alert: LoadedAlert | dict[str, Any], *, figsize=(13.0, 9.0)) -> F
     return figure
 
 
+def check_plot_path(path: str | os.PathLike) -> Path:
+    """Check, before any work, that a plot can be written to ``path``.
+
+    Raises
+    ------
+    CommandError
+        For a name without a known image suffix.
+    OutputError
+        When its directory cannot be created or written.
+    """
+    from alertpack.sinks.files import check_output_directory
+
+    path = Path(path)
+    if path.suffix.lower().lstrip(".") not in _SAVE_FORMATS:
+        raise CommandError(
+            f"cannot write {path}: the name must end in one of "
+            f"{', '.join('.' + f for f in _SAVE_FORMATS)}"
+        )
+    if path.is_dir():
+        raise CommandError(f"cannot write {path}: it is a directory; give an image file name")
+    check_output_directory(path.parent)
+    return path
+
+
 def save_alert_plot(
     alert: LoadedAlert | dict[str, Any], path: str | os.PathLike, *, dpi: int = 100
 ) -> Path:
     """Draw ``alert`` with `plot_alert` and write it atomically to ``path`` (png/pdf/svg)."""
     from alertpack.sinks.files import atomic_output
 
-    path = Path(path)
+    path = check_plot_path(path)
     image_format = path.suffix.lower().lstrip(".")
-    if image_format not in _SAVE_FORMATS:
-        raise CommandError(
-            f"cannot write {path}: the name must end in one of "
-            f"{', '.join('.' + f for f in _SAVE_FORMATS)}"
-        )
     figure = plot_alert(alert)
     with atomic_output(path) as stream:
         figure.savefig(stream, format=image_format, dpi=dpi)

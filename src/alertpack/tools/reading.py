@@ -47,6 +47,7 @@ __all__ = [
     "CUTOUT_FIELDS",
     "AlertFile",
     "LoadedAlert",
+    "ReadReport",
     "alert_id",
     "alert_object_id",
     "field_value",
@@ -180,6 +181,26 @@ class LoadedAlert:
 
 
 @dataclass
+class ReadReport:
+    """What reading a set of paths skipped and could not read, for the command to say.
+
+    Given to `iter_alert_files`, `iter_alerts` or `find_alert`, it makes them go
+    on past a bad file (each problem is one line naming the file) instead of
+    stopping at the first.
+
+    Attributes
+    ----------
+    skipped : `list` [`str`]
+        Files left out on purpose (failed-alert files), one line each.
+    errors : `list` [`str`]
+        Files (or parts of files) that could not be read, one line each.
+    """
+
+    skipped: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
 class AlertFile:
     """An alert file on disk: an Avro container file or one wire-format message.
 
@@ -208,7 +229,48 @@ class AlertFile:
     @property
     def schema_name(self) -> str:
         """Full name of the writer schema, e.g. ``lsst.v11_1.alert``."""
-        return str(self.writer_schema.get("name", "<unnamed>"))
+        return _schema_name(self.writer_schema)
+
+    @property
+    def is_failed_alerts(self) -> bool:
+        """True for a failed-alerts file (``alertpack.failedAlert`` records), which replay sends."""
+        from alertpack.sinks.failed import FAILED_ALERT_SCHEMA_NAME
+
+        return self.schema_name == FAILED_ALERT_SCHEMA_NAME
+
+    def check_is_alert_file(self, *, shipped_schema: bool = False) -> None:
+        """Raise `InputError` unless the file holds alert records.
+
+        Alert records are records with a ``diaSource`` field (every Rubin
+        version has one) or an alert id (``diaSourceId``, ``alertId``), as
+        other brokers' alert-like records have. With ``shipped_schema``, a writer schema named after
+        a Rubin version must also be exactly that version's shipped definition
+        (a renamed field would otherwise be read silently under its new name).
+        """
+        names = _field_names(self.writer_schema)
+        if not names & {"diaSource", *_FIELD_ALIASES["alert_id"]}:
+            kind = "records" if names else "data"
+            raise InputError(
+                f"{self.path} holds {self.schema_name} {kind}, not alerts (no diaSource, "
+                "diaSourceId or alertId field); give files of Rubin alert records"
+            )
+        if shipped_schema and self.schema is not None and not self.has_shipped_schema:
+            raise InputError(
+                f"{self.path}: its writer schema is named {self.schema_name} but differs from "
+                f"the definition lsst-alert-packet ships for version {self.schema.version} "
+                "(a field renamed or changed); the file was altered or written by another tool"
+            )
+
+    @property
+    def has_shipped_schema(self) -> bool:
+        """True when the writer schema is the shipped definition of its Rubin version."""
+        from fastavro.schema import to_parsing_canonical_form
+
+        if self.schema is None:
+            return False
+        return to_parsing_canonical_form(self.writer_schema) == to_parsing_canonical_form(
+            self.schema.definition
+        )
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> AlertFile:
@@ -227,8 +289,11 @@ class AlertFile:
                 if head == AVRO_CONTAINER_MAGIC:
                     stream.seek(0)
                     writer_schema = _container_schema(stream, path)
-                    schema = rubin_schema_for_name(writer_schema.get("name"))
-                    return cls(path, writer_schema, schema, container=True)
+                    schema = rubin_schema_for_name(_schema_name(writer_schema))
+                    return cls(
+                        path, writer_schema, schema, container=True,
+                        _parsed=_parsed_schema(writer_schema, path),
+                    )
         except OSError as error:
             raise InputError(f"cannot read alert file {path}: {error.strerror or error}") from None
         if len(head) >= 1 and head[:1] == b"\x00":
@@ -267,10 +332,10 @@ class AlertFile:
                     record = fastavro.schemaless_reader(data, self._parsed, None)
                     yield self._loaded(index, record, data.tell() - start)
                     index += 1
-        except (EOFError, ValueError, TypeError, IndexError) as error:
+        except Exception as error:  # fastavro raises many types (and MemoryError) for bad data
             raise InputError(
-                f"{self.path}: Avro data is corrupt or truncated at alert #{index} ({error}); "
-                "the file may have been copied while it was being written"
+                f"{self.path}: Avro data is corrupt or truncated at alert #{index} "
+                f"({_describe(error)}); the file may have been copied while it was being written"
             ) from None
 
     def _read_wire(self, stream: BinaryIO) -> LoadedAlert:
@@ -279,13 +344,13 @@ class AlertFile:
         import fastavro
 
         message = stream.read()
-        _, payload = unpack_wire(message)
         try:
+            _, payload = unpack_wire(message)
             record = fastavro.schemaless_reader(io.BytesIO(payload), self._parsed, None)
-        except (EOFError, ValueError, TypeError, IndexError) as error:
+        except Exception as error:  # fastavro raises many types for bad data
             raise InputError(
                 f"{self.path}: wire-format payload does not decode with schema "
-                f"{self.schema_name} ({error})"
+                f"{self.schema_name} ({_describe(error)})"
             ) from None
         return self._loaded(0, record, len(payload))
 
@@ -300,6 +365,42 @@ class AlertFile:
         )
 
 
+def _describe(error: BaseException) -> str:
+    if isinstance(error, MemoryError):
+        return "a length in the file is far larger than memory: corrupt data"
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _schema_name(writer_schema: Any) -> str:
+    if isinstance(writer_schema, dict):
+        return str(writer_schema.get("name") or f"<{writer_schema.get('type', 'unnamed')}>")
+    if isinstance(writer_schema, str):
+        return writer_schema
+    return f"<{type(writer_schema).__name__} schema>"
+
+
+def _field_names(writer_schema: Any) -> set[str]:
+    if not isinstance(writer_schema, dict) or writer_schema.get("type") != "record":
+        return set()
+    fields = writer_schema.get("fields")
+    if not isinstance(fields, list):
+        return set()
+    return {f.get("name") for f in fields if isinstance(f, dict)}
+
+
+def _parsed_schema(writer_schema: Any, path: Path) -> Any:
+    import fastavro
+
+    try:
+        return fastavro.parse_schema(writer_schema)
+    except Exception as error:  # fastavro raises many types for a bad schema
+        raise InputError(
+            f"{path}: the writer schema in the file is not a valid Avro schema "
+            f"({_describe(error)})"
+        ) from None
+
+
 def _container_schema(stream: BinaryIO, path: Path) -> dict[str, Any]:
     import fastavro
 
@@ -307,7 +408,7 @@ def _container_schema(stream: BinaryIO, path: Path) -> dict[str, Any]:
         return fastavro.reader(stream).writer_schema
     except Exception as error:  # fastavro raises many types for a bad header
         raise InputError(
-            f"{path}: the Avro container header cannot be read ({error}); "
+            f"{path}: the Avro container header cannot be read ({_describe(error)}); "
             "the file is truncated or not an Avro file"
         ) from None
 
@@ -342,35 +443,89 @@ def _alert_paths(path: Path) -> list[Path]:
     return [path]
 
 
-def iter_alert_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> Iterator[AlertFile]:
+def iter_alert_files(
+    paths: str | os.PathLike | Iterable[str | os.PathLike],
+    *,
+    report: ReadReport | None = None,
+    shipped_schema: bool = False,
+) -> Iterator[AlertFile]:
     """Alert files named by ``paths``, in order; directories are searched recursively.
+
+    Failed-alert files (``alertpack.failedAlert`` records, e.g. under
+    ``<alertWriteLocation>/failed/``) are recognised by their writer schema
+    and skipped: ``alertpack replay`` is for them.
 
     Parameters
     ----------
     paths : path-like or iterable of path-like
         Avro container files, Confluent wire-format message files, or
         directories holding ``*.avro`` files (hidden files are skipped).
+    report : `ReadReport`, optional
+        Collects skipped and unreadable files, and reading goes on; without
+        it, the first unreadable file raises.
+    shipped_schema : `bool`
+        Also refuse files whose writer schema claims a Rubin version but is
+        not its shipped definition (see `AlertFile.check_is_alert_file`).
 
     Raises
     ------
     InputError
-        For a missing path, a directory without alert files, or a file that
-        is not an alert file.
+        Without ``report``: for a missing path, a directory without alert
+        files, or a file that is not an alert file.
     """
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     for path in paths:
-        for file_path in _alert_paths(Path(path)):
-            yield AlertFile.open(file_path)
+        try:
+            file_paths = _alert_paths(Path(path))
+        except InputError as error:
+            _note(report, error)
+            continue
+        for file_path in file_paths:
+            try:
+                alert_file = AlertFile.open(file_path)
+                if alert_file.is_failed_alerts:
+                    if report is not None:
+                        report.skipped.append(
+                            f"{file_path}: a failed-alerts file (alertpack.failedAlert), "
+                            "not alerts; send it again with `alertpack replay`"
+                        )
+                    continue
+                alert_file.check_is_alert_file(shipped_schema=shipped_schema)
+            except InputError as error:
+                _note(report, error)
+                continue
+            yield alert_file
 
 
-def iter_alerts(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> Iterator[LoadedAlert]:
-    """Every alert in ``paths`` (see `iter_alert_files`), decoded one at a time."""
-    for alert_file in iter_alert_files(paths):
-        yield from alert_file
+def _note(report: ReadReport | None, error: InputError) -> None:
+    """Record ``error`` in ``report``, or raise it when there is none."""
+    if report is None:
+        raise error
+    report.errors.append(str(error))
 
 
-def find_alert(path: str | os.PathLike, wanted_id: int | None = None) -> LoadedAlert:
+def iter_alerts(
+    paths: str | os.PathLike | Iterable[str | os.PathLike],
+    *,
+    report: ReadReport | None = None,
+    shipped_schema: bool = False,
+) -> Iterator[LoadedAlert]:
+    """Every alert in ``paths`` (see `iter_alert_files`), decoded one at a time.
+
+    With a ``report``, a file corrupt in the middle yields the alerts before
+    the damage, and the damage is recorded.
+    """
+    for alert_file in iter_alert_files(paths, report=report, shipped_schema=shipped_schema):
+        try:
+            yield from alert_file
+        except InputError as error:
+            _note(report, error)
+
+
+def find_alert(
+    path: str | os.PathLike, wanted_id: int | None = None, *, report: ReadReport | None = None
+) -> LoadedAlert:
     """The alert with top-level id ``wanted_id`` in ``path`` (the first when `None`).
 
     Alerts whose top-level id does not match are also matched on their
@@ -382,7 +537,7 @@ def find_alert(path: str | os.PathLike, wanted_id: int | None = None) -> LoadedA
         If the path holds no alert, or none with that id.
     """
     seen = 0
-    for alert in iter_alerts(path):
+    for alert in iter_alerts(path, report=report, shipped_schema=True):
         seen += 1
         if wanted_id is None:
             return alert
@@ -390,7 +545,8 @@ def find_alert(path: str | os.PathLike, wanted_id: int | None = None) -> LoadedA
         if wanted_id in (alert.alert_id, source_id):
             return alert
     if seen == 0:
-        raise InputError(f"{path} holds no alerts")
+        problems = "" if report is None or not report.errors else " that can be read"
+        raise InputError(f"{path} holds no alerts{problems}")
     raise InputError(
         f"no alert with diaSourceId/alertId {wanted_id} among the {seen} alerts in {path}; "
         "list the ids with `alertpack inspect`"

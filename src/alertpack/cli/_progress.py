@@ -1,0 +1,81 @@
+"""Progress and summary tables of commands that run many detectors or visits.
+
+On a terminal, a tqdm progress bar on stderr; otherwise (a pipe, a log
+file) one plain line per finished item, so that logs stay readable.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["Progress", "print_table"]
+
+
+class Progress:
+    """Count finished items: a bar on a TTY, log lines elsewhere.
+
+    Parameters
+    ----------
+    total : `int` or `None`
+        Items expected.
+    unit : `str`
+        What an item is (``"detector"``, ``"visit"``).
+    """
+
+    def __init__(self, total: int | None, unit: str) -> None:
+        self.total = total
+        self.unit = unit
+        self.done = 0
+        self._bar: Any = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True)
+
+    @property
+    def is_tty(self) -> bool:
+        """True when a progress bar is shown."""
+        return self._bar is not None
+
+    def update(self, label: str, status: str = "", postfix: str = "") -> None:
+        """One more item finished: ``label`` names it, ``status`` says how it went."""
+        self.done += 1
+        if self._bar is not None:
+            self._bar.update(1)
+            if postfix:
+                self._bar.set_postfix_str(postfix, refresh=False)
+            if status:
+                self._bar.write(f"{self.unit} {label}: {status}", file=sys.stderr)
+            return
+        of = f"/{self.total}" if self.total else ""
+        print(f"[{self.done}{of}] {self.unit} {label}: {status or 'done'}"
+              + (f" ({postfix})" if postfix else ""), file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A plain aligned table on stdout (first column left, the rest right-aligned)."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        )
+
+    print(line(cells[0]))
+    print("  ".join("-" * width for width in widths))
+    for row in cells[1:]:
+        print(line(row))
