@@ -427,6 +427,7 @@ def read_exposure_straightforwardly(path: Path, name: str) -> Any:
     deviation: the integer bits go to ``flags`` with their ``MP_*`` plane names in
     ``meta``, and the variance is declared one.
     """
+    import numpy as np
     from astropy.io import fits
     from astropy.nddata import CCDData, VarianceUncertainty
 
@@ -435,7 +436,11 @@ def read_exposure_straightforwardly(path: Path, name: str) -> Any:
         ccd.flags = hdul["MASK"].data
         ccd.meta.update({key: int(value) for key, value in hdul["MASK"].header.items()
                          if key.startswith("MP_")})
-    ccd.uncertainty = VarianceUncertainty(ccd.uncertainty.array)
+    ccd.uncertainty = VarianceUncertainty(ccd.uncertainty.array.astype(np.float32))
+    # Native byte order once: FITS arrays are big-endian, and the reference packager's
+    # per-cutout np.asarray(..., float32) would otherwise copy whole planes for every cutout.
+    ccd.data = ccd.data.astype(np.float32)
+    ccd.flags = ccd.flags.astype(np.int32)
     return ccd
 
 
