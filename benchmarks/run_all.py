@@ -2,7 +2,7 @@
 
 Run::
 
-    .venv/bin/python benchmarks/run_all.py [--quick] [--only package,avro,cutouts,kafka,apdb]
+    .venv/bin/python benchmarks/run_all.py [--quick] [--only package,files,avro,cutouts,kafka,apdb]
 
 ``--quick`` is passed through to the benchmarks that have a quick mode; for
 those that do not (their ``--help`` lists no ``--quick``), the equivalent
@@ -21,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 
 BENCHMARKS = {
     "package": "bench_package.py",
+    "files": "bench_files.py",
     "avro": "bench_avro.py",
     "cutouts": "bench_cutouts.py",
     "kafka": "bench_kafka.py",

@@ -40,7 +40,7 @@ def test_bench_package_quick_prints_its_table(package_quick):
     for column in ("alerts/s", "records", "cutouts", "avro", "write", "peak", "fastavro"):
         assert column in header
     rows = {tuple(line.split()[:2]) for line in lines[lines.index(header) + 1 :] if line.strip()}
-    for workload in ("a", "b30", "b102", "c"):
+    for workload in ("a", "a30", "b30", "b102", "c"):
         assert (workload, "ours") in rows
         assert (workload, "baseline") in rows
     assert ("d", "1") in rows and ("d", "2") in rows
@@ -58,7 +58,7 @@ def test_bench_package_quick_saves_consistent_json(package_quick):
     results = json.loads(json_path.read_text())
     assert results["quick"] is True
     keys = [w["workload"]["key"] for w in results["workloads"]]
-    assert keys == ["a", "b30", "b102", "c"]
+    assert keys == ["a", "a30", "b30", "b102", "c"]
     for workload in results["workloads"]:
         assert workload["n_alerts"] == workload["workload"]["n_sources"]
         assert workload["checked"] > 0  # decoded values compared with the baseline
@@ -70,6 +70,36 @@ def test_bench_package_quick_saves_consistent_json(package_quick):
         assert visit[run]["n_failed"] == 0
     assert visit["parallel"]["workers"] == 2
     assert results["import"]["pipe_base_loaded"] is False
+
+
+@pytest.mark.slow
+def test_bench_files_quick_runs_whole_processes_side_by_side(tmp_path):
+    json_path = tmp_path / "files.json"
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_files.py"), "--quick", "--data-dir",
+         str(tmp_path / "data"), "--json", str(json_path)],
+        capture_output=True, text=True, timeout=4 * QUICK_TIMEOUT_S, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:] + completed.stdout[-3000:]
+    lines = completed.stdout.splitlines()
+    header = next(line for line in lines if line.split()[:2] == ["case", "path"])
+    for column in ("alerts", "wall", "peak", "read", "faster"):
+        assert column in header
+    results = json.loads(json_path.read_text())
+    n_sources = results["spec"]["n_sources"]
+    for case in ("plain", "compressed"):
+        ours, baseline = results["rows"][case]["ours"], results["rows"][case]["baseline"]
+        assert ours["error"] is None, ours["error"]
+        assert ours["n_alerts"] == baseline["n_alerts"] == n_sources
+        assert ours["seconds"] > 0 and ours["peak_rss_mb"] > 0 and ours["read_mb"] > 0
+        assert results["checked"][case] > 0  # decoded alerts equal to the baseline's
+    visit = results["rows"]["visit"]
+    assert visit["baseline"]["n_alerts"] == n_sources * results["spec"]["n_detectors"]
+    # the visit command is either there (and then complete) or reported n/a with its error
+    assert visit["ours"]["error"] is not None or (
+        visit["ours"]["n_alerts"] == visit["baseline"]["n_alerts"])
+    names = [target["name"] for target in results["targets"]]
+    assert any("visit" in name for name in names) and any("RSS" in name for name in names)
 
 
 @pytest.mark.parametrize("script", ["bench_avro.py", "bench_cutouts.py", "bench_kafka.py"])
@@ -89,6 +119,7 @@ def test_other_benchmark_quick_mode(script):
 
 def test_run_all_passes_quick_or_small_sizes():
     assert run_all.quick_arguments(BENCHMARKS / "bench_package.py") == ["--quick"]
+    assert run_all.quick_arguments(BENCHMARKS / "bench_files.py") == ["--quick"]
     for name in ("bench_avro.py", "bench_cutouts.py", "bench_kafka.py"):
         arguments = run_all.quick_arguments(BENCHMARKS / name)
         assert arguments in (["--quick"], run_all.QUICK_FALLBACK[name])

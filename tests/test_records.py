@@ -180,3 +180,54 @@ def test_row_frame_recovers_index_keys_from_a_series():
     assert frame["diaObjectId"].tolist() == [5]
     with pytest.raises(InputError, match="Series, a dict"):
         row_frame([1, 2], (), "diaObject")
+
+
+def _same_tables(left, right):
+    assert left.n_rows == right.n_rows and list(left.columns) == list(right.columns)
+    for name in left.columns:
+        np.testing.assert_array_equal(left.columns[name], right.columns[name], err_msg=name)
+        assert left.columns[name].dtype == right.columns[name].dtype, name
+        left_nulls, right_nulls = left.nulls.get(name), right.nulls.get(name)
+        assert (left_nulls is None) == (right_nulls is None), name
+        if left_nulls is not None:
+            np.testing.assert_array_equal(left_nulls, right_nulls, err_msg=name)
+
+
+def test_arrow_tables_conform_like_dataframes(tmp_path):
+    """A Parquet file read by pyarrow gives the table pandas.read_parquet gives."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    frame = sources_frame(8)
+    frame["trailAlgorithm"] = pd.array([1, None, 3, None, 5, 6, 7, 8], dtype="Int64")
+    frame["diaObjectId"] = np.array([2**62 + 1] * 4 + [3] * 4, dtype=np.int64)
+    frame.loc[2, "psfFlux"] = np.nan
+    frame["band"] = pd.array(["r", "g", None, "r", "i", "z", "y", "u"], dtype=object)
+    path = tmp_path / "sources.parquet"
+    frame.to_parquet(path, index=False)
+    from_pandas = conform_table(pd.read_parquet(path), SOURCE, catalog="diaSourceCat")
+    from_arrow = conform_table(pq.ParquetFile(path).read(), SOURCE, catalog="diaSourceCat")
+    _same_tables(from_pandas, from_arrow)
+    assert from_arrow.columns["diaObjectId"][0] == 2**62 + 1  # 64-bit ids exact
+    assert from_arrow.nulls["trailAlgorithm"].tolist() == [False, True] * 2 + [False] * 4
+
+
+def test_arrow_table_errors_name_the_column():
+    pa = pytest.importorskip("pyarrow")
+    table = pa.Table.from_pandas(sources_frame().assign(psfNdata=[2**31] * 6))
+    with pytest.raises(InputError, match=r"'psfNdata' .*32-bit Avro int"):
+        conform_table(table, SOURCE, catalog="diaSourceCat")
+    table = pa.Table.from_pandas(sources_frame().drop(columns=["ra"]))
+    with pytest.raises(InputError, match=r"diaSourceCat lacks column\(s\) ra"):
+        conform_table(table, SOURCE, catalog="diaSourceCat")
+
+
+def test_sliced_arrow_tables_with_nulls_conform_like_dataframes():
+    """Arrow buffers are read at each chunk's offset, nulls included."""
+    pa = pytest.importorskip("pyarrow")
+    frame = sources_frame(10)
+    frame["trailAlgorithm"] = pd.array([1, None] * 5, dtype="Int64")
+    frame["isDipole"] = pd.array([True, None, False, True, None] * 2, dtype="boolean")
+    frame["psfFlux"] = np.where(np.arange(10) % 3 == 0, np.nan, 1.5)
+    table = pa.concat_tables([pa.Table.from_pandas(frame.iloc[:4], preserve_index=False),
+                              pa.Table.from_pandas(frame.iloc[4:], preserve_index=False)])
+    expected = conform_table(frame.iloc[3:].reset_index(drop=True), SOURCE, catalog="c")
+    _same_tables(conform_table(table.slice(3), SOURCE, catalog="c"), expected)

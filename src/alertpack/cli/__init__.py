@@ -56,6 +56,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _import_lsst_resources_without_fsspec() -> None:
+    """Import ``lsst.resources`` (under ``lsst.pex.config``) without ``fsspec``.
+
+    ``lsst.resources`` imports fsspec, when installed, only to offer
+    ``ResourcePath.to_fsspec``, which no alertpack command uses; fsspec (with
+    asyncio) is a fifth of this command's start-up. A ``None`` entry in
+    `sys.modules` makes that optional import fail, as Python documents; it is
+    removed right after, so fsspec stays importable for anything else.
+    """
+    if "lsst.resources" in sys.modules or "fsspec" in sys.modules:
+        return
+    sys.modules["fsspec"] = None  # type: ignore[assignment]
+    try:
+        import lsst.resources  # noqa: F401
+    except ImportError:
+        pass  # then alertpack.config reports the missing lsst packages itself
+    finally:
+        del sys.modules["fsspec"]
+
+
 def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated(signum)
 
@@ -79,6 +99,7 @@ def _sigterm_like_ctrl_c() -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``alertpack`` console script."""
+    _import_lsst_resources_without_fsspec()
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:

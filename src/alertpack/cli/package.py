@@ -151,7 +151,10 @@ def _report_interrupted_delivery(packager: Any) -> None:
 def _warn_unused_cutout_size(config: Any, sources: Any) -> None:
     """Say so when a set cutoutSize cannot apply: bboxSize sizes the cutouts instead."""
     asked = config.cutoutSize != config._fields["cutoutSize"].default  # -c or a config file
-    has_bbox = "bboxSize" in sources.columns or "bboxSize" in sources.index.names
+    from alertpack.packets.records import CatalogColumns
+
+    # a DataFrame (columns or index levels) or, read from Parquet, an Arrow table
+    has_bbox = "bboxSize" in CatalogColumns(sources, "diaSourceCat")
     if asked and config.useBboxSize and has_bbox:
         print(
             f"alertpack package: warning: cutoutSize={config.cutoutSize} applies only to "

@@ -237,8 +237,6 @@ def _extension(hdul: fits.HDUList, names: tuple[str, ...]) -> Any:
 def _variance_from_hdulist(
     hdul: fits.HDUList, unit: Any, scale: float, shape: tuple[int, ...], label: str
 ) -> np.ndarray | None:
-    from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
-
     variance_hdu = _extension(hdul, _EXTENSION_VARIANCE)
     if variance_hdu is not None:
         values = _plane_data(variance_hdu, shape, label)
@@ -246,6 +244,9 @@ def _variance_from_hdulist(
     uncertainty_hdu = _extension(hdul, _EXTENSION_UNCERTAINTY)
     if uncertainty_hdu is None:
         return None
+    # Only here: importing astropy.nddata costs ~0.3 s, which LSST files (VARIANCE) never need.
+    from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
+
     values = _plane_data(uncertainty_hdu, shape, label)
     # astropy's CCDData convention: the class name in UTYPE, standard deviation if absent
     kinds = {cls.__name__: cls for cls in (VarianceUncertainty, StdDevUncertainty, InverseVariance)}

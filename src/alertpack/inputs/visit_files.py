@@ -5,10 +5,10 @@ a catalog may be in any format of `alertpack.inputs.catalogs` (e.g.
 ``diaSourceCat.csv`` instead of ``diaSourceCat.parquet``). Single-file options
 override them. The result is the keyword arguments of
 `alertpack.core.AlertPackager.run` (and `PackageAlertsTask.run`): catalogs as
-DataFrames (their file in ``frame.attrs["alertpack_file"]``, see
-`catalog_files`), images opened lazily and checked
-(`alertpack.inputs.fits_files`), so that a bad file fails here, before any
-work or output.
+Arrow tables (Parquet) or DataFrames, each marked with its file (DataFrame
+``attrs`` or Arrow schema metadata ``alertpack_file``, see `catalog_files`),
+images opened lazily and checked (`alertpack.inputs.fits_files`), so that a
+bad file fails here, before any work or output.
 """
 
 from __future__ import annotations
@@ -122,10 +122,31 @@ def _read_visit_info(path: Path) -> dict[str, Any]:
 def catalog_files(run_kwargs: dict[str, Any]) -> dict[str, Path]:
     """run() argument -> file, for the catalogs of ``run_kwargs`` read from files."""
     return {
-        name: Path(value.attrs[_FILE_ATTR])
+        name: Path(_file_of(value))
         for name, value in run_kwargs.items()
-        if _FILE_ATTR in getattr(value, "attrs", {})
+        if _file_of(value) is not None
     }
+
+
+def _file_of(catalog: Any) -> str | None:
+    """The file a catalog was read from: DataFrame attrs or Arrow schema metadata."""
+    attrs = getattr(catalog, "attrs", None)
+    if isinstance(attrs, dict):
+        return attrs.get(_FILE_ATTR)
+    schema = getattr(catalog, "schema", None)
+    metadata = getattr(schema, "metadata", None) or {}
+    value = metadata.get(_FILE_ATTR.encode())
+    return None if value is None else value.decode()
+
+
+def _with_file(catalog: Any, path: Path) -> Any:
+    """``catalog`` marked with the file it was read from."""
+    if isinstance(getattr(catalog, "attrs", None), dict):
+        catalog.attrs[_FILE_ATTR] = str(path)
+        return catalog
+    metadata = dict(catalog.schema.metadata or {})
+    metadata[_FILE_ATTR.encode()] = str(path).encode()
+    return catalog.replace_schema_metadata(metadata)
 
 
 def load_visit_files(args: argparse.Namespace) -> dict[str, Any]:
@@ -150,9 +171,7 @@ def load_visit_files(args: argparse.Namespace) -> dict[str, Any]:
 
     for name, path in paths.items():
         if name not in _IMAGE_NAMES:
-            frame = read_catalog(path, name)
-            frame.attrs[_FILE_ATTR] = str(path)
-            kwargs[name] = frame
+            kwargs[name] = _with_file(read_catalog(path, name), path)
     kwargs.setdefault("diaObjectCat", None)
     kwargs.setdefault("diaSrcHistory", None)
     kwargs.setdefault("template", None)

@@ -35,11 +35,13 @@ __all__ = [
     "AVRO_DTYPES",
     "COLUMN_ALIASES",
     "INT_RANGES",
+    "CatalogColumns",
     "VisitCatalogs",
     "avro_field_type",
     "build_alert_parts",
     "conform_table",
     "empty_catalog",
+    "flatten_catalog",
     "group_history",
     "prepare_visit",
     "row_frame",
@@ -104,82 +106,269 @@ def flatten_catalog(frame: Any, catalog: str) -> Any:
     return frame.reset_index(level=to_columns).reset_index(drop=True)
 
 
-def _find_column(frame: Any, name: str) -> str | None:
-    if name in frame.columns:
-        return name
-    for alias in COLUMN_ALIASES.get(name, ()):
-        if alias in frame.columns:
-            return alias
-    return None
+#: Arrow column types whose values are all of one Avro primitive
+_ARROW_DECLARED = {
+    "string": "string", "large_string": "string", "string_view": "string",
+    "binary": "bytes", "large_binary": "bytes", "binary_view": "bytes",
+}
 
 
-def _null_mask(series: Any) -> np.ndarray:
-    return np.asarray(series.isna().to_numpy(), dtype=bool)
+def _is_arrow_table(frame: Any) -> bool:
+    # Checked by duck type so that pandas catalogs never import pyarrow here.
+    return type(frame).__module__.startswith("pyarrow") and hasattr(frame, "column_names")
+
+
+class CatalogColumns:
+    """A catalog's columns as numpy arrays, taken out once, without a Series per column.
+
+    Built from a pandas DataFrame (LSST index layout or plain columns) or a
+    `pyarrow.Table`. A pandas catalog's numpy-typed columns come out in one
+    copy per dtype group; extension columns (``Int64``, ``boolean``, ``str``)
+    keep their pandas array, converted by the conformance rules.
+
+    Parameters
+    ----------
+    frame : `pandas.DataFrame` or `pyarrow.Table`
+        The catalog.
+    catalog : `str`
+        Its name in error messages, e.g. ``"diaSourceCat"``.
+    """
+
+    def __init__(self, frame: Any, catalog: str) -> None:
+        self.catalog = catalog
+        if _is_arrow_table(frame):
+            self._frame = None
+            self._arrow = frame
+            self.names = list(frame.column_names)
+            self.n_rows = frame.num_rows
+        else:
+            self._frame = flatten_catalog(frame, catalog)
+            self._arrow = None
+            self.names = [str(name) for name in self._frame.columns]
+            self.n_rows = len(self._frame)
+        self._positions: dict[str, int] = {}
+        for position, name in enumerate(self.names):
+            self._positions.setdefault(name, position)
+        self._taken: dict[str, tuple[Any, np.ndarray]] = {}
+        #: Avro primitive (string, bytes) that every value of an Arrow column has by its type
+        self.declared: dict[str, str] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._positions
+
+    def find(self, name: str) -> str | None:
+        """The column standing for schema field ``name`` (itself or an alias), else None."""
+        if name in self._positions:
+            return name
+        for alias in COLUMN_ALIASES.get(name, ()):
+            if alias in self._positions:
+                return alias
+        return None
+
+    def take(self, names: list[str]) -> None:
+        """Extract ``names`` at once: one copy per numpy dtype group."""
+        wanted = [name for name in dict.fromkeys(names) if name not in self._taken]
+        if self._arrow is not None:
+            for name in wanted:
+                chunked = self._arrow.column(self._positions[name])
+                self._taken[name] = _arrow_column(chunked)
+                declared = _ARROW_DECLARED.get(str(chunked.type))
+                if declared is not None:
+                    self.declared[name] = declared
+            return
+        frame = self._frame
+        dtypes = list(frame.dtypes)
+        groups: dict[np.dtype, list[str]] = {}
+        for name in wanted:
+            position = self._positions[name]
+            dtype = dtypes[position]
+            if isinstance(dtype, np.dtype):
+                groups.setdefault(dtype, []).append(name)
+            else:
+                # a pandas extension column (Int64, boolean, str): its array, no conversion
+                values = frame.iloc[:, position].array
+                self._taken[name] = (values, np.asarray(values.isna(), dtype=bool))
+        for dtype, group in groups.items():
+            block = frame.iloc[:, [self._positions[name] for name in group]].to_numpy(dtype=dtype)
+            for j, name in enumerate(group):
+                values = block[:, j]
+                self._taken[name] = (values, _numpy_nulls(values))
+
+    def column(self, name: str) -> tuple[Any, np.ndarray]:
+        """``(values, nulls)`` of one column; values a numpy or pandas extension array."""
+        if name not in self._taken:
+            self.take([name])
+        return self._taken[name]
+
+    def to_numpy(self, name: str, dtype: Any = None) -> np.ndarray:
+        """One column as a numpy array (nulls as the converter leaves them)."""
+        values, _ = self.column(name)
+        if isinstance(values, np.ndarray):
+            return values if dtype is None else values.astype(dtype)
+        return values.to_numpy(dtype=dtype) if dtype is not None else values.to_numpy()
+
+    def strings(self, name: str) -> np.ndarray:
+        """One column as an object array, None where null."""
+        values, nulls = self.column(name)
+        return _to_numpy(values, nulls, object, None)
+
+
+def _numpy_nulls(values: np.ndarray) -> np.ndarray:
+    """What pandas counts as missing in a numpy column (NaN, NaT, None, pd.NA)."""
+    kind = values.dtype.kind
+    if kind in "fc":
+        return np.isnan(values)
+    if kind in "mM":
+        return np.isnat(values)
+    if kind == "O":
+        import pandas as pd
+
+        return np.asarray(pd.isna(values), dtype=bool)
+    return np.zeros(len(values), dtype=bool)
+
+
+def _arrow_column(chunked: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A pyarrow column as ``(values, nulls)``, nulls of numbers filled with 0 (NaN for floats).
+
+    Fixed-width columns are read from their Arrow buffers: ``to_numpy`` would turn
+    integers with nulls into float64 (rounding 64-bit ids), and ``fill_null`` and
+    ``is_null`` import ``pyarrow.compute`` (and through it pandas).
+    """
+    pieces = [_arrow_chunk(chunk) for chunk in chunked.chunks]
+    if not pieces:
+        return chunked.to_numpy(), np.zeros(0, dtype=bool)
+    values = np.concatenate([values for values, _ in pieces])
+    nulls = np.concatenate([nulls for _, nulls in pieces])
+    if values.dtype.kind == "f":
+        nulls |= np.isnan(values)
+    return values, nulls
+
+
+def _arrow_chunk(array: Any) -> tuple[np.ndarray, np.ndarray]:
+    import pyarrow as pa
+
+    n, offset = len(array), array.offset
+    kind = array.type
+    validity, *data = array.buffers()
+    if validity is None or array.null_count == 0:
+        nulls = np.zeros(n, dtype=bool)
+    else:
+        bits = np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")
+        nulls = bits[offset:offset + n] == 0
+    if pa.types.is_boolean(kind):
+        bits = np.unpackbits(np.frombuffer(data[0], np.uint8), bitorder="little")
+        values = bits[offset:offset + n].astype(np.bool_)
+    elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        dtype = np.dtype(kind.to_pandas_dtype())
+        values = np.frombuffer(data[0], dtype, count=offset + n)[offset:].copy()
+        if nulls.any():
+            values[nulls] = np.nan if dtype.kind == "f" else 0
+    elif pa.types.is_timestamp(kind):
+        ticks = np.frombuffer(data[0], np.int64, count=offset + n)[offset:].copy()
+        values = ticks.view(f"datetime64[{kind.unit}]")
+        values[nulls] = np.datetime64("NaT")
+    else:
+        # strings, bytes and the rest: to_numpy would import pandas for these types
+        values = np.empty(n, dtype=object)
+        values[:] = array.to_pylist()
+    return values, nulls
+
+
+def _to_numpy(values: Any, nulls: np.ndarray, dtype: Any, na_value: Any) -> np.ndarray:
+    """``Series.to_numpy(dtype, na_value=...)`` for a numpy or pandas extension array."""
+    if not isinstance(values, np.ndarray):
+        return values.to_numpy(dtype=dtype, na_value=na_value)
+    if nulls.any() and values.dtype.kind == "O":
+        values = values.copy()
+        values[nulls] = na_value
+    return np.asarray(values, dtype=dtype)
 
 
 def _conform_column(
-    series: Any, primitive: str, logical: str | None, catalog: str, column: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Convert one column to its Avro numpy dtype; returns ``(values, nulls)``."""
-    nulls = _null_mask(series)
-    where = f"{catalog} column {column!r}"
+    values: Any, nulls: np.ndarray, primitive: str, logical: str | None, where: str,
+    declared: str | None = None,
+) -> np.ndarray:
+    """Convert one column to its Avro numpy dtype (``values`` numpy or pandas extension).
+
+    ``declared`` is the Avro primitive the column's own type guarantees (an Arrow
+    string column holds only str): then its values are not scanned again.
+    """
     if primitive in ("float", "double"):
         try:
-            values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+            floats = _to_numpy(values, nulls, np.float64, np.nan)
         except (TypeError, ValueError) as error:
             raise InputError(f"{where} must be numeric for Avro {primitive}: {error}") from None
         if primitive == "float":
-            finite = np.isfinite(values)
-            too_big = finite & (np.abs(values) > _FLOAT32_MAX)
+            finite = np.isfinite(floats)
+            too_big = finite & (np.abs(floats) > _FLOAT32_MAX)
             if too_big.any():
                 row = int(np.flatnonzero(too_big)[0])
                 raise InputError(
-                    f"{where} holds {values[row]!r} at row {row}, beyond the range of a 32-bit "
+                    f"{where} holds {floats[row]!r} at row {row}, beyond the range of a 32-bit "
                     "Avro float; fix the value or null it"
                 )
-        return values.astype(AVRO_DTYPES[primitive]), nulls
+        return floats.astype(AVRO_DTYPES[primitive])
     if primitive in ("int", "long"):
-        if logical == "timestamp-micros" and np.issubdtype(series.dtype, np.datetime64):
-            micros = series.to_numpy(dtype="datetime64[us]").astype(np.int64)
-            return micros, nulls
-        return _conform_integers(series, nulls, primitive, where), nulls
+        if logical == "timestamp-micros" and np.issubdtype(values.dtype, np.datetime64):
+            return _to_numpy(values, nulls, "datetime64[us]", None).astype(np.int64)
+        return _conform_integers(values, nulls, primitive, where)
     if primitive == "boolean":
-        present = series[~nulls]
-        if len(present) and not all(isinstance(v, (bool, np.bool_)) for v in present.unique()):
-            bad = [v for v in present.unique() if not isinstance(v, (bool, np.bool_))][:3]
-            raise InputError(f"{where} must hold booleans (True/False/None), found {bad}")
-        values = np.zeros(len(series), dtype=np.bool_)
-        values[~nulls] = present.to_numpy(dtype=np.bool_)
-        return values, nulls
+        return _conform_booleans(values, nulls, where)
     if primitive in ("string", "bytes"):
-        expected = str if primitive == "string" else bytes
+        return _conform_strings(values, nulls, primitive, where, declared == primitive)
+    raise InputError(f"{where}: Avro type {primitive!r} is not supported in catalog columns")
+
+
+def _conform_booleans(values: Any, nulls: np.ndarray, where: str) -> np.ndarray:
+    if isinstance(values, np.ndarray) and values.dtype.kind == "b":
+        return values.astype(np.bool_)
+    present = values[~nulls]
+    if len(present):
+        import pandas as pd
+
+        uniques = pd.unique(present) if isinstance(present, np.ndarray) else present.unique()
+        bad = [v for v in uniques if not isinstance(v, (bool, np.bool_))][:3]
+        if bad:
+            raise InputError(f"{where} must hold booleans (True/False/None), found {bad}")
+    booleans = np.zeros(len(values), dtype=np.bool_)
+    booleans[~nulls] = _to_numpy(present, np.zeros(len(present), bool), np.bool_, False)
+    return booleans
+
+
+def _conform_strings(
+    values: Any, nulls: np.ndarray, primitive: str, where: str, typed: bool = False
+) -> np.ndarray:
+    expected = str if primitive == "string" else bytes
+    objects = _to_numpy(values, nulls, object, None)
+    kind = getattr(values.dtype, "kind", "O")
+    if typed or (kind == "U" and primitive == "string") or (kind == "S" and primitive == "bytes"):
+        return objects  # every value has the right type by the column's own type
+    present = objects[~nulls]
+    if present.size:
         from pandas.api.types import infer_dtype
 
-        values = series.to_numpy(dtype=object, na_value=None)
-        present = values[~nulls]
         # infer_dtype scans in C; the Python scan below runs only to name the culprit
-        if present.size and infer_dtype(present, skipna=False) != primitive:
+        if infer_dtype(present, skipna=False) != primitive:
             wrong = next(v for v in present if not isinstance(v, expected))
             raise InputError(
                 f"{where} must hold {expected.__name__} values for Avro {primitive}, "
                 f"found {type(wrong).__name__} {wrong!r}"
             )
-        return values, nulls
-    raise InputError(f"{where}: Avro type {primitive!r} is not supported in catalog columns")
+    return objects
 
 
-def _conform_integers(series: Any, nulls: np.ndarray, primitive: str, where: str) -> np.ndarray:
+def _conform_integers(values: Any, nulls: np.ndarray, primitive: str, where: str) -> np.ndarray:
     low, high = INT_RANGES[primitive]
     # numpy and pandas' nullable (Int64, UInt64, ...) dtypes both report kind i/u
-    kind = series.dtype.kind
+    kind = values.dtype.kind
     if kind in "iu":
-        raw = series.to_numpy(dtype=np.uint64 if kind == "u" else np.int64, na_value=0)
+        raw = _to_numpy(values, nulls, np.uint64 if kind == "u" else np.int64, 0)
         if kind == "u" and raw.size and raw.max() > np.uint64(high):
             row = int(np.argmax(raw))
             raise InputError(f"{where} value {int(raw[row])} at row {row} exceeds Avro {primitive}")
-        values = raw.astype(np.int64)
+        integers = raw.astype(np.int64)
     elif kind == "f":
-        floats = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        floats = _to_numpy(values, nulls, np.float64, np.nan)
         present = ~nulls
         bad = present & ((floats != np.round(floats)) | ~np.isfinite(floats))
         if bad.any():
@@ -194,30 +383,29 @@ def _conform_integers(series: Any, nulls: np.ndarray, primitive: str, where: str
             raise InputError(
                 f"{where} value {floats[row]!r} at row {row} does not fit Avro {primitive}"
             )
-        values = np.where(present, floats, 0).astype(np.int64)
+        integers = np.where(present, floats, 0).astype(np.int64)
     else:
         try:
-            values = np.array(
-                [0 if null else int(v) for v, null in zip(series, nulls, strict=True)],
+            objects = np.array(
+                [0 if null else int(v) for v, null in zip(values, nulls, strict=True)],
                 dtype=object,
             )
         except (TypeError, ValueError) as error:
             raise InputError(f"{where} must hold integers for Avro {primitive}: {error}") from None
-        out_of_range = [v for v in values if not low <= v <= high]
+        out_of_range = [v for v in objects if not low <= v <= high]
         if out_of_range:
             raise InputError(
                 f"{where} value {out_of_range[0]} does not fit Avro {primitive} [{low}, {high}]"
             )
-        values = values.astype(np.int64)
-    present_values = values[~nulls]
-    if primitive == "int" and present_values.size:
-        out = (present_values < low) | (present_values > high)
+        integers = objects.astype(np.int64)
+    if primitive == "int" and integers.size:
+        out = ((integers < low) | (integers > high)) & ~nulls
         if out.any():
             raise InputError(
-                f"{where} value {int(present_values[out][0])} does not fit a 32-bit Avro int "
+                f"{where} value {int(integers[out][0])} does not fit a 32-bit Avro int "
                 f"[{low}, {high}]"
             )
-    return values.astype(AVRO_DTYPES[primitive])
+    return integers.astype(AVRO_DTYPES[primitive])
 
 
 def conform_table(frame: Any, record_schema: Mapping[str, Any], *, catalog: str) -> ColumnTable:
@@ -225,7 +413,7 @@ def conform_table(frame: Any, record_schema: Mapping[str, Any], *, catalog: str)
 
     Parameters
     ----------
-    frame : `pandas.DataFrame`
+    frame : `pandas.DataFrame`, `pyarrow.Table` or `CatalogColumns`
         The catalog, in LSST index layout or plain columns.
     record_schema : `dict`
         Avro record definition, e.g. ``AlertSchema.record("diaSource")``.
@@ -238,42 +426,47 @@ def conform_table(frame: Any, record_schema: Mapping[str, Any], *, catalog: str)
         Listing every required column that is missing, or naming the column,
         row and value that cannot be represented.
     """
-    flat = flatten_catalog(frame, catalog)
-    n_rows = len(flat)
-    columns: dict[str, np.ndarray] = {}
-    nulls: dict[str, np.ndarray | None] = {}
-    missing = []
-    for avro_field in record_schema["fields"]:
-        name = avro_field["name"]
-        primitive, nullable, logical = avro_field_type(avro_field["type"])
-        source = _find_column(flat, name)
-        if source is None:
-            if not nullable:
-                missing.append(name)
-                continue
-            columns[name] = _placeholder(primitive, n_rows)
-            nulls[name] = np.ones(n_rows, dtype=bool) if n_rows else None
-            continue
-        values, null_mask = _conform_column(flat[source], primitive, logical, catalog, source)
-        if primitive in ("float", "double") and not nullable:
-            null_mask = null_mask & ~np.isnan(values)
-        if null_mask.any():
-            if not nullable:
-                rows = np.flatnonzero(null_mask)[:5].tolist()
-                raise InputError(
-                    f"{catalog} column {source!r} is null at rows {rows}, but "
-                    f"{record_schema['name']}.{name} is required by the schema; fill it"
-                )
-            nulls[name] = null_mask
-        elif nullable:
-            nulls[name] = None
-        columns[name] = values
+    source = frame if isinstance(frame, CatalogColumns) else CatalogColumns(frame, catalog)
+    n_rows = source.n_rows
+    fields = [
+        (avro_field["name"], *avro_field_type(avro_field["type"]))
+        for avro_field in record_schema["fields"]
+    ]
+    found = {name: source.find(name) for name, *_ in fields}
+    missing = [name for name, _, nullable, _ in fields if found[name] is None and not nullable]
     if missing:
         raise InputError(
             f"{catalog} lacks column(s) {', '.join(missing)} required by {record_schema['name']}; "
             "add them to the catalog, or choose the schema version the catalog was made for "
             "(config schemaVersion)"
         )
+    source.take([column for column in found.values() if column is not None])
+    columns: dict[str, np.ndarray] = {}
+    nulls: dict[str, np.ndarray | None] = {}
+    for name, primitive, nullable, logical in fields:
+        column = found[name]
+        if column is None:
+            columns[name] = _placeholder(primitive, n_rows)
+            nulls[name] = np.ones(n_rows, dtype=bool) if n_rows else None
+            continue
+        raw, null_mask = source.column(column)
+        values = _conform_column(
+            raw, null_mask, primitive, logical, f"{catalog} column {column!r}",
+            source.declared.get(column),
+        )
+        if primitive in ("float", "double") and not nullable:
+            null_mask = null_mask & ~np.isnan(values)
+        if null_mask.any():
+            if not nullable:
+                rows = np.flatnonzero(null_mask)[:5].tolist()
+                raise InputError(
+                    f"{catalog} column {column!r} is null at rows {rows}, but "
+                    f"{record_schema['name']}.{name} is required by the schema; fill it"
+                )
+            nulls[name] = null_mask
+        elif nullable:
+            nulls[name] = None
+        columns[name] = values
     return ColumnTable(schema=dict(record_schema), columns=columns, nulls=nulls, n_rows=n_rows)
 
 
@@ -402,10 +595,12 @@ class VisitCatalogs:
         return self.sources.n_rows
 
 
-def _ccd_visit_ids(flat_sources: Any, source_ids: np.ndarray, id_bits: int | None) -> np.ndarray:
+def _ccd_visit_ids(
+    sources: CatalogColumns, source_ids: np.ndarray, id_bits: int | None
+) -> np.ndarray:
     """Per-source ccdVisitId: the catalog's column, else the top bits of diaSourceId."""
-    if "ccdVisitId" in flat_sources.columns:
-        return flat_sources["ccdVisitId"].to_numpy(dtype=np.int64)
+    if "ccdVisitId" in sources:
+        return sources.to_numpy("ccdVisitId", np.int64)
     if id_bits is None:
         # No guess from visit and detector: the packing differs between cameras
         # (the sample packs visit*256+detector), and a guessed name would put
@@ -421,11 +616,13 @@ def _ccd_visit_ids(flat_sources: Any, source_ids: np.ndarray, id_bits: int | Non
     return (source_ids.astype(np.uint64) >> np.uint64(64 - id_bits)).astype(np.int64)
 
 
-def _optional_strings(flat: Any, column: str, override: str | None) -> np.ndarray | None:
+def _optional_strings(
+    sources: CatalogColumns, column: str, override: str | None
+) -> np.ndarray | None:
     if override is not None:
-        return np.full(len(flat), override, dtype=object)
-    if column in flat.columns:
-        return flat[column].to_numpy(dtype=object, na_value=None)
+        return np.full(sources.n_rows, override, dtype=object)
+    if column in sources:
+        return sources.strings(column)
     return None
 
 
@@ -450,7 +647,7 @@ def prepare_visit(
     ``require_ccd_visit`` False, sources whose ccdVisitId cannot be derived
     get -1 instead of an error (for single alerts that go to no file).
     """
-    flat_sources = flatten_catalog(diaSourceCat, "diaSourceCat")
+    flat_sources = CatalogColumns(diaSourceCat, "diaSourceCat")
     sources = conform_table(flat_sources, schema.record("diaSource"), catalog="diaSourceCat")
     _check_unique(sources, "diaSourceId", "diaSourceCat")
     try:
@@ -481,7 +678,7 @@ def prepare_visit(
         record = schema.record(alert_field) if alert_field else None
         if frame is None or record is None:
             continue
-        flat = flatten_catalog(frame, catalog)
+        flat = CatalogColumns(frame, catalog)
         table = conform_table(flat, record, catalog=catalog)
         _keep_match_keys(table, flat, attribute)
         setattr(catalogs, attribute, table)
@@ -518,12 +715,12 @@ def _orbit_field(schema: AlertSchema) -> str | None:
     return None
 
 
-def _keep_match_keys(table: ColumnTable, flat: Any, attribute: str) -> None:
+def _keep_match_keys(table: ColumnTable, flat: CatalogColumns, attribute: str) -> None:
     """Keep the non-schema key columns used to attach rows to alerts."""
     keys = {"orbits": ("ssObjectId", "designation"), "ss_sources": ("diaSourceId",)}
     for key in keys.get(attribute, ()):
-        if key not in table.columns and key in flat.columns:
-            table.columns[key] = flat[key].to_numpy()
+        if key not in table.columns and key in flat:
+            table.columns[key] = flat.to_numpy(key)
 
 
 def _check_unique(table: ColumnTable, column: str, catalog: str) -> None:
