@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from alertpack.reference.cutouts import reference_cutout_bytes
+from alertpack.reference.cutouts import parent_planes, reference_cutout_bytes
 
 __all__ = ["conform_record", "package_alerts_reference", "packet_schema"]
 
@@ -222,6 +222,8 @@ def package_alerts_reference(
     ss_rows = _plain(ssSource)
     orbits = _plain(mpc_orbits)
     orbit_field = next((name for name in _ORBIT_FIELDS if name in field_names), None)
+    # each image converted once per visit, as any packager would
+    planes = {name: parent_planes(image) for name, image in images.items() if name in field_names}
     id_field = "diaSourceId" if "diaSourceId" in field_names else "alertId"
     source_schema = record_of("diaSource")
     alerts = []
@@ -264,9 +266,8 @@ def package_alerts_reference(
         if use_bbox_size and bbox is not None:
             size = min(max(int(bbox), min_size), max_size)
         dec = source["dec"] if "dec" in source else source["decl"]
-        for field_name, image in images.items():
-            if field_name in field_names:
-                alert[field_name] = reference_cutout_bytes(image, source["ra"], dec, size)
+        for field_name, parent in planes.items():
+            alert[field_name] = reference_cutout_bytes(parent, source["ra"], dec, size)
         alerts.append(alert)
     return alerts
 

@@ -16,11 +16,12 @@ integer bit ``mask`` or ``flags``, ``MP_<NAME> = bit`` plane names in
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["no_data_bit", "reference_cutout_bytes"]
+__all__ = ["ParentPlanes", "no_data_bit", "parent_planes", "reference_cutout_bytes"]
 
 # LSST's name of the mask plane of pixels without data.
 NO_DATA = "NO_DATA"
@@ -39,8 +40,23 @@ def no_data_bit(meta: Any) -> int:
     return next(bit for bit in range(32) if bit not in used)
 
 
-def _parent_planes(parent: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Image in nJy, variance in nJy² and the integer bit mask of an NDData (no copy in nJy)."""
+@dataclass
+class ParentPlanes:
+    """A parent image's planes in nJy, converted once for all of its cutouts."""
+
+    parent: Any
+    image: np.ndarray
+    variance: np.ndarray | None
+    mask: np.ndarray
+    no_data: int
+
+
+def parent_planes(parent: Any) -> ParentPlanes:
+    """Image in nJy, variance in nJy², integer bit mask and NO_DATA value of an NDData.
+
+    A straightforward packager converts each image once per visit, not once
+    per cutout: pass the result to `reference_cutout_bytes` for every source.
+    """
     import astropy.units as u
     from astropy.nddata import StdDevUncertainty, VarianceUncertainty
 
@@ -61,7 +77,9 @@ def _parent_planes(parent: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarr
         if candidate is not None and np.asarray(candidate).dtype.kind in "iu":
             mask = np.asarray(candidate, dtype=np.int32)
             break
-    return image, variance, mask
+    if mask is None:
+        mask = np.zeros(image.shape, dtype=np.int32)
+    return ParentPlanes(parent, image, variance, mask, 1 << no_data_bit(parent.meta))
 
 
 def reference_cutout_bytes(parent: Any, ra: float, dec: float, size: int) -> bytes | None:
@@ -69,9 +87,9 @@ def reference_cutout_bytes(parent: Any, ra: float, dec: float, size: int) -> byt
 
     Parameters
     ----------
-    parent : `astropy.nddata.NDData`
+    parent : `astropy.nddata.NDData` or `ParentPlanes`
         The parent image (e.g. a `~astropy.nddata.CCDData`), as described in
-        the module docstring.
+        the module docstring, or its planes from `parent_planes`.
     ra, dec : `float`
         Source position, degrees.
     size : `int`
@@ -89,19 +107,18 @@ def reference_cutout_bytes(parent: Any, ra: float, dec: float, size: int) -> byt
 
     if not (np.isfinite(ra) and np.isfinite(dec)):
         return None
-    image, variance, mask = _parent_planes(parent)
+    planes = parent if isinstance(parent, ParentPlanes) else parent_planes(parent)
+    image, variance = planes.image, planes.variance
     position = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
     try:
         pixels = Cutout2D(
-            image, position, (size, size), wcs=parent.wcs, mode="partial", fill_value=np.nan
+            image, position, (size, size), wcs=planes.parent.wcs, mode="partial",
+            fill_value=np.nan,
         )
     except (NoOverlapError, ValueError):
         return None
     variance_cut = _same_cutout(variance, pixels, np.nan)
-    no_data = 1 << no_data_bit(parent.meta)
-    if mask is None:
-        mask = np.zeros(image.shape, dtype=np.int32)
-    flags = _same_cutout(mask, pixels, no_data)
+    flags = _same_cutout(planes.mask, pixels, planes.no_data)
     cutout = CCDData(
         pixels.data,
         unit=u.nJy,
@@ -109,7 +126,7 @@ def reference_cutout_bytes(parent: Any, ra: float, dec: float, size: int) -> byt
         uncertainty=None if variance_cut is None else VarianceUncertainty(variance_cut),
         mask=flags != 0,
         flags=flags,
-        psf=getattr(parent, "psf", None),
+        psf=getattr(planes.parent, "psf", None),
     )
     stream = io.BytesIO()
     cutout.write(stream, format="fits", hdu_flags="FLAGS")
