@@ -33,25 +33,25 @@ import numpy as np
 
 from alertpack.inputs.fits_tiles import gzip_tile_reader
 from alertpack.inputs.survey_image import (
-    _BOOL_MASK_PLANE,
-    _EXTENSION_IMAGE,
-    _EXTENSION_MASK,
-    _EXTENSION_PSF,
-    _EXTENSION_UNCERTAINTY,
-    _EXTENSION_VARIANCE,
+    BOOL_MASK_PLANE,
+    EXTENSION_IMAGE,
+    EXTENSION_MASK,
+    EXTENSION_PSF,
+    EXTENSION_UNCERTAINTY,
+    EXTENSION_VARIANCE,
     ImageInputError,
     LazyPlane,
     SurveyImage,
-    _celestial_wcs,
-    _merged_lookup,
-    _nJy_per_unit,
-    _origin_from_ltv,
-    _psf_array,
-    _scaled,
-    _unit_from_header,
-    _variance_from_uncertainty,
-    _wcs_from_header,
+    celestial_wcs,
     mask_planes_from_header,
+    merged_lookup,
+    nJy_per_unit,
+    origin_from_ltv,
+    psf_array,
+    scaled_float32,
+    unit_from_header,
+    variance_from_uncertainty,
+    wcs_from_header,
 )
 
 if TYPE_CHECKING:
@@ -103,15 +103,15 @@ def open_fits_image(
     image_label = f"{label}, HDU {_hdu_name(hdul, image_index)}"
     shape = _plane_shape(image_hdu, image_label)
     header, primary_header = image_hdu.header, hdul[0].header
-    unit = _unit_from_header(header, primary_header, calibration, image_label)
-    scale = _nJy_per_unit(unit, calibration, image_label)
-    wcs = _celestial_wcs(_wcs_from_header(header, image_label), image_label)
-    origin = _origin_from_ltv(_merged_lookup(header, primary_header), image_label)
+    unit = unit_from_header(header, primary_header, calibration, image_label)
+    scale = nJy_per_unit(unit, calibration, image_label)
+    wcs = celestial_wcs(wcs_from_header(header, image_label), image_label)
+    origin = origin_from_ltv(merged_lookup(header, primary_header), image_label)
     image = LazyPlane(
         readers.reader(image_index, image_label),
         shape,
         np.float32,
-        lambda raw: _scaled(raw, scale),
+        lambda raw: scaled_float32(raw, scale),
     )
     mask, planes = _lazy_mask(readers, shape, label)
     variance = _lazy_variance(readers, unit, scale, shape, label)
@@ -200,14 +200,14 @@ def _is_image_hdu(hdu: Any) -> bool:
 
 def _image_hdu_index(hdul: fits.HDUList, label: str) -> int:
     """The LSST ``IMAGE`` extension, else the first image HDU with pixels (from headers)."""
-    named = _extension_index(hdul, _EXTENSION_IMAGE)
+    named = _extension_index(hdul, EXTENSION_IMAGE)
     if named is not None and _is_image_hdu(hdul[named]) and len(hdul[named].shape) > 0:
         return named
     planes = [
         hdul[index].name
         for index in (
-            _extension_index(hdul, _EXTENSION_MASK),
-            _extension_index(hdul, _EXTENSION_VARIANCE),
+            _extension_index(hdul, EXTENSION_MASK),
+            _extension_index(hdul, EXTENSION_VARIANCE),
         )
         if index is not None
     ]
@@ -326,12 +326,12 @@ def _is_float_hdu(hdu: Any) -> bool:
 def _lazy_variance(
     readers: _WindowReaders, unit: Any, scale: float, shape: tuple[int, int], label: str
 ) -> LazyPlane | None:
-    found = _same_shape_plane(readers, _EXTENSION_VARIANCE, shape, label)
+    found = _same_shape_plane(readers, EXTENSION_VARIANCE, shape, label)
     if found is not None:
         reader = found[2]
         factor = scale * scale
-        return LazyPlane(reader, shape, np.float32, lambda raw: _scaled(raw, factor))
-    found = _same_shape_plane(readers, _EXTENSION_UNCERTAINTY, shape, label)
+        return LazyPlane(reader, shape, np.float32, lambda raw: scaled_float32(raw, factor))
+    found = _same_shape_plane(readers, EXTENSION_UNCERTAINTY, shape, label)
     if found is None:
         return None
     hdu, hdu_label, reader = found
@@ -342,7 +342,7 @@ def _lazy_variance(
     kind = kinds.get(str(hdu.header.get("UTYPE", "")), StdDevUncertainty)
 
     def to_variance(raw: np.ndarray) -> np.ndarray:
-        return _variance_from_uncertainty(kind(raw), unit, scale, hdu_label)
+        return variance_from_uncertainty(kind(raw), unit, scale, hdu_label)
 
     return LazyPlane(reader, shape, np.float32, to_variance)
 
@@ -350,7 +350,7 @@ def _lazy_variance(
 def _lazy_mask(
     readers: _WindowReaders, shape: tuple[int, int], label: str
 ) -> tuple[LazyPlane | None, dict[str, int]]:
-    found = _same_shape_plane(readers, _EXTENSION_MASK, shape, label)
+    found = _same_shape_plane(readers, EXTENSION_MASK, shape, label)
     if found is None:
         return None, {}
     hdu, hdu_label, reader = found
@@ -365,12 +365,12 @@ def _lazy_mask(
         # astropy CCDData writes a boolean mask as uint8 without plane names
         return LazyPlane(
             reader, shape, np.int32, lambda raw: (raw != 0).astype(np.int32)
-        ), {_BOOL_MASK_PLANE: 0}
+        ), {BOOL_MASK_PLANE: 0}
     return LazyPlane(reader, shape, np.int32, lambda raw: raw.astype(np.int32)), planes
 
 
 def _psf(hdul: fits.HDUList, label: str) -> np.ndarray | None:
-    index = _extension_index(hdul, _EXTENSION_PSF)
+    index = _extension_index(hdul, EXTENSION_PSF)
     if index is None:
         return None
     hdu = hdul[index]
@@ -386,4 +386,4 @@ def _psf(hdul: fits.HDUList, label: str) -> np.ndarray | None:
         raise ImageInputError(
             f"{hdu_label}: the PSF pixels cannot be read ({type(error).__name__}: {error})"
         ) from None
-    return _psf_array(data, hdu_label)
+    return psf_array(data, hdu_label)

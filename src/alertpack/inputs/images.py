@@ -33,26 +33,26 @@ import numpy as np
 from alertpack.errors import InputError
 from alertpack.inputs.fits_files import open_fits_image
 from alertpack.inputs.survey_image import (
-    _BOOL_MASK_PLANE,
-    _EXTENSION_IMAGE,
-    _EXTENSION_MASK,
-    _EXTENSION_PSF,
-    _EXTENSION_UNCERTAINTY,
-    _EXTENSION_VARIANCE,
+    BOOL_MASK_PLANE,
+    EXTENSION_IMAGE,
+    EXTENSION_MASK,
+    EXTENSION_PSF,
+    EXTENSION_UNCERTAINTY,
+    EXTENSION_VARIANCE,
     ImageInputError,
     SurveyImage,
-    _celestial_wcs,
-    _checked_factor,
-    _merged_lookup,
-    _nJy_per_unit,
-    _origin_from_ltv,
-    _psf_array,
-    _require_2d,
-    _scaled,
-    _unit_from_header,
-    _variance_from_uncertainty,
-    _wcs_from_header,
+    celestial_wcs,
+    checked_factor,
     mask_planes_from_header,
+    merged_lookup,
+    nJy_per_unit,
+    origin_from_ltv,
+    psf_array,
+    require_2d,
+    scaled_float32,
+    unit_from_header,
+    variance_from_uncertainty,
+    wcs_from_header,
 )
 
 if TYPE_CHECKING:
@@ -134,19 +134,19 @@ def as_survey_image(
 def _from_nddata(ndd: Any, name: str, calibration: Any) -> SurveyImage:
     label = f"{name} image ({type(ndd).__name__})"
     data = np.asarray(ndd.data)
-    _require_2d(data, label)
+    require_2d(data, label)
     unit = ndd.unit
-    scale = _nJy_per_unit(unit, calibration, label)
+    scale = nJy_per_unit(unit, calibration, label)
     meta = ndd.meta if ndd.meta is not None else {}
     mask, planes = _mask_from_nddata(ndd, meta, label, data.shape)
     return SurveyImage(
-        image=_scaled(data, scale),
-        variance=_variance_from_uncertainty(ndd.uncertainty, unit, scale, label),
+        image=scaled_float32(data, scale),
+        variance=variance_from_uncertainty(ndd.uncertainty, unit, scale, label),
         mask=mask,
         mask_planes=planes,
-        wcs=_celestial_wcs(ndd.wcs, label),
-        origin=_origin_from_ltv(meta, label),
-        psf=_psf_array(getattr(ndd, "psf", None), label),
+        wcs=celestial_wcs(ndd.wcs, label),
+        origin=origin_from_ltv(meta, label),
+        psf=psf_array(getattr(ndd, "psf", None), label),
         name=name,
         photo_calib=scale,
     )
@@ -170,7 +170,7 @@ def _mask_from_nddata(
     if ndd.mask is not None:
         array = np.asarray(ndd.mask)
         if array.dtype == np.bool_:
-            return _bool_mask_as_bits(array), {_BOOL_MASK_PLANE: 0}
+            return _bool_mask_as_bits(array), {BOOL_MASK_PLANE: 0}
         raise ImageInputError(
             f"{label}: mask of dtype {array.dtype} and shape {array.shape} is neither a "
             f"boolean nor an integer bit mask of the image shape {shape}"
@@ -192,19 +192,19 @@ def _from_hdulist(hdul: fits.HDUList, name: str, calibration: Any, *, source: st
     header = image_hdu.header
     primary_header = hdul[0].header
     data = image_hdu.data
-    _require_2d(data, f"{label}, HDU {image_hdu.name or 0}")
-    unit = _unit_from_header(header, primary_header, calibration, label)
-    scale = _nJy_per_unit(unit, calibration, label)
+    require_2d(data, f"{label}, HDU {image_hdu.name or 0}")
+    unit = unit_from_header(header, primary_header, calibration, label)
+    scale = nJy_per_unit(unit, calibration, label)
     mask, planes = _mask_from_hdulist(hdul, data.shape, label)
-    psf_hdu = _extension(hdul, _EXTENSION_PSF)
+    psf_hdu = _extension(hdul, EXTENSION_PSF)
     return SurveyImage(
-        image=_scaled(data, scale),
+        image=scaled_float32(data, scale),
         variance=_variance_from_hdulist(hdul, unit, scale, data.shape, label),
         mask=mask,
         mask_planes=planes,
-        wcs=_celestial_wcs(_wcs_from_header(header, label), label),
-        origin=_origin_from_ltv(_merged_lookup(header, primary_header), label),
-        psf=None if psf_hdu is None else _psf_array(psf_hdu.data, label),
+        wcs=celestial_wcs(wcs_from_header(header, label), label),
+        origin=origin_from_ltv(merged_lookup(header, primary_header), label),
+        psf=None if psf_hdu is None else psf_array(psf_hdu.data, label),
         name=name,
         photo_calib=scale,
     )
@@ -214,7 +214,7 @@ def _find_image_hdu(hdul: fits.HDUList, label: str) -> Any:
     """The LSST ``IMAGE`` extension, else the first image HDU that has data."""
     from astropy.io import fits
 
-    named = _extension(hdul, _EXTENSION_IMAGE)
+    named = _extension(hdul, EXTENSION_IMAGE)
     if named is not None and named.data is not None:
         return named
     image_types = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
@@ -237,11 +237,11 @@ def _extension(hdul: fits.HDUList, names: tuple[str, ...]) -> Any:
 def _variance_from_hdulist(
     hdul: fits.HDUList, unit: Any, scale: float, shape: tuple[int, ...], label: str
 ) -> np.ndarray | None:
-    variance_hdu = _extension(hdul, _EXTENSION_VARIANCE)
+    variance_hdu = _extension(hdul, EXTENSION_VARIANCE)
     if variance_hdu is not None:
         values = _plane_data(variance_hdu, shape, label)
-        return _scaled(values, scale * scale)
-    uncertainty_hdu = _extension(hdul, _EXTENSION_UNCERTAINTY)
+        return scaled_float32(values, scale * scale)
+    uncertainty_hdu = _extension(hdul, EXTENSION_UNCERTAINTY)
     if uncertainty_hdu is None:
         return None
     # Only here: importing astropy.nddata costs ~0.3 s, which LSST files (VARIANCE) never need.
@@ -251,13 +251,13 @@ def _variance_from_hdulist(
     # astropy's CCDData convention: the class name in UTYPE, standard deviation if absent
     kinds = {cls.__name__: cls for cls in (VarianceUncertainty, StdDevUncertainty, InverseVariance)}
     kind = kinds.get(str(uncertainty_hdu.header.get("UTYPE", "")), StdDevUncertainty)
-    return _variance_from_uncertainty(kind(values), unit, scale, label)
+    return variance_from_uncertainty(kind(values), unit, scale, label)
 
 
 def _mask_from_hdulist(
     hdul: fits.HDUList, shape: tuple[int, ...], label: str
 ) -> tuple[np.ndarray | None, dict[str, int]]:
-    mask_hdu = _extension(hdul, _EXTENSION_MASK)
+    mask_hdu = _extension(hdul, EXTENSION_MASK)
     if mask_hdu is None:
         return None, {}
     values = _plane_data(mask_hdu, shape, label)
@@ -269,7 +269,7 @@ def _mask_from_hdulist(
         planes = mask_planes_from_header(mask_hdu.header)
         if not planes:
             # astropy CCDData writes a boolean mask as uint8 without plane names
-            return _bool_mask_as_bits(values != 0), {_BOOL_MASK_PLANE: 0}
+            return _bool_mask_as_bits(values != 0), {BOOL_MASK_PLANE: 0}
         return values.astype(np.int32), planes
     return values.astype(np.int32), mask_planes_from_header(mask_hdu.header)
 
@@ -303,7 +303,7 @@ def _from_afw_exposure(exposure: Any, name: str, calibration: Any) -> SurveyImag
     label = f"{name} image ({type(exposure).__name__})"
     masked = exposure.getMaskedImage()
     data = np.asarray(masked.getImage().getArray())
-    _require_2d(data, label)
+    require_2d(data, label)
     bbox = exposure.getBBox()
     origin = (int(bbox.getMinX()), int(bbox.getMinY()))
     scale = _afw_scale(exposure, calibration, label)
@@ -313,15 +313,15 @@ def _from_afw_exposure(exposure: Any, name: str, calibration: Any) -> SurveyImag
         raise ImageInputError(f"{label}: the Exposure has no WCS; attach a SkyWcs before packaging")
     psf = exposure.getPsf() if callable(getattr(exposure, "getPsf", None)) else None
     return SurveyImage(
-        image=_scaled(data, scale),
-        variance=_scaled(np.asarray(masked.getVariance().getArray()), scale * scale),
+        image=scaled_float32(data, scale),
+        variance=scaled_float32(np.asarray(masked.getVariance().getArray()), scale * scale),
         mask=np.asarray(mask_plane.getArray()).astype(np.int32, copy=False),
         mask_planes=dict(mask_plane.getMaskPlaneDict()),
-        wcs=_celestial_wcs(_wcs_of_afw_array(sky_wcs, origin, label), label),
+        wcs=celestial_wcs(_wcs_of_afw_array(sky_wcs, origin, label), label),
         origin=origin,
         psf=None
         if psf is None
-        else _psf_array(psf.computeKernelImage(bbox.getCenter()).getArray(), label),
+        else psf_array(psf.computeKernelImage(bbox.getCenter()).getArray(), label),
         name=name,
         photo_calib=scale,
     )
@@ -329,14 +329,14 @@ def _from_afw_exposure(exposure: Any, name: str, calibration: Any) -> SurveyImag
 
 def _afw_scale(exposure: Any, calibration: Any, label: str) -> float:
     if calibration is not None:
-        return _nJy_per_unit(None, calibration, label)
+        return nJy_per_unit(None, calibration, label)
     photo_calib = exposure.getPhotoCalib()
     if photo_calib is None:
         raise ImageInputError(
             f"{label}: the Exposure has no PhotoCalib; attach one or pass "
             "calibration=<nJy per count>"
         )
-    return _checked_factor(photo_calib.getCalibrationMean(), label)
+    return checked_factor(photo_calib.getCalibrationMean(), label)
 
 
 def _wcs_of_afw_array(sky_wcs: Any, origin: tuple[int, int], label: str) -> WCS:
@@ -350,7 +350,7 @@ def _wcs_of_afw_array(sky_wcs: Any, origin: tuple[int, int], label: str) -> WCS:
     # afw's SkyWcs works in the parent frame; the array starts at xy0.
     header["CRPIX1"] = float(header.get("CRPIX1", 0.0)) - origin[0]
     header["CRPIX2"] = float(header.get("CRPIX2", 0.0)) - origin[1]
-    return _wcs_from_header(header, label)
+    return wcs_from_header(header, label)
 
 
 # --- shared helpers --------------------------------------------------------------------------

@@ -37,22 +37,22 @@ MASK_PLANE_PREFIX = "MP_"
 
 
 # The plane a boolean mask becomes: any flagged pixel is unusable.
-_BOOL_MASK_PLANE = "BAD"
+BOOL_MASK_PLANE = "BAD"
 
 
-_EXTENSION_IMAGE = ("IMAGE",)
+EXTENSION_IMAGE = ("IMAGE",)
 
 
-_EXTENSION_VARIANCE = ("VARIANCE",)
+EXTENSION_VARIANCE = ("VARIANCE",)
 
 
-_EXTENSION_UNCERTAINTY = ("UNCERT",)  # astropy CCDData's name, type in UTYPE
+EXTENSION_UNCERTAINTY = ("UNCERT",)  # astropy CCDData's name, type in UTYPE
 
 
-_EXTENSION_MASK = ("MASK",)
+EXTENSION_MASK = ("MASK",)
 
 
-_EXTENSION_PSF = ("PSF", "PSFIMAGE")
+EXTENSION_PSF = ("PSF", "PSFIMAGE")
 
 
 # Scale factors a float32 multiplication handles without overflow or precision loss.
@@ -189,7 +189,7 @@ class SurveyImage:
         return self.image.shape
 
 
-def _variance_from_uncertainty(
+def variance_from_uncertainty(
     uncertainty: Any, image_unit: Any, scale: float, label: str
 ) -> np.ndarray | None:
     """Variance in nJy² from a Variance, StdDev or InverseVariance uncertainty."""
@@ -216,7 +216,7 @@ def _variance_from_uncertainty(
             f"{label}: uncertainty of type {type(uncertainty).__name__} is not supported; use "
             "VarianceUncertainty, StdDevUncertainty or InverseVariance"
         )
-    return _scaled(variance, _variance_scale(variance_unit, image_unit, scale, label, u))
+    return scaled_float32(variance, _variance_scale(variance_unit, image_unit, scale, label, u))
 
 
 def _variance_scale(variance_unit: Any, image_unit: Any, scale: float, label: str, u: Any) -> float:
@@ -236,7 +236,7 @@ def _variance_scale(variance_unit: Any, image_unit: Any, scale: float, label: st
         ) from None
 
 
-def _unit_from_header(header: Any, primary_header: Any, calibration: Any, label: str) -> Any:
+def unit_from_header(header: Any, primary_header: Any, calibration: Any, label: str) -> Any:
     text = header.get("BUNIT", primary_header.get("BUNIT"))
     if text is None or not str(text).strip():
         if calibration is None:
@@ -257,7 +257,7 @@ def _parse_unit(text: str, label: str) -> Any:
     raise ImageInputError(f"{label}: BUNIT {text!r} is not a unit astropy knows; {_UNIT_HINT}")
 
 
-def _wcs_from_header(header: Any, label: str) -> WCS:
+def wcs_from_header(header: Any, label: str) -> WCS:
     from astropy.wcs import WCS, FITSFixedWarning
 
     try:
@@ -273,7 +273,7 @@ def _wcs_from_header(header: Any, label: str) -> WCS:
         ) from None
 
 
-def _merged_lookup(header: Any, fallback: Any) -> dict[str, Any]:
+def merged_lookup(header: Any, fallback: Any) -> dict[str, Any]:
     merged = {key: fallback[key] for key in ("LTV1", "LTV2") if key in fallback}
     merged.update({key: header[key] for key in ("LTV1", "LTV2") if key in header})
     return merged
@@ -305,7 +305,7 @@ def mask_planes_from_header(meta: Mapping) -> dict[str, int]:
     return planes
 
 
-def _require_2d(data: Any, label: str) -> None:
+def require_2d(data: Any, label: str) -> None:
     if data is None:
         raise ImageInputError(f"{label}: has no pixel data")
     if np.ndim(data) != 2:
@@ -321,11 +321,11 @@ def _as_2d(array: Any, dtype: type, label: str) -> np.ndarray | LazyPlane:
             raise ImageInputError(f"{label}: lazy plane of dtype {array.dtype}, not {dtype}")
         return array
     values = np.asarray(array)
-    _require_2d(values, label)
+    require_2d(values, label)
     return values.astype(dtype, copy=False)
 
 
-def _scaled(values: np.ndarray, scale: float) -> np.ndarray:
+def scaled_float32(values: np.ndarray, scale: float) -> np.ndarray:
     """``values * scale`` as float32; no copy when already float32 and not scaled."""
     values = np.asarray(values)
     if scale == 1.0:
@@ -337,14 +337,14 @@ def _scaled(values: np.ndarray, scale: float) -> np.ndarray:
     return (values.astype(np.float64) * scale).astype(np.float32)
 
 
-def _checked_factor(value: Any, label: str) -> float:
+def checked_factor(value: Any, label: str) -> float:
     factor = float(value)
     if not math.isfinite(factor) or factor <= 0:
         raise ImageInputError(f"{label}: calibration {value!r} must be a positive finite number")
     return factor
 
 
-def _nJy_per_unit(unit: Any, calibration: Any, label: str) -> float:
+def nJy_per_unit(unit: Any, calibration: Any, label: str) -> float:
     """Factor turning pixel values in ``unit`` into nJy."""
     import astropy.units as u
 
@@ -371,7 +371,7 @@ def _calibration_factor(unit: Any, calibration: Any, label: str, u: Any) -> floa
     if isinstance(calibration, u.Quantity):
         per_pixel_unit = calibration * (u.dimensionless_unscaled if unit is None else unit)
         try:
-            return _checked_factor(per_pixel_unit.to_value(u.nJy), label)
+            return checked_factor(per_pixel_unit.to_value(u.nJy), label)
         except u.UnitConversionError:
             raise ImageInputError(
                 f"{label}: calibration {calibration} times the image unit "
@@ -381,10 +381,10 @@ def _calibration_factor(unit: Any, calibration: Any, label: str, u: Any) -> floa
         raise ImageInputError(
             f"{label}: the image is already in {unit}, a flux density; do not pass calibration"
         )
-    return _checked_factor(calibration, label)
+    return checked_factor(calibration, label)
 
 
-def _celestial_wcs(wcs: Any, label: str) -> WCS:
+def celestial_wcs(wcs: Any, label: str) -> WCS:
     from astropy.wcs import WCS
 
     if wcs is None:
@@ -414,7 +414,7 @@ def _celestial_wcs(wcs: Any, label: str) -> WCS:
     return wcs
 
 
-def _origin_from_ltv(meta: Mapping, label: str) -> tuple[int, int]:
+def origin_from_ltv(meta: Mapping, label: str) -> tuple[int, int]:
     origin = []
     for key in ("LTV1", "LTV2"):
         value = meta.get(key, 0) if hasattr(meta, "get") else 0
@@ -431,7 +431,7 @@ def _origin_from_ltv(meta: Mapping, label: str) -> tuple[int, int]:
     return origin[0], origin[1]
 
 
-def _psf_array(psf: Any, label: str) -> np.ndarray | None:
+def psf_array(psf: Any, label: str) -> np.ndarray | None:
     if psf is None:
         return None
     values = np.asarray(getattr(psf, "data", psf), dtype=np.float32)
