@@ -21,14 +21,13 @@ import pytest
 
 from alertpack.config import PackageAlertsConfig
 from alertpack.core import AlertPackager
-from alertpack.inputs.apdb import (
+from alertpack.errors import (
     ApdbConfigError,
     ApdbConnectionError,
     ApdbCredentialsError,
     ApdbSchemaError,
-    apdb_run_kwargs,
-    open_apdb,
 )
+from alertpack.inputs.apdb import apdb_run_kwargs, open_apdb
 from alertpack.sample import read_visit
 
 lsst_dax_apdb = pytest.importorskip("lsst.dax.apdb", reason="lsst-dax-apdb (extra 'apdb')")
@@ -164,7 +163,7 @@ def _config(out: Path) -> PackageAlertsConfig:
 
 
 def test_the_wrong_difference_image_is_a_named_error(sqlite_apdb):
-    from alertpack.inputs.apdb import ApdbError
+    from alertpack.errors import ApdbError
 
     with pytest.raises(ApdbError, match="none inside the difference image's footprint"):
         apdb_run_kwargs(sqlite_apdb / "apdb.yaml", VISIT, 42,

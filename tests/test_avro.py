@@ -18,12 +18,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from lsst.alert.packet.io import retrieve_alerts
 
-from alertpack.errors import InputError
+from alertpack.errors import InputError, UnsupportedSchemaError
 from alertpack.packets.avro import (
     AlertEncoder,
     EncodedRows,
     RecordEncoder,
-    UnsupportedSchemaError,
     read_container_payloads,
     write_container,
 )

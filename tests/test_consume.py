@@ -11,9 +11,10 @@ from confluent_kafka import Producer
 from lsst.alert.packet import retrieve_alerts
 
 from alertpack.cli import main as cli_main
+from alertpack.errors import AlertDecodeError, StreamError
 from alertpack.schema import pack_wire, schema_for_id
-from alertpack.sinks.kafka import AlertProducer, KafkaSettings, StreamError
-from alertpack.tools.consume import AlertDecodeError, iter_kafka_alerts
+from alertpack.sinks.kafka import AlertProducer, KafkaSettings
+from alertpack.tools.consume import iter_kafka_alerts
 from broker import make_alerts
 
 pytestmark = pytest.mark.kafka

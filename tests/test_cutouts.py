@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 
 from alertpack.errors import InputError
 from alertpack.inputs.images import as_survey_image
-from alertpack.inputs.survey_image import SurveyImage, mask_planes_from_header
+from alertpack.inputs.survey_image import (
+    mask_planes_from_header,
+)
 from alertpack.packets.cutouts import (
     NO_DATA_PLANE,
     CutoutStatus,
@@ -26,6 +28,7 @@ from alertpack.packets.cutouts import (
     make_cutout_bytes,
     stamp_fits_bytes,
 )
+from alertpack.packets.survey_image import SurveyImage
 from alertpack.reference.cutouts import reference_cutout_bytes
 
 DETECTOR_SHAPE = (4000, 4072)  # ny, nx of an LSST detector

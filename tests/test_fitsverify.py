@@ -7,8 +7,8 @@ import pytest
 from astropy.wcs import WCS
 
 from alertpack.errors import InputError
-from alertpack.inputs.survey_image import SurveyImage
 from alertpack.packets.cutouts import CutoutStatus, make_cutout_bytes, stamp_fits_bytes
+from alertpack.packets.survey_image import SurveyImage
 from alertpack.tools.fitsverify import run_fitsverify
 
 # No skip when fitsverify is missing: run_fitsverify then fails with the install hint.

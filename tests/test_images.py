@@ -15,9 +15,9 @@ from astropy.nddata import (
 )
 from astropy.wcs import WCS
 
-from alertpack.errors import InputError
+from alertpack.errors import ImageInputError, InputError
 from alertpack.inputs.images import as_survey_image
-from alertpack.inputs.survey_image import ImageInputError, SurveyImage
+from alertpack.packets.survey_image import SurveyImage
 
 SHAPE = (40, 50)
 PLANES = {"BAD": 0, "SAT": 1, "CR": 3, "DETECTED": 5, "DETECTED_NEGATIVE": 6, "NO_DATA": 8}

@@ -27,7 +27,7 @@ from alertpack.config import PackageAlertsConfig
 from alertpack.core import AlertPackager
 from alertpack.inputs.catalogs import name_catalog_files, read_catalog
 from alertpack.inputs.images import as_survey_image
-from alertpack.inputs.survey_image import LazyPlane
+from alertpack.packets.survey_image import LazyPlane
 from alertpack.sample import make_visit, write_visit
 
 SHAPE = (260, 300)  # (ny, nx)
@@ -329,7 +329,7 @@ def test_catalog_lacking_a_column_names_the_file(visit_dir, tmp_path):
 
 
 def test_unreadable_and_unknown_catalog_files(tmp_path):
-    from alertpack.inputs.catalogs import CatalogFileError
+    from alertpack.errors import CatalogFileError
 
     garbage = tmp_path / "sources.vot"
     garbage.write_text("<VOTABLE garbage")
@@ -373,7 +373,7 @@ def test_dropped_file_images_leave_no_open_files(visit_dir, tmp_path):
 
 @pytest.mark.filterwarnings("ignore:File may have been truncated")
 def test_damaged_hdulist_is_an_image_input_error(visit_dir, tmp_path):
-    from alertpack.inputs.survey_image import ImageInputError
+    from alertpack.errors import ImageInputError
 
     bad = _damage(visit_dir / "difference.fits", tmp_path / "bad.fits", "truncated_data")
     with fits.open(bad) as hdul, pytest.raises(ImageInputError, match="the HDUList"):

@@ -19,11 +19,11 @@ from collections import Counter
 import pytest
 
 from alertpack import PackageAlertsTask
-from alertpack.errors import InputError
+from alertpack.errors import InputError, StreamError
 from alertpack.sample import make_visit
 from alertpack.schema import unpack_wire
 from alertpack.sinks.failed import read_failed_alerts
-from alertpack.sinks.kafka import AlertProducer, KafkaSettings, StreamError
+from alertpack.sinks.kafka import AlertProducer, KafkaSettings
 from broker import make_alerts, producing_config, read_topic
 
 pytestmark = pytest.mark.kafka

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from lsst.alert.packet import Schema
 
+from alertpack.errors import UnknownSchemaError, WireFormatError
 from alertpack.schema import (
     SchemaVersion,
-    UnknownSchemaError,
-    WireFormatError,
     available_versions,
     latest_version,
     load_schema,

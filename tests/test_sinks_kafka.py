@@ -16,10 +16,10 @@ import fastavro
 import pytest
 
 from alertpack.cli import main as cli_main
-from alertpack.errors import InputError
+from alertpack.errors import FailedAlertFileError, InputError
 from alertpack.packets.batch import OutgoingAlert
 from alertpack.schema import pack_wire, schema_for_id, unpack_wire
-from alertpack.sinks.failed import FailedAlertFileError, read_failed_alerts
+from alertpack.sinks.failed import read_failed_alerts
 from alertpack.sinks.kafka import AlertProducer, KafkaSettings, replay
 from broker import make_alerts, read_topic
 

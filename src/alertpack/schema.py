@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alertpack.errors import UnknownSchemaError, WireFormatError
+
 __all__ = [
     "WIRE_HEADER_SIZE",
     "AlertSchema",
     "SchemaVersion",
-    "UnknownSchemaError",
-    "WireFormatError",
     "available_versions",
     "collect_named_types",
     "current_field_name",
@@ -38,12 +38,6 @@ WIRE_HEADER_SIZE = 5
 _WIRE_HEADER = struct.Struct(">bI")
 
 
-class UnknownSchemaError(ValueError):
-    """A schema version or id that lsst-alert-packet does not ship."""
-
-
-class WireFormatError(ValueError):
-    """A Kafka message that is not in the Confluent wire format."""
 
 
 @dataclass(frozen=True, order=True)

@@ -37,7 +37,8 @@ def config_from_args(args: argparse.Namespace, *, produce: bool = False) -> Any:
     if args.output is not None:
         config.alertWriteLocation = args.output
     if args.schema is not None:
-        from alertpack.schema import UnknownSchemaError, load_schema
+        from alertpack.errors import UnknownSchemaError
+        from alertpack.schema import load_schema
 
         try:
             load_schema(args.schema)

@@ -26,11 +26,8 @@ def run(args: argparse.Namespace) -> int:
     """0 when everything was delivered (or nothing had failed), 1 when some alerts failed
     again (they stay in their files), 2 when a file could not be read (the others are sent).
     """
-    from alertpack.sinks.failed import (
-        FailedAlertFileError,
-        find_failed_alert_files,
-        read_failed_alerts,
-    )
+    from alertpack.errors import FailedAlertFileError
+    from alertpack.sinks.failed import find_failed_alert_files, read_failed_alerts
     from alertpack.sinks.kafka import replay
 
     readable, status = [], 0

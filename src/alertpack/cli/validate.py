@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """A line per problem (severity first); exit 1 on errors, or on warnings with --strict."""
-    from alertpack.schema import UnknownSchemaError, load_schema
+    from alertpack.errors import UnknownSchemaError
+    from alertpack.schema import load_schema
     from alertpack.tools.inspection import validate_paths
 
     try:

@@ -48,7 +48,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from alertpack.errors import InputError
+from alertpack.errors import (
+    ApdbConfigError,
+    ApdbConnectionError,
+    ApdbCredentialsError,
+    ApdbError,
+    ApdbSchemaError,
+    InputError,
+)
 
 if TYPE_CHECKING:
     import astropy.time
@@ -59,11 +66,6 @@ if TYPE_CHECKING:
     from alertpack.schema import AlertSchema
 
 __all__ = [
-    "ApdbConfigError",
-    "ApdbConnectionError",
-    "ApdbCredentialsError",
-    "ApdbError",
-    "ApdbSchemaError",
     "LibraryTimings",
     "apdb_run_kwargs",
     "conform_to_alert_schema",
@@ -87,24 +89,9 @@ _NEW_SOURCE_SLACK_DAYS = 1.0
 _MJD_UNIX_EPOCH = 40587.0
 
 
-class ApdbError(InputError):
-    """The APDB cannot give the inputs asked for."""
 
 
-class ApdbConfigError(ApdbError):
-    """The APDB config file is missing, is not one, or names a database without APDB tables."""
 
-
-class ApdbConnectionError(ApdbError):
-    """The database of an APDB config cannot be reached or opened."""
-
-
-class ApdbCredentialsError(ApdbConnectionError):
-    """The database refused the user or password."""
-
-
-class ApdbSchemaError(ApdbError):
-    """The APDB's tables cannot fill a field the chosen alert schema requires."""
 
 
 # ---------------------------------------------------------------------------------------------

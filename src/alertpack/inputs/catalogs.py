@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from alertpack.errors import InputError
+from alertpack.errors import CatalogFileError, InputError
 
 __all__ = ["CATALOG_FORMATS", "CatalogFileError", "catalog_format", "name_catalog_files",
            "read_catalog"]
@@ -46,9 +46,6 @@ CATALOG_FORMATS = {
 # astropy format names of the formats read through astropy Table
 _ASTROPY_FORMATS = {"csv": "ascii.csv", "fits": "fits", "votable": "votable"}
 
-
-class CatalogFileError(InputError):
-    """A catalog file that cannot be read; the message names the file and why."""
 
 
 def catalog_format(path: str | os.PathLike[str]) -> str | None:

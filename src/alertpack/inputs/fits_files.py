@@ -7,7 +7,7 @@ allocation later), nothing but padding follows the last complete HDU (a
 truncated or damaged header would otherwise silently drop the extensions
 after it), the image, mask and variance planes have one shape, and the unit,
 WCS and mask planes come from the headers. The planes of the returned
-`~alertpack.inputs.survey_image.SurveyImage` are `~alertpack.inputs.survey_image.LazyPlane`
+`~alertpack.packets.survey_image.SurveyImage` are `~alertpack.packets.survey_image.LazyPlane`
 objects: the cutout code's ``plane[y0:y1, x0:x1]`` reads only those rows of an
 uncompressed HDU (one positioned read through astropy's ``section``, which
 applies ``BZERO``/``BSCALE``/``BLANK`` and byte order as ``.data`` does) and
@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from alertpack.errors import ImageInputError
 from alertpack.inputs.fits_tiles import gzip_tile_reader
 from alertpack.inputs.survey_image import (
     BOOL_MASK_PLANE,
@@ -39,9 +40,6 @@ from alertpack.inputs.survey_image import (
     EXTENSION_PSF,
     EXTENSION_UNCERTAINTY,
     EXTENSION_VARIANCE,
-    ImageInputError,
-    LazyPlane,
-    SurveyImage,
     celestial_wcs,
     mask_planes_from_header,
     merged_lookup,
@@ -53,6 +51,7 @@ from alertpack.inputs.survey_image import (
     variance_from_uncertainty,
     wcs_from_header,
 )
+from alertpack.packets.survey_image import LazyPlane, SurveyImage
 
 if TYPE_CHECKING:
     from astropy.io import fits
@@ -84,7 +83,7 @@ def open_fits_image(
     Returns
     -------
     image : `SurveyImage`
-        Its planes are `~alertpack.inputs.survey_image.LazyPlane` objects; the file
+        Its planes are `~alertpack.packets.survey_image.LazyPlane` objects; the file
         stays open while they are referenced.
 
     Raises

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from alertpack.errors import InputError
+from alertpack.errors import ImageInputError, InputError
 from alertpack.inputs.fits_files import open_fits_image
 from alertpack.inputs.survey_image import (
     BOOL_MASK_PLANE,
@@ -39,8 +39,6 @@ from alertpack.inputs.survey_image import (
     EXTENSION_PSF,
     EXTENSION_UNCERTAINTY,
     EXTENSION_VARIANCE,
-    ImageInputError,
-    SurveyImage,
     celestial_wcs,
     checked_factor,
     mask_planes_from_header,
@@ -48,12 +46,12 @@ from alertpack.inputs.survey_image import (
     nJy_per_unit,
     origin_from_ltv,
     psf_array,
-    require_2d,
     scaled_float32,
     unit_from_header,
     variance_from_uncertainty,
     wcs_from_header,
 )
+from alertpack.packets.survey_image import SurveyImage, require_2d
 
 if TYPE_CHECKING:
     import astropy.units
@@ -124,7 +122,7 @@ def as_survey_image(
     raise ImageInputError(
         f"{name} image: cannot use an object of type {type(obj).__name__}; pass an "
         "astropy CCDData/NDData (with wcs and unit), a FITS file path or HDUList, an "
-        "lsst.afw.image.Exposure, or an alertpack.inputs.survey_image.SurveyImage"
+        "lsst.afw.image.Exposure, or an alertpack.packets.survey_image.SurveyImage"
     )
 
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
-from alertpack.errors import AlertPackError, InputError
+from alertpack.errors import InputError, UnsupportedSchemaError
 from alertpack.packets.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
 
 if TYPE_CHECKING:
@@ -43,7 +43,6 @@ __all__ = [
     "AlertEncoder",
     "EncodedRows",
     "RecordEncoder",
-    "UnsupportedSchemaError",
     "read_container_payloads",
     "write_container",
 ]
@@ -66,9 +65,6 @@ _CONTAINER_MAGIC = b"Obj\x01"
 _SYNC_SIZE = 16
 _CODECS = ("null", "deflate")
 
-
-class UnsupportedSchemaError(AlertPackError, ValueError):
-    """An Avro schema construct the columnar encoder does not handle."""
 
 
 # ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Postage stamps around sources, serialized as standalone FITS files (the fast path).
 
 `extract_stamps` cuts square stamps of given edge lengths out of one
-`~alertpack.inputs.survey_image.SurveyImage` for many sources at once (one world->pixel
+`~alertpack.packets.survey_image.SurveyImage` for many sources at once (one world->pixel
 call for all of them), and `stamp_fits_bytes` writes each stamp as a small
 FITS file from pre-formatted header templates. `make_cutout_bytes` does both;
 it is what the alert Task uses. `alertpack.reference.cutouts` does the same
@@ -77,7 +77,7 @@ import numpy as np
 
 from alertpack.errors import InputError
 from alertpack.inputs.images import as_survey_image
-from alertpack.inputs.survey_image import SurveyImage
+from alertpack.packets.survey_image import SurveyImage
 
 if TYPE_CHECKING:
     from astropy.wcs import WCS
@@ -374,7 +374,7 @@ def extract_stamps(
 
     Parameters
     ----------
-    image : `~alertpack.inputs.survey_image.SurveyImage`
+    image : `~alertpack.packets.survey_image.SurveyImage`
         The image (anything `~alertpack.inputs.images.as_survey_image` accepts).
     ra_deg, dec_deg : array-like
         Source positions, degrees.
@@ -989,7 +989,7 @@ def make_cutout_bytes(
 
     Parameters
     ----------
-    image : `~alertpack.inputs.survey_image.SurveyImage`
+    image : `~alertpack.packets.survey_image.SurveyImage`
         The image (or anything `~alertpack.inputs.images.as_survey_image` accepts).
     ra_deg, dec_deg : array-like
         Source positions, degrees.

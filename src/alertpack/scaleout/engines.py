@@ -23,13 +23,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from alertpack.errors import AlertPackError
+from alertpack.errors import SchedulerError
 
 __all__ = ["DaskEngine", "LocalPoolEngine", "SchedulerError"]
 
-
-class SchedulerError(AlertPackError):
-    """The Dask scheduler cannot be reached or Dask is not installed."""
 
 
 _SINGLE_THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")

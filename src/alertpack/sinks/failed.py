@@ -14,23 +14,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alertpack.errors import InputError
+from alertpack.errors import FailedAlertFileError
 from alertpack.packets.batch import OutgoingAlert
 
 __all__ = [
     "FAILED_ALERT_SCHEMA",
     "FAILED_ALERT_SCHEMA_NAME",
     "FailedAlert",
-    "FailedAlertFileError",
     "find_failed_alert_files",
     "is_failed_alert_file",
     "read_failed_alerts",
     "write_failed_alerts",
 ]
 
-
-class FailedAlertFileError(InputError):
-    """A file given to replay is not a readable failed-alerts file."""
 
 
 @dataclass

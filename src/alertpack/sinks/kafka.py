@@ -67,9 +67,9 @@ from typing import Any
 
 import numpy as np
 
-from alertpack.errors import AlertPackError, InputError
+from alertpack.errors import InputError, StreamError, UnknownSchemaError
 from alertpack.packets.batch import OutgoingAlert
-from alertpack.schema import UnknownSchemaError, pack_wire, schema_for_id
+from alertpack.schema import pack_wire, schema_for_id
 from alertpack.sinks.failed import (
     FailedAlert,
     find_failed_alert_files,
@@ -86,7 +86,6 @@ __all__ = [
     "DeliveryResult",
     "KafkaSettings",
     "Secret",
-    "StreamError",
     "client_logger",
     "register_schema",
     "replay",
@@ -104,9 +103,6 @@ _TIMING_DETAIL = re.compile(r"\s*\(after \d+ms in state \w+\)")
 
 _log = logging.getLogger(__name__)
 
-
-class StreamError(AlertPackError):
-    """Kafka (or the schema registry) cannot be used as configured."""
 
 
 class Secret:

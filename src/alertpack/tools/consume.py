@@ -20,21 +20,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alertpack.errors import CommandError, InputError
-from alertpack.schema import (
-    AlertSchema,
+from alertpack.errors import (
+    AlertDecodeError,
+    CommandError,
+    InputError,
+    StreamError,
     UnknownSchemaError,
     WireFormatError,
-    schema_for_id,
-    unpack_wire,
 )
-from alertpack.sinks.kafka import ENV_SERVER, ENV_TOPIC, Secret, StreamError, client_logger
+from alertpack.schema import AlertSchema, schema_for_id, unpack_wire
+from alertpack.sinks.kafka import ENV_SERVER, ENV_TOPIC, Secret, client_logger
 from alertpack.tools.reading import CUTOUT_FIELDS, alert_id, alert_object_id, field_value
 
 __all__ = [
     "ENV_CONSUMER_PASSWORD",
     "ENV_CONSUMER_USERNAME",
-    "AlertDecodeError",
     "ConsumeResult",
     "ConsumedAlert",
     "RejectedMessage",
@@ -63,9 +63,6 @@ GROUP_JOIN_TIMEOUT = 30.0
 # how long one consume() call may block, so the idle timeout is checked often
 _POLL_SECONDS = 0.25
 
-
-class AlertDecodeError(InputError):
-    """A message on the topic is not a decodable alert."""
 
 
 @dataclass

@@ -31,12 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from alertpack.errors import InputError
+from alertpack.errors import InputError, UnknownSchemaError
 from alertpack.schema import (
     WIRE_HEADER_SIZE,
     AlertSchema,
     SchemaVersion,
-    UnknownSchemaError,
     available_versions,
     load_schema,
     schema_for_id,

@@ -1,0 +1,162 @@
+"""An image reduced to what cutouts need: the contract between image inputs and stamps.
+
+`SurveyImage` holds the pixels in nJy, their variance in nJy², the bit mask
+with its plane names, the celestial WCS of the array, its origin in the
+detector (LSST ``xy0``) and optionally a PSF image; planes may be arrays or
+`LazyPlane` (read window by window). The adapters in `alertpack.inputs` build
+one from astropy objects, FITS files and afw exposures; `alertpack.packets.cutouts`
+cuts stamps from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from alertpack.errors import ImageInputError
+
+if TYPE_CHECKING:
+    from astropy.wcs import WCS
+
+__all__ = ["LazyPlane", "SurveyImage", "require_2d"]
+
+
+class LazyPlane:
+    """A 2-D plane of pixels read window by window, converted on the way.
+
+    The cutout code slices images with ``plane[y0:y1, x0:x1]``; a lazy plane
+    reads only that window (``read_window(y0, y1, x0, x1)``, raw file values)
+    and returns ``convert(raw)``, e.g. the pixels scaled to nJy as float32.
+    ``numpy.asarray(plane)`` reads and converts the whole plane.
+
+    Parameters
+    ----------
+    read_window : callable
+        ``(y0, y1, x0, x1) -> numpy.ndarray`` of shape ``(y1 - y0, x1 - x0)``.
+    shape : `tuple` [`int`, `int`]
+        ``(ny, nx)`` of the plane.
+    dtype : `numpy.dtype`
+        dtype of the converted windows (float32 or int32).
+    convert : callable
+        Raw window -> converted window (elementwise, so any window of the
+        converted plane equals the same window converted alone).
+    """
+
+    ndim = 2
+
+    def __init__(
+        self, read_window: Any, shape: tuple[int, int], dtype: Any, convert: Any
+    ) -> None:
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.dtype = np.dtype(dtype)
+        self._read_window = read_window
+        self._convert = convert
+
+    @property
+    def size(self) -> int:
+        """Number of pixels."""
+        return self.shape[0] * self.shape[1]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if not (isinstance(key, tuple) and len(key) == 2 and all(
+            isinstance(k, slice) and k.step in (None, 1) for k in key
+        )):
+            raise TypeError("a LazyPlane is read with two unit-step slices: plane[y0:y1, x0:x1]")
+        (y0, y1, _), (x0, x1, _) = (k.indices(n) for k, n in zip(key, self.shape, strict=True))
+        y1, x1 = max(y0, y1), max(x0, x1)
+        values = self._convert(self._read_window(y0, y1, x0, x1))
+        return values.astype(self.dtype, copy=False)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        values = self[0 : self.shape[0], 0 : self.shape[1]]
+        return values if dtype is None else values.astype(dtype, copy=False)
+
+
+@dataclass(eq=False)
+class SurveyImage:
+    """Everything the cutout code needs from one image.
+
+    Attributes
+    ----------
+    image : `numpy.ndarray` or `LazyPlane`
+        2-D float32 pixels in nJy (a `LazyPlane` for FITS files, read stamp
+        by stamp).
+    variance : `numpy.ndarray`, `LazyPlane` or `None`
+        float32 variance in nJy², same shape as ``image``.
+    mask : `numpy.ndarray`, `LazyPlane` or `None`
+        int32 bit mask, same shape as ``image``.
+    mask_planes : `dict` [`str`, `int`]
+        Plane name -> bit number, e.g. ``{"BAD": 0, "SAT": 1, "NO_DATA": 8}``.
+    wcs : `astropy.wcs.WCS`
+        Celestial WCS of this array: pixel (0, 0) is ``image[0, 0]``; may be TAN-SIP.
+    origin : `tuple` [`int`, `int`]
+        ``(x0, y0)`` of ``image[0, 0]`` in the parent (detector) frame: LSST's
+        ``xy0``; FITS ``LTV1, LTV2 = -x0, -y0``.
+    psf : `numpy.ndarray` or `None`
+        PSF image at the detector center.
+    name : `str`
+        What the image is ("difference", "template", "science"), for messages.
+    photo_calib : `float`
+        nJy per input unit that was applied (1.0 when the input was already a
+        flux density in nJy).
+    """
+
+    image: np.ndarray | LazyPlane
+    variance: np.ndarray | LazyPlane | None
+    mask: np.ndarray | LazyPlane | None
+    mask_planes: dict[str, int]
+    wcs: WCS
+    origin: tuple[int, int] = (0, 0)
+    psf: np.ndarray | None = None
+    name: str = "image"
+    photo_calib: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.image = _as_2d(self.image, np.float32, f"{self.name} image")
+        if self.variance is not None:
+            self.variance = _as_2d(self.variance, np.float32, f"{self.name} variance")
+        if self.mask is not None:
+            self.mask = _as_2d(self.mask, np.int32, f"{self.name} mask")
+        if self.psf is not None:
+            self.psf = _as_2d(self.psf, np.float32, f"{self.name} PSF")
+        for plane_name, array in (("variance", self.variance), ("mask", self.mask)):
+            if array is not None and array.shape != self.image.shape:
+                raise ImageInputError(
+                    f"{self.name} image: the {plane_name} has shape {array.shape} but the image "
+                    f"has shape {self.image.shape}; they must describe the same pixels"
+                )
+        self.mask_planes = {str(k): int(v) for k, v in self.mask_planes.items()}
+        for plane, bit in self.mask_planes.items():
+            if not 0 <= bit <= 30:
+                raise ImageInputError(
+                    f"{self.name} image: mask plane {plane!r} has bit {bit}; "
+                    "bits of an int32 mask are 0..30"
+                )
+        self.origin = (int(self.origin[0]), int(self.origin[1]))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(ny, nx)`` of the image array."""
+        return self.image.shape
+
+
+def require_2d(data: Any, label: str) -> None:
+    if data is None:
+        raise ImageInputError(f"{label}: has no pixel data")
+    if np.ndim(data) != 2:
+        raise ImageInputError(
+            f"{label}: data has {np.ndim(data)} dimensions (shape {np.shape(data)}); "
+            "cutouts need a 2-D image"
+        )
+
+
+def _as_2d(array: Any, dtype: type, label: str) -> np.ndarray | LazyPlane:
+    if isinstance(array, LazyPlane):
+        if array.dtype != np.dtype(dtype):
+            raise ImageInputError(f"{label}: lazy plane of dtype {array.dtype}, not {dtype}")
+        return array
+    values = np.asarray(array)
+    require_2d(values, label)
+    return values.astype(dtype, copy=False)
