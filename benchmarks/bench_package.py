@@ -161,28 +161,20 @@ def packaging_workloads(quick: bool) -> dict[str, list[Workload]]:
     """Workloads a-c by letter; b has two cutout sizes on the same visit."""
     if quick:
         small, big = (512, 512), (1024, 1024)
-        return {
-            "a": [
-                Workload("a", "1 detector, bbox-sized cutouts", 20, small, None),
-                Workload("a30", "1 detector, 3 cutouts 30x30, 20+20 history", 20, small, 30),
-            ],
-            "b": [
-                Workload("b30", "3 cutouts 30x30, 20+20 history", 60, big, 30),
-                Workload("b102", "3 cutouts 102x102, 20+20 history", 60, big, 102),
-            ],
-            "c": [Workload("c", "200 prvDiaSources per object", 30, small, 30, n_history=200)],
-        }
-    detector = (4000, 4072)
+        n_a, n_b, n_c = 20, 60, 30
+    else:
+        small = big = (4000, 4072)
+        n_a, n_b, n_c = 60, 2000, 500
     return {
         "a": [
-            Workload("a", "1 detector, bbox-sized cutouts", 60, detector, None),
-            Workload("a30", "1 detector, 3 cutouts 30x30, 20+20 history", 60, detector, 30),
+            Workload("a", "1 detector, bbox-sized cutouts", n_a, small, None),
+            Workload("a30", "1 detector, 3 cutouts 30x30, 20+20 history", n_a, small, 30),
         ],
         "b": [
-            Workload("b30", "3 cutouts 30x30, 20+20 history", 2000, detector, 30),
-            Workload("b102", "3 cutouts 102x102, 20+20 history", 2000, detector, 102),
+            Workload("b30", "3 cutouts 30x30, 20+20 history", n_b, big, 30),
+            Workload("b102", "3 cutouts 102x102, 20+20 history", n_b, big, 102),
         ],
-        "c": [Workload("c", "200 prvDiaSources per object", 500, detector, 30, n_history=200)],
+        "c": [Workload("c", "200 prvDiaSources per object", n_c, small, 30, n_history=200)],
     }
 
 
