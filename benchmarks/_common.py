@@ -6,7 +6,7 @@ as JSON; the pieces for that live here, once:
 
 - `Target`, its verdict words (`PASS_FAIL`, `OK_MISSED`, `MET_MISSED`),
   `print_targets`, `targets_json` and `exit_status`;
-- `Column` and `Table` (a header, its rule, rows of `cell`\\ s);
+- `Column` and `Table`: a header, its rule and rows, each cell made by `cell`;
 - `write_json` (atomic, through `alertpack.sinks.files.atomic_output`);
 - `resident_mb` (memory now; the peak is `alertpack.scaleout.jobs.peak_rss_mb`);
 - `best_time`, `machine_line` and `stop_process`.
