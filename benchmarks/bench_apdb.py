@@ -26,7 +26,6 @@ query time, i.e. ``read <= package + query`` (warm).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -34,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _common import Column, Table, Target, write_json
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
@@ -44,6 +45,12 @@ from alertpack.inputs.apdb import LibraryTimings, apdb_run_kwargs, open_apdb  # 
 from alertpack.sample.apdb import write_apdb  # noqa: E402
 
 DETECTOR = 42
+TABLE = Table([
+    Column("backend", 9, align="<"), Column("APDB rows (obj/src/forced)", 27),
+    Column("alerts", 6), Column("prv/frc", 11), Column("open", 6, ".3f"),
+    Column("cold", 6, ".3f"), Column("read", 6, ".3f"), Column("query", 6, ".3f"),
+    Column("ours", 6, ".3f"), Column("package", 8, ".3f"),
+])
 
 
 def _median(values: list[float]) -> float:
@@ -142,33 +149,36 @@ def _time_reads(backend: str, config: Path, work: Path, fill_s: float,
 
 def print_report(results: list[dict[str, Any]], skipped: dict[str, str], quick: bool) -> bool:
     print(f"APDB read vs packaging, detector {DETECTOR} (median of warm runs; seconds)")
-    header = (f"{'backend':9} {'APDB rows (obj/src/forced)':>27} {'alerts':>6} {'prv/frc':>11} "
-              f"{'open':>6} {'cold':>6} {'read':>6} {'query':>6} {'ours':>6} {'package':>8}")
-    print(header)
-    print("-" * len(header))
-    met = True
+    print(TABLE.header())
+    print(TABLE.rule())
     for r in results:
         rows = r["rows"]
         counts = f"{rows.get('DiaObject', 0)}/{rows.get('DiaSource', 0)}/" \
                  f"{rows.get('DiaForcedSource', 0)}"
-        print(f"{r['backend']:9} {counts:>27} {r['alerts']:>6} "
-              f"{r['history_rows']:>5}/{r['forced_rows']:<5} {r['open_s']:6.3f} "
-              f"{r['read_cold_s']:6.3f} {r['read_s']:6.3f} {r['query_s']:6.3f} "
-              f"{r['read_s'] - r['query_s']:6.3f} {r['package_s']:8.3f}")
+        print(TABLE.row([
+            r["backend"], counts, r["alerts"], f"{r['history_rows']:>5}/{r['forced_rows']:<5}",
+            r["open_s"], r["read_cold_s"], r["read_s"], r["query_s"], r["read_s"] - r["query_s"],
+            r["package_s"],
+        ]))
     for backend, reason in skipped.items():
         print(f"{backend:9} skipped: {reason}")
     note = " (quick run: sizes too small for the target to mean anything)" if quick else ""
     print(f"targets{note}")
+    targets = []
     for r in results:
         bound = r["package_s"] + r["query_s"]
-        ok = r["read_s"] <= bound
-        met &= ok
-        print(f"{'PASS' if ok else 'FAIL'} {r['backend']}: read {r['read_s']:.3f} s <= package "
-              f"{r['package_s']:.3f} s + library query {r['query_s']:.3f} s = {bound:.3f} s")
+        target = Target(
+            r["backend"],
+            f"read {r['read_s']:.3f} s <= package {r['package_s']:.3f} s + library query "
+            f"{r['query_s']:.3f} s = {bound:.3f} s",
+            r["read_s"] <= bound,
+        )
+        targets.append(target)
+        print(f"{target.verdict()} {target.name}: {target.measured}")
     print("columns: open = Apdb.from_uri once per worker; cold = first read after the fill; "
           "read = warm apdb_run_kwargs; query = the library's own select_time; "
           "ours = read - query")
-    return met
+    return all(target.passed for target in targets)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -199,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             skipped[backend] = str(error)
     met = print_report(results, skipped, args.quick)
     if args.json:
-        Path(args.json).write_text(json.dumps({"results": results, "skipped": skipped,
-                                               "target_met": met}, indent=1))
+        write_json(args.json, {"results": results, "skipped": skipped, "target_met": met},
+                   indent=1)
     return 0
 
 

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import argparse
 import io
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from _common import MET_MISSED, Column, Table, Target, best_time, exit_status
 from alertpack.packets.avro import AlertEncoder, RecordEncoder
 from alertpack.packets.records import avro_field_type
 from alertpack.packets.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
@@ -122,17 +121,6 @@ def build_parts(
     return AlertParts(n_alerts, fields)
 
 
-def best_time(function: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    """Shortest wall time of ``repeat`` runs, and the last result."""
-    best = float("inf")
-    result = None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = function()
-        best = min(best, time.perf_counter() - start)
-    return best, result
-
-
 def fastavro_payloads(parsed_schema: Any, alerts: list[dict[str, Any]]) -> list[bytes]:
     import fastavro
 
@@ -206,17 +194,18 @@ def main() -> int:
         ("dicts + fastavro", dict_time + fastavro_time),
         ("alertpack AlertEncoder", columnar_time),
     ]
-    print(f"{'step':<30}{'us/alert':>12}{'vs columnar':>14}")
+    table = Table([Column("step", 30, align="<"), Column("us/alert", 12, ".1f"),
+                   Column("vs columnar", 14, ".1f", suffix="x")], separator="")
+    print(table.header())
     for label, seconds in rows:
-        print(f"{label:<30}{seconds * per_alert:>12.1f}{seconds / columnar_time:>13.1f}x")
-    print(
-        f"{'  of which prvDiaSources table':<30}{history_time * per_alert:>12.1f}"
-        f"{'':>14}  ({history_time * 1e9 / history.n_rows:.0f} ns/row)"
-    )
+        print(table.row([label, seconds * per_alert, seconds / columnar_time]))
+    print(table.row(["  of which prvDiaSources table", history_time * per_alert, ""])
+          + f"  ({history_time * 1e9 / history.n_rows:.0f} ns/row)")
     speedup = fastavro_time / columnar_time
-    print(f"byte-identical: yes; speed-up vs fastavro alone: {speedup:.1f}x "
-          f"(target >= {TARGET_SPEEDUP:.0f}x: {'met' if speedup >= TARGET_SPEEDUP else 'MISSED'})")
-    return 0 if speedup >= TARGET_SPEEDUP or args.quick else 1
+    target = Target(f">= {TARGET_SPEEDUP:.0f}x", f"{speedup:.1f}x", speedup >= TARGET_SPEEDUP)
+    print(f"byte-identical: yes; speed-up vs fastavro alone: {target.measured} "
+          f"(target {target.name}: {target.verdict(MET_MISSED)})")
+    return exit_status([target], enforce=not args.quick)
 
 
 if __name__ == "__main__":

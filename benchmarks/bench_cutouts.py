@@ -17,11 +17,17 @@ import numpy as np
 from astropy.nddata import NDData, VarianceUncertainty
 from astropy.wcs import WCS, Sip
 
+from _common import Column, Table
 from alertpack.packets.cutouts import CutoutStatus, make_cutout_bytes
 from alertpack.packets.survey_image import SurveyImage
 from alertpack.reference.cutouts import parent_planes, reference_cutout_bytes
 
 DETECTOR_SHAPE = (4000, 4072)
+TABLE = Table([
+    Column("size", 5), Column("ok", 5), Column("padded", 6), Column("off", 4),
+    Column("reference us", 13, ".1f"), Column("alertpack us", 13, ".1f"),
+    Column("ratio", 7, ".0f", suffix="x"), Column("bytes/cutout", 13, ".0f"),
+])
 
 
 def detector_wcs(shape: tuple[int, int]) -> WCS:
@@ -128,25 +134,20 @@ def main() -> None:
         f"image {DETECTOR_SHAPE[1]}x{DETECTOR_SHAPE[0]} TAN-SIP, {args.n} sources "
         f"(reference timed on {n_reference})"
     )
-    header = (
-        f"{'size':>5} {'ok':>5} {'padded':>6} {'off':>4} "
-        f"{'reference us':>13} {'alertpack us':>13} {'ratio':>7} {'bytes/cutout':>13}"
-    )
-    print(header)
-    print("-" * len(header))
+    print(TABLE.header())
+    print(TABLE.rule())
     for size in args.sizes:
         fast_seconds, status, fast_bytes = time_fast(image, ra, dec, size, args.repeats)
         reference_seconds, _ = time_reference(image, ra[:n_reference], dec[:n_reference], size)
         n_cutouts = int(np.sum(status <= CutoutStatus.PADDED))
         fast_us = fast_seconds / args.n * 1e6
         reference_us = reference_seconds / n_reference * 1e6
-        print(
-            f"{size:>5} {int(np.sum(status == CutoutStatus.OK)):>5} "
-            f"{int(np.sum(status == CutoutStatus.PADDED)):>6} "
-            f"{int(np.sum(status == CutoutStatus.OFF_IMAGE)):>4} "
-            f"{reference_us:>13.1f} {fast_us:>13.1f} {reference_us / fast_us:>6.0f}x "
-            f"{fast_bytes / max(n_cutouts, 1):>13.0f}"
-        )
+        print(TABLE.row([
+            size, int(np.sum(status == CutoutStatus.OK)),
+            int(np.sum(status == CutoutStatus.PADDED)),
+            int(np.sum(status == CutoutStatus.OFF_IMAGE)),
+            reference_us, fast_us, reference_us / fast_us, fast_bytes / max(n_cutouts, 1),
+        ]))
 
 
 if __name__ == "__main__":

@@ -60,6 +60,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from _common import (
+    Column,
+    Table,
+    Target,
+    exit_status,
+    machine_line,
+    print_targets,
+    resident_mb,
+    targets_json,
+    write_json,
+)
+
 HERE = Path(__file__).resolve().parent
 
 TARGET_DETECTOR_RATIO = 2.0
@@ -287,18 +299,6 @@ def _mapped_fits_kib(pid: int) -> int:
     return total
 
 
-def _rss_kib(pid: int) -> int:
-    """Resident KiB of a process now (VmRSS), 0 when it is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as stream:
-            for line in stream:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 class MappedFitsSampler:
     """Peak resident pages of memory-mapped FITS files over a process tree, sampled.
 
@@ -312,7 +312,7 @@ class MappedFitsSampler:
 
         self.interval = interval
         self.peak_kib = 0
-        self.largest_rss_kib = 0
+        self.largest_rss_mb = 0.0
         self._stop = threading.Event()
         self._thread: Any = None
         self._pid: int | None = None
@@ -329,7 +329,7 @@ class MappedFitsSampler:
             pids = _descendants(self._pid)
             kib = sum(_mapped_fits_kib(pid) for pid in pids)
             self.peak_kib = max(self.peak_kib, kib)
-            self.largest_rss_kib = max([self.largest_rss_kib, *map(_rss_kib, pids)])
+            self.largest_rss_mb = max([self.largest_rss_mb, *map(resident_mb, pids)])
             self._stop.wait(self.interval)
 
     def stop(self) -> float:
@@ -373,8 +373,7 @@ def run_process(label: str, command: list[str], out_dir: Path, repeat: int) -> P
             last = [line for line in output.splitlines() if line.strip()][-1:] or ["no output"]
             return ProcessRun(label, None, None, None, None, None, output,
                               f"exit {returncode}: {last[0][:150]}")
-        peak_kib = max(int(rss_file.read_text().split()[-1]), sampler.largest_rss_kib)
-        peak_mb = peak_kib / 1024
+        peak_mb = max(int(rss_file.read_text().split()[-1]) / 1024, sampler.largest_rss_mb)
         run = ProcessRun(label, seconds, peak_mb, read_mb, mapped_mb, count_alerts(out_dir),
                          output)
         if best is None or run.seconds < best.seconds:
@@ -507,13 +506,6 @@ def check_same_alerts(ours: Path, baseline: Path) -> int:
     return min(N_VALUE_CHECKS, len(theirs))
 
 
-@dataclass
-class Target:
-    name: str
-    value: str
-    passed: bool | None
-
-
 def ratio(baseline: ProcessRun, ours: ProcessRun) -> float | None:
     if baseline.seconds is None or ours.seconds is None:
         return None
@@ -544,12 +536,15 @@ def evaluate(rows: dict[str, tuple[ProcessRun, ProcessRun]], pixel_bytes: int,
                           "n/a" + (f" ({ours.error})" if ours.error else "") if r is None
                           else f"{r:.2f}x", None if r is None else r >= TARGET_VISIT_RATIO))
     if quick:
-        targets = [Target(t.name, t.value, None) for t in targets]
+        targets = [Target(t.name, t.measured, None) for t in targets]
     return targets
 
 
-def _cell(value: float | None, fmt: str) -> str:
-    return "n/a" if value is None else format(value, fmt)
+TABLE = Table([
+    Column("case", 11), Column("path", 15), Column("alerts", 7, "d"), Column("wall s", 8, ".2f"),
+    Column("peak MB", 8, ".0f"), Column("read MB", 8, ".0f"), Column("mmap MB", 8, ".0f"),
+    Column("x faster", 9, ".2f"),
+], missing="n/a")
 
 
 def print_report(rows: dict[str, tuple[ProcessRun, ProcessRun]], targets: list[Target],
@@ -559,17 +554,12 @@ def print_report(rows: dict[str, tuple[ProcessRun, ProcessRun]], targets: list[T
     print(f"whole processes, warm page cache; {nx}x{ny} exposures ({pixel_bytes / 2**20:.0f} MB "
           f"of pixels per detector), {spec.n_sources} DiaSources, {spec.n_history}+"
           f"{spec.n_forced} history; visit: {spec.n_detectors} detectors, {workers} workers")
-    header = (f"{'case':>11} {'path':>15} {'alerts':>7} {'wall s':>8} {'peak MB':>8} "
-              f"{'read MB':>8} {'mmap MB':>8} {'x faster':>9}")
-    print(header)
-    print("-" * len(header))
+    print(TABLE.header())
+    print(TABLE.rule())
     for case, (ours, baseline) in rows.items():
-        r = ratio(baseline, ours)
-        for run, speedup in ((ours, _cell(r, ".2f")), (baseline, "")):
-            print(f"{case:>11} {run.label:>15} {_cell(run.n_alerts, 'd'):>7} "
-                  f"{_cell(run.seconds, '.2f'):>8} {_cell(run.peak_rss_mb, '.0f'):>8} "
-                  f"{_cell(run.read_mb, '.0f'):>8} {_cell(run.mapped_mb, '.0f'):>8} "
-                  f"{speedup:>9}")
+        for run, speedup in ((ours, ratio(baseline, ours)), (baseline, "")):
+            print(TABLE.row([case, run.label, run.n_alerts, run.seconds, run.peak_rss_mb,
+                             run.read_mb, run.mapped_mb, speedup]))
         if ours.error:
             print(f"{'':>11} {ours.label} n/a: {ours.error}")
     print("peak MB: maximum resident set of the process (with workers: of its largest "
@@ -578,10 +568,7 @@ def print_report(rows: dict[str, tuple[ProcessRun, ProcessRun]], targets: list[T
     print("checked: " + ", ".join(f"{case} {n} alerts equal to the baseline's (non-cutout fields)"
                                   for case, n in checked.items()))
     print()
-    print("targets")
-    for target in targets:
-        verdict = {True: "PASS", False: "FAIL", None: "info"}[target.passed]
-        print(f"  {verdict}  {target.name:<52} {target.value}")
+    print_targets(targets, name_width=52, gap=" ")
 
 
 # --------------------------------------------------------------------------
@@ -613,9 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_straightforward(args.straightforward, args.output)
     repeat = args.repeat or (1 if args.quick else 2)
     spec = spec_of(args)
-    print(f"bench_files: {os.cpu_count()} cores, load average "
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} at start"
-          f"{' (quick)' if args.quick else ''}", flush=True)
+    print(machine_line("bench_files", args.quick), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_files_") as tmp:
         root = args.data_dir or Path(tmp) / "data"
         start = time.perf_counter()
@@ -658,11 +643,11 @@ def main(argv: list[str] | None = None) -> int:
                 "quick": args.quick, "spec": asdict(spec), "pixel_bytes": pixel_bytes,
                 "rows": {case: {"ours": _run_json(o), "baseline": _run_json(b)}
                          for case, (o, b) in rows.items()},
-                "checked": checked, "targets": [asdict(t) for t in targets],
+                # "value": the key this file has always had for what was measured
+                "checked": checked, "targets": targets_json(targets, measured_key="value"),
             }
-            args.json.write_text(json.dumps(payload, indent=2))
-    failed = [t for t in targets if t.passed is False]
-    return 0 if args.quick or not failed else 1
+            write_json(args.json, payload)
+    return exit_status(targets, enforce=not args.quick)
 
 
 def _run_json(run: ProcessRun) -> dict[str, Any]:

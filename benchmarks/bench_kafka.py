@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import OK_MISSED, Column, Table, Target, exit_status
 from alertpack.config import PackageAlertsConfig
 from alertpack.core import AlertPackager
 from alertpack.packets.batch import AlertBatch, OutgoingAlert
@@ -68,6 +69,14 @@ TARGETS = {"loopback": 2.0, "rtt": 10.0}  # speed-up over flush-each required
 BARE_TOLERANCE = 0.10
 DETECTOR_TARGET, DETECTOR_AIM = 10.0, 15.0  # detector run at RTT: flush-each / alertpack
 DETECTOR_CUTOUT = 40  # pixels, image HDU only: ~37 kB alerts
+VISIT_TABLE = Table([
+    Column("broker", 10, align="<"), Column("producer", 11, align="<"),
+    Column("alerts/s", 10, ".0f"), Column("MB/s", 8, ".1f"), Column("p99 ms", 9, ".1f"),
+])
+DETECTOR_TABLE = Table([
+    Column("broker", 10, align="<"), Column("producing one run", 44, align="<"),
+    Column("ms", 8, ".1f"),
+])
 
 
 @dataclass
@@ -224,27 +233,28 @@ def tansu() -> Iterator[str]:
         yield broker.bootstrap
 
 
-def print_table(results: dict[str, dict[str, Measurement]]) -> bool:
-    print(f"{'broker':<10} {'producer':<11} {'alerts/s':>10} {'MB/s':>8} {'p99 ms':>9}")
-    ok = True
+def print_table(results: dict[str, dict[str, Measurement]]) -> list[Target]:
+    """The visit table; a target per broker (speed-up over flush-each, close to bare)."""
+    print(VISIT_TABLE.header())
+    targets = []
     for broker_name, by_producer in results.items():
         for name, run in by_producer.items():
-            print(
-                f"{broker_name:<10} {name:<11} {run.alerts_per_s:>10.0f} {run.mb_per_s:>8.1f} "
-                f"{run.p99_ms:>9.1f}"
-            )
+            print(VISIT_TABLE.row([broker_name, name, run.alerts_per_s, run.mb_per_s,
+                                   run.p99_ms]))
         ours, bare = by_producer["alertpack"], by_producer["bare"]
         speedup = ours.alerts_per_s / by_producer["flush-each"].alerts_per_s
         versus_bare = ours.alerts_per_s / bare.alerts_per_s
-        target = TARGETS["rtt" if broker_name.startswith("rtt") else "loopback"]
-        met = speedup >= target and versus_bare >= 1 - BARE_TOLERANCE
-        ok &= met
-        print(
-            f"{'':<10} alertpack / flush-each = {speedup:.1f}x (target >= {target:g}x); "
-            f"alertpack / bare = {versus_bare:.2f} (target >= {1 - BARE_TOLERANCE:.2f}) "
-            f"{'OK' if met else 'MISSED'}"
+        wanted = TARGETS["rtt" if broker_name.startswith("rtt") else "loopback"]
+        target = Target(
+            f"{broker_name}: alertpack >= {wanted:g}x flush-each, "
+            f">= {1 - BARE_TOLERANCE:.2f} x bare",
+            f"alertpack / flush-each = {speedup:.1f}x (target >= {wanted:g}x); "
+            f"alertpack / bare = {versus_bare:.2f} (target >= {1 - BARE_TOLERANCE:.2f})",
+            speedup >= wanted and versus_bare >= 1 - BARE_TOLERANCE,
         )
-    return ok
+        targets.append(target)
+        print(f"{'':<10} {target.measured} {target.verdict(OK_MISSED)}")
+    return targets
 
 
 # --- detector-sized runs on one long-lived packager ------------------------------------------
@@ -340,15 +350,15 @@ def measure_detector_runs(bootstrap: str, batch: AlertBatch, n_runs: int) -> Det
     return DetectorRuns(first, steady, bare, flush_each, per_run_producer)
 
 
-def print_detector_table(batch: AlertBatch, runs: dict[str, DetectorRuns], strict: bool) -> bool:
-    """The detector-run table; whether the targets at RTT are met."""
+def print_detector_table(batch: AlertBatch, runs: dict[str, DetectorRuns]) -> list[Target]:
+    """The detector-run table; the targets at RTT."""
     size = batch.nbytes / len(batch) / 1000
     print(
         f"\ndetector-sized runs: {len(batch)} alerts of {size:.1f} kB, produced by one "
         f"AlertPackager kept for {len(next(iter(runs.values())).steady) + 1} runs back to back"
     )
-    print(f"{'broker':<10} {'producing one run':<44} {'ms':>8}")
-    ok = True
+    print(DETECTOR_TABLE.header())
+    targets = []
     for broker_name, found in runs.items():
         rows = [
             ("alertpack, first run (producer just created)", found.first),
@@ -358,23 +368,25 @@ def print_detector_table(batch: AlertBatch, runs: dict[str, DetectorRuns], stric
             ("new AlertProducer per run (before)", statistics.median(found.per_run_producer)),
         ]
         for label, seconds in rows:
-            print(f"{broker_name:<10} {label:<44} {seconds * 1000:>8.1f}")
+            print(DETECTOR_TABLE.row([broker_name, label, seconds * 1000]))
         versus_flush = found.flush_each / found.steady_median
         versus_bare = found.versus_bare
-        line = (
-            f"{'':<10} flush-each / alertpack = {versus_flush:.1f}x; "
-            f"alertpack / bare = {versus_bare:.2f} (median of run pairs)"
+        measured = (f"flush-each / alertpack = {versus_flush:.1f}x; "
+                    f"alertpack / bare = {versus_bare:.2f} (median of run pairs)")
+        if not broker_name.startswith("rtt"):
+            print(f"{'':<10} {measured}")
+            continue
+        aim = "aim met" if versus_flush >= DETECTOR_AIM else "aim not met"
+        target = Target(
+            f"{broker_name} detector run: flush-each / alertpack >= {DETECTOR_TARGET:g}x "
+            f"(aim {DETECTOR_AIM:g}x), alertpack / bare <= {1 + BARE_TOLERANCE:.2f}",
+            f"{measured} (targets >= {DETECTOR_TARGET:g}x, aim {DETECTOR_AIM:g}x: {aim}; "
+            f"<= {1 + BARE_TOLERANCE:.2f})",
+            versus_flush >= DETECTOR_TARGET and versus_bare <= 1 + BARE_TOLERANCE,
         )
-        if broker_name.startswith("rtt"):
-            met = versus_flush >= DETECTOR_TARGET and versus_bare <= 1 + BARE_TOLERANCE
-            ok &= met
-            aim = "aim met" if versus_flush >= DETECTOR_AIM else "aim not met"
-            line += (
-                f" (targets >= {DETECTOR_TARGET:g}x, aim {DETECTOR_AIM:g}x: {aim}; "
-                f"<= {1 + BARE_TOLERANCE:.2f}) {'OK' if met else 'MISSED'}"
-            )
-        print(line)
-    return ok or not strict
+        targets.append(target)
+        print(f"{'':<10} {target.measured} {target.verdict(OK_MISSED)}")
+    return targets
 
 
 def main() -> int:
@@ -408,9 +420,8 @@ def main() -> int:
             detector_runs[name] = measure_detector_runs(bootstrap, batch, args.runs)
             settings = KafkaSettings.resolve(servers=bootstrap, topic="bench", flush_timeout=60)
             results[name] = measure(settings, alerts, args.repeats)
-    targets_met = print_table(results)
-    targets_met &= print_detector_table(batch, detector_runs, strict=True)
-    return 0 if targets_met or args.quick else 1
+    targets = print_table(results) + print_detector_table(batch, detector_runs)
+    return exit_status(targets, enforce=not args.quick)
 
 
 if __name__ == "__main__":

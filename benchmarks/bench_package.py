@@ -84,10 +84,23 @@ from typing import Any
 
 import numpy as np
 
+from _common import (
+    Column,
+    Table,
+    Target,
+    best_time,
+    exit_status,
+    machine_line,
+    print_targets,
+    targets_json,
+    write_json,
+)
+from alertpack.scaleout.jobs import peak_rss_mb
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_avro import best_time, fastavro_payloads  # noqa: E402
+from bench_avro import fastavro_payloads  # noqa: E402
 
 TARGET_BASELINE_RATIO = 20.0
 AIM_BASELINE_RATIO = 50.0
@@ -148,28 +161,20 @@ def packaging_workloads(quick: bool) -> dict[str, list[Workload]]:
     """Workloads a-c by letter; b has two cutout sizes on the same visit."""
     if quick:
         small, big = (512, 512), (1024, 1024)
-        return {
-            "a": [
-                Workload("a", "1 detector, bbox-sized cutouts", 20, small, None),
-                Workload("a30", "1 detector, 3 cutouts 30x30, 20+20 history", 20, small, 30),
-            ],
-            "b": [
-                Workload("b30", "3 cutouts 30x30, 20+20 history", 60, big, 30),
-                Workload("b102", "3 cutouts 102x102, 20+20 history", 60, big, 102),
-            ],
-            "c": [Workload("c", "200 prvDiaSources per object", 30, small, 30, n_history=200)],
-        }
-    detector = (4000, 4072)
+        n_a, n_b, n_c = 20, 60, 30
+    else:
+        small = big = (4000, 4072)
+        n_a, n_b, n_c = 60, 2000, 500
     return {
         "a": [
-            Workload("a", "1 detector, bbox-sized cutouts", 60, detector, None),
-            Workload("a30", "1 detector, 3 cutouts 30x30, 20+20 history", 60, detector, 30),
+            Workload("a", "1 detector, bbox-sized cutouts", n_a, small, None),
+            Workload("a30", "1 detector, 3 cutouts 30x30, 20+20 history", n_a, small, 30),
         ],
         "b": [
-            Workload("b30", "3 cutouts 30x30, 20+20 history", 2000, detector, 30),
-            Workload("b102", "3 cutouts 102x102, 20+20 history", 2000, detector, 102),
+            Workload("b30", "3 cutouts 30x30, 20+20 history", n_b, big, 30),
+            Workload("b102", "3 cutouts 102x102, 20+20 history", n_b, big, 102),
         ],
-        "c": [Workload("c", "200 prvDiaSources per object", 500, detector, 30, n_history=200)],
+        "c": [Workload("c", "200 prvDiaSources per object", n_c, small, 30, n_history=200)],
     }
 
 
@@ -479,23 +484,6 @@ def _require_equal(got: Any, expected: Any, where: str) -> None:
 # --------------------------------------------------------------------------
 
 
-def high_water_mb() -> float:
-    """Peak resident memory of this process image (MB).
-
-    ``VmHWM`` of ``/proc/self/status`` rather than ``ru_maxrss``: Linux carries
-    ``ru_maxrss`` over from the parent through (v)fork + exec, so a fresh
-    subprocess of a big benchmark process would report the parent's peak.
-    """
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 @dataclass(frozen=True)
 class TimedLoader:
     """A detector loader that records how long its simulation took, and the memory peak so far.
@@ -510,7 +498,7 @@ class TimedLoader:
     record_dir: str
 
     def __call__(self) -> dict[str, Any]:
-        peak_before = high_water_mb()
+        peak_before = peak_rss_mb()
         start = time.perf_counter()
         kwargs = self.load()
         seconds = time.perf_counter() - start
@@ -551,7 +539,7 @@ def _pool_run(spec: VisitWorkload, n_detectors: int, workers: int, root: Path,
     if workers == 1:
         # Jobs ran here, in order: the peak before loading detector i is the peak after
         # i jobs (plus those of earlier runs in this process); the last is read now.
-        peaks = [record["peak_before_mb"] for record in loads[1:]] + [high_water_mb()]
+        peaks = [record["peak_before_mb"] for record in loads[1:]] + [peak_rss_mb()]
     else:
         # Pool workers are forked from a small forkserver, so their ru_maxrss is their
         # own; in completion order, the running maximum over all workers.
@@ -704,32 +692,20 @@ def measure_workload(workload: Workload, args: argparse.Namespace,
     )
 
 
-COLUMNS = (
-    ("workload", 9, "s"), ("path", 9, "s"), ("alerts", 13, "s"), ("alerts/s", 9, ".0f"),
-    ("records", 8, ".0f"), ("cutouts", 8, ".0f"), ("avro", 8, ".0f"), ("write", 7, ".0f"),
-    ("other", 7, ".0f"), ("total", 8, ".0f"), ("peak MB", 8, ".0f"), ("x base", 7, ".1f"),
-    ("fastavro", 9, ".0f"), ("encoder", 8, ".0f"), ("x fastavro", 11, ".1f"),
-)
-
-
-def _cell(value: Any, width: int, spec: str) -> str:
-    if value is None:
-        return f"{'-':>{width}}"
-    if isinstance(value, str):
-        return f"{value:>{width}}"
-    return f"{value:>{width}{spec}}"
-
-
-def _row(values: dict[str, Any]) -> str:
-    return " ".join(_cell(values.get(name), width, spec) for name, width, spec in COLUMNS)
+TABLE = Table([
+    Column("workload", 9), Column("path", 9), Column("alerts", 13),
+    Column("alerts/s", 9, ".0f"), Column("records", 8, ".0f"), Column("cutouts", 8, ".0f"),
+    Column("avro", 8, ".0f"), Column("write", 7, ".0f"), Column("other", 7, ".0f"),
+    Column("total", 8, ".0f"), Column("peak MB", 8, ".0f"), Column("x base", 7, ".1f"),
+    Column("fastavro", 9, ".0f"), Column("encoder", 8, ".0f"), Column("x fastavro", 11, ".1f"),
+])
 
 
 def table_rows(results: list[WorkloadResult], visit: dict[str, Any] | None) -> list[str]:
-    lines = [" ".join(f"{name:>{width}}" for name, width, _ in COLUMNS)]
-    lines.append("-" * len(lines[0]))
+    lines = [TABLE.header(), TABLE.rule()]
     for result in results:
         key = result.workload.key
-        lines.append(_row({
+        lines.append(TABLE.row({
             "workload": key, "path": "ours", "alerts": str(result.n_alerts),
             "alerts/s": 1e6 / result.ours_total_us, **result.ours_us,
             "total": result.ours_total_us, "peak MB": result.peak_mb,
@@ -738,7 +714,7 @@ def table_rows(results: list[WorkloadResult], visit: dict[str, Any] | None) -> l
         }))
         sampled = (f"{result.baseline_n}/{result.baseline_of}*"
                    if result.baseline_n < result.baseline_of else str(result.baseline_n))
-        lines.append(_row({
+        lines.append(TABLE.row({
             "workload": key, "path": "baseline", "alerts": sampled,
             "alerts/s": 1e6 / result.baseline_total_us, **result.baseline_us,
             "write": "(in avro)", "total": result.baseline_total_us,
@@ -746,22 +722,13 @@ def table_rows(results: list[WorkloadResult], visit: dict[str, Any] | None) -> l
     if visit is not None:
         for run in (visit["serial"], visit["parallel"]):
             n = run["n_alerts"]
-            lines.append(_row({
+            lines.append(TABLE.row({
                 "workload": "d", "path": f"{run['workers']} worker" + "s" * (run["workers"] > 1),
                 "alerts": f"{run['n_detectors']}x{n // max(run['n_detectors'], 1)}",
                 "alerts/s": n / run["seconds"], "total": run["seconds"] * 1e6 / n,
                 "peak MB": run["rss_after_all_mb"],
             }))
     return lines
-
-
-@dataclass
-class Target:
-    """A target of the issue; ``passed`` `None` means shown for information only."""
-
-    name: str
-    measured: str
-    passed: bool | None
 
 
 def evaluate_targets(results: list[WorkloadResult], visit: dict[str, Any] | None,
@@ -864,11 +831,7 @@ def print_report(results: list[WorkloadResult], visit: dict[str, Any] | None,
               f"{threads}")
     print()
     note = " (quick run: speed and memory shown as info, correctness judged)" if args.quick else ""
-    print(f"targets{note}")
-    width = max(len(t.name) for t in targets)
-    for target in targets:
-        verdict = {True: "PASS", False: "FAIL", None: "info"}[target.passed]
-        print(f"  {verdict}  {target.name:<{width}}  {target.measured}")
+    print_targets(targets, heading=f"targets{note}")
 
 
 def _result_json(result: WorkloadResult) -> dict[str, Any]:
@@ -876,20 +839,6 @@ def _result_json(result: WorkloadResult) -> dict[str, Any]:
     data["baseline_ratio"] = result.baseline_ratio
     data["fastavro_ratio"] = result.fastavro_ratio
     return data
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file next to ``path``, fsync, then rename over it."""
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------
@@ -941,9 +890,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown workload(s) {unknown}; choose among a,b,c,d")
 
-    print(f"bench_package: {os.cpu_count()} cores, load average "
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} at start"
-          f"{' (quick)' if args.quick else ''}", flush=True)
+    print(machine_line("bench_package", args.quick), flush=True)
     results: list[WorkloadResult] = []
     by_letter = packaging_workloads(args.quick)
     with tempfile.TemporaryDirectory(prefix="bench_package_") as tmp:
@@ -972,10 +919,10 @@ def main(argv: list[str] | None = None) -> int:
             "workloads": [_result_json(r) for r in results],
             "visit": visit,
             "import": imported,
-            "targets": [asdict(t) for t in targets],
+            "targets": targets_json(targets),
         }
-        write_atomically(Path(args.json), json.dumps(payload, indent=2, default=str))
-    return 0 if all(t.passed is not False for t in targets) else 1
+        write_json(args.json, payload)
+    return exit_status(targets)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ Run::
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import socket
 import subprocess
@@ -34,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from _common import Column, Table, machine_line, stop_process
 from alertpack.config import PackageAlertsConfig
 from alertpack.core import AlertPackager
 from alertpack.scaleout.jobs import DetectorJob
@@ -42,6 +42,11 @@ from alertpack.scaleout.simulate import FIRST_VISIT, stream_detector_loader
 
 IMAGE_SHAPE = (512, 512)
 TEMPLATE_SOURCES = 400
+SPEED_TABLE = Table([
+    Column("engine", 8), Column("workers", 8), Column("seconds", 8, ".2f"),
+    Column("alerts/s", 9, ".0f"), Column("speed-up", 9, ".2f"), Column("CPU s", 7, ".2f"),
+    Column("cores used", 11, ".2f"),
+])
 
 
 def _config(directory: Path) -> PackageAlertsConfig:
@@ -126,10 +131,7 @@ class LocalDaskCluster:
         for process in self.processes:
             process.send_signal(signal.SIGTERM)
         for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_process(process)
 
 
 def measure_speedups(root: Path, n_detectors: int,
@@ -184,8 +186,7 @@ def main() -> None:
     if args.quick:
         args.detectors, args.alerts, args.repeats = 8, 20, 2
     sizes = (10, 200)
-    print(f"bench_scaling: {os.cpu_count()} cores, load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at start", flush=True)
+    print(machine_line("bench_scaling"), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_scaling_") as tmp:
         root = Path(tmp)
         costs = measure_costs(root / "costs", sizes, args.repeats)
@@ -201,13 +202,12 @@ def main() -> None:
     n_alerts = args.detectors * args.alerts
     print(f"\nvisit of {args.detectors} detectors x {args.alerts} alerts, warm workers")
     print("(cores used = CPU seconds of the jobs / wall seconds: what the machine gave)")
-    print(f"{'engine':>8} {'workers':>8} {'seconds':>8} {'alerts/s':>9} {'speed-up':>9} "
-          f"{'CPU s':>7} {'cores used':>11}")
+    print(SPEED_TABLE.header())
     for engine in ("pool", "dask"):
         for workers in (1, 2):
             seconds, cpu = speed[f"{engine} {workers}"]
-            print(f"{engine:>8} {workers:>8} {seconds:8.2f} {n_alerts / seconds:9.0f} "
-                  f"{speed[f'{engine} 1'][0] / seconds:9.2f} {cpu:7.2f} {cpu / seconds:11.2f}")
+            print(SPEED_TABLE.row([engine, workers, seconds, n_alerts / seconds,
+                                   speed[f"{engine} 1"][0] / seconds, cpu, cpu / seconds]))
     # CPU per alert on 2 workers vs 1 (caches, memory bandwidth shared): unlike the wall-time
     # speed-up, it does not depend on how many cores other users leave us
     efficiency = min(1.0, *(speed[f"{engine} 1"][1] / speed[f"{engine} 2"][1]

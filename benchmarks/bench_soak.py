@@ -39,6 +39,8 @@ from pathlib import Path
 
 import fastavro
 
+from _common import resident_mb
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
@@ -61,14 +63,6 @@ class VisitFigures:
     in_files: int
     on_topic: int
     in_failed: int
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def open_fds() -> int:
@@ -126,7 +120,7 @@ def soak(args: argparse.Namespace, workdir: Path, server: str | None) -> list[Vi
             for path in result.paths:
                 path.unlink()
             figures.append(
-                VisitFigures(visit, seconds, rss_mb(), open_fds(), result.n_alerts,
+                VisitFigures(visit, seconds, resident_mb(), open_fds(), result.n_alerts,
                              result.delivered, in_files, on_topic, in_failed)
             )
             row = figures[-1]

@@ -19,6 +19,8 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+from _common import stop_process
+
 
 def _serve(brokers: int, rtt_ms: int) -> None:
     from confluent_kafka import Producer
@@ -53,11 +55,7 @@ def mock_cluster(rtt_ms: int = 10, brokers: int = 1) -> Iterator[str]:
         yield json.loads(line)["bootstrap"]
     finally:
         process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def main() -> None:
