@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from alertpack.cli._kafka import add_kafka_source_options
+from alertpack.cli._kafka import (
+    add_kafka_source_options,
+    kafka_alerts_from_args,
+    kafka_source_from_args,
+    naming_kafka_flags,
+)
 
 HELP = "read alerts from a Kafka topic"
 
@@ -34,15 +39,15 @@ def run(args: argparse.Namespace) -> int:
     and with ``--out`` kept aside), 130/143 on Ctrl-C/SIGTERM after writing and
     committing what was read.
     """
-    from alertpack.tools.consume import (
-        ConsumeResult,
-        consume_to_directory,
-        kafka_alerts_from_args,
-        kafka_source_from_args,
-    )
+    with naming_kafka_flags():
+        return _consume(args)
+
+
+def _consume(args: argparse.Namespace) -> int:
+    from alertpack.tools.consume import ConsumeResult, consume_to_directory
 
     if args.out:
-        server, topic, options = kafka_source_from_args(args)
+        settings, options = kafka_source_from_args(args)
         result = ConsumeResult()
 
         def on_file(path) -> None:
@@ -50,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             consume_to_directory(
-                server, topic, args.out, result=result, on_file=on_file,
+                settings, None, args.out, result=result, on_file=on_file,
                 on_rejected=_report_rejected, **options,
             )
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as errors.Terminated (cli.main)
@@ -69,12 +74,13 @@ def run(args: argparse.Namespace) -> int:
             rejected.append(message)
             _report_rejected(message)
 
-        server, topic, alerts = kafka_alerts_from_args(args, on_rejected=on_rejected)
+        settings, alerts = kafka_alerts_from_args(args, on_rejected=on_rejected)
         count = 0
         for consumed in alerts:
             print(consumed.summary(), flush=True)
             count += 1
         n_rejected = len(rejected)
     skipped = f", skipped {n_rejected} message(s) that are not alerts" if n_rejected else ""
-    print(f"read {count} alert(s) from {topic} at {server}{skipped}", file=sys.stderr)
+    where = f"{settings.topic} at {settings.shown_servers}"
+    print(f"read {count} alert(s) from {where}{skipped}", file=sys.stderr)
     return 1 if n_rejected else 0

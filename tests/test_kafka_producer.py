@@ -16,11 +16,13 @@ import fastavro
 import pytest
 
 from alertpack.cli import main as cli_main
-from alertpack.errors import FailedAlertFileError, InputError
+from alertpack.errors import ConfigError, FailedAlertFileError
+from alertpack.kafka.producer import AlertProducer
+from alertpack.kafka.replay import replay
+from alertpack.kafka.settings import KafkaSettings
 from alertpack.packets.batch import OutgoingAlert
 from alertpack.schema import pack_wire, schema_for_id, unpack_wire
 from alertpack.sinks.failed import read_failed_alerts
-from alertpack.sinks.kafka import AlertProducer, KafkaSettings, replay
 from broker import make_alerts, read_topic
 
 pytestmark = pytest.mark.kafka
@@ -97,7 +99,7 @@ def test_resolve_from_package_config(monkeypatch):
 def test_resolve_errors_say_what_to_set(monkeypatch, values, words):
     for name in ("SERVER", "TOPIC", "PRODUCER_USERNAME", "PRODUCER_PASSWORD"):
         monkeypatch.delenv(f"AP_KAFKA_{name}", raising=False)
-    with pytest.raises(InputError) as caught:
+    with pytest.raises(ConfigError) as caught:
         KafkaSettings.resolve(**values)
     for word in words:
         assert word in str(caught.value)
@@ -218,7 +220,7 @@ def test_failures_only_counted_when_file_writing_is_off(tmp_path):
     with AlertProducer(settings, failed_dir=None, write_failed=False) as producer:
         result = producer.send(make_alerts(4))
     assert (result.delivered, result.failed, result.failed_path) == (0, 4, None)
-    with pytest.raises(InputError, match="failed_dir"):
+    with pytest.raises(ConfigError, match="failed_dir"):
         AlertProducer(settings, failed_dir=None, write_failed=True)
 
 
