@@ -375,9 +375,9 @@ class ClientSettings:
             if isinstance(value, Secret) and _USERINFO.search(value.reveal()):
                 value = value.reveal()  # a URL: shown with its password masked
             if isinstance(value, str):
-                value = self.redact(value)
+                value = self.redact(value)  # before repr() escapes what it would match
             shown.append(f"{f.name}={value!r}")
-        return f"{type(self).__name__}({', '.join(shown)})"
+        return self.redact(f"{type(self).__name__}({', '.join(shown)})")
 
     __str__ = __repr__
 
