@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alertpack.cli._kafka import (
     add_kafka_source_options,
@@ -11,6 +13,9 @@ from alertpack.cli._kafka import (
     kafka_source_from_args,
     naming_kafka_flags,
 )
+
+if TYPE_CHECKING:  # the read side loads when the command runs, not with --help
+    from alertpack.tools.consume import RejectedMessage
 
 HELP = "read alerts from a Kafka topic"
 
@@ -27,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _report_rejected(rejected) -> None:
+def _report_rejected(rejected: RejectedMessage) -> None:
     kept = f"; kept in {rejected.path}" if rejected.path is not None else ""
     print(f"alertpack consume: skipped {rejected.reason}{kept}", file=sys.stderr, flush=True)
 
@@ -50,7 +55,7 @@ def _consume(args: argparse.Namespace) -> int:
         settings, options = kafka_source_from_args(args)
         result = ConsumeResult()
 
-        def on_file(path) -> None:
+        def on_file(path: Path) -> None:
             print(path, flush=True)
 
         try:
@@ -68,9 +73,9 @@ def _consume(args: argparse.Namespace) -> int:
             raise
         count, n_rejected = result.alerts, len(result.rejected)
     else:
-        rejected: list = []
+        rejected: list[RejectedMessage] = []
 
-        def on_rejected(message) -> None:
+        def on_rejected(message: RejectedMessage) -> None:
             rejected.append(message)
             _report_rejected(message)
 

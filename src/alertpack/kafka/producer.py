@@ -182,7 +182,7 @@ class _Run:
         self.pending[token] = (alert, topic)
         return token
 
-    def on_delivery(self, token: int, error, message) -> None:
+    def on_delivery(self, token: int, error: Any, message: Any) -> None:
         entry = self.pending.pop(token, None)
         if entry is None:
             return  # settled (failed) already when the run ended; a late report changes nothing
@@ -213,7 +213,7 @@ class _Run:
             self.fail(alert, topic, reason)
         self.pending.clear()
 
-    def reason_for(self, error) -> str:
+    def reason_for(self, error: Any) -> str:
         from confluent_kafka import KafkaError
 
         code = error.code()
@@ -287,7 +287,7 @@ class _Client:
             client_log.forget(self.log_token)
             self.log_token = None
 
-    def on_error(self, error) -> None:
+    def on_error(self, error: Any) -> None:
         # Timing details ("after 3ms in state CONNECT") would make every reason unique.
         text = _TIMING_DETAIL.sub("", self.settings.redact(f"{error.name()}: {error.str()}"))
         if error.fatal():
@@ -316,7 +316,7 @@ class _Client:
 
     def note_fatal(self, exception: BaseException) -> bool:
         """Whether ``exception`` carries a fatal error; if so the client is marked unusable."""
-        inner = exception.args[0] if exception.args else None
+        inner: Any = exception.args[0] if exception.args else None
         if not (hasattr(inner, "fatal") and inner.fatal()):
             return False
         if self.fatal is None:
@@ -401,7 +401,7 @@ class AlertProducer:
         self,
         settings: KafkaSettings,
         *,
-        failed_dir: str | os.PathLike | None,
+        failed_dir: str | os.PathLike[str] | None,
         write_failed: bool = True,
         log: Any = None,
     ) -> None:
@@ -428,7 +428,7 @@ class AlertProducer:
     def __enter__(self) -> AlertProducer:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     @property
@@ -521,7 +521,7 @@ class AlertProducer:
             if not client.note_fatal(error):
                 raise
 
-    def _produce_error_reason(self, exception, value: bytes) -> str:
+    def _produce_error_reason(self, exception: BaseException, value: bytes) -> str:
         from confluent_kafka import KafkaError
 
         error = exception.args[0] if exception.args else None
@@ -560,7 +560,7 @@ class AlertProducer:
         run.fail_pending()
 
     def _record_failures(self, result: DeliveryResult, topic: str) -> None:
-        if result.failed and self.write_failed:
+        if result.failed and self.write_failed and self.failed_dir is not None:
             path = write_failed_alerts(result.failed_alerts, self.failed_dir)
             result.failed_paths.append(path)
         level = logging.WARNING if result.failed else logging.INFO

@@ -31,7 +31,7 @@ def _group_by_topic(failures: list[FailedAlert]) -> Iterator[tuple[str, list[Fai
 
 
 def replay(
-    paths: str | os.PathLike | Iterable[str | os.PathLike],
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     settings: KafkaSettings | Mapping[str, Any] | None = None,
     *,
     log: Any = None,

@@ -153,7 +153,9 @@ class ConsumedAlert:
         return "  ".join(parts)
 
 
-def decode_message(value: bytes, *, where: str = "message") -> tuple[int, AlertSchema, dict]:
+def decode_message(
+    value: bytes, *, where: str = "message"
+) -> tuple[int, AlertSchema, dict[str, Any]]:
     """Decode a wire-format alert message into ``(schema_id, schema, alert)``.
 
     Parameters
@@ -270,9 +272,11 @@ def iter_kafka_alerts(
     settings = consumer_settings(source, topic, config)
     if max_alerts is not None and max_alerts <= 0:
         return
-    reading = {"from_beginning": from_beginning, "timeout": timeout, "group": group}
+    opened = open_consumer(
+        settings, from_beginning=from_beginning, timeout=timeout, group=group, auto_commit=True
+    )
     count = 0
-    with open_consumer(settings, auto_commit=True, **reading) as consumer:
+    with opened as consumer:
         for message in consumer.messages(timeout):
             try:
                 consumed = _to_consumed(message)
@@ -337,7 +341,7 @@ class RejectedMessage:
     path: Path | None = None
 
     @classmethod
-    def of(cls, message, reason: str) -> RejectedMessage:
+    def of(cls, message: Any, reason: str) -> RejectedMessage:
         """The rejected Kafka ``message``."""
         return cls(
             topic=message.topic(),
@@ -386,7 +390,7 @@ def _file_stem(topic: str) -> str:
 
 def write_alert_files(
     alerts: Iterator[ConsumedAlert],
-    directory: str | os.PathLike,
+    directory: str | os.PathLike[str],
     *,
     topic: str = "alerts",
     per_file: int = ALERTS_PER_FILE,
@@ -497,7 +501,7 @@ def _keep_aside(directory: Path, rejected: RejectedMessage) -> RejectedMessage:
 def consume_to_directory(
     source: str | ConsumerSettings,
     topic: str | None,
-    directory: str | os.PathLike,
+    directory: str | os.PathLike[str],
     *,
     from_beginning: bool = False,
     max_alerts: int | None = None,
@@ -552,7 +556,6 @@ def consume_to_directory(
         return result
     settings = consumer_settings(source, topic, config)
     pending = _PendingFiles(directory, settings.topic, per_file)
-    reading = {"from_beginning": from_beginning, "timeout": timeout, "group": group}
 
     def flush(consumer: TopicConsumer) -> None:
         # a second Ctrl-C must not cut a write or its commit short
@@ -569,7 +572,10 @@ def consume_to_directory(
             pending.next_offsets = {}
             pending.n_messages = 0
 
-    with open_consumer(settings, auto_commit=False, **reading) as consumer:
+    opened = open_consumer(
+        settings, from_beginning=from_beginning, timeout=timeout, group=group, auto_commit=False
+    )
+    with opened as consumer:
         try:
             for message in consumer.messages(timeout, idle_ticks=True):
                 if message is None:
