@@ -10,7 +10,7 @@ against two brokers:
 
 Producers, all with the same librdkafka settings (`KafkaSettings` defaults):
 
-- ``alertpack``: `alertpack.sinks.kafka.AlertProducer.send` (queue all, poll
+- ``alertpack``: `alertpack.kafka.producer.AlertProducer.send` (queue all, poll
   while producing, one bounded flush; failure book-keeping included);
 - ``flush-each``: ``produce`` then ``flush`` for every alert, the pattern of
   the original alert production code;
@@ -52,9 +52,10 @@ import numpy as np
 from _common import OK_MISSED, Column, Table, Target, exit_status
 from alertpack.config import PackageAlertsConfig
 from alertpack.core import AlertPackager
+from alertpack.kafka.producer import AlertProducer
+from alertpack.kafka.settings import KafkaSettings
 from alertpack.packets.batch import AlertBatch, OutgoingAlert
 from alertpack.schema import load_schema, pack_wire
-from alertpack.sinks.kafka import AlertProducer, KafkaSettings
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

@@ -11,9 +11,10 @@ from confluent_kafka import Producer
 from lsst.alert.packet import retrieve_alerts
 
 from alertpack.cli import main as cli_main
-from alertpack.errors import AlertDecodeError, StreamError
+from alertpack.errors import AlertDecodeError, BrokerUnavailableError, StreamError
+from alertpack.kafka.producer import AlertProducer
+from alertpack.kafka.settings import KafkaSettings
 from alertpack.schema import pack_wire, schema_for_id
-from alertpack.sinks.kafka import AlertProducer, KafkaSettings
 from alertpack.tools.consume import iter_kafka_alerts
 from broker import make_alerts
 
@@ -142,7 +143,7 @@ def test_missing_topic_and_unreachable_server(kafka_broker):
     with pytest.raises(StreamError, match="'no-such-topic' does not exist"):
         list(iter_kafka_alerts(kafka_broker.bootstrap, "no-such-topic", timeout=1.0))
     started = time.monotonic()
-    with pytest.raises(StreamError, match=r"cannot reach Kafka at 127\.0\.0\.1:9"):
+    with pytest.raises(BrokerUnavailableError, match=r"cannot reach Kafka at 127\.0\.0\.1:9"):
         list(iter_kafka_alerts("127.0.0.1:9", "t", timeout=1.0))
     assert time.monotonic() - started < 5
 

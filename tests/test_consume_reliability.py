@@ -20,8 +20,9 @@ import pytest
 from confluent_kafka import Producer
 
 from alertpack.cli import main as cli_main
+from alertpack.kafka.producer import AlertProducer
+from alertpack.kafka.settings import KafkaSettings
 from alertpack.schema import pack_wire
-from alertpack.sinks.kafka import AlertProducer, KafkaSettings
 from broker import make_alerts
 
 pytestmark = pytest.mark.kafka

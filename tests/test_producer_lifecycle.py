@@ -19,11 +19,12 @@ from collections import Counter
 import pytest
 
 from alertpack import PackageAlertsTask
-from alertpack.errors import InputError, StreamError
+from alertpack.errors import ConfigError, StreamError
+from alertpack.kafka.producer import AlertProducer
+from alertpack.kafka.settings import KafkaSettings
 from alertpack.sample import make_visit
 from alertpack.schema import unpack_wire
 from alertpack.sinks.failed import read_failed_alerts
-from alertpack.sinks.kafka import AlertProducer, KafkaSettings
 from broker import make_alerts, producing_config, read_topic
 
 pytestmark = pytest.mark.kafka
@@ -202,10 +203,10 @@ def test_kafka_settings_errors_fail_at_construction(tmp_path):
         tmp_path, "127.0.0.1:9", "t", doWriteAlerts=False, kafkaUsername="u", kafkaPassword="p",
         kafkaSecurityProtocol="SASL_PLAINTEXT", kafkaSaslMechanism="NO-SUCH-MECHANISM",
     )
-    with pytest.raises(InputError, match="NO-SUCH-MECHANISM"):
+    with pytest.raises(ConfigError, match="NO-SUCH-MECHANISM"):
         PackageAlertsTask(config=config)
     settings = settings_for("127.0.0.1:9", "t", extra={"no.such.property": 1})
-    with pytest.raises(InputError, match=r"no\.such\.property"):
+    with pytest.raises(ConfigError, match=r"no\.such\.property"):
         AlertProducer(settings, failed_dir=tmp_path)
 
 

@@ -70,11 +70,11 @@ def test_broker_down_puts_every_alert_in_the_failed_file(visit, tmp_path):
 
 
 def test_missing_server_fails_before_any_work(monkeypatch, tmp_path):
-    from alertpack.errors import InputError
+    from alertpack.errors import ConfigError
 
     monkeypatch.delenv("AP_KAFKA_SERVER", raising=False)
     config = PackageAlertsConfig()
     config.doProduceAlerts = True
     config.kafkaTopic = "t"
-    with pytest.raises(InputError, match="no Kafka server given"):
+    with pytest.raises(ConfigError, match="no Kafka server given"):
         PackageAlertsTask(config=config)

@@ -36,8 +36,9 @@ _EXPORTS = {
     "make_visit": "alertpack.sample",
     "iter_alerts": "alertpack.tools.reading",
     "iter_kafka_alerts": "alertpack.tools.consume",
-    "AlertProducer": "alertpack.sinks.kafka",
-    "KafkaSettings": "alertpack.sinks.kafka",
+    "AlertProducer": "alertpack.kafka.producer",
+    "KafkaSettings": "alertpack.kafka.settings",
+    "ConsumerSettings": "alertpack.kafka.settings",
     "plot_alert": "alertpack.tools.plotting",
 }
 

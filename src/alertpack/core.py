@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from alertpack.packets.cutouts import CutoutStatus, cutout_sizes, make_cutout_by
 from alertpack.packets.records import VisitCatalogs, build_alert_parts, prepare_visit, time_column
 from alertpack.schema import load_schema
 from alertpack.sinks.files import write_alert_files
+
+if TYPE_CHECKING:  # the producer loads only with doProduceAlerts
+    from alertpack.kafka.producer import DeliveryResult
 
 __all__ = ["AlertPackager", "PackageResult"]
 
@@ -117,7 +120,8 @@ class AlertPackager:
         #: the Kafka producer every run sends with (`None` without doProduceAlerts)
         self.producer = None
         if self.config.doProduceAlerts:
-            from alertpack.sinks.kafka import AlertProducer, KafkaSettings
+            from alertpack.kafka.producer import AlertProducer
+            from alertpack.kafka.settings import KafkaSettings
 
             self.kafka_settings = KafkaSettings.from_config(self.config)
             self.producer = AlertProducer(
@@ -291,7 +295,7 @@ class AlertPackager:
             batch, self.config.alertWriteLocation, codec=self.config.fileCodec
         )
 
-    def produce(self, batch: AlertBatch) -> Any:
+    def produce(self, batch: AlertBatch) -> DeliveryResult:
         """Send the batch to Kafka with the packager's producer.
 
         Undelivered alerts go to this run's failed-alert file, also when the
@@ -299,7 +303,7 @@ class AlertPackager:
 
         Returns
         -------
-        result : `alertpack.sinks.kafka.DeliveryResult`
+        result : `alertpack.kafka.producer.DeliveryResult`
             This run's alerts only.
         """
         if self.producer is None:

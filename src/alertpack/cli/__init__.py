@@ -9,13 +9,13 @@ command prints is in its module here.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-from alertpack.errors import AlertPackError, Terminated
+from alertpack.errors import AlertPackError
+from alertpack.kafka.signals import sigterm_as_interrupt
 
 __all__ = ["build_parser", "main"]
 
@@ -76,27 +76,6 @@ def _import_lsst_resources_without_fsspec() -> None:
         del sys.modules["fsspec"]
 
 
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated(signum)
-
-
-@contextlib.contextmanager
-def _sigterm_like_ctrl_c() -> Iterator[None]:
-    """SIGTERM raises `Terminated` (a KeyboardInterrupt) in the block: the same clean-up as Ctrl-C.
-
-    Outside the main thread (main called from a thread) signals cannot be handled: no change.
-    """
-    try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    except ValueError:
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``alertpack`` console script."""
     _import_lsst_resources_without_fsspec()
@@ -116,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     handler = _command_module(args.command).run
     try:
-        with _sigterm_like_ctrl_c():
+        # SIGTERM raises errors.Terminated, a KeyboardInterrupt: the clean-up of Ctrl-C
+        with sigterm_as_interrupt():
             return int(handler(args) or 0)
     except AlertPackError as error:
         print(f"alertpack {args.command}: error: {error}", file=sys.stderr)

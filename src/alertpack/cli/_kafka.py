@@ -1,10 +1,31 @@
-"""Command-line options shared by the commands that read a Kafka topic."""
+"""Command-line options shared by the commands that read a Kafka topic, and what they build.
+
+The options become `~alertpack.kafka.settings.ConsumerSettings` and the
+keyword arguments of `~alertpack.tools.consume.iter_kafka_alerts` here; the
+library below takes those typed values, and its errors get the names of the
+options that set them here.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
 
-__all__ = ["add_kafka_source_options", "positive_float", "positive_int"]
+from alertpack.errors import BrokerUnavailableError, CommandError
+from alertpack.kafka.settings import ENV_SERVER, ENV_TOPIC, SECURITY_PROTOCOLS, ConsumerSettings
+
+__all__ = [
+    "add_kafka_source_options",
+    "consumer_settings_from_args",
+    "kafka_alerts_from_args",
+    "kafka_source_from_args",
+    "naming_kafka_flags",
+    "positive_float",
+    "positive_int",
+]
 
 
 def positive_int(text: str) -> int:
@@ -57,3 +78,75 @@ def add_kafka_source_options(parser: argparse.ArgumentParser, *, required: bool)
         help="stop when no message arrived for this long (default 10)",
     )
     group.add_argument("--group", default=None, help="consumer group id (default: none, assign)")
+    group.add_argument(
+        "--security-protocol",
+        choices=SECURITY_PROTOCOLS,
+        default=None,
+        help="with $AP_KAFKA_CONSUMER_USERNAME/_PASSWORD set: SASL_SSL (default) or "
+        "SASL_PLAINTEXT; without: PLAINTEXT (default) or SSL",
+    )
+    group.add_argument(
+        "--sasl-mechanism",
+        default=None,
+        metavar="NAME",
+        help="SASL mechanism with a username (default SCRAM-SHA-512)",
+    )
+
+
+def consumer_settings_from_args(args: argparse.Namespace) -> ConsumerSettings:
+    """The consumer settings of the Kafka source options (`add_kafka_source_options`).
+
+    Server and topic default to ``$AP_KAFKA_SERVER`` and ``$AP_KAFKA_TOPIC``;
+    ``$AP_KAFKA_CONSUMER_USERNAME`` / ``$AP_KAFKA_CONSUMER_PASSWORD`` switch on
+    SASL (``--security-protocol``, ``--sasl-mechanism``).
+
+    Raises
+    ------
+    CommandError
+        When no server or no topic is given.
+    ConfigError
+        For settings the library cannot use (a username without a password).
+    """
+    for flag, variable in (("--server", ENV_SERVER), ("--topic", ENV_TOPIC)):
+        given = getattr(args, flag[2:]) or os.environ.get(variable, "")
+        if not given.strip():
+            raise CommandError(f"no Kafka {flag[2:]} given: pass {flag} (or ${variable})")
+    return ConsumerSettings.resolve(
+        servers=args.server,
+        topic=args.topic,
+        security_protocol=args.security_protocol,
+        sasl_mechanism=args.sasl_mechanism,
+    )
+
+
+def kafka_source_from_args(args: argparse.Namespace) -> tuple[ConsumerSettings, dict[str, Any]]:
+    """``(settings, options)``: options are how much to read, as `iter_kafka_alerts` takes them."""
+    options = {
+        "from_beginning": args.from_beginning,
+        "max_alerts": args.max,
+        "timeout": args.timeout,
+        "group": args.group,
+    }
+    return consumer_settings_from_args(args), options
+
+
+def kafka_alerts_from_args(
+    args: argparse.Namespace, on_rejected: Callable[[Any], None] | None = None
+) -> tuple[ConsumerSettings, Iterator[Any]]:
+    """``(settings, alerts)``: the `ConsumedAlert` s the options name, read lazily.
+
+    ``on_rejected`` as for `~alertpack.tools.consume.iter_kafka_alerts`.
+    """
+    from alertpack.tools.consume import iter_kafka_alerts
+
+    settings, options = kafka_source_from_args(args)
+    return settings, iter_kafka_alerts(settings, on_rejected=on_rejected, **options)
+
+
+@contextlib.contextmanager
+def naming_kafka_flags() -> Iterator[None]:
+    """Errors of the Kafka source that the options can fix, with the options' names."""
+    try:
+        yield
+    except BrokerUnavailableError as error:
+        raise CommandError(f"{error} (the server: --server or ${ENV_SERVER})") from None

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alertpack.cli._kafka import add_kafka_source_options
+from alertpack.cli._kafka import (
+    add_kafka_source_options,
+    kafka_alerts_from_args,
+    kafka_source_from_args,
+    naming_kafka_flags,
+)
+
+if TYPE_CHECKING:  # the read side loads when the command runs, not with --help
+    from alertpack.tools.consume import RejectedMessage
 
 HELP = "read alerts from a Kafka topic"
 
@@ -22,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _report_rejected(rejected) -> None:
+def _report_rejected(rejected: RejectedMessage) -> None:
     kept = f"; kept in {rejected.path}" if rejected.path is not None else ""
     print(f"alertpack consume: skipped {rejected.reason}{kept}", file=sys.stderr, flush=True)
 
@@ -34,23 +44,23 @@ def run(args: argparse.Namespace) -> int:
     and with ``--out`` kept aside), 130/143 on Ctrl-C/SIGTERM after writing and
     committing what was read.
     """
-    from alertpack.tools.consume import (
-        ConsumeResult,
-        consume_to_directory,
-        kafka_alerts_from_args,
-        kafka_source_from_args,
-    )
+    with naming_kafka_flags():
+        return _consume(args)
+
+
+def _consume(args: argparse.Namespace) -> int:
+    from alertpack.tools.consume import ConsumeResult, consume_to_directory
 
     if args.out:
-        server, topic, options = kafka_source_from_args(args)
+        settings, options = kafka_source_from_args(args)
         result = ConsumeResult()
 
-        def on_file(path) -> None:
+        def on_file(path: Path) -> None:
             print(path, flush=True)
 
         try:
             consume_to_directory(
-                server, topic, args.out, result=result, on_file=on_file,
+                settings, None, args.out, result=result, on_file=on_file,
                 on_rejected=_report_rejected, **options,
             )
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as errors.Terminated (cli.main)
@@ -63,18 +73,19 @@ def run(args: argparse.Namespace) -> int:
             raise
         count, n_rejected = result.alerts, len(result.rejected)
     else:
-        rejected: list = []
+        rejected: list[RejectedMessage] = []
 
-        def on_rejected(message) -> None:
+        def on_rejected(message: RejectedMessage) -> None:
             rejected.append(message)
             _report_rejected(message)
 
-        server, topic, alerts = kafka_alerts_from_args(args, on_rejected=on_rejected)
+        settings, alerts = kafka_alerts_from_args(args, on_rejected=on_rejected)
         count = 0
         for consumed in alerts:
             print(consumed.summary(), flush=True)
             count += 1
         n_rejected = len(rejected)
     skipped = f", skipped {n_rejected} message(s) that are not alerts" if n_rejected else ""
-    print(f"read {count} alert(s) from {topic} at {server}{skipped}", file=sys.stderr)
+    where = f"{settings.topic} at {settings.shown_servers}"
+    print(f"read {count} alert(s) from {where}{skipped}", file=sys.stderr)
     return 1 if n_rejected else 0

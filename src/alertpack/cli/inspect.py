@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from alertpack.cli._kafka import add_kafka_source_options
+from alertpack.cli._kafka import (
+    add_kafka_source_options,
+    kafka_source_from_args,
+    naming_kafka_flags,
+)
 from alertpack.errors import CommandError
+from alertpack.kafka.settings import ENV_SERVER, ENV_TOPIC
 
 HELP = "one row per alert: ids, band, time, S/N, ..."
 
@@ -37,9 +43,16 @@ def run(args: argparse.Namespace) -> int:
     if args.paths:
         rows = iter_alert_summaries(args.paths, max_alerts=args.max, report=report)
     else:
-        rows = (summarize_alert(alert) for alert in kafka_alerts(args))
+        if not (args.server or os.environ.get(ENV_SERVER)):
+            raise CommandError(
+                "give alert files or directories, or a Kafka source with --server and --topic "
+                f"(or ${ENV_SERVER} and ${ENV_TOPIC})"
+            )
+        settings, options = kafka_source_from_args(args)
+        rows = (summarize_alert(alert) for alert in kafka_alerts(settings, **options))
     writer = write_json_lines if args.json else write_table
-    count = writer(rows, sys.stdout)
+    with naming_kafka_flags():
+        count = writer(rows, sys.stdout)
     sys.stdout.flush()
     status = report_file_problems("inspect", report)
     if count == 0 and status == 0:

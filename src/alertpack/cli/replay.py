@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 HELP = "send failed alerts again"
@@ -26,9 +27,10 @@ def run(args: argparse.Namespace) -> int:
     """0 when everything was delivered (or nothing had failed), 1 when some alerts failed
     again (they stay in their files), 2 when a file could not be read (the others are sent).
     """
-    from alertpack.errors import FailedAlertFileError
+    from alertpack.errors import CommandError, FailedAlertFileError
+    from alertpack.kafka.replay import replay
+    from alertpack.kafka.settings import ENV_SERVER
     from alertpack.sinks.failed import find_failed_alert_files, read_failed_alerts
-    from alertpack.sinks.kafka import replay
 
     readable, status = [], 0
     for path in find_failed_alert_files(args.paths):
@@ -48,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         return status
+    if not (args.server or os.environ.get(ENV_SERVER, "").strip()):
+        raise CommandError(f"no Kafka server given: pass --server (or ${ENV_SERVER})")
     overrides = {
         "servers": args.server,
         "topic": args.topic,

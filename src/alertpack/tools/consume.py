@@ -6,35 +6,29 @@ shipped by lsst-alert-packet with Rubin's convention ``major*100+minor``
 (`alertpack.schema.schema_for_id`), so no schema registry is needed.
 
 `iter_kafka_alerts` is the Python API; ``alertpack consume`` prints one line
-per alert or writes them to Avro container files.
+per alert or writes them to Avro container files. The consumer itself (its
+settings, partitions, group, offsets) is `alertpack.kafka.consumer`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alertpack.errors import (
-    AlertDecodeError,
-    CommandError,
-    InputError,
-    StreamError,
-    UnknownSchemaError,
-    WireFormatError,
-)
+from alertpack.errors import AlertDecodeError, StreamError, UnknownSchemaError, WireFormatError
+from alertpack.kafka.consumer import TopicConsumer, open_consumer
+from alertpack.kafka.settings import ConsumerSettings
+from alertpack.kafka.signals import signals_deferred
 from alertpack.schema import AlertSchema, schema_for_id, unpack_wire
-from alertpack.sinks.kafka import ENV_SERVER, ENV_TOPIC, Secret, client_logger
 from alertpack.tools.reading import CUTOUT_FIELDS, alert_id, alert_object_id, field_value
 
 __all__ = [
-    "ENV_CONSUMER_PASSWORD",
-    "ENV_CONSUMER_USERNAME",
     "ConsumeResult",
     "ConsumedAlert",
     "RejectedMessage",
@@ -44,9 +38,6 @@ __all__ = [
     "write_alert_files",
 ]
 
-ENV_CONSUMER_USERNAME = "AP_KAFKA_CONSUMER_USERNAME"
-ENV_CONSUMER_PASSWORD = "AP_KAFKA_CONSUMER_PASSWORD"
-
 #: alerts per Avro file written by ``--out``
 ALERTS_PER_FILE = 1000
 
@@ -55,13 +46,6 @@ FLUSH_SECONDS = 5.0
 
 #: subdirectory of ``consume --out DIR`` for messages that are not alerts
 REJECTED_DIR = "rejected"
-
-#: seconds a consumer group may take to hand out partitions (Kafka delays the
-#: first rebalance by 3 s by default)
-GROUP_JOIN_TIMEOUT = 30.0
-
-# how long one consume() call may block, so the idle timeout is checked often
-_POLL_SECONDS = 0.25
 
 
 
@@ -169,7 +153,9 @@ class ConsumedAlert:
         return "  ".join(parts)
 
 
-def decode_message(value: bytes, *, where: str = "message") -> tuple[int, AlertSchema, dict]:
+def decode_message(
+    value: bytes, *, where: str = "message"
+) -> tuple[int, AlertSchema, dict[str, Any]]:
     """Decode a wire-format alert message into ``(schema_id, schema, alert)``.
 
     Parameters
@@ -200,121 +186,53 @@ def decode_message(value: bytes, *, where: str = "message") -> tuple[int, AlertS
     return schema_id, schema, alert
 
 
-def _consumer_config(
-    server: str, group: str | None, from_beginning: bool, config: dict | None
-) -> dict[str, Any]:
-    settings: dict[str, Any] = {
-        "bootstrap.servers": server,
-        # assign() still needs a group id; a private one commits nothing anywhere
-        "group.id": group or f"alertpack-consume-{os.getpid()}-{time.monotonic_ns()}",
-        "enable.auto.commit": group is not None,
-        # an offset is stored only once its alert was handed out (see _read)
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest" if from_beginning else "latest",
-        "enable.partition.eof": False,
-        # Tansu and small brokers make group joins slow; keep sessions short
-        "session.timeout.ms": 6000,
-        "client.id": "alertpack-consume",
-    }
-    settings.update(config or {})
-    return settings
+def consumer_settings(
+    source: str | ConsumerSettings,
+    topic: str | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> ConsumerSettings:
+    """The `~alertpack.kafka.settings.ConsumerSettings` a read function was given.
 
-
-def _redactor(config: dict[str, Any]):
-    secrets = [
-        str(value)
-        for name, value in config.items()
-        if "password" in name or "secret" in name or "token" in name
-    ]
-
-    def redact(text: str) -> str:
-        for secret in secrets:
-            if secret:
-                text = text.replace(secret, "********")
-        return text
-
-    return redact
-
-
-def _topic_partitions(consumer, server: str, topic: str, timeout: float, redact) -> list[int]:
-    from confluent_kafka import KafkaException
-
-    try:
-        metadata = consumer.list_topics(topic, timeout=max(timeout, 1.0))
-    except KafkaException as error:
-        raise StreamError(
-            f"cannot reach Kafka at {server} within {max(timeout, 1.0):g} s "
-            f"({redact(str(error.args[0]))}); check --server and that the broker is up"
-        ) from None
-    described = metadata.topics.get(topic)
-    if described is None or described.error is not None or not described.partitions:
-        reason = "" if described is None or described.error is None else f" ({described.error})"
-        raise StreamError(f"topic {topic!r} does not exist on {server}{reason}")
-    return sorted(described.partitions)
-
-
-@contextlib.contextmanager
-def _open_consumer(
-    server: str,
-    topic: str,
-    *,
-    from_beginning: bool,
-    timeout: float,
-    group: str | None,
-    config: dict[str, Any] | None,
-    auto_commit: bool,
-) -> Iterator[tuple[Any, list, Any]]:
-    """A consumer reading every partition of ``topic``: ``(consumer, early messages, redact)``."""
-    from confluent_kafka import (
-        OFFSET_BEGINNING,
-        OFFSET_END,
-        Consumer,
-        KafkaException,
-        TopicPartition,
-    )
-
-    settings = _consumer_config(server, group, from_beginning, config)
-    settings["enable.auto.commit"] = auto_commit and group is not None
-    redact = _redactor(settings)
-    # librdkafka's own lines go to the masked alertpack logger, not raw to stderr;
-    # connection failures reach the user as one clear error below
-    settings["logger"] = client_logger
-    try:
-        consumer = Consumer(settings)
-    except (KafkaException, ValueError, TypeError) as error:
-        raise InputError(f"cannot create a Kafka consumer: {redact(str(error))}") from None
-    try:
-        partitions = _topic_partitions(consumer, server, topic, timeout, redact)
-        early: list = []
-        if group is None:
-            start = OFFSET_BEGINNING if from_beginning else OFFSET_END
-            consumer.assign([TopicPartition(topic, p, start) for p in partitions])
-        else:
-            early = _join_group(consumer, topic, group, max(timeout, GROUP_JOIN_TIMEOUT))
-        yield consumer, early, redact
-    finally:
-        consumer.close()
+    Parameters
+    ----------
+    source : `str` or `ConsumerSettings`
+        Bootstrap server(s) (explicit: no environment variable is read), or settings.
+    topic : `str`, optional
+        The topic; with settings, instead of theirs.
+    config : mapping, optional
+        More librdkafka properties, over the settings' ``extra``.
+    """
+    if isinstance(source, ConsumerSettings):
+        changes: dict[str, Any] = {}
+        if topic:
+            changes["topic"] = topic
+        if config:
+            changes["extra"] = {**source.extra, **config}
+        return dataclasses.replace(source, **changes) if changes else source
+    return ConsumerSettings(servers=source, topic=topic or "", extra=dict(config or {}))
 
 
 def iter_kafka_alerts(
-    server: str,
-    topic: str,
+    source: str | ConsumerSettings,
+    topic: str | None = None,
     *,
     from_beginning: bool = False,
     max_alerts: int | None = None,
     timeout: float = 10.0,
     group: str | None = None,
-    config: dict[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
     on_rejected: Callable[[RejectedMessage], None] | None = None,
 ) -> Iterator[ConsumedAlert]:
     """Alerts on a topic, decoded, in arrival order.
 
     Parameters
     ----------
-    server : `str`
-        Bootstrap server(s), ``host:port[,host:port]``.
-    topic : `str`
-        Topic to read; all its partitions are read.
+    source : `str` or `~alertpack.kafka.settings.ConsumerSettings`
+        Bootstrap server(s), ``host:port[,host:port]`` (no credentials unless
+        in ``config``), or settings with servers, topic and credentials
+        (e.g. `ConsumerSettings.resolve`, which reads ``AP_KAFKA_*``).
+    topic : `str`, optional
+        Topic to read (all its partitions); required with a server string.
     from_beginning : `bool`
         Start at the earliest offset; else only messages that arrive from now on
         (with a ``group``: where the group left off, this deciding only for a new group).
@@ -327,8 +245,9 @@ def iter_kafka_alerts(
         (all partitions are assigned directly, which is much faster to start).
         An offset is stored once its alert was handed out (the caller's loop
         body ran) and committed in the background and when the iterator ends.
-    config : `dict`, optional
-        More librdkafka properties (e.g. ``security.protocol``, ``sasl.*``).
+    config : mapping, optional
+        More librdkafka properties (e.g. ``security.protocol``, ``sasl.*``);
+        secret ones are masked like the settings' password.
     on_rejected : callable, optional
         Called with a `RejectedMessage` for each message that is not a
         decodable alert, and reading goes on; by default such a message raises.
@@ -339,19 +258,26 @@ def iter_kafka_alerts(
 
     Raises
     ------
+    ConfigError
+        For missing or unusable settings (no server, no topic, a property
+        librdkafka refuses).
+    BrokerUnavailableError
+        When no broker answers.
     StreamError
-        When the broker cannot be reached or the topic does not exist.
+        When the topic does not exist or reading fails.
     AlertDecodeError
         At a message that is not a decodable alert (it names topic, partition,
         offset), unless ``on_rejected`` is given.
     """
+    settings = consumer_settings(source, topic, config)
     if max_alerts is not None and max_alerts <= 0:
         return
-    source = {"from_beginning": from_beginning, "timeout": timeout, "group": group}
-    opened = _open_consumer(server, topic, config=config, auto_commit=True, **source)
+    opened = open_consumer(
+        settings, from_beginning=from_beginning, timeout=timeout, group=group, auto_commit=True
+    )
     count = 0
-    with opened as (consumer, early, redact):
-        for message in _iter_messages(consumer, early, timeout, redact):
+    with opened as consumer:
+        for message in consumer.messages(timeout):
             try:
                 consumed = _to_consumed(message)
             except AlertDecodeError as error:
@@ -359,65 +285,20 @@ def iter_kafka_alerts(
                     raise
                 on_rejected(RejectedMessage.of(message, str(error)))
             else:
-                consumed.server = server
+                consumed.server = settings.shown_servers
                 yield consumed
                 count += 1
             if group is not None:
-                consumer.store_offsets(message)
+                consumer.store_offset(message)
             if max_alerts is not None and count >= max_alerts:
                 return
 
 
-def _join_group(consumer, topic: str, group: str, timeout: float) -> list:
-    """Subscribe and wait (bounded) for the partitions, so that joining is not idle time.
-
-    Returns the messages that arrived together with the assignment.
-    """
-    assigned: list = []
-    consumer.subscribe([topic], on_assign=lambda _, partitions: assigned.extend(partitions))
-    deadline = time.monotonic() + timeout
-    while not assigned:
-        if time.monotonic() > deadline:
-            raise StreamError(
-                f"consumer group {group!r} got no partitions of {topic!r} within {timeout:g} s"
-            )
-        messages = consumer.consume(500, timeout=_POLL_SECONDS)
-        if messages:
-            return messages
-    return []
-
-
-def _iter_messages(
-    consumer, messages: list, timeout: float, redact, *, idle_ticks: bool = False
-) -> Iterator[Any]:
-    """Raw messages (not errors) until none arrived for ``timeout`` s.
-
-    With ``idle_ticks``, `None` comes after each poll that brought nothing, so
-    that the caller can do timed work while the topic is quiet.
-    """
-    last_arrival = time.monotonic()
-    while True:
-        for message in messages:
-            if message.error():
-                error = message.error()
-                if error.fatal() or not error.retriable():
-                    raise StreamError(f"reading {message.topic()}: {redact(str(error))}")
-                continue
-            last_arrival = time.monotonic()
-            yield message
-        idle = time.monotonic() - last_arrival
-        if idle >= timeout:
-            return
-        messages = consumer.consume(500, timeout=min(_POLL_SECONDS, timeout - idle))
-        if idle_ticks and not messages:
-            yield None
-
-
-def _where(message) -> str:
+def _where(message: Any) -> str:
     return f"{message.topic()}[{message.partition()}]@{message.offset()}"
 
 
-def _to_consumed(message) -> ConsumedAlert:
+def _to_consumed(message: Any) -> ConsumedAlert:
     value = message.value()
     if value is None:
         raise AlertDecodeError(f"{_where(message)}: empty message (no value), not an alert")
@@ -460,7 +341,7 @@ class RejectedMessage:
     path: Path | None = None
 
     @classmethod
-    def of(cls, message, reason: str) -> RejectedMessage:
+    def of(cls, message: Any, reason: str) -> RejectedMessage:
         """The rejected Kafka ``message``."""
         return cls(
             topic=message.topic(),
@@ -509,7 +390,7 @@ def _file_stem(topic: str) -> str:
 
 def write_alert_files(
     alerts: Iterator[ConsumedAlert],
-    directory: str | os.PathLike,
+    directory: str | os.PathLike[str],
     *,
     topic: str = "alerts",
     per_file: int = ALERTS_PER_FILE,
@@ -618,15 +499,15 @@ def _keep_aside(directory: Path, rejected: RejectedMessage) -> RejectedMessage:
 
 
 def consume_to_directory(
-    server: str,
-    topic: str,
-    directory: str | os.PathLike,
+    source: str | ConsumerSettings,
+    topic: str | None,
+    directory: str | os.PathLike[str],
     *,
     from_beginning: bool = False,
     max_alerts: int | None = None,
     timeout: float = 10.0,
     group: str | None = None,
-    config: dict[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
     per_file: int = ALERTS_PER_FILE,
     flush_seconds: float = FLUSH_SECONDS,
     result: ConsumeResult | None = None,
@@ -638,7 +519,8 @@ def consume_to_directory(
     Alerts are written as by `write_alert_files` whenever ``per_file`` of one
     schema version are pending or ``flush_seconds`` passed, and when reading
     ends, also by an exception such as `KeyboardInterrupt`: what was read is
-    written, then the group's offsets are committed, then the exception goes on.
+    written, then the group's offsets are committed, then the exception goes on;
+    SIGINT and SIGTERM wait while a write and its commit are under way.
     Delivery is at-least-once: a crash between a write and its commit makes the
     next run read those alerts again.
 
@@ -648,7 +530,7 @@ def consume_to_directory(
 
     Parameters
     ----------
-    server, topic, from_beginning, max_alerts, timeout, group, config
+    source, topic, from_beginning, max_alerts, timeout, group, config
         As for `iter_kafka_alerts`.
     directory : path-like
         Output directory; checked before reading, created with the first file.
@@ -672,26 +554,30 @@ def consume_to_directory(
     result = result if result is not None else ConsumeResult()
     if max_alerts is not None and max_alerts <= 0:
         return result
-    pending = _PendingFiles(directory, topic, per_file)
-    source = {"from_beginning": from_beginning, "timeout": timeout, "group": group}
-    opened = _open_consumer(server, topic, config=config, auto_commit=False, **source)
+    settings = consumer_settings(source, topic, config)
+    pending = _PendingFiles(directory, settings.topic, per_file)
 
-    def flush(consumer) -> None:
-        n_alerts = len(pending)
-        for path in pending.write():
-            result.files.append(path)
-            if on_file is not None:
-                on_file(path)
-        result.alerts += n_alerts
-        if group is not None and pending.next_offsets:
-            _commit(consumer, pending.next_offsets)
-            result.committed += pending.n_messages
-        pending.next_offsets = {}
-        pending.n_messages = 0
+    def flush(consumer: TopicConsumer) -> None:
+        # a second Ctrl-C must not cut a write or its commit short
+        with signals_deferred():
+            n_alerts = len(pending)
+            for path in pending.write():
+                result.files.append(path)
+                if on_file is not None:
+                    on_file(path)
+            result.alerts += n_alerts
+            if group is not None and pending.next_offsets:
+                _commit(consumer, pending.next_offsets)
+                result.committed += pending.n_messages
+            pending.next_offsets = {}
+            pending.n_messages = 0
 
-    with opened as (consumer, early, redact):
+    opened = open_consumer(
+        settings, from_beginning=from_beginning, timeout=timeout, group=group, auto_commit=False
+    )
+    with opened as consumer:
         try:
-            for message in _iter_messages(consumer, early, timeout, redact, idle_ticks=True):
+            for message in consumer.messages(timeout, idle_ticks=True):
                 if message is None:
                     if pending.age() >= flush_seconds:
                         flush(consumer)
@@ -716,63 +602,10 @@ def consume_to_directory(
     return result
 
 
-def _commit(consumer, next_offsets: dict[tuple[str, int], int]) -> None:
-    from confluent_kafka import KafkaException, TopicPartition
-
-    offsets = [TopicPartition(t, p, offset) for (t, p), offset in sorted(next_offsets.items())]
+def _commit(consumer: TopicConsumer, next_offsets: Mapping[tuple[str, int], int]) -> None:
     try:
-        consumer.commit(offsets=offsets, asynchronous=False)
-    except KafkaException as error:
+        consumer.commit(next_offsets)
+    except StreamError as error:
         raise StreamError(
-            f"alerts are on disk but committing their offsets failed ({error.args[0]}); "
-            "the next run of this group reads them again"
+            f"alerts are on disk but {error}; the next run of this group reads them again"
         ) from None
-
-
-def _credentials_config() -> dict[str, Any]:
-    username = os.environ.get(ENV_CONSUMER_USERNAME, "").strip()
-    if not username:
-        return {}
-    password = Secret(os.environ.get(ENV_CONSUMER_PASSWORD, ""))
-    if not password.reveal():
-        raise CommandError(f"${ENV_CONSUMER_USERNAME} is set but ${ENV_CONSUMER_PASSWORD} is not")
-    return {
-        "security.protocol": "SASL_SSL",
-        "sasl.mechanism": "SCRAM-SHA-512",
-        "sasl.username": username,
-        "sasl.password": password.reveal(),
-    }
-
-
-def kafka_source_from_args(args) -> tuple[str, str, dict[str, Any]]:
-    """``(server, topic, options)`` for the Kafka source options of a command.
-
-    Server and topic default to ``$AP_KAFKA_SERVER`` and ``$AP_KAFKA_TOPIC``;
-    ``$AP_KAFKA_CONSUMER_USERNAME`` / ``$AP_KAFKA_CONSUMER_PASSWORD`` switch on
-    SASL_SSL with SCRAM-SHA-512. ``options`` are the keyword arguments of
-    `iter_kafka_alerts` and `consume_to_directory`.
-    """
-    server = (args.server or os.environ.get(ENV_SERVER, "")).strip()
-    topic = (args.topic or os.environ.get(ENV_TOPIC, "")).strip()
-    if not server or not topic:
-        missing = "--server (or $AP_KAFKA_SERVER)" if not server else "--topic (or $AP_KAFKA_TOPIC)"
-        raise CommandError(f"no Kafka {missing.split()[0][2:]} given: pass {missing}")
-    options = {
-        "from_beginning": args.from_beginning,
-        "max_alerts": args.max,
-        "timeout": args.timeout,
-        "group": args.group,
-        "config": _credentials_config(),
-    }
-    return server, topic, options
-
-
-def kafka_alerts_from_args(
-    args, on_rejected: Callable[[RejectedMessage], None] | None = None
-) -> tuple[str, str, Iterator[ConsumedAlert]]:
-    """``(server, topic, alerts)`` for the Kafka source options of a command.
-
-    See `kafka_source_from_args`; ``on_rejected`` as for `iter_kafka_alerts`.
-    """
-    server, topic, options = kafka_source_from_args(args)
-    return server, topic, iter_kafka_alerts(server, topic, on_rejected=on_rejected, **options)

@@ -37,9 +37,11 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from alertpack.errors import CommandError, InputError
+from alertpack.errors import InputError
+from alertpack.kafka.settings import ConsumerSettings
 from alertpack.packets.records import INT_RANGES
 from alertpack.schema import AlertSchema, collect_named_types, load_schema
+from alertpack.tools.consume import iter_kafka_alerts
 from alertpack.tools.reading import (
     CUTOUT_FIELDS,
     AlertFile,
@@ -60,6 +62,7 @@ __all__ = [
     "check_ids",
     "check_schema",
     "iter_alert_summaries",
+    "kafka_alerts",
     "summarize_alert",
     "validate_alert",
     "validate_paths",
@@ -134,19 +137,27 @@ def summarize_alert(alert: LoadedAlert) -> dict[str, Any]:
     }
 
 
-def kafka_alerts(args: Any) -> Iterator[LoadedAlert]:
-    from alertpack.tools.consume import kafka_alerts_from_args
+def kafka_alerts(
+    settings: ConsumerSettings,
+    *,
+    from_beginning: bool = False,
+    max_alerts: int | None = None,
+    timeout: float = 10.0,
+    group: str | None = None,
+) -> Iterator[LoadedAlert]:
+    """The alerts of a Kafka topic as `LoadedAlert` s, the shape `summarize_alert` takes.
 
-    if not (args.server or os.environ.get("AP_KAFKA_SERVER")):
-        raise CommandError(
-            "give alert files or directories, or a Kafka source with --server and --topic "
-            "(or $AP_KAFKA_SERVER and $AP_KAFKA_TOPIC)"
-        )
-    server, topic, messages = kafka_alerts_from_args(args)
+    Parameters are those of `alertpack.tools.consume.iter_kafka_alerts`; a
+    message that is not an alert raises `~alertpack.errors.AlertDecodeError`.
+    """
+    messages = iter_kafka_alerts(
+        settings, from_beginning=from_beginning, max_alerts=max_alerts, timeout=timeout,
+        group=group,
+    )
     for index, message in enumerate(messages):
         schema = message.schema if isinstance(message.schema, AlertSchema) else None
         yield LoadedAlert(
-            source=f"kafka://{server}/{topic}",
+            source=message.source,
             index=index,
             schema=schema,
             schema_name=schema.definition["name"] if schema else str(message.schema),

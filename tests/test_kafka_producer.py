@@ -1,13 +1,9 @@
-"""Kafka delivery against a real broker (Tansu): round trip, faults, replay, secrets."""
+"""Kafka delivery against a real broker (Tansu): round trip, faults, replay, schema registry."""
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import http.server
 import json
-import logging
-import pickle
 import threading
 import time
 from collections import Counter
@@ -16,11 +12,13 @@ import fastavro
 import pytest
 
 from alertpack.cli import main as cli_main
-from alertpack.errors import FailedAlertFileError, InputError
+from alertpack.errors import ConfigError, FailedAlertFileError
+from alertpack.kafka.producer import AlertProducer
+from alertpack.kafka.replay import replay
+from alertpack.kafka.settings import KafkaSettings
 from alertpack.packets.batch import OutgoingAlert
 from alertpack.schema import pack_wire, schema_for_id, unpack_wire
 from alertpack.sinks.failed import read_failed_alerts
-from alertpack.sinks.kafka import AlertProducer, KafkaSettings, replay
 from broker import make_alerts, read_topic
 
 pytestmark = pytest.mark.kafka
@@ -35,117 +33,6 @@ def settings_for(server: str, topic: str, **values) -> KafkaSettings:
 
 def alert_ids(alerts) -> list[int]:
     return [alert.alert_id for alert in alerts]
-
-
-# --- settings -------------------------------------------------------------------------
-
-
-def test_resolve_falls_back_to_rubin_environment(monkeypatch):
-    monkeypatch.setenv("AP_KAFKA_SERVER", "env-host:9092")
-    monkeypatch.setenv("AP_KAFKA_TOPIC", "env-topic")
-    monkeypatch.setenv("AP_KAFKA_PRODUCER_USERNAME", "env-user")
-    monkeypatch.setenv("AP_KAFKA_PRODUCER_PASSWORD", PASSWORD)
-    from_env = KafkaSettings.resolve(servers="", topic=None)
-    assert (from_env.servers, from_env.topic, from_env.username) == (
-        "env-host:9092",
-        "env-topic",
-        "env-user",
-    )
-    assert from_env.password.reveal() == PASSWORD
-    config = from_env.client_config()
-    assert config["security.protocol"] == "SASL_SSL"
-    assert config["sasl.mechanism"] == "SCRAM-SHA-512"
-    assert config["sasl.password"] == PASSWORD
-    assert config["enable.idempotence"] is True
-
-    explicit = KafkaSettings.resolve(servers="cfg:1", topic="cfg-topic", username="u", password="p")
-    assert (explicit.servers, explicit.topic, explicit.username) == ("cfg:1", "cfg-topic", "u")
-    assert explicit.password.reveal() == "p"
-
-
-def test_resolve_from_package_config(monkeypatch):
-    from alertpack.config import PackageAlertsConfig
-
-    monkeypatch.delenv("AP_KAFKA_PRODUCER_USERNAME", raising=False)
-    config = PackageAlertsConfig()
-    config.kafkaServer = "broker:9092"
-    config.kafkaTopic = "alerts"
-    config.kafkaCompression = "zstd"
-    config.kafkaFlushTimeout = 7.0
-    settings = KafkaSettings.from_config(config)
-    assert (settings.servers, settings.topic, settings.compression_type) == (
-        "broker:9092",
-        "alerts",
-        "zstd",
-    )
-    assert settings.flush_timeout == 7.0
-    # without a username the SASL_SSL default of the config does not apply
-    assert settings.client_config()["security.protocol"] == "PLAINTEXT"
-    assert "sasl.password" not in settings.client_config()
-
-
-@pytest.mark.parametrize(
-    ("values", "words"),
-    [
-        ({"topic": "t"}, ["server", "AP_KAFKA_SERVER"]),
-        ({"servers": "h:1"}, ["topic", "AP_KAFKA_TOPIC"]),
-        ({"servers": "h:1", "topic": "t", "username": "bob"}, ["AP_KAFKA_PRODUCER_PASSWORD"]),
-        ({"servers": "h:1", "topic": "t", "compression_type": "brotli"}, ["brotli", "zstd"]),
-        ({"servers": "h:1", "topic": "t", "linger": 3}, ["linger", "linger_ms"]),
-    ],
-)
-def test_resolve_errors_say_what_to_set(monkeypatch, values, words):
-    for name in ("SERVER", "TOPIC", "PRODUCER_USERNAME", "PRODUCER_PASSWORD"):
-        monkeypatch.delenv(f"AP_KAFKA_{name}", raising=False)
-    with pytest.raises(InputError) as caught:
-        KafkaSettings.resolve(**values)
-    for word in words:
-        assert word in str(caught.value)
-
-
-def test_password_never_printed():
-    settings = KafkaSettings.resolve(
-        servers="h:1",
-        topic="t",
-        username="alice",
-        password=PASSWORD,
-        registry_url=f"https://alice:{PASSWORD}@registry:8081",
-        extra={"ssl.key.password": PASSWORD},
-    )
-    shown = [repr(settings), str(settings), f"{settings}", repr(settings.password)]
-    shown += [str(dataclasses.asdict(settings)), str(copy.deepcopy(settings))]
-    for text in shown:
-        assert PASSWORD not in text
-    assert "alice" in repr(settings)
-    assert settings.redact(f"failed with {PASSWORD}!") == "failed with ********!"
-    with pytest.raises(TypeError):
-        pickle.dumps(settings)
-
-
-def test_wrong_password_leaks_nowhere(fresh_kafka_broker, tmp_path, caplog, capfd):
-    # Tansu without authentication set up refuses the SASL handshake: the alerts
-    # fail with an authentication reason, and the password shows up in no output.
-    settings = settings_for(
-        fresh_kafka_broker.bootstrap,
-        "sasl",
-        username="alice",
-        password=PASSWORD,
-        security_protocol="SASL_PLAINTEXT",
-        flush_timeout=3.0,
-        delivery_timeout=1.5,
-    )
-    alerts = make_alerts(3)
-    with caplog.at_level(logging.DEBUG):
-        with AlertProducer(settings, failed_dir=tmp_path) as producer:
-            result = producer.send(alerts)
-    assert (result.delivered, result.failed) == (0, 3)
-    assert any("_AUTHENTICATION" in reason for reason in result.reasons)
-    outputs = [caplog.text, *capfd.readouterr(), str(result), result.summary()]
-    outputs += [failure.reason for failure in read_failed_alerts(result.failed_path)]
-    assert "librdkafka" in caplog.text  # the client's own log lines were captured too
-    for text in outputs:
-        assert PASSWORD not in text
-    assert PASSWORD.encode() not in result.failed_path.read_bytes()
 
 
 # --- delivery -------------------------------------------------------------------------
@@ -218,7 +105,7 @@ def test_failures_only_counted_when_file_writing_is_off(tmp_path):
     with AlertProducer(settings, failed_dir=None, write_failed=False) as producer:
         result = producer.send(make_alerts(4))
     assert (result.delivered, result.failed, result.failed_path) == (0, 4, None)
-    with pytest.raises(InputError, match="failed_dir"):
+    with pytest.raises(ConfigError, match="failed_dir"):
         AlertProducer(settings, failed_dir=None, write_failed=True)
 
 
