@@ -29,6 +29,7 @@ from alertpack.errors import (
 )
 from alertpack.inputs.apdb import apdb_run_kwargs, open_apdb
 from alertpack.sample import read_visit
+from alertpack.visit_inputs import VisitInputs
 
 lsst_dax_apdb = pytest.importorskip("lsst.dax.apdb", reason="lsst-dax-apdb (extra 'apdb')")
 
@@ -103,7 +104,7 @@ def _payloads(kwargs: dict, out: Path, schema: str | None = None) -> dict[int, b
     config.alertWriteLocation = str(out)
     if schema:
         config.schemaVersion = schema
-    result = AlertPackager(config).run(**kwargs)
+    result = AlertPackager(config).run(VisitInputs(**kwargs))
     return {
         result.alerts[i]["diaSource"]["diaSourceId"]: bytes(payload)
         for i, payload in enumerate(result.alerts.payloads)
@@ -153,7 +154,7 @@ def test_a_detector_without_rows_gives_no_alerts(sqlite_apdb, tmp_path):
                              difference=images / "difference.fits", ccd_exposure_id_bits=50)
     assert all(len(kwargs[name]) == 0 for name in
                ("diaSourceCat", "diaObjectCat", "diaSrcHistory", "diaForcedSources"))
-    assert AlertPackager(_config(tmp_path)).run(**kwargs).n_alerts == 0
+    assert AlertPackager(_config(tmp_path)).run(VisitInputs(**kwargs)).n_alerts == 0
 
 
 def _config(out: Path) -> PackageAlertsConfig:
