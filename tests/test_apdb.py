@@ -27,7 +27,7 @@ from alertpack.errors import (
     ApdbCredentialsError,
     ApdbSchemaError,
 )
-from alertpack.inputs.apdb import apdb_run_kwargs, open_apdb
+from alertpack.inputs.apdb import apdb_run_kwargs, apdb_visit_inputs, open_apdb
 from alertpack.sample import read_visit
 from alertpack.visit_inputs import VisitInputs
 
@@ -146,6 +146,27 @@ def test_visit_time_from_header_or_option_finds_the_same_rows(sqlite_apdb):
     expected = list(header["diaSourceCat"]["diaSourceId"])
     for kwargs in (given, wrong):
         assert list(kwargs["diaSourceCat"]["diaSourceId"]) == expected
+
+
+def test_the_apdb_gives_visit_inputs_and_their_run_kwargs(sqlite_apdb):
+    images = sqlite_apdb / "visit" / "42"
+    inputs = apdb_visit_inputs(sqlite_apdb / "apdb.yaml", VISIT, 42,
+                               difference=images / "difference.fits",
+                               science=images / "science.fits", ccd_exposure_id_bits=50)
+    assert isinstance(inputs, VisitInputs)
+    assert len(inputs.diaSourceCat) == N_SOURCES and list(inputs.diaSourceCat.index.names) == [
+        "diaObjectId", "band", "diaSourceId"]
+    assert len(inputs.diaSrcHistory) and len(inputs.diaForcedSources)
+    assert inputs.diffIm == str(images / "difference.fits") and inputs.template is None
+    assert inputs.science == str(images / "science.fits")
+    assert inputs.ccdExposureIdBits == 50 and inputs.files == {}
+    assert inputs.ssSource is None and inputs.mpc_orbits is None  # no solar-system tables
+    kwargs = _from_apdb(sqlite_apdb)
+    assert kwargs.keys() == inputs.run_kwargs().keys()
+    import pandas as pd
+
+    for name in ("diaSourceCat", "diaObjectCat", "diaSrcHistory", "diaForcedSources"):
+        pd.testing.assert_frame_equal(kwargs[name], getattr(inputs, name))
 
 
 def test_a_detector_without_rows_gives_no_alerts(sqlite_apdb, tmp_path):

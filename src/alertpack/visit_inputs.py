@@ -63,7 +63,8 @@ IMAGES = {"difference": "diffIm", "template": "template", "science": "science"}
 _RUN_ARGUMENT = "run_argument"
 
 
-@dataclass(frozen=True, kw_only=True)
+# eq=False: catalogs and images have no single truth value; two inputs are the same by identity
+@dataclass(frozen=True, kw_only=True, eq=False)
 class VisitInputs:
     """The catalogs, images, ids and scheduler fields of one packaging run (one ccdVisit).
 
