@@ -261,7 +261,8 @@ def _print_visit_summary(summary: Any, config: Any) -> None:
     print_table(["visit", "value"], rows)
     print(f"alert files under {config.alertWriteLocation}")
     for failure in summary.failures:
-        print(f"alertpack package: detector {failure.name} failed: {failure.error}",
+        tries = f" after {failure.attempts} attempts" if failure.attempts > 1 else ""
+        print(f"alertpack package: detector {failure.name} failed{tries}: {failure.error}",
               file=sys.stderr)
 
 

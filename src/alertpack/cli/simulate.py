@@ -124,7 +124,8 @@ def _print_summary(summary: Any, config: Any) -> None:
         ]
     print_table(["stream", "value"], rows)
     for failure in summary.failures:
-        print(f"alertpack simulate: detector {failure.name} failed: {failure.error}",
+        tries = f" after {failure.attempts} attempts" if failure.attempts > 1 else ""
+        print(f"alertpack simulate: detector {failure.name} failed{tries}: {failure.error}",
               file=sys.stderr)
 
 

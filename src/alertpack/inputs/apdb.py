@@ -621,12 +621,12 @@ def check_schema_fillable(apdb: Apdb, schema: AlertSchema, id_bits: int | None =
     fillable = [v for v in available_versions() if not _unfillable(load_schema(str(v)), columns,
                                                                    id_bits)]
     hint = f"choose schema version {fillable[0]} or later" if fillable else "no schema version fits"
-    ccd = " (ccdVisitId: pass ccdExposureIdBits / --id-bits)" if any(
+    ccd = " (ccdVisitId: give ccdExposureIdBits)" if any(
         m.endswith(".ccdVisitId") for m in missing) else ""
     raise ApdbSchemaError(
         f"the APDB cannot fill alert schema {schema.version}: required {', '.join(missing)} "
         f"{'has' if len(missing) == 1 else 'have'} no APDB column{ccd}; {hint} "
-        "(config schemaVersion, --schema)"
+        "(config schemaVersion)"
     )
 
 
@@ -769,7 +769,7 @@ def apdb_visit_inputs(
             visit_time=visit_time if visit_time is not None else header_mjd,
             window_days=window_days, timings=timings,
         )
-    conformed = conform_to_alert_schema(catalogs, schema, ccd_exposure_id_bits)
+    conformed: dict[str, Any] = conform_to_alert_schema(catalogs, schema, ccd_exposure_id_bits)
     return VisitInputs(
         **conformed,
         diffIm=str(difference),

@@ -75,6 +75,16 @@ def _check_string_lengths(apdb: Apdb, table: Any, frame: pd.DataFrame) -> None:
             )
 
 
+def _frame(inputs: VisitInputs, name: str) -> pd.DataFrame:
+    """Catalog ``name`` of ``inputs`` as a DataFrame (an Arrow table converted)."""
+    import pandas as pd
+
+    catalog = getattr(inputs, name)
+    if catalog is None:
+        raise InputError(f"storing a visit in the APDB needs its {name}")
+    return catalog if isinstance(catalog, pd.DataFrame) else catalog.to_pandas()
+
+
 def _store_batches(
     apdb: Apdb, inputs: VisitInputs
 ) -> list[tuple[float, pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
@@ -86,12 +96,12 @@ def _store_batches(
         names = [c.name for c in apdb.tableDef(table).columns]
         return frame[[n for n in names if n in frame.columns and n not in _MANAGED]]
 
-    new = _plain(inputs.diaSourceCat)
-    catalog_objects = _plain(inputs.diaObjectCat)
+    new = _plain(_frame(inputs, "diaSourceCat"))
+    catalog_objects = _plain(_frame(inputs, "diaObjectCat"))
     objects = columns(ApdbTables.DiaObject, catalog_objects)
-    sources = pd.concat([_plain(inputs.diaSrcHistory), new], ignore_index=True)
+    sources = pd.concat([_plain(_frame(inputs, "diaSrcHistory")), new], ignore_index=True)
     sources = columns(ApdbTables.DiaSource, sources)
-    forced = columns(ApdbTables.DiaForcedSource, _plain(inputs.diaForcedSources))
+    forced = columns(ApdbTables.DiaForcedSource, _plain(_frame(inputs, "diaForcedSources")))
     _check_string_lengths(apdb, ApdbTables.DiaSource, sources)
     _check_string_lengths(apdb, ApdbTables.DiaForcedSource, forced)
 

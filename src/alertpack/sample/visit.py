@@ -39,7 +39,7 @@ from alertpack.sample.scene import (
     _static_scene,
     _visit_conditions,
 )
-from alertpack.visit_inputs import VisitInputs
+from alertpack.visit_inputs import CATALOGS, IMAGES, VisitInputs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -108,18 +108,10 @@ class SampleVisit:
         The catalogs and images themselves, not copies; no scheduler fields
         (the sample has none).
         """
-        return VisitInputs(
-            diaSourceCat=self.diaSourceCat,
-            diaObjectCat=self.diaObjectCat,
-            diaSrcHistory=self.diaSrcHistory,
-            diaForcedSources=self.diaForcedSources,
-            ssSource=self.ssSource,
-            mpc_orbits=self.mpc_orbits,
-            diffIm=self.difference,
-            template=self.template,
-            science=self.science,
-            ccdExposureIdBits=self.ccdExposureIdBits,
-        )
+        # the catalogs are attributes of the fields' names, the images of the images' names
+        catalogs: dict[str, Any] = {name: getattr(self, name) for name in CATALOGS}
+        images: dict[str, Any] = {field: getattr(self, name) for name, field in IMAGES.items()}
+        return VisitInputs(**catalogs, **images, ccdExposureIdBits=self.ccdExposureIdBits)
 
     def run_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `alertpack.task.PackageAlertsTask.run`: those of `inputs`."""
