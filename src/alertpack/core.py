@@ -2,7 +2,10 @@
 
 `AlertPackager` does the whole job of `PackageAlertsTask.run` without
 `lsst.pipe.base`: the command line and the worker processes use it directly,
-and the Task is the LSST API over it. One packager is meant to live for many
+and the Task is the LSST API over it. A run takes one
+`~alertpack.visit_inputs.VisitInputs` (catalogs, images, ids, scheduler
+fields), however it was made: by the Task, from files, from an APDB, by the
+sample or the simulator. One packager is meant to live for many
 runs (a worker keeps it for every detector it takes), so that the schema, the
 encoder and, with ``doProduceAlerts``, the Kafka producer are built once.
 """

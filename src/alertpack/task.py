@@ -184,6 +184,13 @@ class PackageAlertsTask(SchemaCatalogTask):
             wrote exactly one, else `None`), ``paths`` (all written files),
             ``nDelivered``, ``nFailed`` and ``failedPath`` (Kafka), and
             ``cutoutStatus`` (count per `CutoutStatus` and image).
+
+        Notes
+        -----
+        The arguments become one `~alertpack.visit_inputs.VisitInputs`
+        (fields of the same names), which `AlertPackager.run` packages;
+        ``VisitInputs.run_kwargs()`` gives such inputs back as keywords of
+        this call.
         """
         # the one place the seed's argument list meets VisitInputs
         inputs = VisitInputs(

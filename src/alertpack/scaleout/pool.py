@@ -54,7 +54,6 @@ __all__ = [
 ]
 
 
-
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often, and how soon, `DetectorExecutor` runs a failed job again.
@@ -102,6 +101,13 @@ class RetryPolicy:
         return [self.delay(n) for n in range(1, self.transient_attempts)]
 
 
+@dataclass
+class _Tries:
+    """A job and its attempts so far: how many started, why the failed ones failed."""
+
+    job: DetectorJob
+    attempts: int = 0
+    errors: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -221,7 +227,8 @@ class DetectorExecutor:
         jobs = iter(jobs)
         exhausted = False
         while pending or waiting or not exhausted:
-            while waiting and waiting[0][0] <= time.monotonic():
+            # due retries first, then new jobs, within in_flight
+            while waiting and waiting[0][0] <= time.monotonic() and len(pending) < in_flight:
                 submit(heapq.heappop(waiting)[2])
             while not exhausted and len(pending) < in_flight:
                 job = next(jobs, None)
@@ -233,7 +240,9 @@ class DetectorExecutor:
                 if waiting:  # nothing runs: sleep until the next retry is due
                     time.sleep(max(0.0, waiting[0][0] - time.monotonic()))
                 continue
-            timeout = max(0.0, waiting[0][0] - time.monotonic()) if waiting else None
+            # wake for the next retry only when there is room to submit it
+            room = len(pending) < in_flight
+            timeout = max(0.0, waiting[0][0] - time.monotonic()) if waiting and room else None
             done, pending = self.engine.wait_first(pending, timeout=timeout)
             for future in done:
                 job_tries = tries.pop(future)
@@ -298,15 +307,6 @@ class DetectorExecutor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-@dataclass
-class _Tries:
-    """A job and its attempts so far: how many started, why the failed ones failed."""
-
-    job: DetectorJob
-    attempts: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 def _one_line(text: str) -> str:
