@@ -14,8 +14,8 @@ detector, 20 previous DiaSources and 20 forced sources per DiaObject, over
 window cuts); images 2048 x 2048. Then detector 42 is timed:
 
 - ``open``: ``open_apdb`` (``Apdb.from_uri``) once per process, cold;
-- ``read cold``: the first `apdb_run_kwargs` of the process;
-- ``read``: `apdb_run_kwargs` warm (median of ``--repeats``), and inside it
+- ``read cold``: the first `apdb_visit_inputs` of the process;
+- ``read``: `apdb_visit_inputs` warm (median of ``--repeats``), and inside it
   ``query``: the ``select_time`` the library itself reports (its monitor);
 - ``package``: `AlertPackager.run` on those inputs (median).
 
@@ -41,8 +41,9 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from alertpack.config import PackageAlertsConfig  # noqa: E402
 from alertpack.core import AlertPackager  # noqa: E402
-from alertpack.inputs.apdb import LibraryTimings, apdb_run_kwargs, open_apdb  # noqa: E402
+from alertpack.inputs.apdb import LibraryTimings, apdb_visit_inputs, open_apdb  # noqa: E402
 from alertpack.sample.apdb import write_apdb  # noqa: E402
+from alertpack.visit_inputs import VisitInputs  # noqa: E402
 
 DETECTOR = 42
 TABLE = Table([
@@ -95,18 +96,18 @@ def time_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                 server.stop()
 
 
-def _read(config: Path, images: Path) -> tuple[dict[str, Any], float, float]:
-    """(run kwargs, wall s, library select_time s) of one apdb_run_kwargs call."""
+def _read(config: Path, images: Path) -> tuple[VisitInputs, float, float]:
+    """(inputs, wall s, library select_time s) of one apdb_visit_inputs call."""
     library = LibraryTimings()
     with library.installed():
         start = time.perf_counter()
-        kwargs = apdb_run_kwargs(
+        inputs = apdb_visit_inputs(
             config, 2026112500123, DETECTOR, difference=images / "difference.fits",
             template=images / "template.fits", science=images / "science.fits",
             ccd_exposure_id_bits=50,
         )
         wall = time.perf_counter() - start
-    return kwargs, wall, library.seconds("select_time")
+    return inputs, wall, library.seconds("select_time")
 
 
 def _time_reads(backend: str, config: Path, work: Path, fill_s: float,
@@ -119,25 +120,25 @@ def _time_reads(backend: str, config: Path, work: Path, fill_s: float,
     open_s = time.perf_counter() - start
     apdb = open_apdb(config)
     rows = {str(k): int(v) for k, v in apdb.tableRowCount().items()}
-    kwargs, cold_s, cold_query_s = _read(config, images)
+    inputs, cold_s, cold_query_s = _read(config, images)
     reads, queries, packages = [], [], []
     packager_config = PackageAlertsConfig()
     packager_config.alertWriteLocation = str(work / "alerts")
     packager = AlertPackager(packager_config)
     for _ in range(args.repeats):
-        kwargs, wall, query = _read(config, images)
+        inputs, wall, query = _read(config, images)
         reads.append(wall)
         queries.append(query)
         start = time.perf_counter()
-        result = packager.run(**kwargs)
+        result = packager.run(inputs)
         packages.append(time.perf_counter() - start)
     return {
         "backend": backend,
         "rows": rows,
         "fill_s": fill_s,
         "alerts": result.n_alerts,
-        "history_rows": len(kwargs["diaSrcHistory"]),
-        "forced_rows": len(kwargs["diaForcedSources"]),
+        "history_rows": len(inputs.diaSrcHistory),
+        "forced_rows": len(inputs.diaForcedSources),
         "open_s": open_s,
         "read_cold_s": cold_s,
         "query_cold_s": cold_query_s,
@@ -176,7 +177,7 @@ def print_report(results: list[dict[str, Any]], skipped: dict[str, str], quick: 
         targets.append(target)
         print(f"{target.verdict()} {target.name}: {target.measured}")
     print("columns: open = Apdb.from_uri once per worker; cold = first read after the fill; "
-          "read = warm apdb_run_kwargs; query = the library's own select_time; "
+          "read = warm apdb_visit_inputs; query = the library's own select_time; "
           "ours = read - query")
     return all(target.passed for target in targets)
 

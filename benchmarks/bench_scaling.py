@@ -69,9 +69,9 @@ def measure_costs(directory: Path, sizes: tuple[int, int], repeats: int) -> dict
         times, cpu_times, load_times = [], [], []
         for repeat in range(repeats + 1):
             start = time.process_time()
-            kwargs = _loader(FIRST_VISIT + repeat, repeat % 189, n_alerts)()
+            inputs = _loader(FIRST_VISIT + repeat, repeat % 189, n_alerts)()
             loaded, loaded_cpu = time.perf_counter(), time.process_time()
-            packager.run(**kwargs)
+            packager.run(inputs)
             if repeat:  # the first run of a size warms caches
                 times.append(time.perf_counter() - loaded)
                 cpu_times.append(time.process_time() - loaded_cpu)

@@ -88,7 +88,7 @@ def delete_topic(server: str, topic: str) -> None:
 
 def soak(args: argparse.Namespace, workdir: Path, server: str | None) -> list[VisitFigures]:
     print(f"simulating one visit of {args.alerts} alerts ...", flush=True)
-    inputs = make_visit(n_sources=args.alerts, image_shape=(512, 512), seed=1).run_kwargs()
+    inputs = make_visit(n_sources=args.alerts, image_shape=(512, 512), seed=1).inputs()
     config = PackageAlertsConfig()
     config.alertWriteLocation = str(workdir / "alerts")
     config.useBboxSize = False
@@ -105,7 +105,7 @@ def soak(args: argparse.Namespace, workdir: Path, server: str | None) -> list[Vi
                 topic = f"{TOPIC}-{visit}"
                 packager.kafka_settings = dataclasses.replace(packager.kafka_settings, topic=topic)
             started = time.perf_counter()
-            result = packager.run(**inputs)
+            result = packager.run(inputs)
             seconds = time.perf_counter() - started
             in_files = records_in(result.paths)
             on_topic = in_failed = 0

@@ -2,7 +2,8 @@
 
 `PgServer.start` runs ``initdb`` in a temporary directory, ``pg_ctl start`` on
 a free port (socket in that directory, no fsync) and ``createdb``; `stop`
-stops it and removes the directory. Authentication over TCP is by password
+stops it and removes the directory. `halt` and `resume` stop and start the
+same server, its data kept (a database outage). Authentication over TCP is by password
 (scram-sha-256), so wrong credentials can be tested. PostgreSQL refuses to
 run as root: as root the server runs as the ``postgres`` user (made by the
 Debian package) through ``runuser``. Debian keeps the server binaries in
@@ -93,19 +94,27 @@ class PgServer:
             str(self.bindir / "initdb"), "-D", str(data), "-U", self.user, f"--pwfile={pwfile}",
             "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync",
         )
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -F"
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(data), "-l", str(self.root / "log"),
-                  "-o", options, "-w", "start")
+        self.resume()
         self._run(str(self.bindir / "createdb"), "-h", str(self.root), "-p", str(self.port),
                   "-U", self.user, self.dbname)
         return self
 
-    def stop(self) -> None:
+    def resume(self) -> None:
+        """Start the server on its data directory; returns when it accepts connections."""
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -F"
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-l",
+                  str(self.root / "log"), "-o", options, "-w", "start")
+
+    def halt(self) -> None:
+        """Stop the server (fast shutdown: connections are cut), keeping its data."""
         subprocess.run(
             [*self._run_as, str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"),
              "-m", "fast", "-w", "stop"],
             check=False, capture_output=True, timeout=60,
         )
+
+    def stop(self) -> None:
+        self.halt()
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -27,8 +27,9 @@ from alertpack.errors import (
     ApdbCredentialsError,
     ApdbSchemaError,
 )
-from alertpack.inputs.apdb import apdb_run_kwargs, open_apdb
+from alertpack.inputs.apdb import apdb_run_kwargs, apdb_visit_inputs, open_apdb
 from alertpack.sample import read_visit
+from alertpack.visit_inputs import VisitInputs
 
 lsst_dax_apdb = pytest.importorskip("lsst.dax.apdb", reason="lsst-dax-apdb (extra 'apdb')")
 
@@ -103,7 +104,7 @@ def _payloads(kwargs: dict, out: Path, schema: str | None = None) -> dict[int, b
     config.alertWriteLocation = str(out)
     if schema:
         config.schemaVersion = schema
-    result = AlertPackager(config).run(**kwargs)
+    result = AlertPackager(config).run(VisitInputs(**kwargs))
     return {
         result.alerts[i]["diaSource"]["diaSourceId"]: bytes(payload)
         for i, payload in enumerate(result.alerts.payloads)
@@ -147,13 +148,34 @@ def test_visit_time_from_header_or_option_finds_the_same_rows(sqlite_apdb):
         assert list(kwargs["diaSourceCat"]["diaSourceId"]) == expected
 
 
+def test_the_apdb_gives_visit_inputs_and_their_run_kwargs(sqlite_apdb):
+    images = sqlite_apdb / "visit" / "42"
+    inputs = apdb_visit_inputs(sqlite_apdb / "apdb.yaml", VISIT, 42,
+                               difference=images / "difference.fits",
+                               science=images / "science.fits", ccd_exposure_id_bits=50)
+    assert isinstance(inputs, VisitInputs)
+    assert len(inputs.diaSourceCat) == N_SOURCES and list(inputs.diaSourceCat.index.names) == [
+        "diaObjectId", "band", "diaSourceId"]
+    assert len(inputs.diaSrcHistory) and len(inputs.diaForcedSources)
+    assert inputs.diffIm == str(images / "difference.fits") and inputs.template is None
+    assert inputs.science == str(images / "science.fits")
+    assert inputs.ccdExposureIdBits == 50 and inputs.files == {}
+    assert inputs.ssSource is None and inputs.mpc_orbits is None  # no solar-system tables
+    kwargs = _from_apdb(sqlite_apdb)
+    assert kwargs.keys() == inputs.run_kwargs().keys()
+    import pandas as pd
+
+    for name in ("diaSourceCat", "diaObjectCat", "diaSrcHistory", "diaForcedSources"):
+        pd.testing.assert_frame_equal(kwargs[name], getattr(inputs, name))
+
+
 def test_a_detector_without_rows_gives_no_alerts(sqlite_apdb, tmp_path):
     images = sqlite_apdb / "visit" / "42"
     kwargs = apdb_run_kwargs(sqlite_apdb / "apdb.yaml", VISIT, 43,
                              difference=images / "difference.fits", ccd_exposure_id_bits=50)
     assert all(len(kwargs[name]) == 0 for name in
                ("diaSourceCat", "diaObjectCat", "diaSrcHistory", "diaForcedSources"))
-    assert AlertPackager(_config(tmp_path)).run(**kwargs).n_alerts == 0
+    assert AlertPackager(_config(tmp_path)).run(VisitInputs(**kwargs)).n_alerts == 0
 
 
 def _config(out: Path) -> PackageAlertsConfig:

@@ -25,7 +25,7 @@ def _config(directory) -> PackageAlertsConfig:
 
 def test_task_and_core_write_the_same_bytes(visit, tmp_path):
     task_result = PackageAlertsTask(config=_config(tmp_path / "task")).run(**visit.run_kwargs())
-    core_result = AlertPackager(_config(tmp_path / "core")).run(**visit.run_kwargs())
+    core_result = AlertPackager(_config(tmp_path / "core")).run(visit.inputs())
 
     assert task_result.alerts.payloads == core_result.alerts.payloads
     assert [p.name for p in task_result.paths] == [p.name for p in core_result.paths]
@@ -54,7 +54,7 @@ def test_core_stage_times_reach_the_task_metadata(visit, tmp_path):
     for stage in ("prepareCatalogs", "makeCutouts", "encodeAlerts", "writeAlerts"):
         assert metadata[f"packageAlerts.{stage}StartCpuTime"] <= metadata[
             f"packageAlerts.{stage}EndCpuTime"]
-    result = AlertPackager(_config(tmp_path / "core")).run(**visit.run_kwargs())
+    result = AlertPackager(_config(tmp_path / "core")).run(visit.inputs())
     assert set(result.stage_seconds) == {
         "prepareCatalogs", "makeCutouts", "encodeAlerts", "writeAlerts"}
     assert all(seconds > 0 for seconds in result.stage_seconds.values())
@@ -62,10 +62,10 @@ def test_core_stage_times_reach_the_task_metadata(visit, tmp_path):
 
 def test_one_packager_serves_many_runs(tmp_path):
     packager = AlertPackager(_config(tmp_path))
-    first = packager.run(**make_visit(n_sources=8, image_shape=(400, 420), seed=1,
-                                      detector=1).run_kwargs())
-    second = packager.run(**make_visit(n_sources=9, image_shape=(400, 420), seed=2,
-                                       detector=2).run_kwargs())
+    first = packager.run(make_visit(n_sources=8, image_shape=(400, 420), seed=1,
+                                    detector=1).inputs())
+    second = packager.run(make_visit(n_sources=9, image_shape=(400, 420), seed=2,
+                                     detector=2).inputs())
     assert (first.n_alerts, second.n_alerts) == (8, 9)
     assert set(first.paths).isdisjoint(second.paths)
 

@@ -29,6 +29,7 @@ from alertpack.inputs.catalogs import name_catalog_files, read_catalog
 from alertpack.inputs.images import as_survey_image
 from alertpack.packets.survey_image import LazyPlane
 from alertpack.sample import make_visit, write_visit
+from alertpack.visit_inputs import VisitInputs
 
 SHAPE = (260, 300)  # (ny, nx)
 N_SOURCES = 8
@@ -80,14 +81,14 @@ def package_payloads(visit_dir: Path, images: dict) -> list[bytes]:
     config = PackageAlertsConfig()
     config.doWriteAlerts = False
     info = json.loads((visit_dir / "visit.json").read_text())
-    result = AlertPackager(config).run(
+    result = AlertPackager(config).run(VisitInputs(
         diaSourceCat=pd.read_parquet(visit_dir / "diaSourceCat.parquet"),
         diaObjectCat=pd.read_parquet(visit_dir / "diaObjectCat.parquet"),
         diaSrcHistory=pd.read_parquet(visit_dir / "diaSrcHistory.parquet"),
         diaForcedSources=pd.read_parquet(visit_dir / "diaForcedSources.parquet"),
         ccdExposureIdBits=info["ccdExposureIdBits"],
         **images,
-    )
+    ))
     return result.alerts.payloads
 
 
@@ -306,7 +307,8 @@ def test_catalog_formats_give_the_same_alerts_as_parquet(visit_dir, tmp_path):
     config.doWriteAlerts = False
     config.cutouts = []
     payloads = {
-        fmt: AlertPackager(config).run(frame, None, None, None, None, 44).alerts.payloads
+        fmt: AlertPackager(config).run(
+            VisitInputs(diaSourceCat=frame, ccdExposureIdBits=44)).alerts.payloads
         for fmt, frame in frames.items()
     }
     assert all(payloads[fmt] == payloads["parquet"] for fmt in FORMATS)

@@ -24,6 +24,7 @@ from alertpack.config import PackageAlertsConfig
 from alertpack.core import AlertPackager
 from alertpack.errors import InputError
 from alertpack.sample import make_visit
+from alertpack.visit_inputs import VisitInputs
 
 N_SOURCES = 6
 
@@ -49,7 +50,7 @@ def package(kwargs: dict, official: Schema, **config_values):
     for name, value in config_values.items():
         setattr(config, name, value)
     try:
-        result = AlertPackager(config).run(**kwargs)
+        result = AlertPackager(config).run(VisitInputs(**kwargs))
     except InputError as error:
         message = str(error)
         assert message and "\n" not in message

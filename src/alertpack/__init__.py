@@ -29,6 +29,8 @@ _EXPORTS = {
     "SurveyImage": "alertpack.inputs.images",
     "as_survey_image": "alertpack.inputs.images",
     "apdb_run_kwargs": "alertpack.inputs.apdb",
+    "apdb_visit_inputs": "alertpack.inputs.apdb",
+    "VisitInputs": "alertpack.visit_inputs",
     "make_cutout_bytes": "alertpack.packets.cutouts",
     "stamp_fits_bytes": "alertpack.packets.cutouts",
     "CutoutStatus": "alertpack.packets.cutouts",

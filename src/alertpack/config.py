@@ -8,7 +8,7 @@ from typing import Any
 
 import lsst.pex.config as pexConfig
 
-from alertpack.errors import CommandError
+from alertpack.errors import ConfigError
 from alertpack.schema import SchemaVersion, available_versions, latest_version
 
 __all__ = [
@@ -212,18 +212,26 @@ class PackageAlertsConfig(pexConfig.Config):
 
 
 def apply_config_overrides(config: Any, overrides: list[str]) -> None:
-    """Set ``NAME=VALUE`` pairs on a pex_config Config, converting to each field's type."""
+    """Set ``NAME=VALUE`` pairs on a pex_config Config, converting to each field's type.
+
+    Raises
+    ------
+    ConfigError
+        A pair that is not ``NAME=VALUE`` with a field's name, or a value the
+        field refuses; the message starts with the pair or the field's name
+        (the command line puts ``--config`` before it).
+    """
     for item in overrides:
         name, sep, text = item.partition("=")
         name = name.strip()
         if not sep or name not in config._fields:
             known = ", ".join(sorted(config._fields))
-            raise CommandError(f"--config {item!r}: expected NAME=VALUE with NAME among {known}")
+            raise ConfigError(f"{item!r}: expected NAME=VALUE with NAME among {known}")
         field = config._fields[name]
         value: Any
         if field.dtype is bool:
             if text.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise CommandError(f"--config {name}: {text!r} is not a boolean (true/false)")
+                raise ConfigError(f"{name}: {text!r} is not a boolean (true/false)")
             value = text.strip().lower() in ("true", "1", "yes")
         elif hasattr(field, "itemtype"):
             value = [field.itemtype(part.strip()) for part in text.split(",") if part.strip()]
@@ -231,18 +239,18 @@ def apply_config_overrides(config: Any, overrides: list[str]) -> None:
             try:
                 value = field.dtype(text)
             except ValueError:
-                raise CommandError(
-                    f"--config {name}: {text!r} is not a valid {field.dtype.__name__}"
+                raise ConfigError(
+                    f"{name}: {text!r} is not a valid {field.dtype.__name__}"
                 ) from None
         allowed = getattr(field, "allowed", None)
         if allowed is not None and value not in allowed:
             # pex_config's own message names our source file and lists None
             choices = ", ".join(str(choice) for choice in allowed if choice is not None)
-            raise CommandError(f"--config {name}={text}: not one of {choices}")
+            raise ConfigError(f"{name}={text}: not one of {choices}")
         try:
             setattr(config, name, value)
         except Exception as error:  # pex_config raises several types; show its message
-            raise CommandError(f"--config {name}={text}: {error}") from None
+            raise ConfigError(f"{name}={text}: {error}") from None
 
 
 def load_config_file(config: PackageAlertsConfig, path: str | Path) -> None:
@@ -250,22 +258,22 @@ def load_config_file(config: PackageAlertsConfig, path: str | Path) -> None:
 
     Raises
     ------
-    CommandError
+    ConfigError
         When the file does not exist, is not valid Python, or sets a field
-        wrongly; the message names the file.
+        wrongly; the message starts with the file's name.
     """
     path = Path(path)
     if not path.is_file():
-        raise CommandError(f"--config-file {path}: no such file")
+        raise ConfigError(f"{path}: no such file")
     try:
         config.load(str(path))
     except SyntaxError as error:
-        raise CommandError(
-            f"--config-file {path}: line {error.lineno}: {error.msg} "
+        raise ConfigError(
+            f"{path}: line {error.lineno}: {error.msg} "
             "(expected Python lines such as `config.cutoutSize = 40`)"
         ) from None
     except Exception as error:  # pex_config raises several types for a bad assignment
-        raise CommandError(f"--config-file {path}: {_first_line(error)}") from None
+        raise ConfigError(f"{path}: {_first_line(error)}") from None
 
 
 def _first_line(error: BaseException) -> str:

@@ -2,7 +2,10 @@
 
 `AlertPackager` does the whole job of `PackageAlertsTask.run` without
 `lsst.pipe.base`: the command line and the worker processes use it directly,
-and the Task is the LSST API over it. One packager is meant to live for many
+and the Task is the LSST API over it. A run takes one
+`~alertpack.visit_inputs.VisitInputs` (catalogs, images, ids, scheduler
+fields), however it was made: by the Task, from files, from an APDB, by the
+sample or the simulator. One packager is meant to live for many
 runs (a worker keeps it for every detector it takes), so that the schema, the
 encoder and, with ``doProduceAlerts``, the Kafka producer are built once.
 """
@@ -23,6 +26,7 @@ import numpy as np
 
 from alertpack.config import CUTOUT_FIELDS, PackageAlertsConfig
 from alertpack.errors import InputError
+from alertpack.inputs.catalogs import name_catalog_files
 from alertpack.inputs.images import as_survey_image
 from alertpack.packets.avro import AlertEncoder
 from alertpack.packets.batch import AlertBatch
@@ -30,6 +34,7 @@ from alertpack.packets.cutouts import CutoutStatus, cutout_sizes, make_cutout_by
 from alertpack.packets.records import VisitCatalogs, build_alert_parts, prepare_visit, time_column
 from alertpack.schema import load_schema
 from alertpack.sinks.files import write_alert_files
+from alertpack.visit_inputs import VisitInputs
 
 if TYPE_CHECKING:  # the producer loads only with doProduceAlerts
     from alertpack.kafka.producer import DeliveryResult
@@ -133,51 +138,43 @@ class AlertPackager:
 
     # ------------------------------------------------------------------
 
-    def run(
-        self,
-        diaSourceCat: Any,
-        diaObjectCat: Any,
-        diaSrcHistory: Any,
-        diffIm: Any,
-        template: Any,
-        ccdExposureIdBits: int | None = None,
-        *,
-        science: Any = None,
-        diaForcedSources: Any = None,
-        ssSource: Any = None,
-        mpc_orbits: Any = None,
-        observation_reason: str | None = None,
-        target_name: str | None = None,
-        stage_timer: StageTimer | None = None,
-    ) -> PackageResult:
+    def run(self, inputs: VisitInputs, *, stage_timer: StageTimer | None = None) -> PackageResult:
         """Package one run's sources into alerts, written and sent as configured.
 
-        Takes the arguments of `PackageAlertsTask.run` (see there), plus
-        ``stage_timer``: a context-manager factory called with each stage's
-        name (the Task passes its ``timer``); stage times are also returned
-        in `PackageResult.stage_seconds`.
+        Parameters
+        ----------
+        inputs : `~alertpack.visit_inputs.VisitInputs`
+            The catalogs, images, ids and scheduler fields of the run (see
+            `PackageAlertsTask.run` for what each means).
+        stage_timer : callable, optional
+            A context-manager factory called with each stage's name (the
+            Task passes its ``timer``); stage times are also returned in
+            `PackageResult.stage_seconds`.
+
+        Raises
+        ------
+        InputError
+            A catalog or image the run cannot use; for catalogs read from
+            files (``inputs.files``) the message names the file.
         """
+        try:
+            return self._run(inputs, stage_timer)
+        except InputError as error:
+            if not inputs.files:
+                raise
+            raise name_catalog_files(error, inputs.files) from None
+
+    def _run(self, inputs: VisitInputs, stage_timer: StageTimer | None) -> PackageResult:
         timings: dict[str, float] = {}
         stage = _timed_stages(timings, stage_timer)
         with stage("prepareCatalogs"):
-            catalogs = self.prepare(
-                diaSourceCat,
-                diaObjectCat,
-                diaSrcHistory,
-                diaForcedSources=diaForcedSources,
-                ssSource=ssSource,
-                mpc_orbits=mpc_orbits,
-                ccdExposureIdBits=ccdExposureIdBits,
-                observation_reason=observation_reason,
-                target_name=target_name,
-            )
+            catalogs = self.prepare(inputs)
         if catalogs.n_alerts == 0:
             self.log.info("No DiaSources to package; no alert file written.")
             return PackageResult(alerts=self.batch(catalogs, []), stage_seconds=timings)
 
         with stage("makeCutouts"):
-            images = {"difference": diffIm, "template": template, "science": science}
-            cutouts, statuses = self.make_cutouts(catalogs, images)
+            cutouts, statuses = self.make_cutouts(catalogs, inputs.images())
         with stage("encodeAlerts"):
             batch = self.encode(catalogs, cutouts)
         result = PackageResult(alerts=batch, cutout_status=dict(statuses), stage_seconds=timings,
@@ -205,10 +202,20 @@ class AlertPackager:
     # ------------------------------------------------------------------
     # the stages of a run, each usable on its own
 
-    def prepare(self, diaSourceCat: Any, diaObjectCat: Any, diaSrcHistory: Any,
-                **kwargs: Any) -> VisitCatalogs:
+    def prepare(self, inputs: VisitInputs) -> VisitCatalogs:
         """Validate the catalogs once against the schema into typed columns."""
-        return prepare_visit(self.schema, diaSourceCat, diaObjectCat, diaSrcHistory, **kwargs)
+        return prepare_visit(
+            self.schema,
+            inputs.diaSourceCat,
+            inputs.diaObjectCat,
+            inputs.diaSrcHistory,
+            diaForcedSources=inputs.diaForcedSources,
+            ssSource=inputs.ssSource,
+            mpc_orbits=inputs.mpc_orbits,
+            ccdExposureIdBits=inputs.ccdExposureIdBits,
+            observation_reason=inputs.observation_reason,
+            target_name=inputs.target_name,
+        )
 
     def make_cutouts(
         self, catalogs: VisitCatalogs, images: dict[str, Any]

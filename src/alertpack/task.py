@@ -16,6 +16,7 @@ from alertpack.config import CUTOUT_FIELDS, PackageAlertsConfig
 from alertpack.core import AlertPackager, PackageResult
 from alertpack.packets.cutouts import stamp_fits_bytes
 from alertpack.packets.records import build_alert_parts, empty_catalog, prepare_visit, row_frame
+from alertpack.visit_inputs import VisitInputs
 
 __all__ = ["PackageAlertsConfig", "PackageAlertsTask", "SchemaCatalogTask", "all_schema_catalogs"]
 
@@ -183,22 +184,30 @@ class PackageAlertsTask(SchemaCatalogTask):
             wrote exactly one, else `None`), ``paths`` (all written files),
             ``nDelivered``, ``nFailed`` and ``failedPath`` (Kafka), and
             ``cutoutStatus`` (count per `CutoutStatus` and image).
+
+        Notes
+        -----
+        The arguments become one `~alertpack.visit_inputs.VisitInputs`
+        (fields of the same names), which `AlertPackager.run` packages;
+        ``VisitInputs.run_kwargs()`` gives such inputs back as keywords of
+        this call.
         """
-        result = self.packager.run(
-            diaSourceCat,
-            diaObjectCat,
-            diaSrcHistory,
-            diffIm,
-            template,
-            ccdExposureIdBits,
-            science=science,
+        # the one place the seed's argument list meets VisitInputs
+        inputs = VisitInputs(
+            diaSourceCat=diaSourceCat,
+            diaObjectCat=diaObjectCat,
+            diaSrcHistory=diaSrcHistory,
             diaForcedSources=diaForcedSources,
             ssSource=ssSource,
             mpc_orbits=mpc_orbits,
+            diffIm=diffIm,
+            template=template,
+            science=science,
+            ccdExposureIdBits=ccdExposureIdBits,
             observation_reason=observation_reason,
             target_name=target_name,
-            stage_timer=self.timer,
         )
+        result = self.packager.run(inputs, stage_timer=self.timer)
         return self._struct(result)
 
     def _struct(self, result: PackageResult) -> pipeBase.Struct:

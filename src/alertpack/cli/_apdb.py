@@ -69,13 +69,13 @@ def _image_path(pattern: str | None, detector: int, option: str, required: bool)
 
 
 def _loaders(args: argparse.Namespace, config: Any, detectors: list[int]) -> list[Any]:
-    """One picklable `apdb_run_kwargs` call per detector; every file checked before any work."""
-    from alertpack.inputs.apdb import apdb_run_kwargs
+    """One picklable `apdb_visit_inputs` call per detector; every file checked before any work."""
+    from alertpack.inputs.apdb import apdb_visit_inputs
 
     loaders = []
     for detector in detectors:
         loaders.append(partial(
-            apdb_run_kwargs, args.apdb, args.visit, detector,
+            apdb_visit_inputs, args.apdb, args.visit, detector,
             difference=_image_path(args.difference, detector, "--difference", True),
             template=_image_path(args.template, detector, "--template", False),
             science=_image_path(args.science, detector, "--science", False),
@@ -127,9 +127,9 @@ def _package_one(loader: Any, config: Any, visit: int, detector: int) -> int:
     # the packager (and its Kafka producer) is made first: connecting overlaps the APDB read
     with AlertPackager(config) as packager:
         start = time.perf_counter()
-        run_kwargs = loader()
+        inputs = loader()
         read = time.perf_counter()
-        result = packager.run(**run_kwargs)
+        result = packager.run(inputs)
         elapsed = time.perf_counter() - read
     print(
         f"alertpack: packaged {result.n_alerts} alerts of visit {visit} detector {detector} "

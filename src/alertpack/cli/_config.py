@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from alertpack.errors import CommandError
+from alertpack.errors import CommandError, ConfigError
 
 __all__ = ["add_config_options", "config_from_args"]
 
@@ -33,7 +33,10 @@ def config_from_args(args: argparse.Namespace, *, produce: bool = False) -> Any:
 
     config = PackageAlertsConfig()
     for path in args.config_file:
-        load_config_file(config, path)
+        try:
+            load_config_file(config, path)
+        except ConfigError as error:  # the message starts with the file
+            raise CommandError(f"--config-file {error}") from None
     if args.output is not None:
         config.alertWriteLocation = args.output
     if args.schema is not None:
@@ -44,10 +47,16 @@ def config_from_args(args: argparse.Namespace, *, produce: bool = False) -> Any:
             load_schema(args.schema)
         except UnknownSchemaError as error:
             raise CommandError(f"--schema {args.schema}: {error}") from None
-        apply_config_overrides(config, [f"schemaVersion={args.schema}"])
+        try:
+            apply_config_overrides(config, [f"schemaVersion={args.schema}"])
+        except ConfigError as error:
+            raise CommandError(f"--schema {error}") from None
     if produce:
         config.doProduceAlerts = True
-    apply_config_overrides(config, args.config)
+    try:
+        apply_config_overrides(config, args.config)
+    except ConfigError as error:  # the message starts with the pair or the field
+        raise CommandError(f"--config {error}") from None
     try:
         config.validate()
     except Exception as error:

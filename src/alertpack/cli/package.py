@@ -87,7 +87,7 @@ def _parse_image_size(text: str | None) -> tuple[int, int] | None:
     return ny, nx
 
 
-def _sample_kwargs(args: argparse.Namespace, schema_version: str) -> dict[str, Any]:
+def _sample_inputs(args: argparse.Namespace, schema_version: str) -> Any:
     from alertpack.sample import make_visit
 
     options: dict[str, Any] = {"schema_version": schema_version}
@@ -98,7 +98,7 @@ def _sample_kwargs(args: argparse.Namespace, schema_version: str) -> dict[str, A
         options["image_shape"] = shape
     if args.seed is not None:
         options["seed"] = args.seed
-    return make_visit(**options).run_kwargs()
+    return make_visit(**options).inputs()
 
 
 def _package_sample_visit(args: argparse.Namespace, config: Any) -> int:
@@ -130,8 +130,18 @@ def _check_outputs(config: Any) -> None:
         check_output_directory(config.failedAlertsLocation)
 
 
-_SINGLE_FILE_OPTIONS = ("sources", "objects", "history", "forced", "ss_source", "mpc_orbits",
-                        "difference", "template", "science")
+#: VisitInputs field -> the option naming its single file
+_FILE_OPTIONS = {
+    "diaSourceCat": "sources",
+    "diaObjectCat": "objects",
+    "diaSrcHistory": "history",
+    "diaForcedSources": "forced",
+    "ssSource": "ss_source",
+    "mpc_orbits": "mpc_orbits",
+    "diffIm": "difference",
+    "template": "template",
+    "science": "science",
+}
 
 
 def _report_interrupted_delivery(packager: Any) -> None:
@@ -166,15 +176,32 @@ def _warn_unused_cutout_size(config: Any, sources: Any) -> None:
 
 def _single_file_options(args: argparse.Namespace) -> list[str]:
     """The single-file options given (``--sources``, ..., ``--id-bits``)."""
-    names = [*_SINGLE_FILE_OPTIONS, "id_bits"]
+    names = [*_FILE_OPTIONS.values(), "id_bits"]
     return [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) is not None]
 
 
 def _detector_directories(args: argparse.Namespace) -> list[Path]:
     """The detector directories of ``--visit-dir`` (checked before any work)."""
+    from alertpack.errors import InputError
     from alertpack.scaleout.jobs import detector_dirs
 
-    return detector_dirs(args.visit_dir)
+    try:
+        return detector_dirs(args.visit_dir)
+    except InputError as error:  # the message starts with the path given
+        raise CommandError(f"--visit-dir {error}") from None
+
+
+def _visit_file_inputs(args: argparse.Namespace, directory: Path | None) -> Any:
+    """The `VisitInputs` of ``--visit-dir`` (one detector) and the single-file options."""
+    from alertpack.inputs.visit_files import load_visit_files
+
+    if directory is None and (args.sources is None or args.difference is None):
+        raise CommandError(
+            "give --sample, --visit-dir DIR, or at least --sources CATALOG and "
+            "--difference IMAGE.fits (plus --objects, --history, --forced, --template, --science)"
+        )
+    files = {name: getattr(args, option) for name, option in _FILE_OPTIONS.items()}
+    return load_visit_files(directory, files=files, id_bits=args.id_bits)
 
 
 def _package_detector_dirs(
@@ -234,14 +261,14 @@ def _print_visit_summary(summary: Any, config: Any) -> None:
     print_table(["visit", "value"], rows)
     print(f"alert files under {config.alertWriteLocation}")
     for failure in summary.failures:
-        print(f"alertpack package: detector {failure.name} failed: {failure.error}",
+        tries = f" after {failure.attempts} attempts" if failure.attempts > 1 else ""
+        print(f"alertpack package: detector {failure.name} failed{tries}: {failure.error}",
               file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
     """Package a visit and print a short summary (alerts, bytes, time, path)."""
     from alertpack.core import AlertPackager
-    from alertpack.scaleout.jobs import run_naming_files
 
     config = config_from_args(args, produce=args.produce)
     _check_outputs(config)
@@ -251,28 +278,27 @@ def run(args: argparse.Namespace) -> int:
         if args.detectors < 1:
             raise CommandError(f"--detectors {args.detectors}: give at least 1")
         return _package_sample_visit(args, config)
+    directory = None
     if args.visit_dir is not None and not args.sample:
         one_dir_with_overrides = len(args.visit_dir) == 1 and _single_file_options(args)
         directories = [Path(args.visit_dir[0])] if one_dir_with_overrides else (
             _detector_directories(args))
         if len(directories) > 1 or args.workers is not None or args.scheduler is not None:
             return _package_detector_dirs(args, config, directories)
-        args.visit_dir = str(directories[0])
+        directory = directories[0]
     # the packager first: its Kafka producer connects while the inputs load
     with AlertPackager(config) as packager:
         start = time.perf_counter()
         if args.sample:
-            run_kwargs = _sample_kwargs(args, config.schemaVersion)
+            inputs = _sample_inputs(args, config.schemaVersion)
             what = "sample visit"
         else:
-            from alertpack.inputs.visit_files import load_visit_files
-
-            run_kwargs = load_visit_files(args)
+            inputs = _visit_file_inputs(args, directory)
             what = "visit"
-        _warn_unused_cutout_size(config, run_kwargs["diaSourceCat"])
+        _warn_unused_cutout_size(config, inputs.diaSourceCat)
         prepared = time.perf_counter()
         try:
-            result = run_naming_files(packager, run_kwargs)
+            result = packager.run(inputs)
         except KeyboardInterrupt:
             _report_interrupted_delivery(packager)
             raise

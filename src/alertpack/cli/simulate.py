@@ -9,7 +9,7 @@ from typing import Any
 
 from alertpack.cli._config import add_config_options, config_from_args
 from alertpack.cli._progress import Progress, print_table
-from alertpack.errors import CommandError
+from alertpack.errors import CommandError, InputError
 
 HELP = "stream simulated visits at survey cadence to files and/or Kafka, measuring latency"
 
@@ -79,6 +79,11 @@ def _image_shape(text: str) -> tuple[int, int]:
 def _check(args: argparse.Namespace) -> None:
     if args.cadence < 0:
         raise CommandError(f"--cadence {args.cadence}: give 0 or more seconds")
+    if args.visits < 1:
+        raise CommandError(f"--visits {args.visits}: give at least 1")
+    if not 1 <= args.detectors <= 189:
+        raise CommandError(f"--detectors {args.detectors}: LSSTCam has 189 science detectors; "
+                           "give 1 to 189")
     if args.templates < 1:
         raise CommandError(f"--templates {args.templates}: give at least 1")
     if args.workers is not None and args.workers < 1:
@@ -119,7 +124,8 @@ def _print_summary(summary: Any, config: Any) -> None:
         ]
     print_table(["stream", "value"], rows)
     for failure in summary.failures:
-        print(f"alertpack simulate: detector {failure.name} failed: {failure.error}",
+        tries = f" after {failure.attempts} attempts" if failure.attempts > 1 else ""
+        print(f"alertpack simulate: detector {failure.name} failed{tries}: {failure.error}",
               file=sys.stderr)
 
 
@@ -130,10 +136,13 @@ def run(args: argparse.Namespace) -> int:
 
     _check(args)
     config = _config(args)
-    plan = plan_stream(
-        args.visits, args.detectors, mean_alerts=args.alerts, burst_alerts=args.burst_alerts,
-        burst_fraction=args.burst_fraction, seed=args.seed,
-    )
+    try:
+        plan = plan_stream(
+            args.visits, args.detectors, mean_alerts=args.alerts, burst_alerts=args.burst_alerts,
+            burst_fraction=args.burst_fraction, seed=args.seed,
+        )
+    except InputError as error:  # the alert counts: --visits/--detectors are checked above
+        raise CommandError(f"--alerts/--burst-alerts/--burst-fraction: {error}") from None
     loader_options = {"n_templates": args.templates, "image_shape": _image_shape(args.image_size),
                       "seed": args.seed, "schema_version": config.schemaVersion}
     with DetectorExecutor(config, workers=args.workers, scheduler=args.scheduler) as executor:

@@ -32,6 +32,14 @@ columns; ``ccdVisitId`` (schemas < 7) from the top ``ccdExposureIdBits`` bits
 of the source id, the packing alertpack uses for file names too, so only when
 those bits are given. A required field left unfilled (e.g. ``flags`` in
 schemas < 7: the APDB has none) is an `ApdbSchemaError` naming it.
+
+The one call (`apdb_visit_inputs`)
+----------------------------------
+returns the `~alertpack.visit_inputs.VisitInputs` of one (visit, detector);
+`apdb_run_kwargs` the same as keyword arguments of ``PackageAlertsTask.run``.
+A database that does not answer, when opened or in the middle of the reads,
+raises `ApdbConnectionError`, a `~alertpack.errors.TransientError` the
+detector executor retries with backoff; every other failure is permanent.
 """
 
 from __future__ import annotations
@@ -56,6 +64,7 @@ from alertpack.errors import (
     ApdbSchemaError,
     InputError,
 )
+from alertpack.visit_inputs import VisitInputs
 
 if TYPE_CHECKING:
     import astropy.time
@@ -68,6 +77,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LibraryTimings",
     "apdb_run_kwargs",
+    "apdb_visit_inputs",
     "conform_to_alert_schema",
     "open_apdb",
     "read_visit_detector",
@@ -209,6 +219,51 @@ def _scrub(text: str, url: Any) -> str:
     except Exception:
         password = None
     return text.replace(str(password), "***") if password else text
+
+
+def _is_unreachable(error: BaseException) -> bool:
+    """True when a database error means the server does not answer now (worth retrying).
+
+    SQLAlchemy raises `~sqlalchemy.exc.OperationalError` for a refused or
+    lost connection, and marks errors that invalidated the connection; SQLite
+    reports SQL mistakes (``no such column``) as OperationalError too, and a
+    refused password is no outage: those are not.
+    """
+    try:
+        from sqlalchemy import exc
+    except ImportError:  # no SQLAlchemy, no SQL database
+        return False
+    if isinstance(error, exc.TimeoutError):  # no pooled connection came free
+        return True
+    if not isinstance(error, exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    if not isinstance(error, (exc.OperationalError, exc.InterfaceError)):
+        return False
+    reason = str(error.orig).lower()
+    return not re.search(r"no such (table|column)|syntax error|password|authentication", reason)
+
+
+@contextmanager
+def _unreachable_as_connection_error(apdb: Apdb, config_path: str | os.PathLike[str]
+                                     ) -> Iterator[None]:
+    """A database that stops answering inside the block raises `ApdbConnectionError`.
+
+    The process's cached `Apdb` of ``config_path`` is dropped, so that the
+    next attempt connects afresh.
+    """
+    try:
+        yield
+    except Exception as error:
+        if not _is_unreachable(error):
+            raise
+        _OPEN_APDBS.pop((os.getpid(), _config_key(config_path)), None)
+        url = getattr(getattr(apdb, "config", None), "db_url", None)
+        raise ApdbConnectionError(
+            f"database {_safe_url(url)} (APDB config {config_path}) stopped answering: "
+            f"{_scrub(_first_line(error), url)}; check that the server runs"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -566,12 +621,12 @@ def check_schema_fillable(apdb: Apdb, schema: AlertSchema, id_bits: int | None =
     fillable = [v for v in available_versions() if not _unfillable(load_schema(str(v)), columns,
                                                                    id_bits)]
     hint = f"choose schema version {fillable[0]} or later" if fillable else "no schema version fits"
-    ccd = " (ccdVisitId: pass ccdExposureIdBits / --id-bits)" if any(
+    ccd = " (ccdVisitId: give ccdExposureIdBits)" if any(
         m.endswith(".ccdVisitId") for m in missing) else ""
     raise ApdbSchemaError(
         f"the APDB cannot fill alert schema {schema.version}: required {', '.join(missing)} "
         f"{'has' if len(missing) == 1 else 'have'} no APDB column{ccd}; {hint} "
-        "(config schemaVersion, --schema)"
+        "(config schemaVersion)"
     )
 
 
@@ -642,7 +697,7 @@ def conform_to_alert_schema(
 # ---------------------------------------------------------------------------------------------
 # the one call
 # ---------------------------------------------------------------------------------------------
-def apdb_run_kwargs(
+def apdb_visit_inputs(
     config_path: str | os.PathLike[str],
     visit: int,
     detector: int,
@@ -655,8 +710,8 @@ def apdb_run_kwargs(
     schema_version: str | None = None,
     ccd_exposure_id_bits: int | None = None,
     timings: dict[str, float] | None = None,
-) -> dict[str, Any]:
-    """Keyword arguments of `AlertPackager.run` / `PackageAlertsTask.run` from an APDB.
+) -> VisitInputs:
+    """The inputs of one packaging run of (visit, detector), read from an APDB.
 
     Parameters
     ----------
@@ -685,16 +740,20 @@ def apdb_run_kwargs(
 
     Returns
     -------
-    run_kwargs : `dict`
+    inputs : `~alertpack.visit_inputs.VisitInputs`
         ``diaSourceCat``, ``diaObjectCat``, ``diaSrcHistory``,
-        ``diaForcedSources``, ``diffIm``, ``template``, ``science``,
-        ``ccdExposureIdBits``, ``ssSource`` and ``mpc_orbits`` (None: the APDB
-        has no solar-system tables). No DiaSources of (visit, detector): empty
+        ``diaForcedSources`` (DataFrames, LSST index layout), the image paths,
+        ``ccdExposureIdBits``; no ``ssSource``/``mpc_orbits`` (the APDB has no
+        solar-system tables). No DiaSources of (visit, detector): empty
         catalogs, 0 alerts.
 
     Raises
     ------
-    ApdbConfigError, ApdbConnectionError, ApdbCredentialsError, ApdbSchemaError, ApdbError
+    ApdbConnectionError
+        The database does not answer, when opened or while read (a
+        `~alertpack.errors.TransientError`: worth trying again later).
+    ApdbConfigError, ApdbCredentialsError, ApdbSchemaError, ApdbError, InputError
+        Permanent: the config, the credentials, the schema or the images.
     """
     from alertpack.schema import load_schema
 
@@ -702,20 +761,31 @@ def apdb_run_kwargs(
         visit_time = float(visit_time.tai.mjd)
     schema = load_schema(schema_version)
     apdb = open_apdb(config_path)
-    check_schema_fillable(apdb, schema, ccd_exposure_id_bits)
-    region, header_mjd = region_from_fits(difference)
-    catalogs = read_visit_detector(
-        apdb, visit, detector, region,
-        visit_time=visit_time if visit_time is not None else header_mjd,
-        window_days=window_days, timings=timings,
-    )
-    kwargs: dict[str, Any] = conform_to_alert_schema(catalogs, schema, ccd_exposure_id_bits)
-    kwargs.update(
+    with _unreachable_as_connection_error(apdb, config_path):
+        check_schema_fillable(apdb, schema, ccd_exposure_id_bits)
+        region, header_mjd = region_from_fits(difference)
+        catalogs = read_visit_detector(
+            apdb, visit, detector, region,
+            visit_time=visit_time if visit_time is not None else header_mjd,
+            window_days=window_days, timings=timings,
+        )
+    conformed: dict[str, Any] = conform_to_alert_schema(catalogs, schema, ccd_exposure_id_bits)
+    return VisitInputs(
+        **conformed,
         diffIm=str(difference),
         template=None if template is None else str(template),
         science=None if science is None else str(science),
         ccdExposureIdBits=ccd_exposure_id_bits,
-        ssSource=None,
-        mpc_orbits=None,
     )
-    return kwargs
+
+
+def apdb_run_kwargs(
+    config_path: str | os.PathLike[str], visit: int, detector: int, **options: Any
+) -> dict[str, Any]:
+    """Keyword arguments of `PackageAlertsTask.run` from an APDB: `apdb_visit_inputs`'s.
+
+    Takes the arguments of `apdb_visit_inputs`; returns
+    ``apdb_visit_inputs(...).run_kwargs()`` (``ssSource`` and ``mpc_orbits``
+    `None`: the APDB has no solar-system tables).
+    """
+    return apdb_visit_inputs(config_path, visit, detector, **options).run_kwargs()

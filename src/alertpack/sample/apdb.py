@@ -22,7 +22,7 @@ set by ``store`` itself.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,8 @@ from alertpack.errors import InputError
 if TYPE_CHECKING:
     import pandas as pd
     from lsst.dax.apdb import Apdb
+
+    from alertpack.visit_inputs import VisitInputs
 
 __all__ = ["ApdbFill", "store_visit", "write_apdb"]
 
@@ -73,8 +75,18 @@ def _check_string_lengths(apdb: Apdb, table: Any, frame: pd.DataFrame) -> None:
             )
 
 
+def _frame(inputs: VisitInputs, name: str) -> pd.DataFrame:
+    """Catalog ``name`` of ``inputs`` as a DataFrame (an Arrow table converted)."""
+    import pandas as pd
+
+    catalog = getattr(inputs, name)
+    if catalog is None:
+        raise InputError(f"storing a visit in the APDB needs its {name}")
+    return catalog if isinstance(catalog, pd.DataFrame) else catalog.to_pandas()
+
+
 def _store_batches(
-    apdb: Apdb, run_kwargs: Mapping[str, Any]
+    apdb: Apdb, inputs: VisitInputs
 ) -> list[tuple[float, pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
     """``(visit_time MJD TAI, objects, sources, forced)`` per visit, oldest first."""
     import pandas as pd
@@ -84,12 +96,12 @@ def _store_batches(
         names = [c.name for c in apdb.tableDef(table).columns]
         return frame[[n for n in names if n in frame.columns and n not in _MANAGED]]
 
-    new = _plain(run_kwargs["diaSourceCat"])
-    catalog_objects = _plain(run_kwargs["diaObjectCat"])
+    new = _plain(_frame(inputs, "diaSourceCat"))
+    catalog_objects = _plain(_frame(inputs, "diaObjectCat"))
     objects = columns(ApdbTables.DiaObject, catalog_objects)
-    sources = pd.concat([_plain(run_kwargs["diaSrcHistory"]), new], ignore_index=True)
+    sources = pd.concat([_plain(_frame(inputs, "diaSrcHistory")), new], ignore_index=True)
     sources = columns(ApdbTables.DiaSource, sources)
-    forced = columns(ApdbTables.DiaForcedSource, _plain(run_kwargs["diaForcedSources"]))
+    forced = columns(ApdbTables.DiaForcedSource, _plain(_frame(inputs, "diaForcedSources")))
     _check_string_lengths(apdb, ApdbTables.DiaSource, sources)
     _check_string_lengths(apdb, ApdbTables.DiaForcedSource, forced)
 
@@ -121,18 +133,19 @@ def _check_store_driver(apdb: Apdb) -> None:
         )
 
 
-def store_visit(apdb: Apdb, run_kwargs: Mapping[str, Any]) -> int:
+def store_visit(apdb: Apdb, inputs: VisitInputs) -> int:
     """Store a visit's catalogs and their history with ``Apdb.store``; returns the calls made.
 
-    ``run_kwargs`` are the keyword arguments of ``PackageAlertsTask.run``
-    (e.g. ``make_visit(...).run_kwargs()``), with APDB column names (schemas
-    9.0 and later). Stores must go in time order: call this for the visits of
-    an APDB oldest first.
+    ``inputs`` are a visit's `~alertpack.visit_inputs.VisitInputs` (e.g.
+    ``make_visit(...).inputs()``) with APDB column names (schemas 9.0 and
+    later): their DiaSources, DiaObjects, DiaSource history and forced
+    sources are stored. Stores must go in time order: call this for the
+    visits of an APDB oldest first.
     """
     import astropy.time
 
     _check_store_driver(apdb)
-    batches = _store_batches(apdb, run_kwargs)
+    batches = _store_batches(apdb, inputs)
     for mjd, objects, sources, forced in batches:
         apdb.store(astropy.time.Time(mjd, format="mjd", scale="tai"), objects, sources, forced)
     return len(batches)
@@ -191,7 +204,7 @@ def write_apdb(
         visit = make_visit(n_sources, seed=seed, detector=detector,
                            **{"visit": visit_number, **visit_options})
         start = time.perf_counter()
-        fill.store_calls += store_visit(apdb, visit.run_kwargs())
+        fill.store_calls += store_visit(apdb, visit.inputs())
         fill.store_seconds += time.perf_counter() - start
         written = write_visit(visit, Path(directory) / str(detector))
         fill.directories[detector] = written["visit"].parent

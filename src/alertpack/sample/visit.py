@@ -39,6 +39,7 @@ from alertpack.sample.scene import (
     _static_scene,
     _visit_conditions,
 )
+from alertpack.visit_inputs import CATALOGS, IMAGES, VisitInputs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -101,26 +102,20 @@ class SampleVisit:
     index_layout: str = "multi"
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def run_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for `alertpack.task.PackageAlertsTask.run`.
+    def inputs(self) -> VisitInputs:
+        """The visit as the inputs of one packaging run (`alertpack.core.AlertPackager.run`).
 
-        The catalogs and images themselves, not copies: ``diaSourceCat``,
-        ``diaObjectCat``, ``diaSrcHistory``, ``diffIm``, ``template``,
-        ``ccdExposureIdBits``, ``science``, ``diaForcedSources``,
-        ``ssSource`` and ``mpc_orbits``.
+        The catalogs and images themselves, not copies; no scheduler fields
+        (the sample has none).
         """
-        return {
-            "diaSourceCat": self.diaSourceCat,
-            "diaObjectCat": self.diaObjectCat,
-            "diaSrcHistory": self.diaSrcHistory,
-            "diffIm": self.difference,
-            "template": self.template,
-            "ccdExposureIdBits": self.ccdExposureIdBits,
-            "science": self.science,
-            "diaForcedSources": self.diaForcedSources,
-            "ssSource": self.ssSource,
-            "mpc_orbits": self.mpc_orbits,
-        }
+        # the catalogs are attributes of the fields' names, the images of the images' names
+        catalogs: dict[str, Any] = {name: getattr(self, name) for name in CATALOGS}
+        images: dict[str, Any] = {field: getattr(self, name) for name, field in IMAGES.items()}
+        return VisitInputs(**catalogs, **images, ccdExposureIdBits=self.ccdExposureIdBits)
+
+    def run_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `alertpack.task.PackageAlertsTask.run`: those of `inputs`."""
+        return self.inputs().run_kwargs()
 
 
 def make_visit(

@@ -2,12 +2,13 @@
 
 Both run the same `alertpack.scaleout.jobs.run_detector` and offer the same
 small interface to `alertpack.scaleout.pool.DetectorExecutor`, which owns
-the policy (bounded submission, one retry, outcomes instead of exceptions):
+the policy (bounded submission, retries, outcomes instead of exceptions):
 
 ``submit(function, *args)``
     a future (``concurrent.futures`` or ``distributed``);
-``wait_first(futures)``
-    ``(done, pending)`` once at least one is done;
+``wait_first(futures, timeout=None)``
+    ``(done, pending)`` once at least one is done, or after ``timeout``
+    seconds with ``done`` empty;
 ``job_starts()``
     how many times each detector job started, where the engine can see
     starts the futures do not (a Dask worker killed mid-job);
@@ -102,12 +103,12 @@ class LocalPoolEngine:
             self._executor = None
             return self._pool().submit(function, *args)
 
-    def wait_first(self, futures: set) -> tuple[set, set]:
+    def wait_first(self, futures: set, timeout: float | None = None) -> tuple[set, set]:
         if self.workers == 1:
             return set(futures), set()
         from concurrent.futures import FIRST_COMPLETED, wait
 
-        done, pending = wait(futures, return_when=FIRST_COMPLETED)
+        done, pending = wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
         return set(done), set(pending)
 
     def job_starts(self) -> Counter:
@@ -156,7 +157,7 @@ class DaskEngine:
             from distributed import Client
         except ImportError:
             raise SchedulerError(
-                "--scheduler needs Dask distributed: pip install 'alertpack[dask]'"
+                "running on a Dask scheduler needs Dask distributed: pip install 'alertpack[dask]'"
             ) from None
         from alertpack.scaleout.jobs import START_EVENT
 
@@ -177,11 +178,14 @@ class DaskEngine:
         # pure=False: a retry of the same detector is a new task, not a cached result
         return self.client.submit(function, *args, pure=False)
 
-    def wait_first(self, futures: set) -> tuple[set, set]:
+    def wait_first(self, futures: set, timeout: float | None = None) -> tuple[set, set]:
         from distributed import wait
 
-        with self.client.as_current():
-            done, pending = wait(list(futures), return_when="FIRST_COMPLETED")
+        try:
+            with self.client.as_current():
+                done, pending = wait(list(futures), timeout=timeout, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            return set(), set(futures)
         return set(done), set(pending)
 
     def job_starts(self) -> Counter:

@@ -12,7 +12,6 @@ the configuration sent as text and closed when the worker exits.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import threading
@@ -23,7 +22,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from alertpack.errors import AlertPackError, InputError
+from alertpack.errors import AlertPackError, InputError, TransientError
+from alertpack.visit_inputs import VisitInputs
 
 __all__ = [
     "DetectorJob",
@@ -31,13 +31,12 @@ __all__ = [
     "close_worker_packager",
     "detector_dirs",
     "run_detector",
-    "run_naming_files",
     "sample_detector_loader",
     "visit_dir_loader",
 ]
 
-#: a picklable callable returning the keyword arguments of AlertPackager.run
-DetectorLoader = Callable[[], dict[str, Any]]
+#: a picklable, argument-less callable returning the inputs of one detector's run
+DetectorLoader = Callable[[], VisitInputs]
 
 #: topic of the Dask worker event logged when a detector job starts
 START_EVENT = "alertpack-detector-start"
@@ -58,7 +57,10 @@ class DetectorSummary:
     ``error`` is `None` for a packaged detector; otherwise the one-line
     reason and every count is 0. ``seconds`` is the whole job (wall),
     ``load_seconds`` the part spent loading inputs, ``cpu_seconds`` the CPU
-    time of the worker process during the job.
+    time of the worker process during the job (all of the last attempt).
+    ``attempts`` counts the times the job ran (see
+    `alertpack.scaleout.pool.RetryPolicy`), ``attempt_errors`` the one-line
+    reason of each attempt that failed and was retried, in order.
     """
 
     n_alerts: int = 0
@@ -74,6 +76,7 @@ class DetectorSummary:
     error: str | None = None
     attempts: int = 1
     cpu_seconds: float = 0.0
+    attempt_errors: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -155,31 +158,24 @@ def _log_start(name: str) -> str:
     return worker.address
 
 
-def run_naming_files(packager: Any, run_kwargs: dict[str, Any]) -> Any:
-    """``packager.run``; a validation error names the file of the catalog it is about."""
-    from alertpack.inputs.catalogs import name_catalog_files
-    from alertpack.inputs.visit_files import catalog_files
-
-    try:
-        return packager.run(**run_kwargs)
-    except InputError as error:
-        raise name_catalog_files(error, catalog_files(run_kwargs)) from None
-
-
 def run_detector(config_text: str, job: DetectorJob) -> DetectorSummary:
     """Load, package, write and produce one detector in this worker.
 
-    Bad input (an `AlertPackError`: missing file, bad column, ...) is
-    returned as a failed summary: trying again would fail the same way.
-    Anything else raises, and the engine retries the job once.
+    A permanent error (any `AlertPackError` but a `TransientError`: a
+    missing file, a bad column, ...) is returned as a failed summary: trying
+    again would fail the same way. A `TransientError` (a database or broker
+    that does not answer) and anything else raise, for the executor to retry
+    (`alertpack.scaleout.pool.RetryPolicy`).
     """
     start, start_cpu = time.perf_counter(), time.process_time()
     worker = _log_start(job.name)
     try:
-        run_kwargs = job.loader()
+        inputs = job.loader()
         loaded = time.perf_counter()
         with _PACKAGER_LOCK:
-            result = run_naming_files(_worker_packager(config_text), run_kwargs)
+            result = _worker_packager(config_text).run(inputs)
+    except TransientError:
+        raise
     except AlertPackError as error:
         return DetectorSummary(name=job.name, worker=worker, error=str(error),
                                seconds=time.perf_counter() - start)
@@ -202,13 +198,11 @@ def run_detector(config_text: str, job: DetectorJob) -> DetectorSummary:
 # loaders
 
 
-def _sample_run_kwargs(detector: int, n_sources: int, image_shape: tuple[int, int],
-                       seed: int) -> dict[str, Any]:
+def _sample_inputs(detector: int, n_sources: int, image_shape: tuple[int, int],
+                   seed: int) -> VisitInputs:
     from alertpack.sample import make_visit
 
-    return make_visit(
-        n_sources, image_shape, seed=seed + detector, detector=detector
-    ).run_kwargs()
+    return make_visit(n_sources, image_shape, seed=seed + detector, detector=detector).inputs()
 
 
 def sample_detector_loader(
@@ -216,29 +210,18 @@ def sample_detector_loader(
     seed: int = 0,
 ) -> DetectorLoader:
     """A loader for one detector of the built-in sample (for demos and benchmarks)."""
-    return partial(_sample_run_kwargs, detector, n_sources, image_shape, seed)
+    return partial(_sample_inputs, detector, n_sources, image_shape, seed)
 
 
-#: the visit-file options of ``alertpack package`` a detector directory leaves unset
-_SINGLE_FILE_OPTIONS = (
-    "sources", "objects", "history", "forced", "ss_source", "mpc_orbits",
-    "difference", "template", "science", "id_bits",
-)
-
-
-def _detector_dir_kwargs(directory: str) -> dict[str, Any]:
+def _detector_dir_inputs(directory: str) -> VisitInputs:
     from alertpack.inputs.visit_files import load_visit_files
 
-    for needed in ("diaSourceCat", "difference"):
-        if not any(Path(directory).glob(f"{needed}.*")):
-            raise InputError(f"detector directory {directory} has no {needed} file")
-    options = dict.fromkeys(_SINGLE_FILE_OPTIONS)
-    return load_visit_files(argparse.Namespace(visit_dir=directory, **options))
+    return load_visit_files(directory)
 
 
 def visit_dir_loader(directory: str | os.PathLike[str]) -> DetectorLoader:
     """A loader for one detector directory (the files of ``alertpack package --visit-dir``)."""
-    return partial(_detector_dir_kwargs, str(directory))
+    return partial(_detector_dir_inputs, str(directory))
 
 
 def _is_detector_dir(path: Path) -> bool:
@@ -253,20 +236,20 @@ def detector_dirs(paths: list[str | os.PathLike[str]]) -> list[Path]:
     ------
     InputError
         A path is not a directory, or neither it nor any subdirectory holds
-        a ``diaSourceCat`` file.
+        a ``diaSourceCat`` file; the message starts with the path.
     """
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if not path.is_dir():
-            raise InputError(f"--visit-dir {path} is not a directory")
+            raise InputError(f"{path} is not a directory")
         if _is_detector_dir(path):
             found.append(path)
             continue
         children = sorted(p for p in path.iterdir() if p.is_dir() and _is_detector_dir(p))
         if not children:
             raise InputError(
-                f"--visit-dir {path} holds no diaSourceCat file and no detector subdirectory "
+                f"{path} holds no diaSourceCat file and no detector subdirectory "
                 "with one; give a detector's directory or their parent"
             )
         found.extend(children)

@@ -8,17 +8,33 @@ at one detector's working set per worker, however large the visit.
 
 `DetectorExecutor` runs the jobs on an engine (`LocalPoolEngine`, the
 default, or `DaskEngine` with a scheduler address) with one policy: jobs
-submitted as the engine can take them, a job that raises is retried once,
-then reported as a failed detector; the others carry on.
+submitted as the engine can take them, failed jobs retried by `RetryPolicy`,
+then reported as failed detectors; the others carry on.
+
+Retries (`RetryPolicy`, by the kind of failure)
+-----------------------------------------------
+- a `~alertpack.errors.TransientError` (the APDB's database or the Kafka
+  broker does not answer): retried with exponential backoff, by default 4
+  attempts in all, 2, 4 and 8 s apart (14 s of waiting: a database restart);
+- a permanent error (any other `~alertpack.errors.AlertPackError`: a missing
+  file, a bad column): reported at once, never retried;
+- anything else (a crash, a lost worker): retried once, at once.
+
+A job waiting for its retry holds no worker: the others run meanwhile. Each
+`DetectorSummary` says how many attempts its job took (``attempts``) and why
+the earlier ones failed (``attempt_errors``).
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from alertpack.errors import TransientError
 from alertpack.scaleout.jobs import (
     DetectorJob,
     DetectorLoader,
@@ -31,13 +47,67 @@ __all__ = [
     "DetectorExecutor",
     "DetectorJob",
     "DetectorSummary",
+    "RetryPolicy",
     "VisitSummary",
     "package_detectors",
     "sample_detector_loader",
 ]
 
-#: attempts of a job that raises: the first and one retry
-MAX_ATTEMPTS = 2
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often, and how soon, `DetectorExecutor` runs a failed job again.
+
+    Attributes
+    ----------
+    transient_attempts : `int`
+        Attempts in all (the first included) of a job failing with a
+        `~alertpack.errors.TransientError`.
+    first_delay : `float`
+        Seconds between the first transient failure and the second attempt.
+    backoff : `float`
+        Each further wait is this many times the one before.
+    max_delay : `float`
+        No wait is longer than this (s).
+    crash_attempts : `int`
+        Attempts in all of a job that raised anything else (a crash, a lost
+        worker), retried at once.
+
+    Notes
+    -----
+    The defaults wait 2, 4 and 8 s: four attempts over 14 s of waiting,
+    enough for a database or broker restart. A permanent error is never
+    retried.
+    """
+
+    transient_attempts: int = 4
+    first_delay: float = 2.0
+    backoff: float = 2.0
+    max_delay: float = 60.0
+    crash_attempts: int = 2
+
+    def __post_init__(self) -> None:
+        if self.transient_attempts < 1 or self.crash_attempts < 1:
+            raise ValueError("RetryPolicy: attempts must be at least 1")
+        if self.first_delay < 0 or self.backoff < 1 or self.max_delay < 0:
+            raise ValueError("RetryPolicy: delays must be >= 0 and backoff >= 1")
+
+    def delay(self, failed_attempts: int) -> float:
+        """Seconds to wait after the ``failed_attempts``-th transient failure (1, 2, ...)."""
+        return min(self.first_delay * self.backoff ** (failed_attempts - 1), self.max_delay)
+
+    def delays(self) -> list[float]:
+        """Every wait of a job that fails transiently each time (s), in order."""
+        return [self.delay(n) for n in range(1, self.transient_attempts)]
+
+
+@dataclass
+class _Tries:
+    """A job and its attempts so far: how many started, why the failed ones failed."""
+
+    job: DetectorJob
+    attempts: int = 0
+    errors: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -108,6 +178,9 @@ class DetectorExecutor:
     scheduler : `str`, optional
         Dask scheduler address, ``tcp://HOST:PORT``: one task per detector
         on that cluster.
+    retry : `RetryPolicy`, optional
+        Attempts and waits of failed jobs (default: `RetryPolicy()`, see
+        the module notes).
 
     Notes
     -----
@@ -116,7 +189,7 @@ class DetectorExecutor:
     """
 
     def __init__(self, config: Any = None, *, workers: int | None = None,
-                 scheduler: str | None = None) -> None:
+                 scheduler: str | None = None, retry: RetryPolicy | None = None) -> None:
         from alertpack.config import PackageAlertsConfig
         from alertpack.scaleout.engines import DaskEngine, LocalPoolEngine
 
@@ -124,6 +197,7 @@ class DetectorExecutor:
         config.validate()
         self.producing = bool(config.doProduceAlerts)
         self._config_text = config.saveToString()
+        self.retry = retry if retry is not None else RetryPolicy()
         self.engine = DaskEngine(scheduler) if scheduler else LocalPoolEngine(workers)
 
     @property
@@ -134,50 +208,76 @@ class DetectorExecutor:
         """Each job's summary as it completes (failed ones with ``error`` set).
 
         Jobs are consumed lazily, at most the engine's ``in_flight`` submitted
-        at once (two per local worker; all of them on Dask).
+        at once (two per local worker; all of them on Dask); a job waiting to
+        be retried (`RetryPolicy`) is not submitted until its time comes.
         """
         in_flight = self.engine.in_flight
-        attempts: dict[Any, tuple[DetectorJob, int]] = {}
+        tries: dict[Any, _Tries] = {}
         pending: set = set()
+        waiting: list[tuple[float, int, _Tries]] = []  # (due, tie-break, job): a heap
+        order = itertools.count()
         finished: list[DetectorSummary] = []
+
+        def submit(job_tries: _Tries) -> None:
+            future = self.engine.submit(run_detector, self._config_text, job_tries.job)
+            job_tries.attempts += 1
+            tries[future] = job_tries
+            pending.add(future)
+
         jobs = iter(jobs)
         exhausted = False
-        while pending or not exhausted:
+        while pending or waiting or not exhausted:
+            # due retries first, then new jobs, within in_flight
+            while waiting and waiting[0][0] <= time.monotonic() and len(pending) < in_flight:
+                submit(heapq.heappop(waiting)[2])
             while not exhausted and len(pending) < in_flight:
                 job = next(jobs, None)
                 if job is None:
                     exhausted = True
                     break
-                future = self.engine.submit(run_detector, self._config_text, job)
-                attempts[future] = (job, 1)
-                pending.add(future)
+                submit(_Tries(job))
             if not pending:
-                break
-            done, pending = self.engine.wait_first(pending)
+                if waiting:  # nothing runs: sleep until the next retry is due
+                    time.sleep(max(0.0, waiting[0][0] - time.monotonic()))
+                continue
+            # wake for the next retry only when there is room to submit it
+            room = len(pending) < in_flight
+            timeout = max(0.0, waiting[0][0] - time.monotonic()) if waiting and room else None
+            done, pending = self.engine.wait_first(pending, timeout=timeout)
             for future in done:
-                job, attempt = attempts.pop(future)
-                summary = self._outcome(future, job, attempt)
-                if summary is None:  # raised: once more
-                    retry = self.engine.submit(run_detector, self._config_text, job)
-                    attempts[retry] = (job, attempt + 1)
-                    pending.add(retry)
+                job_tries = tries.pop(future)
+                summary, delay = self._outcome(future, job_tries)
+                if summary is None:  # to be retried after ``delay`` seconds
+                    if delay > 0:
+                        due = time.monotonic() + delay
+                        heapq.heappush(waiting, (due, next(order), job_tries))
+                    else:
+                        submit(job_tries)
                     continue
                 finished.append(summary)
                 yield summary
         self._count_hidden_restarts(finished)
 
-    def _outcome(self, future: Any, job: DetectorJob, attempt: int) -> DetectorSummary | None:
-        """The job's summary; `None` when it raised and may be retried."""
+    def _outcome(self, future: Any, job_tries: _Tries) -> tuple[DetectorSummary | None, float]:
+        """The job's summary, or `None` and the seconds to wait before its retry."""
         try:
             summary = future.result()
+        except TransientError as error:
+            reason = _one_line(str(error))
+            if job_tries.attempts < self.retry.transient_attempts:
+                job_tries.errors.append(reason)
+                return None, self.retry.delay(job_tries.attempts)
+            summary = DetectorSummary(name=job_tries.job.name, error=reason)
         except Exception as error:
-            if attempt < MAX_ATTEMPTS:
-                return None
-            reason = str(error).strip().splitlines()
-            text = f"{type(error).__name__}: {reason[0] if reason else ''}".rstrip(": ")
-            summary = DetectorSummary(name=job.name, error=text)
-        summary.attempts = attempt
-        return summary
+            reason = _one_line(str(error))
+            text = f"{type(error).__name__}: {reason}".rstrip(": ")
+            if job_tries.attempts < self.retry.crash_attempts:
+                job_tries.errors.append(text)
+                return None, 0.0
+            summary = DetectorSummary(name=job_tries.job.name, error=text)
+        summary.attempts = job_tries.attempts
+        summary.attempt_errors = list(job_tries.errors)
+        return summary, 0.0
 
     def _count_hidden_restarts(self, summaries: list[DetectorSummary]) -> None:
         """Attempts the engine redid unseen (a Dask worker died mid-job)."""
@@ -209,6 +309,12 @@ class DetectorExecutor:
         self.close()
 
 
+def _one_line(text: str) -> str:
+    """The first line of an error's message."""
+    lines = text.strip().splitlines()
+    return lines[0] if lines else ""
+
+
 def _as_jobs(loaders: Iterable[DetectorLoader | DetectorJob]) -> Iterator[DetectorJob]:
     for index, loader in enumerate(loaders):
         yield loader if isinstance(loader, DetectorJob) else DetectorJob(str(index), loader)
@@ -218,14 +324,15 @@ def package_detectors(
     loaders: Iterable[DetectorLoader | DetectorJob], config: Any = None, *,
     workers: int | None = None, scheduler: str | None = None,
     on_detector: Callable[[DetectorSummary], None] | None = None,
+    retry: RetryPolicy | None = None,
 ) -> VisitSummary:
     """Package many detectors, each loaded and packaged inside a worker.
 
     Parameters
     ----------
     loaders : iterable of callables or `DetectorJob`
-        One picklable, argument-less callable per detector returning the
-        keyword arguments of `AlertPackager.run` (e.g.
+        One picklable, argument-less callable per detector returning its
+        `~alertpack.visit_inputs.VisitInputs` (e.g.
         `sample_detector_loader` or `alertpack.scaleout.jobs.visit_dir_loader`),
         or a named `DetectorJob`. Consumed lazily.
     config : `PackageAlertsConfig`, optional
@@ -236,11 +343,13 @@ def package_detectors(
         Run on this Dask cluster instead (``tcp://HOST:PORT``).
     on_detector : callable, optional
         Called with each detector's summary as it completes (progress).
+    retry : `RetryPolicy`, optional
+        Attempts and waits of failed jobs (see the module notes).
 
     Returns
     -------
     summary : `VisitSummary`
         Packaged and failed detectors; nothing raised for a failed detector.
     """
-    with DetectorExecutor(config, workers=workers, scheduler=scheduler) as executor:
+    with DetectorExecutor(config, workers=workers, scheduler=scheduler, retry=retry) as executor:
         return executor.run(_as_jobs(loaders), on_detector)

@@ -24,6 +24,7 @@ sharing a template.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ import numpy as np
 
 from alertpack.errors import InputError
 from alertpack.scaleout.jobs import DetectorJob, DetectorSummary
+from alertpack.visit_inputs import VisitInputs
 
 __all__ = [
     "StreamPlan",
@@ -93,7 +95,7 @@ def plan_stream(
         raise InputError(f"give at least one visit and one detector (got {n_visits}, "
                          f"{n_detectors})")
     if not 1 <= n_detectors <= 189:
-        raise InputError(f"--detectors {n_detectors}: LSSTCam has 189 science detectors")
+        raise InputError(f"n_detectors={n_detectors}: LSSTCam has 189 science detectors")
     if mean_alerts < 1 or burst_alerts < mean_alerts or not 0 <= burst_fraction <= 1:
         raise InputError(
             f"alerts per visit: need 1 <= mean ({mean_alerts}) <= burst ({burst_alerts}) and "
@@ -137,7 +139,7 @@ def _rows_of(frame: Any, object_ids: Any) -> Any:
     return frame[frame["diaObjectId"].isin(object_ids)].copy()
 
 
-def _retarget(template: Any, visit: int, detector: int, n_sources: int) -> dict[str, Any]:
+def _retarget(template: Any, visit: int, detector: int, n_sources: int) -> VisitInputs:
     """The template's first ``n_sources`` as detector ``detector`` of ``visit``."""
     from alertpack.sample.ids import _COUNTER_BITS, ccd_visit_id, visit_midpoint_mjd
 
@@ -164,18 +166,14 @@ def _retarget(template: Any, visit: int, detector: int, n_sources: int) -> dict[
     kept = template.diaSourceCat["diaSourceId"].iloc[:n_sources]
     ss_source = template.ssSource[template.ssSource["diaSourceId"].isin(kept)].copy()
     _shift(ss_source, ("diaSourceId",), source_offset)
-    return {
-        "diaSourceCat": sources,
-        "diaObjectCat": objects,
-        "diaSrcHistory": history,
-        "diffIm": template.difference,
-        "template": template.template,
-        "ccdExposureIdBits": template.ccdExposureIdBits,
-        "science": template.science,
-        "diaForcedSources": forced,
-        "ssSource": ss_source,
-        "mpc_orbits": template.mpc_orbits,
-    }
+    return dataclasses.replace(
+        template.inputs(),
+        diaSourceCat=sources,
+        diaObjectCat=objects,
+        diaSrcHistory=history,
+        diaForcedSources=forced,
+        ssSource=ss_source,
+    )
 
 
 @dataclass(frozen=True)
@@ -191,7 +189,7 @@ class StreamDetectorLoader:
     seed: int = 0
     schema_version: str | None = None
 
-    def __call__(self) -> dict[str, Any]:
+    def __call__(self) -> VisitInputs:
         template = _template(self.detector % self.n_templates, self.template_sources,
                              self.image_shape, self.seed, self.schema_version)
         return _retarget(template, self.visit, self.detector, self.n_sources)

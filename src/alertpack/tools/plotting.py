@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from alertpack.errors import CommandError, InputError
+from alertpack.errors import InputError, OutputError
 from alertpack.tools.reading import (
     LoadedAlert,
     alert_id,
@@ -436,21 +436,20 @@ def check_plot_path(path: str | os.PathLike) -> Path:
 
     Raises
     ------
-    CommandError
-        For a name without a known image suffix.
     OutputError
-        When its directory cannot be created or written.
+        For a name without a known image suffix, a directory, or a
+        directory that cannot be created or written.
     """
     from alertpack.sinks.files import check_output_directory
 
     path = Path(path)
     if path.suffix.lower().lstrip(".") not in _SAVE_FORMATS:
-        raise CommandError(
+        raise OutputError(
             f"cannot write {path}: the name must end in one of "
             f"{', '.join('.' + f for f in _SAVE_FORMATS)}"
         )
     if path.is_dir():
-        raise CommandError(f"cannot write {path}: it is a directory; give an image file name")
+        raise OutputError(f"cannot write {path}: it is a directory; give an image file name")
     check_output_directory(path.parent)
     return path
 
