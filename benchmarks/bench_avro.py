@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from alertpack.packets.avro import AlertEncoder, RecordEncoder
-from alertpack.packets.records import avro_field_type
+from alertpack.packets.avro_types import avro_field_type
 from alertpack.packets.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
 from alertpack.schema import AlertSchema, load_schema
 

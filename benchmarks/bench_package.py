@@ -308,8 +308,8 @@ def compare_avro(workload: Workload, ours: TaskRun, repeat: int) -> AvroComparis
     import fastavro
 
     from alertpack.config import CUTOUT_FIELDS
+    from alertpack.packets.assemble import build_alert_parts, prepare_visit
     from alertpack.packets.avro import AlertEncoder
-    from alertpack.packets.records import build_alert_parts, prepare_visit
     from alertpack.schema import load_schema
 
     config = make_config(workload.cutout_size, Path("unused"))

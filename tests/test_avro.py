@@ -26,7 +26,7 @@ from alertpack.packets.avro import (
     read_container_payloads,
     write_container,
 )
-from alertpack.packets.records import avro_field_type
+from alertpack.packets.avro_types import avro_field_type
 from alertpack.packets.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
 from alertpack.schema import load_schema
 

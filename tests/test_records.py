@@ -7,14 +7,9 @@ import pandas as pd
 import pytest
 
 from alertpack.errors import InputError
-from alertpack.packets.records import (
-    build_alert_parts,
-    conform_table,
-    empty_catalog,
-    group_history,
-    prepare_visit,
-    row_frame,
-)
+from alertpack.packets.assemble import build_alert_parts, group_history, prepare_visit
+from alertpack.packets.columns import empty_catalog, row_frame
+from alertpack.packets.conform import conform_table
 from alertpack.schema import load_schema
 
 SCHEMA = load_schema("11.1")

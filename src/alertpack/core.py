@@ -24,10 +24,10 @@ import numpy as np
 from alertpack.config import CUTOUT_FIELDS, PackageAlertsConfig
 from alertpack.errors import InputError
 from alertpack.inputs.images import as_survey_image
+from alertpack.packets.assemble import VisitCatalogs, build_alert_parts, prepare_visit, time_column
 from alertpack.packets.avro import AlertEncoder
 from alertpack.packets.batch import AlertBatch
 from alertpack.packets.cutouts import CutoutStatus, cutout_sizes, make_cutout_bytes
-from alertpack.packets.records import VisitCatalogs, build_alert_parts, prepare_visit, time_column
 from alertpack.schema import load_schema
 from alertpack.sinks.files import write_alert_files
 

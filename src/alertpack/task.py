@@ -1,6 +1,6 @@
 """The `PackageAlertsTask`: DiaSources, their objects, history and images in, alerts out.
 
-This module orchestrates only: validation lives in `alertpack.packets.records`,
+This module orchestrates only: validation lives in `alertpack.packets.conform`,
 cutouts in `alertpack.packets.cutouts`, encoding in `alertpack.packets.avro`, delivery in
 `alertpack.sinks`.
 """
@@ -14,8 +14,9 @@ from lsst.utils.timer import timeMethod
 
 from alertpack.config import CUTOUT_FIELDS, PackageAlertsConfig
 from alertpack.core import AlertPackager, PackageResult
+from alertpack.packets.assemble import build_alert_parts, prepare_visit
+from alertpack.packets.columns import empty_catalog, row_frame
 from alertpack.packets.cutouts import stamp_fits_bytes
-from alertpack.packets.records import build_alert_parts, empty_catalog, prepare_visit, row_frame
 
 __all__ = ["PackageAlertsConfig", "PackageAlertsTask", "SchemaCatalogTask", "all_schema_catalogs"]
 
