@@ -19,15 +19,10 @@ from alertpack.inputs.images import as_survey_image
 from alertpack.inputs.survey_image import (
     mask_planes_from_header,
 )
-from alertpack.packets.cutouts import (
-    NO_DATA_PLANE,
-    CutoutStatus,
-    Stamp,
-    cutout_sizes,
-    extract_stamps,
-    make_cutout_bytes,
-    stamp_fits_bytes,
-)
+from alertpack.packets.cutouts import extract_stamps, make_cutout_bytes
+from alertpack.packets.placement import cutout_sizes
+from alertpack.packets.stamp import NO_DATA_PLANE, CutoutStatus, Stamp
+from alertpack.packets.stamp_fits import stamp_fits_bytes
 from alertpack.packets.survey_image import SurveyImage
 from alertpack.reference.cutouts import reference_cutout_bytes
 
@@ -406,7 +401,7 @@ def test_ccddata_cutout_to_bytes():
         flags=parent.mask[10:40, 12:42],
         meta={"LTV1": -1012, "LTV2": -1210, **{f"MP_{k}": v for k, v in PLANES.items()}},
     )
-    data = stamp_fits_bytes(ccd)
+    data = stamp_fits_bytes(as_survey_image(ccd, name="cutout"))
     with read_back(data) as hdul:
         np.testing.assert_array_equal(hdul[0].data, ccd.data)
         np.testing.assert_array_equal(hdul["UNCERT"].data, ccd.uncertainty.array)

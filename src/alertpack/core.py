@@ -27,7 +27,9 @@ from alertpack.inputs.images import as_survey_image
 from alertpack.packets.assemble import VisitCatalogs, build_alert_parts, prepare_visit, time_column
 from alertpack.packets.avro import AlertEncoder
 from alertpack.packets.batch import AlertBatch
-from alertpack.packets.cutouts import CutoutStatus, cutout_sizes, make_cutout_bytes
+from alertpack.packets.cutouts import make_cutout_bytes
+from alertpack.packets.placement import cutout_sizes
+from alertpack.packets.stamp import CutoutStatus
 from alertpack.schema import load_schema
 from alertpack.sinks.files import write_alert_files
 

@@ -14,9 +14,11 @@ from lsst.utils.timer import timeMethod
 
 from alertpack.config import CUTOUT_FIELDS, PackageAlertsConfig
 from alertpack.core import AlertPackager, PackageResult
+from alertpack.inputs.images import as_survey_image
 from alertpack.packets.assemble import build_alert_parts, prepare_visit
 from alertpack.packets.columns import empty_catalog, row_frame
-from alertpack.packets.cutouts import stamp_fits_bytes
+from alertpack.packets.stamp import Stamp
+from alertpack.packets.stamp_fits import stamp_fits_bytes
 
 __all__ = ["PackageAlertsConfig", "PackageAlertsTask", "SchemaCatalogTask", "all_schema_catalogs"]
 
@@ -294,7 +296,7 @@ class PackageAlertsTask(SchemaCatalogTask):
 
         Parameters
         ----------
-        cutout : `alertpack.packets.cutouts.Stamp`, `astropy.nddata.CCDData` or `bytes`
+        cutout : `alertpack.packets.stamp.Stamp`, `astropy.nddata.CCDData` or `bytes`
             Cutout to serialize; FITS bytes are returned unchanged.
 
         Returns
@@ -304,4 +306,6 @@ class PackageAlertsTask(SchemaCatalogTask):
         """
         if isinstance(cutout, (bytes, bytearray, memoryview)):
             return bytes(cutout)
+        if not isinstance(cutout, Stamp):
+            cutout = as_survey_image(cutout, name="cutout")
         return stamp_fits_bytes(cutout)
