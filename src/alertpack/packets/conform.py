@@ -88,8 +88,14 @@ def _error(where: str, problem: str, fix: str) -> InputError:
     return InputError(f"{where}: {problem}; {fix}")
 
 
-def _first(bad: np.ndarray, values: np.ndarray) -> tuple[int, Any]:
-    """The first flagged row and its value as a Python scalar."""
+def _first(
+    bad: np.ndarray, valid: np.ndarray | None, values: np.ndarray
+) -> tuple[int, Any] | None:
+    """The first row flagged in ``bad`` that is not null, and its value; `None` if none is."""
+    if valid is not None:
+        bad &= valid
+    if not bad.any():
+        return None
     row = int(np.flatnonzero(bad)[0])
     value = values[row]
     return row, value.item() if isinstance(value, np.generic) else value
@@ -136,10 +142,9 @@ def _integers(values: np.ndarray, valid: np.ndarray | None, field: FieldType, wh
     if info.min < low or info.max > high:
         checked = values if valid is None else values[valid]
         if checked.size and (checked.min() < low or checked.max() > high):
-            bad = (values < low) | (values > high)
-            if valid is not None:
-                bad &= valid
-            raise _range_error(where, *_first(bad, values), field.primitive)
+            bad = _first((values < low) | (values > high), valid, values)
+            if bad is not None:
+                raise _range_error(where, *bad, field.primitive)
     return values.astype(AVRO_DTYPES[field.primitive], copy=False)
 
 
@@ -152,11 +157,9 @@ def _exact_integers(
     info = np.iinfo(values.dtype)
     if -limit <= info.min and info.max <= limit:
         return
-    inexact = (values > limit) | (values < -limit)
-    if valid is not None:
-        inexact &= valid
-    if inexact.any():
-        row, value = _first(inexact, values)
+    inexact = _first((values > limit) | (values < -limit), valid, values)
+    if inexact is not None:
+        row, value = inexact
         raise InputError(
             f"{where} holds integers an Avro {field.primitive!r} cannot hold exactly (beyond "
             f"2**{bits}): row {row} holds the integer {value}; convert the column to floating "
@@ -181,11 +184,9 @@ def _floats(values: np.ndarray, valid: np.ndarray | None, field: FieldType, wher
         return values.astype(np.float32, copy=False)
     with np.errstate(over="ignore"):
         cast = values.astype(np.float32)
-    overflow = np.isinf(cast) & np.isfinite(values)
-    if valid is not None:
-        overflow &= valid
-    if overflow.any():
-        row, value = _first(overflow, values)
+    overflow = _first(np.isinf(cast) & np.isfinite(values), valid, values)
+    if overflow is not None:
+        row, value = overflow
         raise InputError(
             f"{where} does not fit a 32-bit Avro float: row {row} holds {value}, beyond the "
             f"largest Avro 'float' ({FLOAT32_MAX:.7g}); fix the value or null it, or declare "
@@ -527,17 +528,17 @@ def _catalog_integers(
     present = ~nulls
     if kind == "f":
         floats = as_numpy(values, nulls, np.float64, np.nan)
-        bad = present & ((floats != np.round(floats)) | ~np.isfinite(floats))
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
+        fraction = _first((floats != np.round(floats)) | ~np.isfinite(floats), present, floats)
+        if fraction is not None:
+            row, value = fraction
             raise InputError(
-                f"{where} must hold whole numbers for Avro {primitive}, found "
-                f"{floats[row].item()!r} at row {row}"
+                f"{where} must hold whole numbers for Avro {primitive}, found {value!r} at "
+                f"row {row}"
             )
         # high + 1 is a power of two, exact as a float where high itself is not
-        outside = present & ((floats < low) | (floats >= float(high + 1)))
-        if outside.any():
-            raise _range_error(where, *_first(outside, floats), primitive)
+        outside = _first((floats < low) | (floats >= float(high + 1)), present, floats)
+        if outside is not None:
+            raise _range_error(where, *outside, primitive)
         return np.where(present, floats, 0).astype(np.int64)
     try:
         integers = [0 if null else _whole(v) for v, null in zip(values, nulls, strict=True)]

@@ -155,12 +155,8 @@ def make_cutout_bytes(
 
     Parameters
     ----------
-    image : `~alertpack.packets.survey_image.SurveyImage`
-        The image (convert others with ``alertpack.as_survey_image``).
-    ra_deg, dec_deg : array-like
-        Source positions, degrees.
-    sizes : `int` or array-like of `int`
-        Edge length per source, or one for all.
+    image, ra_deg, dec_deg, sizes
+        As for `extract_stamps`.
 
     Returns
     -------
