@@ -8,6 +8,7 @@ import pytest
 
 from alertpack.errors import InputError
 from alertpack.packets.assemble import build_alert_parts, group_history, prepare_visit
+from alertpack.packets.avro_types import record_field_types
 from alertpack.packets.columns import empty_catalog, row_frame
 from alertpack.packets.conform import conform_table
 from alertpack.schema import load_schema
@@ -106,6 +107,26 @@ def test_unrepresentable_values_fail_clearly(column, values, message):
     frame[column] = values
     with pytest.raises(InputError, match=message):
         conform_table(frame, SOURCE, catalog="diaSourceCat")
+
+
+@pytest.mark.parametrize(
+    "value, message", [(1.5, r"1\.5 is not a whole number"), (np.inf, "infinity")]
+)
+def test_fractional_or_infinite_python_numbers_are_not_integers(value, message):
+    frame = sources_frame()
+    frame["visit"] = frame["visit"].astype(object)
+    frame.loc[2, "visit"] = value
+    with pytest.raises(InputError, match=rf"column 'visit' must hold integers .*{message}"):
+        conform_table(frame, SOURCE, catalog="diaSourceCat")
+
+
+def test_conformed_tables_are_marked_and_read_only():
+    table = conform_table(sources_frame(), SOURCE, catalog="diaSourceCat")
+    assert table.conformance.covers(table, record_field_types(SOURCE))
+    with pytest.raises(ValueError, match="read-only"):
+        table.columns["ra"][0] = 1.0
+    table.columns["ra"] = table.columns["ra"] + 1.0
+    assert not table.conformance.covers(table, record_field_types(SOURCE))
 
 
 def test_extreme_longs_and_nullable_ints_survive():

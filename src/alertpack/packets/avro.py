@@ -17,6 +17,13 @@ records (see `alertpack.packets.tables.ColumnTable.row_dict` and
   then the (UTF-8) bytes; unions: the varint branch index then the value.
 - arrays: a single block, ``count, items..., 0``; an empty array is a lone 0.
 
+The encoder does not validate values: a table's columns are checked once,
+by `alertpack.packets.conform`, which marks the tables it builds. A table
+without that mark (built by hand, or changed since) is conformed first by the
+same rules (`alertpack.packets.conform.conformed`). What the encoder checks
+itself is how `~alertpack.packets.tables.AlertParts` refer to the tables:
+field names, record types, shapes, row indices and list offsets.
+
 The module also writes and reads Avro Object Container Files made of such
 schemaless payloads.
 """
@@ -526,11 +533,11 @@ class _AlertField:
 
     @property
     def null_code(self) -> bytes:
-        return bytes([2 * (self.null_branch or 0)])
+        return bytes([_null_code(self.null_branch)])
 
     @property
     def value_code(self) -> bytes:
-        return bytes([2 * (1 - (self.null_branch or 0))]) if self.is_union else b""
+        return bytes([_value_code(self.null_branch)]) if self.is_union else b""
 
 
 def _alert_field(field: dict[str, Any], named_types: dict[str, dict], alert: str) -> _AlertField:

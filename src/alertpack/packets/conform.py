@@ -104,9 +104,9 @@ def _first(
 def _range_error(where: str, row: int, value: Any, primitive: str) -> InputError:
     low, high = INT_RANGES[primitive]
     bits = 32 if primitive == "int" else 64
-    fix = "fix the value, or declare the field 'long' in the schema" if primitive == "int" else (
-        "fix the value"
-    )
+    fix = "fix the value"
+    if primitive == "int":
+        fix += ", or declare the field 'long' in the schema"
     return InputError(
         f"{where} does not fit a {bits}-bit Avro {primitive}: row {row} holds {value} "
         f"(Avro {primitive!r} holds {low} to {high}); {fix}"
@@ -329,7 +329,7 @@ def conformed(
     mark = table.conformance
     if mark is not None and mark.covers(table, fields):
         return table
-    return _conform_columns(table, fields, record)
+    return _conform_columns(table, table.schema, fields, record)
 
 
 def conform_columns(
@@ -362,11 +362,14 @@ def conform_columns(
         If the record is not flat.
     """
     schema = table.schema if record_schema is None else record_schema
-    return _conform_columns(table, record_field_types(schema), schema["name"])
+    return _conform_columns(table, schema, record_field_types(schema), schema["name"])
 
 
 def _conform_columns(
-    table: ColumnTable, fields: tuple[FieldType, ...], record: str
+    table: ColumnTable,
+    record_schema: Mapping[str, Any],
+    fields: tuple[FieldType, ...],
+    record: str,
 ) -> ColumnTable:
     n_rows = table.n_rows
     columns: dict[str, np.ndarray] = {}
@@ -381,7 +384,7 @@ def _conform_columns(
         columns[field.name] = values
         if field.nullable:
             nulls[field.name] = mask
-    return _marked(table.schema, fields, columns, nulls, n_rows)
+    return _marked(record_schema, fields, columns, nulls, n_rows)
 
 
 def _table_nulls(table: ColumnTable, field: FieldType, where: str) -> np.ndarray | None:
