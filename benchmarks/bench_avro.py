@@ -25,7 +25,7 @@ import numpy as np
 
 from _common import MET_MISSED, Column, Table, Target, best_time, exit_status
 from alertpack.packets.avro import AlertEncoder, RecordEncoder
-from alertpack.packets.records import avro_field_type
+from alertpack.packets.avro_types import avro_field_type
 from alertpack.packets.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
 from alertpack.schema import AlertSchema, load_schema
 

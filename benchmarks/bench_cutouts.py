@@ -18,7 +18,8 @@ from astropy.nddata import NDData, VarianceUncertainty
 from astropy.wcs import WCS, Sip
 
 from _common import Column, Table
-from alertpack.packets.cutouts import CutoutStatus, make_cutout_bytes
+from alertpack.packets.cutouts import make_cutout_bytes
+from alertpack.packets.stamp import CutoutStatus
 from alertpack.packets.survey_image import SurveyImage
 from alertpack.reference.cutouts import parent_planes, reference_cutout_bytes
 

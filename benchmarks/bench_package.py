@@ -302,29 +302,18 @@ class AvroComparison:
     n_alerts: int
 
 
-def _catalog_kwargs(run_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The catalog arguments of run(), without the images."""
-    return {name: value for name, value in run_kwargs.items()
-            if name not in IMAGE_NAMES.values()}
-
-
 def compare_avro(workload: Workload, ours: TaskRun, repeat: int) -> AvroComparison:
     """Rebuild the run's AlertParts, encode them both ways, require identical bytes."""
     import fastavro
 
     from alertpack.config import CUTOUT_FIELDS
+    from alertpack.packets.assemble import build_alert_parts, prepare_visit
     from alertpack.packets.avro import AlertEncoder
-    from alertpack.packets.records import build_alert_parts, prepare_visit
     from alertpack.schema import load_schema
 
     config = make_config(workload.cutout_size, Path("unused"))
     schema = load_schema(config.schemaVersion)
-    catalog_kwargs = _catalog_kwargs(visit_of(workload).run_kwargs())
-    bits = catalog_kwargs.pop("ccdExposureIdBits")
-    catalogs = prepare_visit(
-        schema, catalog_kwargs.pop("diaSourceCat"), catalog_kwargs.pop("diaObjectCat"),
-        catalog_kwargs.pop("diaSrcHistory"), ccdExposureIdBits=bits, **catalog_kwargs,
-    )
+    catalogs = prepare_visit(schema, visit_of(workload).inputs())
     # The cutouts the Task made, taken from its own payloads: same content by construction.
     decoded = [schema.decode(payload) for payload in ours.payloads]
     cutouts = {

@@ -26,7 +26,8 @@ from alertpack.packets.avro import (
     read_container_payloads,
     write_container,
 )
-from alertpack.packets.records import avro_field_type
+from alertpack.packets.avro_types import avro_field_type
+from alertpack.packets.conform import conform_columns
 from alertpack.packets.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
 from alertpack.schema import load_schema
 
@@ -664,6 +665,29 @@ def test_bad_columns_raise_input_error(
     null_map = {} if nulls is None else {"v": np.asarray(nulls)}
     table = ColumnTable(record, {"v": values}, null_map, len(values))
     with pytest.raises(InputError, match=message):
+        RecordEncoder(record).encode(table)
+
+
+def test_conformed_tables_are_trusted_and_changed_ones_checked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import alertpack.packets.conform as conform
+
+    record = load_schema("11.1").named_types["lsst.v11_1.diaForcedSource"]
+    raw = random_table(record, 50, np.random.default_rng(2))
+    expected = RecordEncoder(record).encode(raw)
+    table = conform_columns(raw)
+    assert raw.conformance is None and table.conformance is not None
+    assert not any(values.flags.writeable for values in table.columns.values())
+
+    def checked_again(*args: Any) -> None:
+        raise AssertionError("the encoder checked a conformed table again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(conform, "_conform_columns", checked_again)
+        assert np.array_equal(RecordEncoder(record).encode(table).data, expected.data)
+    table.columns["diaForcedSourceId"] = np.full(50, 2**63, dtype=np.uint64)
+    with pytest.raises(InputError, match=r"'diaForcedSourceId'.*row 0 holds 9223372036854775808"):
         RecordEncoder(record).encode(table)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import warnings
 
 import astropy.units as u
@@ -19,15 +21,10 @@ from alertpack.inputs.images import as_survey_image
 from alertpack.inputs.survey_image import (
     mask_planes_from_header,
 )
-from alertpack.packets.cutouts import (
-    NO_DATA_PLANE,
-    CutoutStatus,
-    Stamp,
-    cutout_sizes,
-    extract_stamps,
-    make_cutout_bytes,
-    stamp_fits_bytes,
-)
+from alertpack.packets.cutouts import extract_stamps, make_cutout_bytes
+from alertpack.packets.placement import cutout_sizes
+from alertpack.packets.stamp import NO_DATA_PLANE, CutoutStatus, Stamp
+from alertpack.packets.stamp_fits import stamp_fits_bytes
 from alertpack.packets.survey_image import SurveyImage
 from alertpack.reference.cutouts import reference_cutout_bytes
 
@@ -113,6 +110,26 @@ def parent_window(plane: np.ndarray, x_start: int, y_start: int, size: int, fill
 
 
 # --- sizes -----------------------------------------------------------------------------------
+
+
+def test_packets_take_survey_images_and_never_import_the_inputs(corner_image):
+    ccd = CCDData(corner_image.image[:20, :20] * u.nJy, wcs=corner_image.wcs[:20, :20])
+    with pytest.raises(InputError, match=r"extract_stamps takes a SurveyImage, got a CCDData; "
+                       r".*alertpack\.as_survey_image"):
+        extract_stamps(ccd, [1.0], [1.0], 10)
+    with pytest.raises(InputError, match="stamp_fits_bytes takes a Stamp or a SurveyImage"):
+        stamp_fits_bytes(ccd)
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import alertpack.packets as packets\n"
+        "for module in pkgutil.iter_modules(packets.__path__):\n"
+        "    importlib.import_module('alertpack.packets.' + module.name)\n"
+        "print([name for name in sys.modules if name.startswith('alertpack.inputs')])\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert completed.stdout.strip() == "[]"
 
 
 def test_cutout_sizes_fixed_and_bbox_driven():
@@ -406,7 +423,7 @@ def test_ccddata_cutout_to_bytes():
         flags=parent.mask[10:40, 12:42],
         meta={"LTV1": -1012, "LTV2": -1210, **{f"MP_{k}": v for k, v in PLANES.items()}},
     )
-    data = stamp_fits_bytes(ccd)
+    data = stamp_fits_bytes(as_survey_image(ccd, name="cutout"))
     with read_back(data) as hdul:
         np.testing.assert_array_equal(hdul[0].data, ccd.data)
         np.testing.assert_array_equal(hdul["UNCERT"].data, ccd.uncertainty.array)

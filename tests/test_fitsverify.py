@@ -7,7 +7,10 @@ import pytest
 from astropy.wcs import WCS
 
 from alertpack.errors import InputError
-from alertpack.packets.cutouts import CutoutStatus, make_cutout_bytes, stamp_fits_bytes
+from alertpack.inputs.images import as_survey_image
+from alertpack.packets.cutouts import make_cutout_bytes
+from alertpack.packets.stamp import CutoutStatus
+from alertpack.packets.stamp_fits import stamp_fits_bytes
 from alertpack.packets.survey_image import SurveyImage
 from alertpack.tools.fitsverify import run_fitsverify
 
@@ -108,7 +111,7 @@ def test_ccddata_cutout_bytes_conform():
         wcs=image.wcs[:30, :30],
         uncertainty=VarianceUncertainty(image.variance[:30, :30]),
     )
-    assert run_fitsverify(stamp_fits_bytes(ccd)) == []
+    assert run_fitsverify(stamp_fits_bytes(as_survey_image(ccd, name="cutout"))) == []
 
 
 def test_fk5_cutout_conforms():

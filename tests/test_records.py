@@ -7,15 +7,12 @@ import pandas as pd
 import pytest
 
 from alertpack.errors import InputError
-from alertpack.packets.records import (
-    build_alert_parts,
-    conform_table,
-    empty_catalog,
-    group_history,
-    prepare_visit,
-    row_frame,
-)
+from alertpack.packets.assemble import build_alert_parts, group_history, prepare_visit
+from alertpack.packets.avro_types import record_field_types
+from alertpack.packets.columns import empty_catalog, row_frame
+from alertpack.packets.conform import conform_table
 from alertpack.schema import load_schema
+from alertpack.visit_inputs import VisitInputs
 
 SCHEMA = load_schema("11.1")
 SOURCE = SCHEMA.record("diaSource")
@@ -113,6 +110,26 @@ def test_unrepresentable_values_fail_clearly(column, values, message):
         conform_table(frame, SOURCE, catalog="diaSourceCat")
 
 
+@pytest.mark.parametrize(
+    "value, message", [(1.5, r"1\.5 is not a whole number"), (np.inf, "infinity")]
+)
+def test_fractional_or_infinite_python_numbers_are_not_integers(value, message):
+    frame = sources_frame()
+    frame["visit"] = frame["visit"].astype(object)
+    frame.loc[2, "visit"] = value
+    with pytest.raises(InputError, match=rf"column 'visit' must hold integers .*{message}"):
+        conform_table(frame, SOURCE, catalog="diaSourceCat")
+
+
+def test_conformed_tables_are_marked_and_read_only():
+    table = conform_table(sources_frame(), SOURCE, catalog="diaSourceCat")
+    assert table.conformance.covers(table, record_field_types(SOURCE))
+    with pytest.raises(ValueError, match="read-only"):
+        table.columns["ra"][0] = 1.0
+    table.columns["ra"] = table.columns["ra"] + 1.0
+    assert not table.conformance.covers(table, record_field_types(SOURCE))
+
+
 def test_extreme_longs_and_nullable_ints_survive():
     frame = sources_frame()
     frame["diaSourceId"] = [2**63 - 1, -(2**63), 0, 1, 2, 3]
@@ -150,8 +167,10 @@ def test_prepare_visit_requires_ccd_visit_or_bits():
     frame = sources_frame().drop(columns=["visit", "detector"])
     schema = load_schema("7.4")
     with pytest.raises(InputError):
-        prepare_visit(SCHEMA, frame)
-    catalogs = prepare_visit(SCHEMA, sources_frame(), ccdExposureIdBits=20)
+        prepare_visit(SCHEMA, VisitInputs(diaSourceCat=frame))
+    catalogs = prepare_visit(
+        SCHEMA, VisitInputs(diaSourceCat=sources_frame(), ccdExposureIdBits=20)
+    )
     assert (catalogs.ccd_visit_ids == catalogs.sources.columns["diaSourceId"] >> 44).all()
     assert schema.version.major == 7
 
@@ -160,7 +179,9 @@ def test_orphan_source_without_object_is_an_error_naming_ids():
     sources = sources_frame()
     objects = filled_frame(SCHEMA.record("diaObject"), 2)
     objects["diaObjectId"] = [0, 1]
-    catalogs = prepare_visit(SCHEMA, sources, objects, None, ccdExposureIdBits=20)
+    catalogs = prepare_visit(
+        SCHEMA, VisitInputs(diaSourceCat=sources, diaObjectCat=objects, ccdExposureIdBits=20)
+    )
     with pytest.raises(InputError, match="no row for diaObjectId 2"):
         build_alert_parts(catalogs, {}, window_days=365)
 
@@ -169,7 +190,7 @@ def test_duplicate_ids_are_refused():
     sources = sources_frame()
     sources["diaSourceId"] = 5
     with pytest.raises(InputError, match="duplicate diaSourceId"):
-        prepare_visit(SCHEMA, sources, ccdExposureIdBits=20)
+        prepare_visit(SCHEMA, VisitInputs(diaSourceCat=sources, ccdExposureIdBits=20))
 
 
 def test_row_frame_recovers_index_keys_from_a_series():

@@ -28,10 +28,12 @@ from alertpack.config import CUTOUT_FIELDS, PackageAlertsConfig
 from alertpack.errors import InputError
 from alertpack.inputs.catalogs import name_catalog_files
 from alertpack.inputs.images import as_survey_image
+from alertpack.packets.assemble import VisitCatalogs, build_alert_parts, prepare_visit, time_column
 from alertpack.packets.avro import AlertEncoder
 from alertpack.packets.batch import AlertBatch
-from alertpack.packets.cutouts import CutoutStatus, cutout_sizes, make_cutout_bytes
-from alertpack.packets.records import VisitCatalogs, build_alert_parts, prepare_visit, time_column
+from alertpack.packets.cutouts import make_cutout_bytes
+from alertpack.packets.placement import cutout_sizes
+from alertpack.packets.stamp import CutoutStatus
 from alertpack.schema import load_schema
 from alertpack.sinks.files import write_alert_files
 from alertpack.visit_inputs import VisitInputs
@@ -204,18 +206,7 @@ class AlertPackager:
 
     def prepare(self, inputs: VisitInputs) -> VisitCatalogs:
         """Validate the catalogs once against the schema into typed columns."""
-        return prepare_visit(
-            self.schema,
-            inputs.diaSourceCat,
-            inputs.diaObjectCat,
-            inputs.diaSrcHistory,
-            diaForcedSources=inputs.diaForcedSources,
-            ssSource=inputs.ssSource,
-            mpc_orbits=inputs.mpc_orbits,
-            ccdExposureIdBits=inputs.ccdExposureIdBits,
-            observation_reason=inputs.observation_reason,
-            target_name=inputs.target_name,
-        )
+        return prepare_visit(self.schema, inputs)
 
     def make_cutouts(
         self, catalogs: VisitCatalogs, images: dict[str, Any]

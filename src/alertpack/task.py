@@ -1,6 +1,6 @@
 """The `PackageAlertsTask`: DiaSources, their objects, history and images in, alerts out.
 
-This module orchestrates only: validation lives in `alertpack.packets.records`,
+This module orchestrates only: validation lives in `alertpack.packets.conform`,
 cutouts in `alertpack.packets.cutouts`, encoding in `alertpack.packets.avro`, delivery in
 `alertpack.sinks`.
 """
@@ -14,8 +14,11 @@ from lsst.utils.timer import timeMethod
 
 from alertpack.config import CUTOUT_FIELDS, PackageAlertsConfig
 from alertpack.core import AlertPackager, PackageResult
-from alertpack.packets.cutouts import stamp_fits_bytes
-from alertpack.packets.records import build_alert_parts, empty_catalog, prepare_visit, row_frame
+from alertpack.inputs.images import as_survey_image
+from alertpack.packets.assemble import build_alert_parts, prepare_visit
+from alertpack.packets.columns import empty_catalog, row_frame
+from alertpack.packets.stamp import Stamp
+from alertpack.packets.stamp_fits import stamp_fits_bytes
 from alertpack.visit_inputs import VisitInputs
 
 __all__ = ["PackageAlertsConfig", "PackageAlertsTask", "SchemaCatalogTask", "all_schema_catalogs"]
@@ -268,17 +271,17 @@ class PackageAlertsTask(SchemaCatalogTask):
             The alert, conforming to the configured schema version.
         """
         source_frame = row_frame(diaSource, ("diaObjectId", "band", "diaSourceId"), "diaSource")
-        catalogs = prepare_visit(
-            self.alertSchema,
-            source_frame,
-            None if diaObject is None else row_frame(diaObject, ("diaObjectId",), "diaObject"),
-            objDiaSrcHistory,
+        inputs = VisitInputs(
+            diaSourceCat=source_frame,
+            diaObjectCat=(
+                None if diaObject is None else row_frame(diaObject, ("diaObjectId",), "diaObject")
+            ),
+            diaSrcHistory=objDiaSrcHistory,
             diaForcedSources=objDiaForcedSources,
             ssSource=None if ssSource is None else row_frame(ssSource, (), "ssSource"),
             mpc_orbits=None if mpc_orbits is None else row_frame(mpc_orbits, (), "mpc_orbits"),
-            ccdExposureIdBits=None,
-            require_ccd_visit=False,
         )
+        catalogs = prepare_visit(self.alertSchema, inputs, require_ccd_visit=False)
         cutouts = {
             CUTOUT_FIELDS[name]: [None if cutout is None else self.makeCutoutBytes(cutout)]
             for name, cutout in (
@@ -302,7 +305,7 @@ class PackageAlertsTask(SchemaCatalogTask):
 
         Parameters
         ----------
-        cutout : `alertpack.packets.cutouts.Stamp`, `astropy.nddata.CCDData` or `bytes`
+        cutout : `alertpack.packets.stamp.Stamp`, `astropy.nddata.CCDData` or `bytes`
             Cutout to serialize; FITS bytes are returned unchanged.
 
         Returns
@@ -312,4 +315,6 @@ class PackageAlertsTask(SchemaCatalogTask):
         """
         if isinstance(cutout, (bytes, bytearray, memoryview)):
             return bytes(cutout)
+        if not isinstance(cutout, Stamp):
+            cutout = as_survey_image(cutout, name="cutout")
         return stamp_fits_bytes(cutout)

@@ -71,7 +71,7 @@ class VisitInputs:
     Build it with keywords; every field but ``diaSourceCat`` may be left out.
     It is frozen: derive a changed copy with `dataclasses.replace`. The
     values are not copied or checked here: the packager validates them once
-    against the alert schema (`alertpack.packets.records.prepare_visit`).
+    against the alert schema (`alertpack.packets.assemble.prepare_visit`).
 
     Attributes
     ----------

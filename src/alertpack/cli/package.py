@@ -161,7 +161,7 @@ def _report_interrupted_delivery(packager: Any) -> None:
 def _warn_unused_cutout_size(config: Any, sources: Any) -> None:
     """Say so when a set cutoutSize cannot apply: bboxSize sizes the cutouts instead."""
     asked = config.cutoutSize != config._fields["cutoutSize"].default  # -c or a config file
-    from alertpack.packets.records import CatalogColumns
+    from alertpack.packets.columns import CatalogColumns
 
     # a DataFrame (columns or index levels) or, read from Parquet, an Arrow table
     has_bbox = "bboxSize" in CatalogColumns(sources, "diaSourceCat")

@@ -576,7 +576,7 @@ _PACKED_ID = {"DiaSource": "diaSourceId", "DiaForcedSource": "diaForcedSourceId"
 
 def _field_source(field: str, table: str, columns: Set[str], id_bits: int | None) -> str | None:
     """How a schema field is filled: a column name, ``"@ccdVisitId"``, or None (it cannot be)."""
-    from alertpack.packets.records import COLUMN_ALIASES
+    from alertpack.packets.conform import COLUMN_ALIASES
     from alertpack.schema import current_field_name
 
     for candidate in (field, *COLUMN_ALIASES.get(field, ()), current_field_name(field)):
@@ -593,7 +593,7 @@ def _unfillable(
     schema: AlertSchema, apdb_columns: Mapping[str, list[str]], id_bits: int | None
 ) -> list[str]:
     """Required fields of ``schema`` that no APDB column fills, as ``record.field``."""
-    from alertpack.packets.records import avro_field_type
+    from alertpack.packets.avro_types import avro_field_type
 
     missing = []
     for record_name, table, _ in _RECORDS[1:]:

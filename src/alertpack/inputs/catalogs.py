@@ -3,7 +3,7 @@
 Parquet files become `pyarrow.Table` objects (no pandas import: it is a
 fifth of ``alertpack package``'s start-up), the other formats DataFrames. Both
 are validated later exactly as DataFrames given in memory are
-(`alertpack.packets.records`); `name_catalog_files` puts the file names into
+(`alertpack.packets.conform`); `name_catalog_files` puts the file names into
 the messages of that validation, which know only the catalog's role.
 
 =================  ==================================  =============================

@@ -17,6 +17,13 @@ records (see `alertpack.packets.tables.ColumnTable.row_dict` and
   then the (UTF-8) bytes; unions: the varint branch index then the value.
 - arrays: a single block, ``count, items..., 0``; an empty array is a lone 0.
 
+The encoder does not validate values: a table's columns are checked once,
+by `alertpack.packets.conform`, which marks the tables it builds. A table
+without that mark (built by hand, or changed since) is conformed first by the
+same rules (`alertpack.packets.conform.conformed`). What the encoder checks
+itself is how `~alertpack.packets.tables.AlertParts` refer to the tables:
+field names, record types, shapes, row indices and list offsets.
+
 The module also writes and reads Avro Object Container Files made of such
 schemaless payloads.
 """
@@ -34,6 +41,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from alertpack.errors import InputError, UnsupportedSchemaError
+from alertpack.packets.avro_types import FieldType, primitive_of, record_field_types, split_union
+from alertpack.packets.conform import conformed
 from alertpack.packets.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
 
 if TYPE_CHECKING:
@@ -46,11 +55,6 @@ __all__ = [
     "read_container_payloads",
     "write_container",
 ]
-
-_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "string", "bytes"})
-
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 # A zig-zagged value needs k + 1 varint bytes when it is >= 2**(7 k).
 _VARINT_LIMITS = np.array([1 << (7 * k) for k in range(1, 10)], dtype=np.uint64)
@@ -186,54 +190,14 @@ def _read_varint(stream: BinaryIO, what: str, *, eof_ok: bool = False) -> int | 
 # ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _FieldType:
-    """A flat record field: a primitive, possibly in a union with null."""
-
-    name: str
-    primitive: str
-    null_branch: int | None  # position of "null" in the union; None when not nullable
-
-    @property
-    def is_union(self) -> bool:
-        return self.null_branch is not None
-
-    @property
-    def null_code(self) -> int:
-        """Branch byte of null (a zig-zag varint of the branch index, always 1 byte)."""
-        return 2 * (self.null_branch or 0)
-
-    @property
-    def value_code(self) -> int:
-        """Branch byte of the non-null branch."""
-        return 2 * (1 - (self.null_branch or 0))
+def _null_code(null_branch: int | None) -> int:
+    """Branch byte of null in a union (a zig-zag varint of the branch index, always 1 byte)."""
+    return 2 * (null_branch or 0)
 
 
-def _primitive_of(avro_type: Any, where: str) -> str:
-    """The primitive type name behind ``avro_type`` (logical types ride on theirs)."""
-    if isinstance(avro_type, str) and avro_type in _PRIMITIVES:
-        return avro_type
-    if isinstance(avro_type, dict) and avro_type.get("type") in _PRIMITIVES:
-        return avro_type["type"]
-    raise UnsupportedSchemaError(
-        f"{where}: type {json.dumps(avro_type)} is not a primitive; the columnar encoder "
-        "handles flat records whose fields are primitives or [\"null\", primitive] unions"
-    )
-
-
-def _field_type(field: dict[str, Any], record_name: str) -> _FieldType:
-    where = f"{record_name}.{field['name']}"
-    avro_type = field["type"]
-    if isinstance(avro_type, list):
-        if len(avro_type) != 2 or avro_type.count("null") != 1:
-            raise UnsupportedSchemaError(
-                f"{where}: union {json.dumps(avro_type)} is not a union of null and one "
-                "primitive, which is all the columnar encoder handles"
-            )
-        null_branch = avro_type.index("null")
-        primitive = _primitive_of(avro_type[1 - null_branch], where)
-        return _FieldType(field["name"], primitive, null_branch)
-    return _FieldType(field["name"], _primitive_of(avro_type, where), None)
+def _value_code(null_branch: int | None) -> int:
+    """Branch byte of the non-null branch of a union with null."""
+    return 2 * (1 - (null_branch or 0))
 
 
 class _Block:
@@ -369,81 +333,36 @@ def _compact(blocks: list[_Block], n_rows: int) -> EncodedRows:
 
 
 class _FieldColumn:
-    """One field's column and null mask, checked against its Avro type."""
+    """One conformed field's column and null mask, turned into a `_Block`.
 
-    def __init__(self, field: _FieldType, table: ColumnTable, record: str) -> None:
+    The column has the dtype `alertpack.packets.conform` gives the field's
+    type and holds only values that type can hold; nothing is checked here.
+    """
+
+    def __init__(self, field: FieldType, table: ColumnTable) -> None:
         self.field = field
-        self.record = record
         self.n_rows = table.n_rows
-        self.nulls = self._null_mask(table)
-        self.values = self._column(table)
-
-    def error(self, problem: str, fix: str) -> InputError:
-        return InputError(f"field {self.field.name!r} of record {self.record}: {problem}; {fix}")
-
-    def _null_mask(self, table: ColumnTable) -> np.ndarray | None:
-        mask = table.nulls.get(self.field.name)
-        if mask is None:
-            return None
-        mask = np.asarray(mask)
-        if mask.dtype != np.bool_ or mask.shape != (self.n_rows,):
-            raise self.error(
-                f"null mask has dtype {mask.dtype} and shape {mask.shape}",
-                f"give a bool array of shape ({self.n_rows},), True where the value is null",
-            )
-        if not mask.any():
-            return None
-        if not self.field.is_union:
-            row = int(np.flatnonzero(mask)[0])
-            raise self.error(
-                f"row {row} is null but the schema does not allow null",
-                "fill the value or drop the row before encoding",
-            )
-        return mask
-
-    def _column(self, table: ColumnTable) -> np.ndarray | None:
-        if self.field.primitive == "null":
-            return None
-        if self.field.name not in table.columns:
-            raise self.error(
-                "the table has no column for it",
-                f"add a column {self.field.name!r} (the table has "
-                f"{len(table.columns)} columns)",
-            )
-        values = np.asarray(table.columns[self.field.name])
-        if values.shape != (self.n_rows,):
-            raise self.error(
-                f"column has shape {values.shape} but the table has {self.n_rows} rows",
-                "give one value per row",
-            )
-        return values
+        self.nulls = table.nulls.get(field.name)
+        self.values = table.columns[field.name]
 
     def valid(self) -> np.ndarray | None:
         """Positions that are not null, or None when all are valid."""
         return None if self.nulls is None else ~self.nulls
 
-    def dtype_error(self, expected: str) -> InputError:
-        return self.error(
-            f"column dtype {self.values.dtype} cannot be cast safely to Avro "
-            f"{self.field.primitive!r}",
-            f"give {expected} values",
-        )
-
-    def first_bad(self, bad: np.ndarray) -> tuple[int, Any]:
-        row = int(np.flatnonzero(bad)[0])
-        return row, self.values[row].item() if hasattr(self.values[row], "item") else None
-
     def branch(self) -> np.ndarray | int | None:
         """Union branch bytes per row (scalar when all rows take the same branch)."""
-        if not self.field.is_union:
+        null_branch = self.field.null_branch
+        if null_branch is None:
             return None
         if self.nulls is None:
-            return self.field.value_code
-        return np.where(self.nulls, self.field.null_code, self.field.value_code).astype(np.uint8)
+            return _value_code(null_branch)
+        return np.where(self.nulls, _null_code(null_branch), _value_code(null_branch)).astype(
+            np.uint8
+        )
 
     def lengths_with_branch(self, value_lengths: np.ndarray | int) -> np.ndarray | None:
         """Per-row bytes used: branch byte plus value bytes, or branch alone for nulls."""
-        lead = 1 if self.field.is_union else 0
+        lead = 1 if self.field.nullable else 0
         if self.nulls is None:
             if np.isscalar(value_lengths):
                 return None
@@ -453,10 +372,8 @@ class _FieldColumn:
 
     # --- per Avro primitive ---------------------------------------------------
 
-    def block(self) -> _Block | None:
+    def block(self) -> _Block:
         primitive = self.field.primitive
-        if primitive == "null":
-            return None
         if primitive in ("int", "long"):
             return self._integer_block()
         if primitive in ("float", "double"):
@@ -466,112 +383,34 @@ class _FieldColumn:
         return self._variable_block()
 
     def _integer_block(self) -> _Block:
-        is_int = self.field.primitive == "int"
-        low, high = (INT32_MIN, INT32_MAX) if is_int else (INT64_MIN, INT64_MAX)
-        values = self.values
-        if values.dtype.kind not in "iu":
-            raise self.dtype_error(
-                "integer (int32 for 'int', int64 for 'long')"
-            )
-        info = np.iinfo(values.dtype)
-        if info.min < low or info.max > high:
-            valid = self.valid()
-            checked = values if valid is None else values[valid]
-            if checked.size and (checked.min() < low or checked.max() > high):
-                bad = (values < low) | (values > high)
-                if valid is not None:
-                    bad &= valid
-                row, value = self.first_bad(bad)
-                raise self.error(
-                    f"row {row} holds {value}, outside the Avro {self.field.primitive!r} range "
-                    f"[{low}, {high}]",
-                    "fix the value, or declare the field 'long' in the schema"
-                    if self.field.primitive == "int"
-                    else "fix the value",
-                )
-        values = values.astype(np.int64)
+        values = self.values.astype(np.int64)
         if self.nulls is not None:
             values[self.nulls] = 0  # placeholders would only widen the padded matrix
         matrix, lengths = _varints(_zigzag(values))
         return _MatrixBlock(self.branch(), matrix, self.lengths_with_branch(lengths))
 
     def _floating_block(self) -> _Block:
-        values = self.values
         if self.field.primitive == "double":
-            if values.dtype.kind == "f" and values.dtype.itemsize <= 8:
-                cast = np.ascontiguousarray(values, dtype="<f8")
-            elif values.dtype.kind in "iu":
-                self._check_exact_integers(values, mantissa_bits=53)
-                cast = np.ascontiguousarray(values, dtype="<f8")
-            else:
-                raise self.dtype_error("float64 (or float32, or integers a double holds exactly)")
+            cast = np.ascontiguousarray(self.values, dtype="<f8")
             width = 8
         else:
-            cast = self._float32(values)
+            cast = _quiet_nans(np.ascontiguousarray(self.values, dtype="<f4"))
             width = 4
         matrix = cast.view(np.uint8).reshape(self.n_rows, width)
         return _MatrixBlock(self.branch(), matrix, self.lengths_with_branch(width), self.valid())
 
-    def _float32(self, values: np.ndarray) -> np.ndarray:
-        if values.dtype.kind == "f" and values.dtype.itemsize > 4:
-            with np.errstate(over="ignore"):
-                cast = np.ascontiguousarray(values, dtype="<f4")
-            overflow = np.isinf(cast) & np.isfinite(values)
-            if self.nulls is not None:
-                overflow &= ~self.nulls
-            if overflow.any():
-                row, value = self.first_bad(overflow)
-                raise self.error(
-                    f"row {row} holds {value}, beyond the largest Avro 'float' "
-                    f"({np.finfo(np.float32).max:.7g})",
-                    "fix the value, or declare the field 'double' in the schema",
-                )
-        elif values.dtype.kind == "f":
-            cast = np.ascontiguousarray(values, dtype="<f4")
-        elif values.dtype.kind in "iu":
-            self._check_exact_integers(values, mantissa_bits=24)
-            cast = np.ascontiguousarray(values, dtype="<f4")
-        else:
-            raise self.dtype_error("float32 (float64 is rounded as fastavro does)")
-        # fastavro passes a float32 through a C double and back, which sets the
-        # quiet bit of signalling NaNs; do the same to stay byte-identical.
-        nan = np.isnan(cast)
-        if nan.any():
-            bits = cast.view("<u4").copy()
-            bits[nan] |= _FLOAT32_QUIET_BIT
-            cast = bits.view("<f4")
-        return cast
-
-    def _check_exact_integers(self, values: np.ndarray, mantissa_bits: int) -> None:
-        """Integers going into a float field must survive the conversion unchanged."""
-        limit = 2**mantissa_bits
-        info = np.iinfo(values.dtype)
-        if -limit <= info.min and info.max <= limit:
-            return
-        inexact = (values > limit) | (values < -limit)
-        if self.nulls is not None:
-            inexact &= ~self.nulls
-        if inexact.any():
-            row, value = self.first_bad(inexact)
-            raise self.error(
-                f"row {row} holds the integer {value}, which an Avro "
-                f"{self.field.primitive!r} cannot hold exactly (beyond 2**{mantissa_bits})",
-                "convert the column to floating point yourself if rounding is acceptable",
-            )
-
     def _boolean_block(self) -> _Block:
-        if self.values.dtype != np.bool_:
-            raise self.dtype_error("bool")
         matrix = self.values.view(np.uint8).reshape(self.n_rows, 1)
         return _MatrixBlock(self.branch(), matrix, self.lengths_with_branch(1), self.valid())
 
     def _variable_block(self) -> _Block:
         valid = self.valid()
-        present = self.values if valid is None else self.values[valid]
+        present = (self.values if valid is None else self.values[valid]).tolist()
         if self.field.primitive == "string":
-            payload, sizes = self._utf8(present)
+            payload, sizes = _utf8(present)
         else:
-            payload, sizes = self._bytes(present)
+            payload = np.frombuffer(b"".join(present), dtype=np.uint8)
+            sizes = np.fromiter(map(len, present), dtype=np.int64, count=len(present))
         if valid is None:
             payload_lengths = sizes
         else:
@@ -585,57 +424,37 @@ class _FieldColumn:
             self.branch(), size_varints, size_varint_lengths, payload, payload_lengths, lengths
         )
 
-    def _utf8(self, texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """UTF-8 bytes of all strings back to back, and each string's byte count."""
-        if texts.dtype.kind not in "OUT":
-            raise self.dtype_error("str (object or unicode dtype)")
-        items = texts.tolist()
-        try:
-            joined = "".join(items)
-        except TypeError:
-            row = next(i for i, item in enumerate(items) if not isinstance(item, str))
-            raise self.error(
-                f"non-null row {row} holds {type(items[row]).__name__} {items[row]!r}, not str",
-                "give str values (mark missing ones null)",
-            ) from None
-        try:
-            encoded = joined.encode("utf-8")
-        except UnicodeEncodeError as error:
-            raise self.error(
-                f"a value contains {joined[error.start : error.end]!r}, which is not valid in "
-                "UTF-8 (a lone surrogate)",
-                "clean the text before encoding",
-            ) from None
-        char_counts = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
-        if len(encoded) == len(joined):  # pure ASCII: one byte per character
-            return np.frombuffer(encoded, dtype=np.uint8), char_counts
-        code_points = np.frombuffer(joined.encode("utf-32-le"), dtype="<u4")
-        utf8_sizes = (
-            1 + (code_points >= 0x80) + (code_points >= 0x800) + (code_points >= 0x10000)
-        ).astype(np.int64)
-        cumulative = np.zeros(len(code_points) + 1, dtype=np.int64)
-        np.cumsum(utf8_sizes, out=cumulative[1:])
-        char_ends = np.cumsum(char_counts)
-        byte_counts = cumulative[char_ends] - cumulative[char_ends - char_counts]
-        return np.frombuffer(encoded, dtype=np.uint8), byte_counts
 
-    def _bytes(self, blobs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """All byte strings back to back, and each one's length."""
-        if blobs.dtype.kind == "S":
-            items = blobs.tolist()
-        elif blobs.dtype.kind == "O":
-            items = blobs.tolist()
-            kinds = set(map(type, items))
-            if not kinds <= {bytes, bytearray}:
-                row = next(i for i, b in enumerate(items) if type(b) not in (bytes, bytearray))
-                raise self.error(
-                    f"non-null row {row} holds {type(items[row]).__name__}, not bytes",
-                    "give bytes values (mark missing ones null)",
-                )
-        else:
-            raise self.dtype_error("bytes (object dtype)")
-        sizes = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
-        return np.frombuffer(b"".join(items), dtype=np.uint8), sizes
+def _quiet_nans(cast: np.ndarray) -> np.ndarray:
+    """Set the quiet bit of signalling float32 NaNs, as fastavro does.
+
+    fastavro passes a float32 through a C double and back, which quiets
+    signalling NaNs; doing the same keeps the bytes identical.
+    """
+    nan = np.isnan(cast)
+    if not nan.any():
+        return cast
+    bits = cast.view("<u4").copy()
+    bits[nan] |= _FLOAT32_QUIET_BIT
+    return bits.view("<f4")
+
+
+def _utf8(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """UTF-8 bytes of all strings back to back, and each string's byte count."""
+    joined = "".join(texts)
+    encoded = joined.encode("utf-8")
+    char_counts = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    if len(encoded) == len(joined):  # pure ASCII: one byte per character
+        return np.frombuffer(encoded, dtype=np.uint8), char_counts
+    code_points = np.frombuffer(joined.encode("utf-32-le"), dtype="<u4")
+    utf8_sizes = (
+        1 + (code_points >= 0x80) + (code_points >= 0x800) + (code_points >= 0x10000)
+    ).astype(np.int64)
+    cumulative = np.zeros(len(code_points) + 1, dtype=np.int64)
+    np.cumsum(utf8_sizes, out=cumulative[1:])
+    char_ends = np.cumsum(char_counts)
+    byte_counts = cumulative[char_ends] - cumulative[char_ends - char_counts]
+    return np.frombuffer(encoded, dtype=np.uint8), byte_counts
 
 
 class RecordEncoder:
@@ -662,23 +481,27 @@ class RecordEncoder:
             )
         self.schema = record_schema
         self.name: str = record_schema["name"]
-        self.fields = [_field_type(field, self.name) for field in record_schema["fields"]]
+        self.fields = record_field_types(record_schema)
 
     def encode(self, table: ColumnTable) -> EncodedRows:
         """Encode every row of ``table``.
 
+        A table built by `alertpack.packets.conform` is encoded as it is; any
+        other is conformed to this record type first
+        (`alertpack.packets.conform.conformed`).
+
         Raises
         ------
         alertpack.errors.InputError
-            If a column is missing, has a dtype that cannot be cast safely to
-            its Avro type, holds a value outside that type's range, or a
-            non-nullable field has nulls. Nothing is encoded in that case.
+            If the table does not conform: a column is missing, has a dtype
+            that cannot be cast safely to its Avro type, holds a value
+            outside that type's range, or a non-nullable field has nulls.
+            Nothing is encoded in that case.
         """
-        blocks = []
-        for field in self.fields:
-            block = _FieldColumn(field, table, self.name).block()
-            if block is not None:
-                blocks.append(block)
+        table = conformed(table, self.fields, self.name)
+        blocks = [
+            _FieldColumn(field, table).block() for field in self.fields if field.primitive != "null"
+        ]
         return _compact(blocks, table.n_rows)
 
     def __repr__(self) -> str:
@@ -710,22 +533,16 @@ class _AlertField:
 
     @property
     def null_code(self) -> bytes:
-        return bytes([2 * (self.null_branch or 0)])
+        return bytes([_null_code(self.null_branch)])
 
     @property
     def value_code(self) -> bytes:
-        return bytes([2 * (1 - (self.null_branch or 0))]) if self.is_union else b""
+        return bytes([_value_code(self.null_branch)]) if self.is_union else b""
 
 
 def _alert_field(field: dict[str, Any], named_types: dict[str, dict], alert: str) -> _AlertField:
     where = f"{alert}.{field['name']}"
-    avro_type = field["type"]
-    null_branch = None
-    if isinstance(avro_type, list):
-        if len(avro_type) != 2 or avro_type.count("null") != 1:
-            raise UnsupportedSchemaError(f"{where}: union {avro_type} is not [null, T]")
-        null_branch = avro_type.index("null")
-        avro_type = avro_type[1 - null_branch]
+    avro_type, null_branch = split_union(field["type"], where)
     if isinstance(avro_type, str) and avro_type in named_types:
         avro_type = named_types[avro_type]
     if isinstance(avro_type, dict) and avro_type.get("type") == "record":
@@ -736,7 +553,7 @@ def _alert_field(field: dict[str, Any], named_types: dict[str, dict], alert: str
         if isinstance(items, dict) and items.get("type") == "record":
             return _AlertField(field, "array", null_branch, items["name"])
         raise UnsupportedSchemaError(f"{where}: arrays must carry records, not {items}")
-    return _AlertField(field, "scalar", null_branch, None, _primitive_of(avro_type, where))
+    return _AlertField(field, "scalar", null_branch, None, primitive_of(avro_type, where)[0])
 
 
 def _choose(mask: np.ndarray, if_true: bytes, if_false: bytes) -> list[bytes]:

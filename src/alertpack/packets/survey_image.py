@@ -20,7 +20,7 @@ from alertpack.errors import ImageInputError
 if TYPE_CHECKING:
     from astropy.wcs import WCS
 
-__all__ = ["LazyPlane", "SurveyImage", "require_2d"]
+__all__ = ["LazyPlane", "SurveyImage", "require_2d", "require_survey_image"]
 
 
 class LazyPlane:
@@ -140,6 +140,29 @@ class SurveyImage:
     def shape(self) -> tuple[int, int]:
         """``(ny, nx)`` of the image array."""
         return self.image.shape
+
+
+def require_survey_image(image: Any, what: str) -> SurveyImage:
+    """``image`` if it is a `SurveyImage`, else an error saying how to make one.
+
+    Parameters
+    ----------
+    image
+        What a caller was given.
+    what : `str`
+        What the caller takes, e.g. ``"extract_stamps takes a SurveyImage"``.
+
+    Raises
+    ------
+    alertpack.errors.ImageInputError
+        If ``image`` is not a `SurveyImage`.
+    """
+    if not isinstance(image, SurveyImage):
+        raise ImageInputError(
+            f"{what}, got a {type(image).__name__}; convert the image first with "
+            "alertpack.as_survey_image(image, name=...)"
+        )
+    return image
 
 
 def require_2d(data: Any, label: str) -> None:

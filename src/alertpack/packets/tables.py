@@ -1,6 +1,6 @@
 """Columnar containers that carry alert content from catalogs to encoders.
 
-Everything between input validation (`alertpack.packets.records`) and the sinks
+Everything between input validation (`alertpack.packets.conform`) and the sinks
 moves as columns, never as per-row Python objects: a `ColumnTable` holds the
 rows of one Avro record type (all DiaSources of a visit, all previous
 sources, ...), and `AlertParts` says, for every alert field, where each
@@ -15,12 +15,48 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AlertParts", "ColumnTable", "RecordList", "RecordRef", "ScalarColumn"]
+__all__ = ["AlertParts", "ColumnTable", "Conformance", "RecordList", "RecordRef", "ScalarColumn"]
+
+
+@dataclass(frozen=True, eq=False)
+class Conformance:
+    """The mark `alertpack.packets.conform` leaves on a table it built.
+
+    It names the field types the table was conformed to and the very arrays
+    that were checked (read-only), so that a table whose column or null mask
+    was replaced since is recognised and checked again.
+
+    Attributes
+    ----------
+    fields : `tuple` [`alertpack.packets.avro_types.FieldType`, ...]
+        The record's field types.
+    columns, nulls : `tuple`
+        The column and null mask (or `None`) of each field, in ``fields`` order.
+    """
+
+    fields: tuple[Any, ...]
+    columns: tuple[np.ndarray, ...]
+    nulls: tuple[np.ndarray | None, ...]
+
+    def covers(self, table: ColumnTable, fields: tuple[Any, ...]) -> bool:
+        """Whether ``table`` still holds exactly the arrays conformed to ``fields``."""
+        if self.fields is not fields and self.fields != fields:
+            return False
+        columns, nulls = table.columns, table.nulls
+        for field_type, values, mask in zip(fields, self.columns, self.nulls, strict=True):
+            name = field_type.name
+            if columns.get(name) is not values or nulls.get(name) is not mask:
+                return False
+        return True
 
 
 @dataclass
 class ColumnTable:
-    """Rows of one Avro record type, already conformed to that record's schema.
+    """Rows of one Avro record type, one array per field.
+
+    Tables built by `alertpack.packets.conform` hold the dtypes below and are
+    marked (``conformance``); encoders check any other table by the same
+    rules before encoding it.
 
     Attributes
     ----------
@@ -37,12 +73,16 @@ class ColumnTable:
         or `None` when no row is null. Non-nullable fields have no entry.
     n_rows : `int`
         Number of rows.
+    conformance : `Conformance` or `None`
+        Set by `alertpack.packets.conform` on the tables it builds (their
+        arrays are read-only); encoders conform a table without it first.
     """
 
     schema: dict[str, Any]
     columns: dict[str, np.ndarray]
     nulls: dict[str, np.ndarray | None]
     n_rows: int
+    conformance: Conformance | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -50,7 +90,7 @@ class ColumnTable:
         return self.schema["name"]
 
     def take(self, rows: np.ndarray) -> ColumnTable:
-        """A new table with the given row positions, in that order."""
+        """A new table with the given row positions, in that order (not marked conformed)."""
         rows = np.asarray(rows, dtype=np.intp)
         return ColumnTable(
             schema=self.schema,

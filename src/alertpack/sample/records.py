@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from alertpack.packets.records import AVRO_DTYPES, avro_field_type
+from alertpack.packets.avro_types import AVRO_DTYPES, avro_field_type
 from alertpack.sample.ids import _MJD_UNIX_EPOCH, _mjd_to_unix_micros
 from alertpack.sample.scene import _ASTEROID, _DIPOLE, EXPOSURE_TIME_S, PIXEL_SCALE_ARCSEC
 from alertpack.schema import current_field_name

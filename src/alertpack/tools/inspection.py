@@ -39,7 +39,7 @@ import numpy as np
 
 from alertpack.errors import InputError
 from alertpack.kafka.settings import ConsumerSettings
-from alertpack.packets.records import INT_RANGES
+from alertpack.packets.avro_types import FLOAT32_MAX, INT_RANGES
 from alertpack.schema import AlertSchema, collect_named_types, load_schema
 from alertpack.tools.consume import iter_kafka_alerts
 from alertpack.tools.reading import (
@@ -71,9 +71,6 @@ __all__ = [
 # Schema problems are listed up to this many per alert: a record of another
 # version fails on nearly every field, and one screen says enough.
 MAX_SCHEMA_PROBLEMS = 10
-
-# The largest finite value of an Avro ``float`` (IEEE single precision).
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 # --------------------------------------------------------------------------- inspect
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alertpack.errors import InputError
+from alertpack.packets.avro_types import split_union
 from alertpack.schema import collect_named_types
 from alertpack.tools.reading import AlertFile, ReadReport, iter_alert_files
 
@@ -89,14 +90,9 @@ def arrow_type(avro_type: Any, named: dict[str, Any], where: str = "") -> tuple[
     import pyarrow as pa
 
     if isinstance(avro_type, list):
-        branches = [branch for branch in avro_type if branch != "null"]
-        if len(branches) != 1:
-            raise InputError(
-                f"field {where} is a union of {avro_type}; only unions of null and one type "
-                "can become a Parquet column"
-            )
-        inner, _ = arrow_type(branches[0], named, where)
-        return inner, len(branches) < len(avro_type)
+        branch, null_branch = split_union(avro_type, f"field {where}")
+        inner, _ = arrow_type(branch, named, where)
+        return inner, null_branch is not None
     if isinstance(avro_type, str):
         if avro_type in _PRIMITIVES:
             return getattr(pa, _PRIMITIVES[avro_type])(), avro_type == "null"
