@@ -19,6 +19,8 @@ import pytest
 from astropy.io import fits
 from astropy.nddata import CCDData, InverseVariance, StdDevUncertainty, VarianceUncertainty
 from astropy.wcs import WCS
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from alertpack.errors import ImageInputError
 from alertpack.inputs.images import as_survey_image
@@ -404,3 +406,103 @@ def test_uncert_file_by_path_does_not_import_nddata(tmp_path, arrays):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
+
+
+# --- damaged headers: one line both ways, never a traceback -------------------------------------
+
+
+def _with_value(data: bytes, keyword: str, value: str) -> bytes:
+    """``data`` with the value field (columns 11-30) of the first ``keyword`` card replaced."""
+    start = data.index(f"{keyword:<8}= ".encode())
+    return data[: start + 10] + f"{value:>20}".encode() + data[start + 30 :]
+
+
+def _errors_both_ways(path: Path) -> tuple[str, str]:
+    with pytest.raises(ImageInputError) as lazy:
+        as_survey_image(path, name="difference")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with fits.open(path) as hdul, pytest.raises(ImageInputError) as eager:
+            as_survey_image(hdul, name="difference")
+    messages = str(lazy.value), str(eager.value)
+    assert all("\n" not in message for message in messages)
+    return messages
+
+
+def test_unparsable_mask_card_names_the_hdu(tmp_path, arrays):
+    path = write(tmp_path / "lsst.fits", lsst_hdus(arrays))
+    bad = tmp_path / "bad.fits"
+    bad.write_bytes(_with_value(path.read_bytes(), "MP_SAT", "1.2.3"))
+    # astropy reads the card as a string when it loads every HDU at open (the path), and
+    # fails on its first use when it loads them lazily (an HDUList): one line either way
+    for message in _errors_both_ways(bad):
+        assert "HDU 2 (MASK): " in message and "MP_SAT" in message, message
+
+
+def test_wcslib_error_is_one_line(tmp_path, arrays):
+    header = image_header()
+    header["CUNIT1"] = "'deg'V"
+    path = write(tmp_path / "unit.fits", [fits.PrimaryHDU(arrays["image"], header)])
+    lazy, eager = _errors_both_ways(path)
+    assert "HDU 0 (PRIMARY): the header WCS cannot be read" in lazy
+    assert lazy.replace(str(path), "the HDUList") == eager
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero")  # astropy's tile count of ZTILE1 = 0
+def test_compressed_tiles_of_no_pixels_are_one_line(tmp_path, arrays):
+    path = write(tmp_path / "gzip.fits", lsst_hdus(arrays, compression="GZIP_2"))
+    bad = tmp_path / "bad.fits"
+    bad.write_bytes(_with_value(path.read_bytes(), "ZTILE1", "0"))
+    with pytest.raises(ImageInputError, match=r"bad.fits\), HDU 1 \(IMAGE\)") as error:
+        as_survey_image(bad, name="difference").image[0:5, 0:5]
+    assert "\n" not in str(error.value)
+
+
+@st.composite
+def _damaged_headers(draw, data: bytes, spans: list[tuple[int, int]]) -> bytes:
+    damaged = bytearray(data)
+    for _ in range(draw(st.integers(1, 4))):
+        start, end = draw(st.sampled_from(spans))
+        damaged[draw(st.integers(start, end - 1))] = draw(st.sampled_from(
+            list(b"0123456789 -+.'=ABCDEFGHIJKLMNOPQRSTUVWXYZ\x00")))
+    return bytes(damaged)
+
+
+def _fuzz_headers(examples: int, derandomize: bool):
+    @settings(max_examples=examples, deadline=None, derandomize=derandomize, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(data=st.data(), compression=st.sampled_from([None, "GZIP_2"]))
+    def test(tmp_path, arrays, data, compression):
+        """Headers with damaged bytes: an image or one ImageInputError line, both ways."""
+        path = tmp_path / f"good-{compression}.fits"
+        if not path.exists():
+            write(path, lsst_hdus(arrays, compression=compression))
+        with fits.open(path) as hdul:
+            spans = [(hdul.fileinfo(i)["hdrLoc"], hdul.fileinfo(i)["datLoc"])
+                     for i in range(len(hdul))]
+        damaged = tmp_path / "damaged.fits"
+        damaged.write_bytes(data.draw(_damaged_headers(path.read_bytes(), spans)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                hdul = fits.open(damaged)
+            except Exception:  # astropy's own refusal: only the path route is ours
+                hdul = None
+            for source in (damaged, hdul):
+                if source is None:
+                    continue
+                try:
+                    image = as_survey_image(source, name="difference")
+                    for plane in (image.image, image.mask, image.variance):
+                        if plane is not None:
+                            plane[0:5, 0:5]
+                except ImageInputError as error:
+                    assert "\n" not in str(error)
+            if hdul is not None:
+                hdul.close()
+
+    return test
+
+
+test_fuzz_damaged_headers = _fuzz_headers(60, True)
+test_soak_fuzz_damaged_headers = pytest.mark.soak(_fuzz_headers(3000, False))

@@ -20,7 +20,9 @@ and decides, before any pixel is read:
 and checks that mask and variance have the image's shape, the unit (``BUNIT``
 of the image or primary header, or ``calibration``), the celestial WCS and
 the origin in the detector (``LTV1``/``LTV2``). An extension name names one
-HDU: two HDUs of one name are an error, not a guess.
+HDU: two HDUs of one name are an error, not a guess. Every refusal, and a
+header card astropy cannot parse, is one `~alertpack.errors.ImageInputError`
+line naming the source and the HDU.
 
 The `ExposureLayout` it returns builds the
 `~alertpack.packets.survey_image.SurveyImage` from plane readers
@@ -37,7 +39,8 @@ answers to (`_extension_names`), where the calibration comes from
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -49,6 +52,7 @@ from alertpack.inputs.survey_image import (
     UNCERTAINTY_KINDS,
     bool_mask_bits,
     celestial_wcs,
+    error_text,
     mask_bits,
     mask_planes_from_header,
     merged_lookup,
@@ -69,7 +73,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ArrayPlanes",
     "ExposureLayout",
-    "PlaneHDU",
+    "LayoutHDU",
     "PlaneReaders",
     "WindowReader",
     "describe_hdu",
@@ -136,17 +140,38 @@ def read_pixels(hdu: Any, label: str) -> np.ndarray:
         return np.asarray(hdu.data)
     except Exception as error:  # OSError, ValueError, zlib.error, ... from a damaged file
         raise ImageInputError(
-            f"{label}: its pixels cannot be read ({type(error).__name__}: {error}); "
+            f"{label}: its pixels cannot be read ({error_text(error)}); "
             "the file is truncated or damaged"
         ) from None
 
 
 @dataclass(frozen=True)
-class PlaneHDU:
-    """One HDU of the layout: its index in the HDUList and the label naming it in messages."""
+class LayoutHDU:
+    """One HDU as the layout sees it, from its header.
+
+    Attributes
+    ----------
+    index : `int`
+        Its index in the HDUList.
+    where : `str`
+        Index and name: ``"2 (MASK)"``.
+    label : `str`
+        What names it in messages: ``"difference image (path), HDU 2 (MASK)"``.
+    extnames : `frozenset` [`str`]
+        The extension names it answers to, upper case.
+    shape : `tuple` [`int`, ...] or `None`
+        The array shape its header declares; `None` for a table.
+    """
 
     index: int
+    where: str
     label: str
+    extnames: frozenset[str]
+    shape: tuple[int, ...] | None
+
+    def named(self, names: tuple[str, ...]) -> str | None:
+        """The first of ``names`` this HDU answers to."""
+        return next((name for name in names if name in self.extnames), None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,7 +187,7 @@ class ExposureLayout:
         The exposure.
     name : `str`
         What the image is ("difference", "template", "science").
-    image : `PlaneHDU`
+    image : `LayoutHDU`
         The image HDU.
     shape : `tuple` [`int`, `int`]
         ``(ny, nx)`` of image, variance and mask.
@@ -172,35 +197,35 @@ class ExposureLayout:
         Celestial WCS of the image array.
     origin : `tuple` [`int`, `int`]
         ``(x0, y0)`` of the array in the detector.
-    variance : `PlaneHDU` or `None`
+    variance : `LayoutHDU` or `None`
         The VARIANCE or UNCERT HDU.
     variance_kind : `str`
         What its values are: ``"variance"``, ``"stddev"`` or
         ``"inverse_variance"`` (from ``UTYPE``, see
         `alertpack.inputs.survey_image.UNCERTAINTY_KINDS`).
-    mask : `PlaneHDU` or `None`
+    mask : `LayoutHDU` or `None`
         The MASK HDU.
     mask_planes : `dict` [`str`, `int`]
         Plane name -> bit.
     mask_is_boolean : `bool`
         The mask holds flags (non-zero is `BOOL_MASK_PLANE`), not bits.
-    psf : `PlaneHDU` or `None`
+    psf : `LayoutHDU` or `None`
         The PSF image HDU.
     """
 
     hdul: Any
     name: str
-    image: PlaneHDU
+    image: LayoutHDU
     shape: tuple[int, int]
     scale: float
     wcs: WCS
     origin: tuple[int, int]
-    variance: PlaneHDU | None
+    variance: LayoutHDU | None
     variance_kind: str
-    mask: PlaneHDU | None
+    mask: LayoutHDU | None
     mask_planes: dict[str, int]
     mask_is_boolean: bool
-    psf: PlaneHDU | None
+    psf: LayoutHDU | None
 
     def survey_image(self, readers: PlaneReaders) -> SurveyImage:
         """The `SurveyImage` of this layout, its planes read through ``readers``.
@@ -244,7 +269,7 @@ class ExposureLayout:
         )
 
     def _plane(
-        self, readers: PlaneReaders, hdu: PlaneHDU, dtype: Any, convert: Any
+        self, readers: PlaneReaders, hdu: LayoutHDU, dtype: Any, convert: Any
     ) -> np.ndarray | LazyPlane:
         plane = LazyPlane(readers.window_reader(hdu.index, hdu.label), self.shape, dtype, convert)
         return plane if readers.lazy else np.asarray(plane)
@@ -282,15 +307,16 @@ def resolve_exposure_layout(
         celestial WCS, a missing or unknown unit. The message names the HDU.
     """
     label = f"{name} image ({source})"
-    image = _image_hdu(hdul, label)
-    image_hdu = hdul[image.index]
-    shape = _plane_shape(image_hdu, image.label)
-    header, primary_header = image_hdu.header, hdul[0].header
-    scale = _pixel_scale(header, primary_header, calibration, image.label)
-    wcs = celestial_wcs(wcs_from_header(header, image.label), image.label)
-    origin = origin_from_ltv(merged_lookup(header, primary_header), image.label)
-    mask, mask_planes, mask_is_boolean = _mask_hdu(hdul, shape, label)
-    variance, variance_kind = _variance_hdu(hdul, shape, label)
+    hdus = _read_hdus(hdul, label)
+    image = _image_hdu(hdus, label)
+    shape = _plane_shape(image)
+    with _header_errors(image.label):
+        header, primary_header = hdul[image.index].header, hdul[0].header
+        scale = _pixel_scale(header, primary_header, calibration, image.label)
+        wcs = celestial_wcs(wcs_from_header(header, image.label), image.label)
+        origin = origin_from_ltv(merged_lookup(header, primary_header), image.label)
+    mask, mask_planes, mask_is_boolean = _mask_hdu(hdul, hdus, shape, label)
+    variance, variance_kind = _variance_hdu(hdul, hdus, shape, label)
     return ExposureLayout(
         hdul=hdul,
         name=name,
@@ -304,7 +330,7 @@ def resolve_exposure_layout(
         mask=mask,
         mask_planes=mask_planes,
         mask_is_boolean=mask_is_boolean,
-        psf=_psf_hdu(hdul, label),
+        psf=_psf_hdu(hdus, label),
     )
 
 
@@ -314,32 +340,47 @@ def describe_hdu(hdul: fits.HDUList, index: int) -> str:
     return f"{index} ({extname})" if extname else str(index)
 
 
-def _plane_hdu(hdul: fits.HDUList, index: int, label: str) -> PlaneHDU:
-    return PlaneHDU(index, f"{label}, HDU {describe_hdu(hdul, index)}")
-
-
 # --- which HDU is which ------------------------------------------------------------------------
 
 
-def _extension_names(hdu: Any) -> set[str]:
+@contextmanager
+def _header_errors(label: str) -> Iterator[None]:
+    """A header astropy cannot parse, as one line naming the HDU.
+
+    astropy parses cards when they are first used (and a lazily loaded
+    HDUList its HDUs): a damaged card fails there, with a VerifyError,
+    KeyError, ... Parsing every card up front would cost ~10 ms an exposure.
+    """
+    try:
+        yield
+    except ImageInputError:
+        raise
+    except Exception as error:
+        raise ImageInputError(f"{label}: the header cannot be read ({error_text(error)})") from None
+
+
+def _read_hdus(hdul: fits.HDUList, label: str) -> list[LayoutHDU]:
+    """Every HDU's names and declared shape, read once (a lazy HDUList loads them here)."""
+    hdus: list[LayoutHDU] = []
+    while True:
+        with _header_errors(f"{label}, HDU {len(hdus)}"):
+            try:
+                hdu = hdul[len(hdus)]
+            except IndexError:
+                return hdus
+            where = describe_hdu(hdul, len(hdus))
+            hdus.append(
+                LayoutHDU(
+                    len(hdus), where, f"{label}, HDU {where}", _extension_names(hdu),
+                    _header_shape(hdu),
+                )
+            )
+
+
+def _extension_names(hdu: Any) -> frozenset[str]:
     """The extension names an HDU answers to: its ``EXTNAME``, upper case."""
     extname = str(hdu.name or "").strip().upper()
-    return {extname} if extname else set()
-
-
-def _extension(hdul: fits.HDUList, names: tuple[str, ...], label: str) -> int | None:
-    """Index of the HDU with the first of ``names`` that one has; two HDUs of it: an error."""
-    for extname in names:
-        indices = [index for index, hdu in enumerate(hdul) if extname in _extension_names(hdu)]
-        if len(indices) > 1:
-            listed = ", ".join(describe_hdu(hdul, index) for index in indices)
-            raise ImageInputError(
-                f"{label}: HDUs {listed} are all named {extname}; which one to use is "
-                "ambiguous (rename or remove the others)"
-            )
-        if indices:
-            return indices[0]
-    return None
+    return frozenset({extname} if extname else ())
 
 
 def _is_image_hdu(hdu: Any) -> bool:
@@ -355,30 +396,41 @@ def _header_shape(hdu: Any) -> tuple[int, ...] | None:
     return tuple(int(n) for n in hdu.shape) if _is_image_hdu(hdu) else None
 
 
-def _has_pixels(hdu: Any) -> bool:
-    shape = _header_shape(hdu)
-    return bool(shape) and all(n > 0 for n in shape)
+def _has_pixels(hdu: LayoutHDU) -> bool:
+    return hdu.shape is not None and len(hdu.shape) > 0 and all(n > 0 for n in hdu.shape)
 
 
-def _image_hdu(hdul: fits.HDUList, label: str) -> PlaneHDU:
-    """The ``IMAGE`` extension, else the first image HDU with pixels that is not a plane."""
-    named = _extension(hdul, EXTENSION_IMAGE, label)
-    if named is not None:
-        if not _has_pixels(hdul[named]):
+def _extension(hdus: list[LayoutHDU], names: tuple[str, ...], label: str) -> LayoutHDU | None:
+    """The HDU with the first of ``names`` that one has; two HDUs of that name: an error."""
+    for extname in names:
+        named = [hdu for hdu in hdus if extname in hdu.extnames]
+        if len(named) > 1:
+            listed = ", ".join(hdu.where for hdu in named)
             raise ImageInputError(
-                f"{label}, HDU {describe_hdu(hdul, named)}: the IMAGE extension is not an "
-                f"image with pixels (shape {_header_shape(hdul[named])})"
+                f"{label}: HDUs {listed} are all named {extname}; which one to use is "
+                "ambiguous (rename or remove the others)"
             )
-        return _plane_hdu(hdul, named, label)
-    planes = {
-        index for index, hdu in enumerate(hdul)
-        if _extension_names(hdu) & set(_PLANE_EXTENSIONS)
-    }
-    for index, hdu in enumerate(hdul):
-        if index not in planes and _has_pixels(hdu):
-            return _plane_hdu(hdul, index, label)
+        if named:
+            return named[0]
+    return None
+
+
+def _image_hdu(hdus: list[LayoutHDU], label: str) -> LayoutHDU:
+    """The ``IMAGE`` extension, else the first image HDU with pixels that is not a plane."""
+    named = _extension(hdus, EXTENSION_IMAGE, label)
+    if named is not None:
+        if not _has_pixels(named):
+            raise ImageInputError(
+                f"{named.label}: the IMAGE extension is not an image with pixels "
+                f"(shape {named.shape})"
+            )
+        return named
+    planes = [hdu for hdu in hdus if hdu.named(_PLANE_EXTENSIONS)]
+    for hdu in hdus:
+        if hdu not in planes and _has_pixels(hdu):
+            return hdu
     if planes:
-        names = " and ".join(str(hdul[index].name) for index in sorted(planes))
+        names = " and ".join(str(hdu.named(_PLANE_EXTENSIONS)) for hdu in planes)
         raise ImageInputError(
             f"{label}: has {names} extension(s) but no IMAGE extension with pixels; an "
             "LSST-layout exposure needs IMAGE, MASK and VARIANCE HDUs"
@@ -389,28 +441,27 @@ def _image_hdu(hdul: fits.HDUList, label: str) -> PlaneHDU:
     )
 
 
-def _plane_shape(hdu: Any, label: str) -> tuple[int, int]:
-    shape = _header_shape(hdu) or ()
+def _plane_shape(image: LayoutHDU) -> tuple[int, int]:
+    shape = image.shape or ()
     if len(shape) != 2:
         raise ImageInputError(
-            f"{label}: data has {len(shape)} dimensions (shape {shape}); cutouts need a 2-D image"
+            f"{image.label}: data has {len(shape)} dimensions (shape {shape}); cutouts need a "
+            "2-D image"
         )
     return shape[0], shape[1]
 
 
 def _same_shape_plane(
-    hdul: fits.HDUList, names: tuple[str, ...], shape: tuple[int, int], label: str
-) -> PlaneHDU | None:
+    hdus: list[LayoutHDU], names: tuple[str, ...], shape: tuple[int, int], label: str
+) -> LayoutHDU | None:
     """The extension named ``names`` (or `None`), checked to have the image's shape."""
-    index = _extension(hdul, names, label)
-    if index is None:
+    plane = _extension(hdus, names, label)
+    if plane is None:
         return None
-    plane = _plane_hdu(hdul, index, label)
-    got = _header_shape(hdul[index])
-    if got != shape:
+    if plane.shape != shape:
         raise ImageInputError(
-            f"{plane.label}: extension {hdul[index].name} has shape {got} but the image has "
-            f"shape {shape}; image, mask and variance must describe the same pixels"
+            f"{plane.label}: extension {plane.named(names)} has shape {plane.shape} but the "
+            f"image has shape {shape}; image, mask and variance must describe the same pixels"
         )
     return plane
 
@@ -425,17 +476,18 @@ def _pixel_scale(header: Any, primary_header: Any, calibration: Any, label: str)
 
 
 def _variance_hdu(
-    hdul: fits.HDUList, shape: tuple[int, int], label: str
-) -> tuple[PlaneHDU | None, str]:
+    hdul: fits.HDUList, hdus: list[LayoutHDU], shape: tuple[int, int], label: str
+) -> tuple[LayoutHDU | None, str]:
     """``VARIANCE``, else CCDData's ``UNCERT`` with the kind of values its ``UTYPE`` names."""
-    variance = _same_shape_plane(hdul, EXTENSION_VARIANCE, shape, label)
+    variance = _same_shape_plane(hdus, EXTENSION_VARIANCE, shape, label)
     if variance is not None:
         return variance, "variance"
-    uncertainty = _same_shape_plane(hdul, EXTENSION_UNCERTAINTY, shape, label)
+    uncertainty = _same_shape_plane(hdus, EXTENSION_UNCERTAINTY, shape, label)
     if uncertainty is None:
         return None, "variance"
-    # astropy CCDData's convention: the class name in UTYPE, standard deviation if absent
-    utype = str(hdul[uncertainty.index].header.get("UTYPE", "StdDevUncertainty")).strip()
+    with _header_errors(uncertainty.label):
+        # astropy CCDData's convention: the class name in UTYPE, standard deviation if absent
+        utype = str(hdul[uncertainty.index].header.get("UTYPE", "StdDevUncertainty")).strip()
     if utype not in UNCERTAINTY_KINDS:
         raise ImageInputError(
             f"{uncertainty.label}: UTYPE {utype!r} is not an uncertainty class alertpack "
@@ -445,16 +497,18 @@ def _variance_hdu(
 
 
 def _mask_hdu(
-    hdul: fits.HDUList, shape: tuple[int, int], label: str
-) -> tuple[PlaneHDU | None, dict[str, int], bool]:
+    hdul: fits.HDUList, hdus: list[LayoutHDU], shape: tuple[int, int], label: str
+) -> tuple[LayoutHDU | None, dict[str, int], bool]:
     """``MASK`` with its plane names, and whether it holds CCDData's boolean flags."""
-    mask = _same_shape_plane(hdul, EXTENSION_MASK, shape, label)
+    mask = _same_shape_plane(hdus, EXTENSION_MASK, shape, label)
     if mask is None:
         return None, {}, False
-    header = hdul[mask.index].header
-    bitpix = int(header.get("BITPIX", 0))
-    bzero = _number(header, "BZERO", 0.0, mask.label)
-    bscale = _number(header, "BSCALE", 1.0, mask.label)
+    with _header_errors(mask.label):
+        header = hdul[mask.index].header
+        bitpix = int(header.get("BITPIX", 0))
+        bzero = _number(header, "BZERO", 0.0, mask.label)
+        bscale = _number(header, "BSCALE", 1.0, mask.label)
+        planes = mask_planes_from_header(header, mask.label)
     if bscale != 1.0 or bzero not in _INTEGER_BZERO.get(bitpix, ()):
         # astropy reads these as floats: scaled values, not bits
         raise ImageInputError(
@@ -462,7 +516,6 @@ def _mask_hdu(
             f"BZERO {bzero:g}, BSCALE {bscale:g}); a mask must be integer bits (BSCALE 1, "
             "BZERO 0 or the offset of an unsigned type)"
         )
-    planes = mask_planes_from_header(header, mask.label)
     if bitpix == 8 and bzero == 0.0 and not planes:
         # astropy CCDData writes a boolean mask as unsigned bytes without plane names
         return mask, {BOOL_MASK_PLANE: 0}, True
@@ -477,20 +530,20 @@ def _number(header: Any, key: str, default: float, label: str) -> float:
         raise ImageInputError(f"{label}: {key} = {value!r} is not a number") from None
 
 
-def _psf_hdu(hdul: fits.HDUList, label: str) -> PlaneHDU | None:
+def _psf_hdu(hdus: list[LayoutHDU], label: str) -> LayoutHDU | None:
     """The PSF image extension, checked to be a small 2-D image (`None`: none, or empty)."""
-    index = _extension(hdul, EXTENSION_PSF, label)
-    if index is None:
+    psf = _extension(hdus, EXTENSION_PSF, label)
+    if psf is None:
         return None
-    psf = _plane_hdu(hdul, index, label)
-    shape = _header_shape(hdul[index])
-    if shape is None or int(np.prod(shape)) > MAX_PSF_PIXELS:
+    if psf.shape is None or int(np.prod(psf.shape)) > MAX_PSF_PIXELS:
         raise ImageInputError(
             f"{psf.label}: the PSF extension is not an image of at most "
-            f"{MAX_PSF_PIXELS} pixels (shape {shape})"
+            f"{MAX_PSF_PIXELS} pixels (shape {psf.shape})"
         )
-    if not shape:
+    if not psf.shape:
         return None
-    if len(shape) != 2:
-        raise ImageInputError(f"{psf.label}: the PSF has shape {shape}; it must be a 2-D image")
+    if len(psf.shape) != 2:
+        raise ImageInputError(
+            f"{psf.label}: the PSF has shape {psf.shape}; it must be a 2-D image"
+        )
     return psf

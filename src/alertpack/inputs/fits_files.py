@@ -36,6 +36,7 @@ import numpy as np
 from alertpack.errors import ImageInputError
 from alertpack.inputs.exposure_layout import WindowReader, describe_hdu, resolve_exposure_layout
 from alertpack.inputs.fits_tiles import gzip_tile_reader
+from alertpack.inputs.survey_image import error_text
 from alertpack.packets.survey_image import SurveyImage
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def _open_checked(path: Path, label: str) -> fits.HDUList:
             spans = [hdul.fileinfo(index) for index in range(len(hdul))]
     except Exception as error:  # astropy raises OSError, ValueError, VerifyError, ...
         raise ImageInputError(
-            f"{label}: {path} is not a readable FITS file ({type(error).__name__}: {error})"
+            f"{label}: {path} is not a readable FITS file ({error_text(error)})"
         ) from None
     for index, span in enumerate(spans):
         end = span["datLoc"] + span["datSpan"]
@@ -176,26 +177,12 @@ class _FileWindows:
 
     def window_reader(self, index: int, label: str) -> WindowReader:
         """``(y0, y1, x0, x1) -> raw pixels`` of HDU ``index``, read on demand."""
-        from astropy.io import fits
-
-        hdu = self.hdul[index]
-        if isinstance(hdu, fits.CompImageHDU):
-            table_header, offset = self._table_view(index)
-            tiles = gzip_tile_reader(str(self.path), table_header, hdu.header, offset)
-            if tiles is not None:
-                read = tiles.read_window
-            else:
-                section = hdu.section
-
-                def read(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-                    # only the tiles under the window are decompressed
-                    return np.asarray(section[y0:y1, x0:x1])
-        else:
-            section = hdu.section
-
-            def read(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-                # whole rows are one contiguous positioned read; the columns are a view
-                return np.asarray(section[y0:y1])[:, x0:x1]
+        try:
+            read = self._raw_reader(index)
+        except Exception as error:  # astropy's section of a damaged compressed header, ...
+            raise ImageInputError(
+                f"{label}: the pixels cannot be read ({error_text(error)})"
+            ) from None
 
         def read_window(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
             try:
@@ -203,7 +190,31 @@ class _FileWindows:
             except Exception as error:  # zlib.error, OSError, ... from a damaged file
                 raise ImageInputError(
                     f"{label}: pixels of rows {y0}..{y1 - 1} cannot be read "
-                    f"({type(error).__name__}: {error})"
+                    f"({error_text(error)})"
                 ) from None
 
         return read_window
+
+    def _raw_reader(self, index: int) -> WindowReader:
+        from astropy.io import fits
+
+        hdu = self.hdul[index]
+        if isinstance(hdu, fits.CompImageHDU):
+            table_header, offset = self._table_view(index)
+            tiles = gzip_tile_reader(str(self.path), table_header, hdu.header, offset)
+            if tiles is not None:
+                return tiles.read_window
+            compressed = hdu.section
+
+            def read_tiles(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+                # only the tiles under the window are decompressed
+                return np.asarray(compressed[y0:y1, x0:x1])
+
+            return read_tiles
+        section = hdu.section
+
+        def read_rows(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+            # whole rows are one contiguous positioned read; the columns are a view
+            return np.asarray(section[y0:y1])[:, x0:x1]
+
+        return read_rows

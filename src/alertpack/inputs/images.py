@@ -40,6 +40,7 @@ from alertpack.inputs.survey_image import (
     bool_mask_bits,
     celestial_wcs,
     checked_factor,
+    error_text,
     mask_bits,
     mask_planes_from_header,
     nJy_per_unit,
@@ -110,11 +111,10 @@ def as_survey_image(
         except InputError:
             raise
         except (OSError, ValueError, TypeError, MemoryError) as error:
-            # a lazily loaded HDUList reads its later headers here: a damaged file fails
+            # headers and pixels fail with the HDU named; this is the last resort
             raise ImageInputError(
-                f"{name} image (the HDUList): its headers cannot be read "
-                f"({type(error).__name__}: {error}); open the file by path for a check of "
-                "each HDU"
+                f"{name} image (the HDUList): cannot be read ({error_text(error)}); open the "
+                "file by path for a check of each HDU"
             ) from None
     # only here: importing astropy.nddata costs ~0.3 s, which FITS inputs never need
     from astropy.nddata import NDData

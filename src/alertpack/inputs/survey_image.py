@@ -129,6 +129,11 @@ def _variance_scale(variance_unit: Any, image_unit: Any, scale: float, label: st
         ) from None
 
 
+def error_text(error: BaseException) -> str:
+    """``"Type: message"`` of a library's exception on one line (wcslib's span several)."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
+
+
 def unit_from_header(header: Any, primary_header: Any, calibration: Any, label: str) -> Any:
     text = header.get("BUNIT", primary_header.get("BUNIT"))
     if text is None or not str(text).strip():
@@ -161,7 +166,7 @@ def wcs_from_header(header: Any, label: str) -> WCS:
             return WCS(header)
     except Exception as error:  # wcslib raises many types for a bad header
         raise ImageInputError(
-            f"{label}: the header WCS cannot be read ({type(error).__name__}: {error}); "
+            f"{label}: the header WCS cannot be read ({error_text(error)}); "
             "fix the CTYPE/CRVAL/CRPIX/CD keywords"
         ) from None
 
@@ -299,7 +304,13 @@ def celestial_wcs(wcs: Any, label: str) -> WCS:
             "need RA---xxx/DEC--xxx axes"
         )
     if wcs.naxis != 2:
-        wcs = wcs.celestial
+        try:
+            wcs = wcs.celestial
+        except Exception as error:  # e.g. more WCS axes than the header's NAXIS
+            raise ImageInputError(
+                f"{label}: the celestial axes of the {wcs.naxis}-axis WCS cannot be taken "
+                f"apart ({error_text(error)}); give the image a 2-axis RA/Dec WCS"
+            ) from None
     ctypes = [wcs.wcs.ctype[wcs.wcs.lng], wcs.wcs.ctype[wcs.wcs.lat]]
     if not (ctypes[0].upper().startswith("RA") and ctypes[1].upper().startswith("DEC")):
         raise ImageInputError(
