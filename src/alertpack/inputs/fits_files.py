@@ -3,19 +3,21 @@
 `open_fits_image` reads every header of the file and checks it before any
 pixel is read: each HDU's declared data fits in the file (a truncated file or
 a header claiming a huge ``NAXIS`` is caught here, not by a reshape or an
-allocation later), nothing but padding follows the last complete HDU (a
+allocation later) and nothing but padding follows the last complete HDU (a
 truncated or damaged header would otherwise silently drop the extensions
-after it), the image, mask and variance planes have one shape, and the unit,
-WCS and mask planes come from the headers. The planes of the returned
+after it). Which HDU is the image, mask, variance and PSF, and their shapes,
+unit, WCS and mask planes, are decided by
+`alertpack.inputs.exposure_layout.resolve_exposure_layout`, as for an HDUList
+in memory. The planes of the returned
 `~alertpack.packets.survey_image.SurveyImage` are `~alertpack.packets.survey_image.LazyPlane`
 objects: the cutout code's ``plane[y0:y1, x0:x1]`` reads only those rows of an
 uncompressed HDU (one positioned read through astropy's ``section``, which
 applies ``BZERO``/``BSCALE``/``BLANK`` and byte order as ``.data`` does) and
 only the tiles under the window of a tile-compressed HDU
 (`alertpack.inputs.fits_tiles.GzipTiles` for lossless GZIP tiles, otherwise
-`~astropy.io.fits.CompImageHDU.section`). Unit, variance and mask conversions
-are applied to each window, elementwise as the in-memory path applies them to
-whole arrays, so the cutouts are byte for byte the same.
+`~astropy.io.fits.CompImageHDU.section`). The layout's unit, variance and mask
+conversions are applied to each window, elementwise as they are applied to
+whole arrays in memory, so the cutouts are byte for byte the same.
 
 Positioned reads rather than a memory map: a map's page faults pull whole
 neighbouring pages of every row a stamp crosses into the resident set (about
@@ -32,26 +34,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from alertpack.errors import ImageInputError
+from alertpack.inputs.exposure_layout import WindowReader, describe_hdu, resolve_exposure_layout
 from alertpack.inputs.fits_tiles import gzip_tile_reader
-from alertpack.inputs.survey_image import (
-    BOOL_MASK_PLANE,
-    EXTENSION_IMAGE,
-    EXTENSION_MASK,
-    EXTENSION_PSF,
-    EXTENSION_UNCERTAINTY,
-    EXTENSION_VARIANCE,
-    celestial_wcs,
-    mask_planes_from_header,
-    merged_lookup,
-    nJy_per_unit,
-    origin_from_ltv,
-    psf_array,
-    scaled_float32,
-    unit_from_header,
-    variance_from_uncertainty,
-    wcs_from_header,
-)
-from alertpack.packets.survey_image import LazyPlane, SurveyImage
+from alertpack.inputs.survey_image import error_text
+from alertpack.packets.survey_image import SurveyImage
 
 if TYPE_CHECKING:
     from astropy.io import fits
@@ -59,8 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["open_fits_image"]
 
 _FITS_BLOCK = 2880
-# A PSF image is read whole; more pixels than this is not a PSF but a damaged header.
-_MAX_PSF_PIXELS = 4096 * 4096
 
 
 def open_fits_image(
@@ -71,9 +55,10 @@ def open_fits_image(
     Parameters
     ----------
     path : `str` or `os.PathLike`
-        A single-HDU image with ``BUNIT`` and a celestial WCS, or the LSST
+        A single-HDU image with ``BUNIT`` and a celestial WCS, the LSST
         Exposure layout (``IMAGE``, ``MASK``, ``VARIANCE``, ``PSF``
-        extensions), plain or tile-compressed.
+        extensions) or an astropy CCDData file (``MASK``, ``UNCERT``), plain
+        or tile-compressed (see `alertpack.inputs.exposure_layout`).
     name : `str`
         What the image is ("difference", "template", "science"); for messages.
     calibration : `float` or `~astropy.units.Quantity`, optional
@@ -89,43 +74,23 @@ def open_fits_image(
     Raises
     ------
     ImageInputError
-        Missing or unreadable file, truncated data or header, no image HDU,
-        planes of different shapes, no celestial WCS, missing or unknown unit.
+        Missing or unreadable file, truncated data or header, or a layout
+        `~alertpack.inputs.exposure_layout.resolve_exposure_layout` refuses.
         The message names the file and the HDU.
     """
     path = Path(path)
-    label = f"{name} image ({path})"
-    hdul = _open_checked(path, label)
-    readers = _WindowReaders(path, hdul)
-    image_index = _image_hdu_index(hdul, label)
-    image_hdu = hdul[image_index]
-    image_label = f"{label}, HDU {_hdu_name(hdul, image_index)}"
-    shape = _plane_shape(image_hdu, image_label)
-    header, primary_header = image_hdu.header, hdul[0].header
-    unit = unit_from_header(header, primary_header, calibration, image_label)
-    scale = nJy_per_unit(unit, calibration, image_label)
-    wcs = celestial_wcs(wcs_from_header(header, image_label), image_label)
-    origin = origin_from_ltv(merged_lookup(header, primary_header), image_label)
-    image = LazyPlane(
-        readers.reader(image_index, image_label),
-        shape,
-        np.float32,
-        lambda raw: scaled_float32(raw, scale),
-    )
-    mask, planes = _lazy_mask(readers, shape, label)
-    variance = _lazy_variance(readers, unit, scale, shape, label)
-    readers.close_tables()
-    return SurveyImage(
-        image=image,
-        variance=variance,
-        mask=mask,
-        mask_planes=planes,
-        wcs=wcs,
-        origin=origin,
-        psf=_psf(hdul, label),
-        name=name,
-        photo_calib=scale,
-    )
+    hdul = _open_checked(path, f"{name} image ({path})")
+    readers = _FileWindows(path, hdul)
+    try:
+        layout = resolve_exposure_layout(
+            hdul, name=name, source=str(path), calibration=calibration
+        )
+        return layout.survey_image(readers)
+    except ImageInputError:
+        hdul.close()
+        raise
+    finally:
+        readers.close_tables()
 
 
 # --- opening and checking the file structure ---------------------------------------------------
@@ -149,14 +114,14 @@ def _open_checked(path: Path, label: str) -> fits.HDUList:
             spans = [hdul.fileinfo(index) for index in range(len(hdul))]
     except Exception as error:  # astropy raises OSError, ValueError, VerifyError, ...
         raise ImageInputError(
-            f"{label}: {path} is not a readable FITS file ({type(error).__name__}: {error})"
+            f"{label}: {path} is not a readable FITS file ({error_text(error)})"
         ) from None
     for index, span in enumerate(spans):
         end = span["datLoc"] + span["datSpan"]
         if end > file_size:
             hdul.close()
             raise ImageInputError(
-                f"{label}, HDU {_hdu_name(hdul, index)}: the header declares data up to byte "
+                f"{label}, HDU {describe_hdu(hdul, index)}: the header declares data up to byte "
                 f"{end} but the file has only {file_size} bytes (truncated file, or a wrong "
                 "NAXIS/BITPIX in the header)"
             )
@@ -164,9 +129,9 @@ def _open_checked(path: Path, label: str) -> fits.HDUList:
     if file_size > last_end and _has_content(path, last_end):
         hdul.close()
         raise ImageInputError(
-            f"{label}: bytes {last_end}..{file_size} after HDU {_hdu_name(hdul, len(spans) - 1)} "
-            "are not a complete FITS HDU (a truncated or damaged header); the extensions "
-            "after it cannot be read"
+            f"{label}: bytes {last_end}..{file_size} after HDU "
+            f"{describe_hdu(hdul, len(spans) - 1)} are not a complete FITS HDU (a truncated "
+            "or damaged header); the extensions after it cannot be read"
         )
     return hdul
 
@@ -179,85 +144,13 @@ def _has_content(path: Path, offset: int) -> bool:
     return bool(tail.strip(b"\0 "))
 
 
-def _hdu_name(hdul: fits.HDUList, index: int) -> str:
-    extname = str(hdul[index].name or "").strip()
-    return f"{index} ({extname})" if extname else str(index)
-
-
-def _extension_index(hdul: fits.HDUList, names: tuple[str, ...]) -> int | None:
-    for index, hdu in enumerate(hdul):
-        if str(hdu.name).upper() in names:
-            return index
-    return None
-
-
-def _is_image_hdu(hdu: Any) -> bool:
-    from astropy.io import fits
-
-    return isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU))
-
-
-def _image_hdu_index(hdul: fits.HDUList, label: str) -> int:
-    """The LSST ``IMAGE`` extension, else the first image HDU with pixels (from headers)."""
-    named = _extension_index(hdul, EXTENSION_IMAGE)
-    if named is not None and _is_image_hdu(hdul[named]) and len(hdul[named].shape) > 0:
-        return named
-    planes = [
-        hdul[index].name
-        for index in (
-            _extension_index(hdul, EXTENSION_MASK),
-            _extension_index(hdul, EXTENSION_VARIANCE),
-        )
-        if index is not None
-    ]
-    if planes:
-        raise ImageInputError(
-            f"{label}: has {' and '.join(planes)} extension(s) but no IMAGE extension with "
-            "pixels; an LSST-layout exposure needs IMAGE, MASK and VARIANCE HDUs"
-        )
-    for index, hdu in enumerate(hdul):
-        if _is_image_hdu(hdu) and len(hdu.shape) > 0:
-            return index
-    raise ImageInputError(
-        f"{label}: no image HDU with data; expected a primary/image extension with a 2-D "
-        "image, or the LSST layout with an IMAGE extension"
-    )
-
-
-def _plane_shape(hdu: Any, label: str) -> tuple[int, int]:
-    shape = tuple(int(n) for n in hdu.shape)
-    if len(shape) != 2:
-        raise ImageInputError(
-            f"{label}: data has {len(shape)} dimensions (shape {shape}); cutouts need a 2-D image"
-        )
-    return shape[0], shape[1]
-
-
-def _same_shape_plane(
-    readers: _WindowReaders, names: tuple[str, ...], shape: tuple[int, int], label: str
-) -> tuple[Any, str, Any] | None:
-    """The extension named ``names``, its label and window reader (or `None`), checked to
-    have the image's shape."""
-    hdul = readers.hdul
-    index = _extension_index(hdul, names)
-    if index is None:
-        return None
-    hdu = hdul[index]
-    hdu_label = f"{label}, HDU {_hdu_name(hdul, index)}"
-    got = tuple(int(n) for n in hdu.shape) if _is_image_hdu(hdu) else None
-    if got != shape:
-        raise ImageInputError(
-            f"{hdu_label}: extension {hdu.name} has shape {got} but the image has shape "
-            f"{shape}; image, mask and variance must describe the same pixels"
-        )
-    return hdu, hdu_label, readers.reader(index, hdu_label)
-
-
 # --- lazy planes -------------------------------------------------------------------------------
 
 
-class _WindowReaders:
+class _FileWindows:
     """Window readers of the HDUs of one open file (see the module docstring)."""
+
+    lazy = True
 
     def __init__(self, path: Path, hdul: fits.HDUList) -> None:
         self.path = path
@@ -282,28 +175,14 @@ class _WindowReaders:
             self._tables.close()
             self._tables = None
 
-    def reader(self, index: int, label: str) -> Any:
+    def window_reader(self, index: int, label: str) -> WindowReader:
         """``(y0, y1, x0, x1) -> raw pixels`` of HDU ``index``, read on demand."""
-        from astropy.io import fits
-
-        hdu = self.hdul[index]
-        if isinstance(hdu, fits.CompImageHDU):
-            table_header, offset = self._table_view(index)
-            tiles = gzip_tile_reader(str(self.path), table_header, hdu.header, offset)
-            if tiles is not None:
-                read = tiles.read_window
-            else:
-                section = hdu.section
-
-                def read(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-                    # only the tiles under the window are decompressed
-                    return np.asarray(section[y0:y1, x0:x1])
-        else:
-            section = hdu.section
-
-            def read(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-                # whole rows are one contiguous positioned read; the columns are a view
-                return np.asarray(section[y0:y1])[:, x0:x1]
+        try:
+            read = self._raw_reader(index)
+        except Exception as error:  # astropy's section of a damaged compressed header, ...
+            raise ImageInputError(
+                f"{label}: the pixels cannot be read ({error_text(error)})"
+            ) from None
 
         def read_window(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
             try:
@@ -311,78 +190,31 @@ class _WindowReaders:
             except Exception as error:  # zlib.error, OSError, ... from a damaged file
                 raise ImageInputError(
                     f"{label}: pixels of rows {y0}..{y1 - 1} cannot be read "
-                    f"({type(error).__name__}: {error})"
+                    f"({error_text(error)})"
                 ) from None
 
         return read_window
 
+    def _raw_reader(self, index: int) -> WindowReader:
+        from astropy.io import fits
 
-def _is_float_hdu(hdu: Any) -> bool:
-    header = hdu.header
-    return int(header.get("BITPIX", 8)) < 0 or float(header.get("BSCALE", 1.0)) != 1.0
+        hdu = self.hdul[index]
+        if isinstance(hdu, fits.CompImageHDU):
+            table_header, offset = self._table_view(index)
+            tiles = gzip_tile_reader(str(self.path), table_header, hdu.header, offset)
+            if tiles is not None:
+                return tiles.read_window
+            compressed = hdu.section
 
+            def read_tiles(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+                # only the tiles under the window are decompressed
+                return np.asarray(compressed[y0:y1, x0:x1])
 
-def _lazy_variance(
-    readers: _WindowReaders, unit: Any, scale: float, shape: tuple[int, int], label: str
-) -> LazyPlane | None:
-    found = _same_shape_plane(readers, EXTENSION_VARIANCE, shape, label)
-    if found is not None:
-        reader = found[2]
-        factor = scale * scale
-        return LazyPlane(reader, shape, np.float32, lambda raw: scaled_float32(raw, factor))
-    found = _same_shape_plane(readers, EXTENSION_UNCERTAINTY, shape, label)
-    if found is None:
-        return None
-    hdu, hdu_label, reader = found
-    from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
+            return read_tiles
+        section = hdu.section
 
-    # astropy's CCDData convention: the class name in UTYPE, standard deviation if absent
-    kinds = {cls.__name__: cls for cls in (VarianceUncertainty, StdDevUncertainty, InverseVariance)}
-    kind = kinds.get(str(hdu.header.get("UTYPE", "")), StdDevUncertainty)
+        def read_rows(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+            # whole rows are one contiguous positioned read; the columns are a view
+            return np.asarray(section[y0:y1])[:, x0:x1]
 
-    def to_variance(raw: np.ndarray) -> np.ndarray:
-        return variance_from_uncertainty(kind(raw), unit, scale, hdu_label)
-
-    return LazyPlane(reader, shape, np.float32, to_variance)
-
-
-def _lazy_mask(
-    readers: _WindowReaders, shape: tuple[int, int], label: str
-) -> tuple[LazyPlane | None, dict[str, int]]:
-    found = _same_shape_plane(readers, EXTENSION_MASK, shape, label)
-    if found is None:
-        return None, {}
-    hdu, hdu_label, reader = found
-    if _is_float_hdu(hdu):
-        raise ImageInputError(
-            f"{hdu_label}: the MASK extension holds floating-point data; a mask must be "
-            "integer bits"
-        )
-    planes = mask_planes_from_header(hdu.header)
-    unsigned_bytes = int(hdu.header.get("BITPIX")) == 8 and float(hdu.header.get("BZERO", 0)) == 0
-    if unsigned_bytes and not planes:
-        # astropy CCDData writes a boolean mask as uint8 without plane names
-        return LazyPlane(
-            reader, shape, np.int32, lambda raw: (raw != 0).astype(np.int32)
-        ), {BOOL_MASK_PLANE: 0}
-    return LazyPlane(reader, shape, np.int32, lambda raw: raw.astype(np.int32)), planes
-
-
-def _psf(hdul: fits.HDUList, label: str) -> np.ndarray | None:
-    index = _extension_index(hdul, EXTENSION_PSF)
-    if index is None:
-        return None
-    hdu = hdul[index]
-    hdu_label = f"{label}, HDU {_hdu_name(hdul, index)}"
-    if not _is_image_hdu(hdu) or int(np.prod(hdu.shape)) > _MAX_PSF_PIXELS:
-        raise ImageInputError(
-            f"{hdu_label}: the PSF extension is not an image of at most "
-            f"{_MAX_PSF_PIXELS} pixels (shape {getattr(hdu, 'shape', None)})"
-        )
-    try:
-        data = hdu.data
-    except Exception as error:  # a damaged compressed PSF
-        raise ImageInputError(
-            f"{hdu_label}: the PSF pixels cannot be read ({type(error).__name__}: {error})"
-        ) from None
-    return psf_array(data, hdu_label)
+        return read_rows

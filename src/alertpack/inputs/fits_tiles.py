@@ -52,10 +52,15 @@ class GzipTiles:
         header = table_header
         self.shape = (int(header["ZNAXIS2"]), int(header["ZNAXIS1"]))
         self.tile_shape = (int(header.get("ZTILE2", 1)), int(header.get("ZTILE1", self.shape[1])))
+        if min(*self.shape, *self.tile_shape) < 1:
+            raise ValueError(f"image {self.shape} or tiles {self.tile_shape} without pixels")
         self.n_tiles_x = -(-self.shape[1] // self.tile_shape[1])
+        n_tiles = self.n_tiles_x * -(-self.shape[0] // self.tile_shape[0])
         self.dtype = np.dtype(_PIXEL_DTYPES[int(header["ZBITPIX"])])
         self.shuffled = str(header["ZCMPTYPE"]).strip() == "GZIP_2"
         row_bytes, n_rows = int(header["NAXIS1"]), int(header["NAXIS2"])
+        if n_rows != n_tiles:
+            raise ValueError(f"{n_rows} table rows for {n_tiles} tiles")
         column_offset, descriptor = _descriptor_column(header)
         self._heap_start = data_offset + int(header.get("THEAP", row_bytes * n_rows))
         # the file stays open as long as the plane that reads it
@@ -148,7 +153,9 @@ def _descriptor_column(header: Any) -> tuple[int, np.dtype]:
     raise ValueError("no COMPRESSED_DATA column")
 
 
-def gzip_tile_reader(path: str, table_header: Any, image_header: Any, data_offset: int):
+def gzip_tile_reader(
+    path: str, table_header: Any, image_header: Any, data_offset: int
+) -> GzipTiles | None:
     """`GzipTiles` of a compressed HDU, or `None` when it is not the simple lossless case.
 
     Parameters

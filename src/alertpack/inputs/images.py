@@ -10,11 +10,13 @@ builds that `SurveyImage` from
   mask as bool or as an integer bit mask whose plane names are ``meta`` keys
   ``MP_<NAME> = bit``; ``meta`` ``LTV1``/``LTV2`` for the origin);
 - a FITS file (path or `~astropy.io.fits.HDUList`): a single image HDU with a
-  celestial WCS and ``BUNIT``, or the LSST Exposure layout with extensions
-  ``IMAGE``, ``MASK`` and ``VARIANCE`` (and ``PSF``), which also covers the
-  cutout files `alertpack.packets.cutouts` writes (``UNCERT``, ``PSFIMAGE``);
-  a path is opened lazily by `alertpack.inputs.fits_files` (headers checked
-  at open, planes as `LazyPlane` read stamp by stamp);
+  celestial WCS and ``BUNIT``, the LSST Exposure layout with extensions
+  ``IMAGE``, ``MASK`` and ``VARIANCE`` (and ``PSF``), or an astropy CCDData
+  file (``MASK``, ``UNCERT``), which also covers the cutout files
+  `alertpack.packets.cutouts` writes; which HDU is which is decided by
+  `alertpack.inputs.exposure_layout` for both: an HDUList's planes are read
+  into arrays, a path is opened lazily by `alertpack.inputs.fits_files`
+  (headers checked at open, planes as `LazyPlane` read stamp by stamp);
 - an ``lsst.afw.image.Exposure`` (duck-typed, afw is never imported).
 
 Counts (adu, electron, count) are not flux densities: they need an explicit
@@ -31,23 +33,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from alertpack.errors import ImageInputError, InputError
+from alertpack.inputs.exposure_layout import ArrayPlanes, resolve_exposure_layout
 from alertpack.inputs.fits_files import open_fits_image
 from alertpack.inputs.survey_image import (
     BOOL_MASK_PLANE,
-    EXTENSION_IMAGE,
-    EXTENSION_MASK,
-    EXTENSION_PSF,
-    EXTENSION_UNCERTAINTY,
-    EXTENSION_VARIANCE,
+    bool_mask_bits,
     celestial_wcs,
     checked_factor,
+    error_text,
+    mask_bits,
     mask_planes_from_header,
-    merged_lookup,
     nJy_per_unit,
     origin_from_ltv,
     psf_array,
     scaled_float32,
-    unit_from_header,
     variance_from_uncertainty,
     wcs_from_header,
 )
@@ -55,7 +54,6 @@ from alertpack.packets.survey_image import SurveyImage, require_2d
 
 if TYPE_CHECKING:
     import astropy.units
-    from astropy.io import fits
     from astropy.wcs import WCS
 
 __all__ = ["as_survey_image"]
@@ -103,20 +101,24 @@ def as_survey_image(
     if _is_afw_exposure(obj):
         return _from_afw_exposure(obj, name, calibration)
     from astropy.io import fits
-    from astropy.nddata import NDData
 
     if isinstance(obj, fits.HDUList):
         try:
-            return _from_hdulist(obj, name, calibration, source="the HDUList")
+            layout = resolve_exposure_layout(
+                obj, name=name, source="the HDUList", calibration=calibration
+            )
+            return layout.survey_image(ArrayPlanes(obj))
         except InputError:
             raise
         except (OSError, ValueError, TypeError, MemoryError) as error:
-            # the HDUList reads its pixels here: a truncated or damaged file fails on access
+            # headers and pixels fail with the HDU named; this is the last resort
             raise ImageInputError(
-                f"{name} image (the HDUList): its pixels cannot be read "
-                f"({type(error).__name__}: {error}); open the file by path for a check of "
-                "each HDU"
+                f"{name} image (the HDUList): cannot be read ({error_text(error)}); open the "
+                "file by path for a check of each HDU"
             ) from None
+    # only here: importing astropy.nddata costs ~0.3 s, which FITS inputs never need
+    from astropy.nddata import NDData
+
     if isinstance(obj, NDData):
         return _from_nddata(obj, name, calibration)
     raise ImageInputError(
@@ -164,123 +166,16 @@ def _mask_from_nddata(
         if array.shape != shape:
             continue
         if np.issubdtype(array.dtype, np.integer):
-            return array.astype(np.int32, copy=False), planes
+            return mask_bits(array), planes
     if ndd.mask is not None:
         array = np.asarray(ndd.mask)
         if array.dtype == np.bool_:
-            return _bool_mask_as_bits(array), {BOOL_MASK_PLANE: 0}
+            return bool_mask_bits(array), {BOOL_MASK_PLANE: 0}
         raise ImageInputError(
             f"{label}: mask of dtype {array.dtype} and shape {array.shape} is neither a "
             f"boolean nor an integer bit mask of the image shape {shape}"
         )
     return None, planes
-
-
-def _bool_mask_as_bits(mask: np.ndarray) -> np.ndarray:
-    # bit 0 of the BAD plane, so a True pixel is 1
-    return mask.astype(np.int32)
-
-
-# --- FITS ----------------------------------------------------------------------------------
-
-
-def _from_hdulist(hdul: fits.HDUList, name: str, calibration: Any, *, source: str) -> SurveyImage:
-    label = f"{name} image ({source})"
-    image_hdu = _find_image_hdu(hdul, label)
-    header = image_hdu.header
-    primary_header = hdul[0].header
-    data = image_hdu.data
-    require_2d(data, f"{label}, HDU {image_hdu.name or 0}")
-    unit = unit_from_header(header, primary_header, calibration, label)
-    scale = nJy_per_unit(unit, calibration, label)
-    mask, planes = _mask_from_hdulist(hdul, data.shape, label)
-    psf_hdu = _extension(hdul, EXTENSION_PSF)
-    return SurveyImage(
-        image=scaled_float32(data, scale),
-        variance=_variance_from_hdulist(hdul, unit, scale, data.shape, label),
-        mask=mask,
-        mask_planes=planes,
-        wcs=celestial_wcs(wcs_from_header(header, label), label),
-        origin=origin_from_ltv(merged_lookup(header, primary_header), label),
-        psf=None if psf_hdu is None else psf_array(psf_hdu.data, label),
-        name=name,
-        photo_calib=scale,
-    )
-
-
-def _find_image_hdu(hdul: fits.HDUList, label: str) -> Any:
-    """The LSST ``IMAGE`` extension, else the first image HDU that has data."""
-    from astropy.io import fits
-
-    named = _extension(hdul, EXTENSION_IMAGE)
-    if named is not None and named.data is not None:
-        return named
-    image_types = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
-    for hdu in hdul:
-        if isinstance(hdu, image_types) and hdu.data is not None:
-            return hdu
-    raise ImageInputError(
-        f"{label}: no image HDU with data; expected a primary/image extension with a 2-D "
-        "image, or the LSST layout with an IMAGE extension"
-    )
-
-
-def _extension(hdul: fits.HDUList, names: tuple[str, ...]) -> Any:
-    for extname in names:
-        if extname in hdul:
-            return hdul[extname]
-    return None
-
-
-def _variance_from_hdulist(
-    hdul: fits.HDUList, unit: Any, scale: float, shape: tuple[int, ...], label: str
-) -> np.ndarray | None:
-    variance_hdu = _extension(hdul, EXTENSION_VARIANCE)
-    if variance_hdu is not None:
-        values = _plane_data(variance_hdu, shape, label)
-        return scaled_float32(values, scale * scale)
-    uncertainty_hdu = _extension(hdul, EXTENSION_UNCERTAINTY)
-    if uncertainty_hdu is None:
-        return None
-    # Only here: importing astropy.nddata costs ~0.3 s, which LSST files (VARIANCE) never need.
-    from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
-
-    values = _plane_data(uncertainty_hdu, shape, label)
-    # astropy's CCDData convention: the class name in UTYPE, standard deviation if absent
-    kinds = {cls.__name__: cls for cls in (VarianceUncertainty, StdDevUncertainty, InverseVariance)}
-    kind = kinds.get(str(uncertainty_hdu.header.get("UTYPE", "")), StdDevUncertainty)
-    return variance_from_uncertainty(kind(values), unit, scale, label)
-
-
-def _mask_from_hdulist(
-    hdul: fits.HDUList, shape: tuple[int, ...], label: str
-) -> tuple[np.ndarray | None, dict[str, int]]:
-    mask_hdu = _extension(hdul, EXTENSION_MASK)
-    if mask_hdu is None:
-        return None, {}
-    values = _plane_data(mask_hdu, shape, label)
-    if values.dtype.kind == "f":
-        raise ImageInputError(
-            f"{label}: the MASK extension holds floating-point data; a mask must be integer bits"
-        )
-    if values.dtype == np.bool_ or values.dtype == np.uint8:
-        planes = mask_planes_from_header(mask_hdu.header)
-        if not planes:
-            # astropy CCDData writes a boolean mask as uint8 without plane names
-            return _bool_mask_as_bits(values != 0), {BOOL_MASK_PLANE: 0}
-        return values.astype(np.int32), planes
-    return values.astype(np.int32), mask_planes_from_header(mask_hdu.header)
-
-
-def _plane_data(hdu: Any, shape: tuple[int, ...], label: str) -> np.ndarray:
-    data = hdu.data
-    if data is None or data.shape != shape:
-        got = None if data is None else data.shape
-        raise ImageInputError(
-            f"{label}: extension {hdu.name} has shape {got} but the image has shape {shape}; "
-            "image, mask and variance must describe the same pixels"
-        )
-    return np.asarray(data)
 
 
 # --- lsst.afw.image.Exposure (duck-typed) --------------------------------------------------
@@ -313,7 +208,7 @@ def _from_afw_exposure(exposure: Any, name: str, calibration: Any) -> SurveyImag
     return SurveyImage(
         image=scaled_float32(data, scale),
         variance=scaled_float32(np.asarray(masked.getVariance().getArray()), scale * scale),
-        mask=np.asarray(mask_plane.getArray()).astype(np.int32, copy=False),
+        mask=mask_bits(mask_plane.getArray()),
         mask_planes=dict(mask_plane.getMaskPlaneDict()),
         wcs=celestial_wcs(_wcs_of_afw_array(sky_wcs, origin, label), label),
         origin=origin,
@@ -349,8 +244,4 @@ def _wcs_of_afw_array(sky_wcs: Any, origin: tuple[int, int], label: str) -> WCS:
     header["CRPIX1"] = float(header.get("CRPIX1", 0.0)) - origin[0]
     header["CRPIX2"] = float(header.get("CRPIX2", 0.0)) - origin[1]
     return wcs_from_header(header, label)
-
-
-# --- shared helpers --------------------------------------------------------------------------
-
 

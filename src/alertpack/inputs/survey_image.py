@@ -1,8 +1,9 @@
 """The conversions that build a `~alertpack.packets.survey_image.SurveyImage`.
 
-Units to nJy, uncertainties to variance, mask-plane names, the celestial WCS
-and the origin in the detector: shared by the in-memory adapters
-(`alertpack.inputs.images`) and the lazy FITS reader (`alertpack.inputs.fits_files`).
+Units to nJy, uncertainties to variance, mask bits and plane names, the
+celestial WCS and the origin in the detector: shared by the adapters of
+`alertpack.inputs.images` (NDData, afw) and the FITS exposure layout
+(`alertpack.inputs.exposure_layout`), for arrays and stamp windows alike.
 """
 
 from __future__ import annotations
@@ -33,19 +34,12 @@ MASK_PLANE_PREFIX = "MP_"
 BOOL_MASK_PLANE = "BAD"
 
 
-EXTENSION_IMAGE = ("IMAGE",)
-
-
-EXTENSION_VARIANCE = ("VARIANCE",)
-
-
-EXTENSION_UNCERTAINTY = ("UNCERT",)  # astropy CCDData's name, type in UTYPE
-
-
-EXTENSION_MASK = ("MASK",)
-
-
-EXTENSION_PSF = ("PSF", "PSFIMAGE")
+#: astropy uncertainty class names (CCDData's ``UTYPE``) -> what the values are
+UNCERTAINTY_KINDS = {
+    "VarianceUncertainty": "variance",
+    "StdDevUncertainty": "stddev",
+    "InverseVariance": "inverse_variance",
+}
 
 
 # Scale factors a float32 multiplication handles without overflow or precision loss.
@@ -66,33 +60,61 @@ def variance_from_uncertainty(
     """Variance in nJy² from a Variance, StdDev or InverseVariance uncertainty."""
     if uncertainty is None:
         return None
-    import astropy.units as u
     from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
 
-    values = np.asarray(uncertainty.array)
+    for cls in (VarianceUncertainty, StdDevUncertainty, InverseVariance):
+        if isinstance(uncertainty, cls):
+            kind = UNCERTAINTY_KINDS[cls.__name__]
+            return variance_from_values(
+                uncertainty.array, kind, uncertainty.unit, image_unit, scale, label
+            )
+    raise ImageInputError(
+        f"{label}: uncertainty of type {type(uncertainty).__name__} is not supported; use "
+        "VarianceUncertainty, StdDevUncertainty or InverseVariance"
+    )
+
+
+def variance_from_values(
+    values: Any, kind: str, unit: Any, image_unit: Any, scale: float, label: str
+) -> np.ndarray:
+    """Variance in nJy² (float32) from uncertainty values.
+
+    Parameters
+    ----------
+    values : array-like
+        The uncertainty values (an array or a stamp window of one).
+    kind : `str`
+        What they are: ``"variance"``, ``"stddev"`` or ``"inverse_variance"``
+        (see `UNCERTAINTY_KINDS`).
+    unit : `~astropy.units.Unit` or `None`
+        Unit of the values; `None` means the image unit (squared for a variance).
+    image_unit : `~astropy.units.Unit` or `None`
+        Unit of the image pixels.
+    scale : `float`
+        nJy per image unit.
+    label : `str`
+        What the values are, for messages.
+    """
+    values = np.asarray(values)
+    if kind == "variance":
+        return scaled_float32(values, _variance_scale(unit, image_unit, scale, label))
     if values.dtype.kind != "f":
         values = values.astype(np.float64)
-    unc_unit = uncertainty.unit
-    if isinstance(uncertainty, VarianceUncertainty):
-        variance, variance_unit = values, unc_unit
-    elif isinstance(uncertainty, StdDevUncertainty):
+    if kind == "stddev":
         variance = values * values
-        variance_unit = None if unc_unit is None else unc_unit**2
-    elif isinstance(uncertainty, InverseVariance):
+        variance_unit = None if unit is None else unit**2
+    else:
         with np.errstate(divide="ignore"):
             variance = 1.0 / values
-        variance_unit = None if unc_unit is None else unc_unit**-1
-    else:
-        raise ImageInputError(
-            f"{label}: uncertainty of type {type(uncertainty).__name__} is not supported; use "
-            "VarianceUncertainty, StdDevUncertainty or InverseVariance"
-        )
-    return scaled_float32(variance, _variance_scale(variance_unit, image_unit, scale, label, u))
+        variance_unit = None if unit is None else unit**-1
+    return scaled_float32(variance, _variance_scale(variance_unit, image_unit, scale, label))
 
 
-def _variance_scale(variance_unit: Any, image_unit: Any, scale: float, label: str, u: Any) -> float:
+def _variance_scale(variance_unit: Any, image_unit: Any, scale: float, label: str) -> float:
     if variance_unit is None or image_unit is None or variance_unit == image_unit**2:
         return scale * scale
+    import astropy.units as u
+
     try:
         return float(variance_unit.to(u.nJy**2))
     except u.UnitConversionError:
@@ -105,6 +127,11 @@ def _variance_scale(variance_unit: Any, image_unit: Any, scale: float, label: st
             f"unit squared ({image_unit**2}) nor convertible to nJy**2; give the uncertainty "
             "the image's unit"
         ) from None
+
+
+def error_text(error: BaseException) -> str:
+    """``"Type: message"`` of a library's exception on one line (wcslib's span several)."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
 
 
 def unit_from_header(header: Any, primary_header: Any, calibration: Any, label: str) -> Any:
@@ -139,7 +166,7 @@ def wcs_from_header(header: Any, label: str) -> WCS:
             return WCS(header)
     except Exception as error:  # wcslib raises many types for a bad header
         raise ImageInputError(
-            f"{label}: the header WCS cannot be read ({type(error).__name__}: {error}); "
+            f"{label}: the header WCS cannot be read ({error_text(error)}); "
             "fix the CTYPE/CRVAL/CRPIX/CD keywords"
         ) from None
 
@@ -150,13 +177,15 @@ def merged_lookup(header: Any, fallback: Any) -> dict[str, Any]:
     return merged
 
 
-def mask_planes_from_header(meta: Mapping) -> dict[str, int]:
+def mask_planes_from_header(meta: Mapping, label: str | None = None) -> dict[str, int]:
     """Mask plane bits declared as ``MP_<NAME> = bit`` in a header or meta mapping.
 
     Parameters
     ----------
     meta : `~collections.abc.Mapping`
         A FITS header, CCDData ``meta`` or any mapping.
+    label : `str`, optional
+        What ``meta`` belongs to (file and HDU), to begin the error message.
 
     Returns
     -------
@@ -170,10 +199,29 @@ def mask_planes_from_header(meta: Mapping) -> dict[str, int]:
             try:
                 planes[key[len(MASK_PLANE_PREFIX) :].upper()] = int(value)
             except (TypeError, ValueError):
+                where = "" if label is None else f"{label}: "
                 raise ImageInputError(
-                    f"mask plane key {key} = {value!r} is not an integer bit number"
+                    f"{where}mask plane key {key} = {value!r} is not an integer bit number"
                 ) from None
     return planes
+
+
+def mask_bits(values: Any) -> np.ndarray:
+    """An integer bit mask as int32, each stored bit kept as that bit.
+
+    Signed types narrower than 32 bits are read as their unsigned pattern (an
+    int8 or int16 mask value -128 is bit 7 or 7..15, not sign-extended into
+    bits 8..31); wider types keep bits 0..31.
+    """
+    values = np.asarray(values)
+    if values.dtype.kind == "i" and values.dtype.itemsize < 4:
+        values = values.view(values.dtype.str.replace("i", "u"))
+    return values.astype(np.int32, copy=False)
+
+
+def bool_mask_bits(values: Any) -> np.ndarray:
+    """A boolean mask (or bytes, non-zero meaning flagged) as int32 bit 0 (`BOOL_MASK_PLANE`)."""
+    return (np.asarray(values) != 0).astype(np.int32)
 
 
 def scaled_float32(values: np.ndarray, scale: float) -> np.ndarray:
@@ -256,7 +304,13 @@ def celestial_wcs(wcs: Any, label: str) -> WCS:
             "need RA---xxx/DEC--xxx axes"
         )
     if wcs.naxis != 2:
-        wcs = wcs.celestial
+        try:
+            wcs = wcs.celestial
+        except Exception as error:  # e.g. more WCS axes than the header's NAXIS
+            raise ImageInputError(
+                f"{label}: the celestial axes of the {wcs.naxis}-axis WCS cannot be taken "
+                f"apart ({error_text(error)}); give the image a 2-axis RA/Dec WCS"
+            ) from None
     ctypes = [wcs.wcs.ctype[wcs.wcs.lng], wcs.wcs.ctype[wcs.wcs.lat]]
     if not (ctypes[0].upper().startswith("RA") and ctypes[1].upper().startswith("DEC")):
         raise ImageInputError(
