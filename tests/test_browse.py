@@ -70,7 +70,8 @@ def test_compressed_and_wire_format_files(tmp_path, loaded):
         # several small blocks: records are found inside decompressed blocks
         fastavro.writer(stream, schema.parsed, records, codec="deflate", sync_interval=100_000)
     wire = tmp_path / "one.bin"
-    wire.write_bytes(b"\x00" + schema.schema_id.to_bytes(4, "big") + _schemaless(schema, records[3]))
+    header = b"\x00" + schema.schema_id.to_bytes(4, "big")
+    wire.write_bytes(header + _schemaless(schema, records[3]))
     index, _, lines = indexed(compressed, wire)
     assert lines == [] and len(index) == 8
     assert [index.alert(row).alert for row in range(8)] == [*records, records[3]]
@@ -132,7 +133,7 @@ def test_filter_form_is_one_expression():
     assert query.sort == "snr" and query.descending and query.page == 3 and query.per_page == 100
     again = TableQuery.from_params(dict(_pairs(query.params())), ["g", "r"])
     assert again.expression() == query.expression() and again.page == 3
-    with pytest.raises(SelectionError, match="S/N|snr min: 'abc' is not a number"):
+    with pytest.raises(SelectionError, match="snr min: 'abc' is not a number"):
         TableQuery.from_params({"snr_min": "abc"}, []).selection()
 
 
@@ -148,7 +149,7 @@ def test_stamps_follow_the_wcs_and_show_padding(loaded):
     padded = 0
     for item in loaded:
         panels = render_stamps(item.alert, "asinh")
-        for kind, panel in panels.items():
+        for panel in panels.values():
             assert panel.error is None, panel.error
             picture = imread(io.BytesIO(panel.png), format="png")
             assert picture.shape[:2] == (panel.height, panel.width)
@@ -217,7 +218,7 @@ def get(url: str, **headers) -> tuple[int, dict, bytes]:
 def test_pages_and_downloads(served, loaded):
     from lsst.alert.packet import Schema
 
-    url, index, problems = served
+    url, _, problems = served
     status, _, body = get(f"{url}/?where=snr+%3E+10&sort=snr&order=desc")
     assert status == 200 and b"snr &gt; 10" in body
     status, _, body = get(f"{url}/alert/3")
@@ -225,6 +226,7 @@ def test_pages_and_downloads(served, loaded):
     for kind in ("difference", "science", "template"):
         status, headers, png = get(f"{url}/alert/3/{kind}.png?stretch=zscale")
         assert status == 200 and headers["content-type"] == "image/png"
+        assert png.startswith(b"\x89PNG")
         status, headers, data = get(f"{url}/alert/3/{kind}.fits")
         assert status == 200 and "attachment" in headers["content-disposition"]
         with fits.open(io.BytesIO(data)) as hdus:
@@ -244,7 +246,7 @@ def test_pages_and_downloads(served, loaded):
 
 
 def test_bad_requests_get_a_page_not_a_crash(served):
-    url, _, problems = served
+    url, _, _ = served
     assert get(f"{url}/alert/99999")[0] == 404
     assert get(f"{url}/alert/1/sideways.png")[0] == 404
     assert get(f"{url}/object/12345")[0] == 404

@@ -216,7 +216,8 @@ def test_alert_page_images_light_curve_fields_and_downloads(page, browse, tmp_pa
     assert stamp.name == f"{alert_id}-science.fits"
     with fits.open(stamp) as hdus:
         assert hdus[0].data.ndim == 2 and hdus[0].header["BUNIT"] == "nJy"
-        assert hdus[0].data.tobytes() == fits.open(io.BytesIO(record["cutoutScience"]))[0].data.tobytes()
+        with fits.open(io.BytesIO(record["cutoutScience"])) as sent:
+            assert hdus[0].data.tobytes() == sent[0].data.tobytes()
 
 
 def test_object_page(page, browse):

@@ -881,7 +881,10 @@ class _ColumnEvaluator:
             values, present = self.value(node.operand)
             found = np.zeros(self.size, dtype=bool)
             for item in node.values:
-                found |= self.compare("==", values, item.value)
+                if _is_text_field(node.operand) and isinstance(item.value, str):
+                    found |= np.asarray(values == item.value, dtype=bool)
+                else:
+                    found |= self.compare("==", values, item.value)
             result = found != node.negated
             return result if present is None else result & present
         result = np.ones(self.size, dtype=bool)
@@ -903,7 +906,15 @@ class _ColumnEvaluator:
             return missing if op == "==" else ~missing
         left_values, left_ok = self.value(left)
         right_values, right_ok = self.value(right)
-        result = self.compare(op, left_values, right_values)
+        text_equality = op in ("==", "!=") and (
+            (_is_text_field(left) and isinstance(right_values, str))
+            or (_is_text_field(right) and isinstance(left_values, str))
+        )
+        if text_equality:
+            # a text quantity holds only text: numpy compares the whole column at once
+            result = np.asarray(_COMPARISONS[op](left_values, right_values), dtype=bool)
+        else:
+            result = self.compare(op, left_values, right_values)
         for ok in (left_ok, right_ok):
             if ok is not None:
                 result &= ok
@@ -931,6 +942,10 @@ class _ColumnEvaluator:
             return np.zeros(self.size, dtype=bool)
         with np.errstate(invalid="ignore"):
             return np.asarray(_COMPARISONS[op](left, right), dtype=bool)
+
+
+def _is_text_field(node: Any) -> bool:
+    return isinstance(node, _Field) and node.kind is Kind.TEXT
 
 
 def _python(value: Any) -> Any:

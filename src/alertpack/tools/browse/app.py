@@ -150,6 +150,31 @@ class _Views:
         self._rendered: OrderedDict[tuple[int, str], dict[str, RenderedStamp]] = OrderedDict()
         self._rendered_lock = threading.Lock()
         self._said: set[str] = set()
+        self.ready = threading.Event()
+
+    def warm_up(self, timeout: float = 600.0) -> None:
+        """Compile the templates and draw the first alert once, unseen, as soon as there is one.
+
+        The first alert page otherwise pays for importing astropy's FITS, WCS,
+        coordinates and time (about a second) and for compiling its template.
+        """
+        try:
+            for name in self.env.list_templates(extensions=["html"]):
+                self.env.get_template(name)
+            deadline = time.monotonic() + timeout
+            while not len(self.index) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if len(self.index):
+                indexed = self.index.alert(0)
+                self.stamps(indexed, "asinh")
+                light_curve_svg(photometry(indexed.alert))
+                summary = self.index.summary(0)
+                _sexagesimal(summary["ra"], summary["dec"])
+                _utc(summary["mjd"])
+        except Exception:  # a first alert that cannot be drawn is reported when it is opened
+            pass
+        finally:
+            self.ready.set()
 
     # --- helpers ---
 
@@ -232,7 +257,8 @@ class _Views:
         from starlette.responses import JSONResponse
 
         indexing = self.indexing
-        body: dict[str, Any] = {"alerts": len(self.index), "indexing": None, "live": None}
+        body: dict[str, Any] = {"alerts": len(self.index), "indexing": None, "live": None,
+                                "ready": self.ready.is_set()}
         if indexing is not None:
             body["indexing"] = {
                 "running": indexing.running, "files_done": indexing.files_done,
@@ -456,6 +482,7 @@ def create_app(
     live: Any = None,
     title: str = "alertpack browse",
     on_problem: Callable[[str], None] | None = None,
+    warm_up: bool = True,
 ):
     """The Starlette application over ``index``.
 
@@ -471,6 +498,9 @@ def create_app(
         What the pages are called (the inputs).
     on_problem : callable, optional
         Called with one line for each request that failed on bad data.
+    warm_up : `bool`
+        Prepare the first alert page in a background thread (`_Views.warm_up`);
+        ``/api/status`` says ``"ready"`` once done.
     """
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -505,6 +535,10 @@ def create_app(
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost"])]
     app = Starlette(routes=routes, middleware=middleware)
     app.state.views = views
-    app.state.started = time.time()
+    if warm_up:
+        threading.Thread(target=views.warm_up, name="alertpack-browse-warm-up",
+                         daemon=True).start()
+    else:
+        views.ready.set()
     return app
 

@@ -302,6 +302,15 @@ class AlertIndex:
         values["packet_size"] = int(locators[row][3])
         return values
 
+    def store_of(self, row: int) -> AlertStore:
+        """The store holding the alert of ``row``."""
+        return self._stores[int(self._snapshot()[2][row][0])]
+
+    def forget_queries(self) -> None:
+        """Drop the remembered answers of `select` (they are also dropped on every new row)."""
+        with self._lock:
+            self._queries.clear()
+
     def rows_where(self, name: str, value: int) -> np.ndarray:
         """Rows whose integer quantity ``name`` equals ``value``, in index order."""
         arrays = self._snapshot()[1]

@@ -154,18 +154,19 @@ def _format_tick(value: float) -> str:
 def _y_value(point: Point, magnitudes: bool) -> tuple[float, float, float, bool]:
     """(y, y_low, y_high, upper_limit) of a point in flux or magnitude."""
     if not magnitudes:
-        error = point.flux_err if math.isfinite(point.flux_err) else 0.0
-        return point.flux, point.flux - error, point.flux + error, False
+        width = point.flux_err if math.isfinite(point.flux_err) else 0.0
+        return point.flux, point.flux - width, point.flux + width, False
     if not (point.snr >= _DETECTION_LIMIT_SIGMA):
         if not (math.isfinite(point.flux_err) and point.flux_err > 0):
             return math.nan, math.nan, math.nan, True
-        limit, _ = ab_magnitude(_UPPER_LIMIT_SIGMA * point.flux_err)
-        return limit or math.nan, limit or math.nan, limit or math.nan, True
+        limit = ab_magnitude(_UPPER_LIMIT_SIGMA * point.flux_err)[0]
+        shown = math.nan if limit is None else limit
+        return shown, shown, shown, True
     magnitude, error = ab_magnitude(point.flux, point.flux_err)
     if magnitude is None:
         return math.nan, math.nan, math.nan, False
-    error = error or 0.0
-    return magnitude, magnitude - error, magnitude + error, False
+    spread = error or 0.0
+    return magnitude, magnitude - spread, magnitude + spread, False
 
 
 def _tooltip(point: Point, magnitudes: bool) -> str:

@@ -264,6 +264,7 @@ def render_stamps(alert: dict[str, Any], stretch: str = "asinh") -> dict[str, Re
         )
     source = alert.get("diaSource")
     ra, dec = field_value(source, "ra"), field_value(source, "dec")
+    twin: str | None = None
     for kind, stamp in stamps.items():
         panel = panels[kind]
         pixels = stamp.pixels
@@ -285,8 +286,30 @@ def render_stamps(alert: dict[str, Any], stretch: str = "asinh") -> dict[str, Re
         levels[~np.isfinite(pixels)] = np.nan
         panel.png = png_bytes(_to_rgb(levels))
         panel.values = pixels[::-1]
-        _sky_overlays(panel, stamp, ra, dec)
+        if twin is not None and _same_frame(stamps[twin], stamp):
+            # the three stamps of an alert are usually cut with one frame: compute it once
+            for name in ("north", "east", "pixel_scale", "scale_pixels", "scale_label", "source"):
+                setattr(panel, name, getattr(panels[twin], name))
+        else:
+            _sky_overlays(panel, stamp, ra, dec)
+            twin = kind
     return panels
+
+
+def _same_frame(first: Stamp, second: Stamp) -> bool:
+    if first.pixels.shape != second.pixels.shape:
+        return False
+    if first.wcs is None or second.wcs is None:
+        return first.wcs is None and second.wcs is None
+    try:
+        return bool(first.wcs.wcs.compare(second.wcs.wcs)) and (
+            (first.wcs.sip is None) == (second.wcs.sip is None)
+        ) and (first.wcs.sip is None or (
+            np.array_equal(first.wcs.sip.a, second.wcs.sip.a)
+            and np.array_equal(first.wcs.sip.b, second.wcs.sip.b)
+        ))
+    except Exception:  # a WCS that cannot be compared is computed on its own
+        return False
 
 
 def overlay_svg(panel: RenderedStamp) -> str:
@@ -303,30 +326,36 @@ def overlay_svg(panel: RenderedStamp) -> str:
     ]
     line = 'vector-effect="non-scaling-stroke"'
     font = f'font-size="{0.085 * side:.2f}"'
+    # the compass goes in the corner its arrows point away from; the scale bar along the
+    # bottom edge on the other side when the compass is at the bottom
+    compass_left, compass_bottom = True, True
     if panel.north is not None and panel.east is not None:
         north, east = np.array(panel.north), np.array(panel.east)
         direction = north + east
+        compass_left, compass_bottom = direction[0] >= 0, direction[1] < 0
         anchor = np.array([
-            (0.82 if direction[0] < 0 else 0.18) * width,
-            (0.82 if direction[1] < 0 else 0.18) * height,
+            (0.18 if compass_left else 0.82) * width,
+            (0.82 if compass_bottom else 0.18) * height,
         ])
         length = 0.2 * side
         for vector, label, css in ((north, "N", "north"), (east, "E", "east")):
             tip = anchor + length * vector
-            head = 0.05 * side
-            left = tip - head * vector + 0.6 * head * np.array([-vector[1], vector[0]])
-            right = tip - head * vector - 0.6 * head * np.array([-vector[1], vector[0]])
+            head = 0.06 * side
+            across = 0.5 * head * np.array([-vector[1], vector[0]])
+            left, right = tip - head * vector + across, tip - head * vector - across
             text_at = anchor + (length + 0.09 * side) * vector
             parts.append(
                 f'<g class="compass {css}"><line x1="{anchor[0]:.2f}" y1="{anchor[1]:.2f}" '
                 f'x2="{tip[0]:.2f}" y2="{tip[1]:.2f}" {line}/>'
                 f'<polygon points="{tip[0]:.2f},{tip[1]:.2f} {left[0]:.2f},{left[1]:.2f} '
-                f'{right[0]:.2f},{right[1]:.2f}"/>'
+                f'{right[0]:.2f},{right[1]:.2f}" {line}/>'
                 f'<text x="{text_at[0]:.2f}" y="{text_at[1]:.2f}" {font} text-anchor="middle" '
                 f'dominant-baseline="central">{label}</text></g>'
             )
     if panel.scale_pixels is not None:
-        x0, y0 = 0.06 * width, 0.92 * height
+        on_right = compass_bottom and compass_left
+        x0 = (0.94 * width - panel.scale_pixels) if on_right else 0.06 * width
+        y0 = 0.93 * height
         parts.append(
             f'<g class="scalebar"><line x1="{x0:.2f}" y1="{y0:.2f}" '
             f'x2="{x0 + panel.scale_pixels:.2f}" y2="{y0:.2f}" {line}/>'

@@ -120,7 +120,10 @@ class _FileStore:
         import fastavro
 
         try:
-            return fastavro.schemaless_reader(io.BytesIO(payload), self._parsed, None)
+            record: dict[str, Any] = fastavro.schemaless_reader(  # type: ignore[assignment]
+                io.BytesIO(payload), self._parsed, None
+            )
+            return record
         except Exception as error:  # fastavro raises many types for bad data
             raise InputError(
                 f"{self.path}: an alert does not decode with schema {self.schema_name} "
@@ -151,6 +154,7 @@ class ContainerStore(_FileStore):
         index = 0
         try:
             with self.path.open("rb") as stream:
+                block: Any
                 for block in fastavro.block_reader(stream):
                     if self._header_size is None:
                         self._header_size = block.offset
@@ -167,7 +171,7 @@ class ContainerStore(_FileStore):
                         )
                     for _ in range(block.num_records):
                         start = data.tell()
-                        record = fastavro.schemaless_reader(data, self._parsed, None)
+                        record: Any = fastavro.schemaless_reader(data, self._parsed, None)
                         size = data.tell() - start
                         yield base, where + start, size, record
                         index += 1
@@ -201,6 +205,7 @@ class ContainerStore(_FileStore):
         raw = self._read(block, self._block_sizes[block])
         try:
             # header + one block is a valid container: fastavro decompresses it
+            decoded: Any
             (decoded,) = fastavro.block_reader(io.BytesIO(header + raw))
             data = decoded.bytes_.getvalue()
         except Exception as error:  # fastavro raises many types for bad data
@@ -228,7 +233,9 @@ class WireStore(_FileStore):
         return self._read(offset, size)
 
 
-def scan_file(alert_file: AlertFile) -> tuple[_FileStore, Iterator[tuple[int, int, int, dict]]]:
+def scan_file(
+    alert_file: AlertFile,
+) -> tuple[ContainerStore | WireStore, Iterator[tuple[int, int, int, dict]]]:
     """The store of an alert file and an iterator over its records (see `ContainerStore.scan`)."""
     store: ContainerStore | WireStore = (
         ContainerStore(alert_file) if alert_file.container else WireStore(alert_file)
@@ -240,7 +247,9 @@ class Spool:
     """An append-only temporary file of payloads, removed when closed (or at exit)."""
 
     def __init__(self, directory: str | os.PathLike | None = None):
-        self._file = tempfile.TemporaryFile(prefix="alertpack-browse-", dir=directory)
+        self._file = tempfile.TemporaryFile(
+            prefix="alertpack-browse-", dir=None if directory is None else os.fspath(directory)
+        )
         self._lock = threading.Lock()
         self._end = 0
 
