@@ -22,17 +22,27 @@ one; ``alertpack.cli.browse`` puts them together.
 
 from __future__ import annotations
 
-from alertpack.tools.browse.app import create_app
-from alertpack.tools.browse.index import AlertIndex, IndexedAlert, IndexingStatus, index_paths
-from alertpack.tools.browse.server import BrowseSession, bind, serve
+import importlib
+from typing import Any
 
-__all__ = [
-    "AlertIndex",
-    "BrowseSession",
-    "IndexedAlert",
-    "IndexingStatus",
-    "bind",
-    "create_app",
-    "index_paths",
-    "serve",
-]
+# public name -> module that defines it; loaded on first use, so that building the
+# command-line parser (which reads DEFAULT_PORT) does not import numpy and the web stack
+_EXPORTS = {
+    "AlertIndex": "alertpack.tools.browse.index",
+    "IndexedAlert": "alertpack.tools.browse.index",
+    "IndexingStatus": "alertpack.tools.browse.index",
+    "index_paths": "alertpack.tools.browse.index",
+    "create_app": "alertpack.tools.browse.app",
+    "BrowseSession": "alertpack.tools.browse.server",
+    "bind": "alertpack.tools.browse.server",
+    "serve": "alertpack.tools.browse.server",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'alertpack.tools.browse' has no attribute {name!r}")
+    return getattr(importlib.import_module(module_name), name)

@@ -8,10 +8,12 @@ import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alertpack.errors import OutputError
-from alertpack.tools.browse.index import AlertIndex, IndexingStatus, index_paths
+
+if TYPE_CHECKING:
+    from alertpack.tools.browse.index import AlertIndex, IndexingStatus
 
 __all__ = ["DEFAULT_PORT", "HOST", "BrowseSession", "bind", "serve"]
 
@@ -64,14 +66,22 @@ class BrowseSession:
     paths: Sequence[str | os.PathLike] = ()
     live: Any = None
     on_problem: Callable[[str], None] | None = None
-    index: AlertIndex = field(default_factory=AlertIndex)
-    indexing: IndexingStatus = field(default_factory=IndexingStatus)
+    index: AlertIndex | None = None
+    indexing: IndexingStatus = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
+        from alertpack.tools.browse.index import AlertIndex, IndexingStatus
+
+        if self.index is None:
+            self.index = AlertIndex()
+        if self.indexing is None:
+            self.indexing = IndexingStatus()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        from alertpack.tools.browse.index import index_paths
+
         if self.paths:
             self.indexing.running = True
             self._thread = threading.Thread(
@@ -96,7 +106,8 @@ class BrowseSession:
             self.live.stop()
         if self._thread is not None:
             self._thread.join(10)
-        self.index.close()
+        if self.index is not None:
+            self.index.close()
 
 
 def serve(app: Any, listener: socket.socket) -> None:
