@@ -263,3 +263,32 @@ def test_a_file_changed_after_indexing_is_reported(tmp_path, sample_dir):
     copy.write_bytes(copy.read_bytes()[:1000])
     with pytest.raises(Exception, match="changed since it was indexed"):
         index.alert(2)
+
+
+def test_command_errors_are_one_line(capsys, monkeypatch):
+    from alertpack.cli import main
+
+    monkeypatch.delenv("AP_KAFKA_SERVER", raising=False)
+    monkeypatch.delenv("AP_KAFKA_TOPIC", raising=False)
+    assert main(["browse"]) == 2
+    assert "nothing to show: give alert files or directories" in capsys.readouterr().err
+    taken = bind(0)
+    try:
+        port = taken.getsockname()[1]
+        assert main(["browse", ".", "--port", str(port)]) == 2
+        assert f"port {port} on 127.0.0.1 is in use" in capsys.readouterr().err
+    finally:
+        taken.close()
+
+
+def test_unreachable_broker_fails_in_seconds():
+    from alertpack.errors import StreamError
+    from alertpack.tools.browse.live import LiveFeed
+
+    closed = bind(0)
+    port = closed.getsockname()[1]
+    closed.close()
+    start = time.monotonic()
+    with pytest.raises(StreamError, match=rf"cannot reach Kafka at 127.0.0.1:{port} within 1 s"):
+        LiveFeed(AlertIndex(), f"127.0.0.1:{port}", "alerts").check(timeout=1.0)
+    assert time.monotonic() - start < 5
