@@ -2,7 +2,7 @@
 
 Run::
 
-    .venv/bin/python benchmarks/run_all.py [--quick] [--only package,files,avro,cutouts,kafka,apdb,browse]
+    .venv/bin/python benchmarks/run_all.py [--quick] [--only package,files,kafka,browse,...]
 
 ``--quick`` is passed through to the benchmarks that have a quick mode; for
 those that do not (their ``--help`` lists no ``--quick``), the equivalent
