@@ -33,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "0 for any free port)",
     )
     group = parser.add_argument_group(
-        "Kafka", "show the alerts of a topic as they arrive (with PATHs too, both are shown)"
+        "Kafka",
+        "show the alerts of a topic as they arrive (with PATHs too, both are shown); "
+        "credentials from $AP_KAFKA_CONSUMER_USERNAME and $AP_KAFKA_CONSUMER_PASSWORD",
     )
     group.add_argument("--server", help="bootstrap server(s), host:port; default $AP_KAFKA_SERVER")
     group.add_argument("--topic", help="topic to read; default $AP_KAFKA_TOPIC")
