@@ -24,13 +24,14 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# fitsverify (the FITS standard checker the tests run on every cutout) and the PostgreSQL
-# server (the APDB tests start one on 127.0.0.1) come from Debian.
+# fitsverify (the FITS standard checker the tests run on every cutout), the PostgreSQL
+# server (the APDB tests start one on 127.0.0.1) and chromium (the browse tests drive it
+# headless with Playwright) come from Debian.
 system-deps:
-	@{ command -v fitsverify >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || { \
-		echo "installing fitsverify and postgresql (Debian packages)"; \
+	@{ command -v fitsverify >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1; } || { \
+		echo "installing fitsverify, postgresql and chromium (Debian packages)"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fitsverify postgresql >/dev/null; }
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fitsverify postgresql chromium >/dev/null; }
 
 sample: install
 	$(VENV)/bin/alertpack package --sample

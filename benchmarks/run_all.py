@@ -2,7 +2,7 @@
 
 Run::
 
-    .venv/bin/python benchmarks/run_all.py [--quick] [--only package,files,avro,cutouts,kafka,apdb]
+    .venv/bin/python benchmarks/run_all.py [--quick] [--only package,files,kafka,browse,...]
 
 ``--quick`` is passed through to the benchmarks that have a quick mode; for
 those that do not (their ``--help`` lists no ``--quick``), the equivalent
@@ -27,6 +27,7 @@ BENCHMARKS = {
     "kafka": "bench_kafka.py",
     "apdb": "bench_apdb.py",
     "scaling": "bench_scaling.py",
+    "browse": "bench_browse.py",
 }
 
 # Small sizes for benchmarks without a --quick option of their own.

@@ -23,6 +23,7 @@ The tree has two branches, which the detector executor treats differently:
     │   │   ├── WireFormatError            not the Confluent wire format
     │   │   └── UnsupportedSchemaError     a schema the encoder cannot handle
     │   ├── ConfigError (ValueError)       a setting that cannot be used
+    │   │   └── SelectionError             a selection expression that cannot be used
     │   ├── CommandError                   a command line that cannot run as given
     │   ├── OutputError (OSError)          an output location that cannot be written
     │   ├── StreamError                    Kafka or the registry refuses the settings
@@ -57,6 +58,7 @@ __all__ = [
     "OutputError",
     "PermanentError",
     "SchedulerError",
+    "SelectionError",
     "StreamError",
     "Terminated",
     "TransientError",
@@ -118,6 +120,10 @@ class UnsupportedSchemaError(InputError):
 
 class ConfigError(PermanentError, ValueError):
     """A setting (config field, environment variable, option value) that cannot be used."""
+
+
+class SelectionError(ConfigError):
+    """A selection expression (``--where``, the browse filter) that does not parse or cannot run."""
 
 
 class CommandError(PermanentError):

@@ -27,6 +27,7 @@ COMMANDS = {
     "inspect": "inspect",
     "validate": "validate",
     "show": "show",
+    "browse": "browse",
     "to-parquet": "to_parquet",
     "schemas": "schemas",
     "config": "config",

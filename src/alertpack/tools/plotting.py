@@ -34,7 +34,16 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["BAND_COLORS", "plot_alert", "save_alert_plot"]
+__all__ = [
+    "BAND_COLORS",
+    "Stamp",
+    "north_east_vectors",
+    "plot_alert",
+    "read_stamp",
+    "save_alert_plot",
+    "symmetric_zscale_limits",
+    "zscale_limits",
+]
 
 # Rubin's band colours for white backgrounds (lsst.utils.plotting), copied
 # here so that the light curve looks the same whichever lsst-utils is installed.
@@ -109,7 +118,8 @@ def read_stamp(data: bytes) -> Stamp:
     return Stamp(pixels, wcs, str(header.get("BUNIT", "")).strip())
 
 
-def _zscale_limits(*images: np.ndarray) -> tuple[float, float]:
+def zscale_limits(*images: np.ndarray) -> tuple[float, float]:
+    """Zscale display limits over the finite pixels of all ``images`` together."""
     from astropy.visualization import ZScaleInterval
 
     values = np.concatenate([image[np.isfinite(image)].ravel() for image in images])
@@ -121,14 +131,14 @@ def _zscale_limits(*images: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _symmetric_limits(image: np.ndarray) -> tuple[float, float]:
+def symmetric_zscale_limits(image: np.ndarray) -> tuple[float, float]:
     """Zscale made symmetric about zero: a difference is read against zero."""
-    low, high = _zscale_limits(image)
+    low, high = zscale_limits(image)
     half = max(abs(low), abs(high))
     return -half, half
 
 
-def _compass(wcs: WCS, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def north_east_vectors(wcs: WCS, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Unit pixel vectors towards north and east at the stamp centre."""
     import astropy.units as u
 
@@ -145,7 +155,7 @@ def _compass(wcs: WCS, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _draw_compass(ax: Axes, wcs: WCS, shape: tuple[int, int]) -> None:
-    north, east = _compass(wcs, shape)
+    north, east = north_east_vectors(wcs, shape)
     ny, nx = shape
     length = 0.22 * min(nx, ny)
     # put the compass in the corner the arrows point away from, so it stays inside
@@ -228,7 +238,7 @@ def _draw_stamps(figure: Figure, grid: Any, record: dict[str, Any]) -> None:
     ra, dec = field_value(source, "ra"), field_value(source, "dec")
     direct = [stamps[n].pixels for n in ("cutoutScience", "cutoutTemplate") if n in stamps]
     # science and template share limits so that a change in brightness shows as one
-    direct_limits = _zscale_limits(*direct) if direct else (0.0, 1.0)
+    direct_limits = zscale_limits(*direct) if direct else (0.0, 1.0)
     for column, (name, title) in enumerate(_STAMP_TITLES.items()):
         if name not in stamps:
             _empty_panel(figure.add_subplot(grid[0, column]), title, missing[name])
@@ -236,7 +246,7 @@ def _draw_stamps(figure: Figure, grid: Any, record: dict[str, Any]) -> None:
         stamp = stamps[name]
         ax = figure.add_subplot(grid[0, column], projection=stamp.wcs)
         if name == "cutoutDifference":
-            low, high = _symmetric_limits(stamp.pixels)
+            low, high = symmetric_zscale_limits(stamp.pixels)
         else:
             low, high = direct_limits
         ax.imshow(stamp.pixels, origin="lower", cmap="gray", vmin=low, vmax=high,

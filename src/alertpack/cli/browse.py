@@ -1,0 +1,113 @@
+"""``alertpack browse``: look at alerts in a web page on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+HELP = "look at alerts (files or a Kafka topic) in a local web page"
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0 to 65535)")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``alertpack browse``."""
+    from alertpack.tools.browse.server import DEFAULT_PORT
+
+    parser.add_argument(
+        "paths", nargs="*", metavar="PATH",
+        help="alert files (Avro container or wire format) or directories of *.avro files",
+    )
+    parser.add_argument(
+        "--port", type=_port, default=None,
+        help=f"port on 127.0.0.1 (default {DEFAULT_PORT}, or a free one when it is taken; "
+        "0 for any free port)",
+    )
+    group = parser.add_argument_group(
+        "Kafka",
+        "show the alerts of a topic as they arrive (with PATHs too, both are shown); "
+        "credentials from $AP_KAFKA_CONSUMER_USERNAME and $AP_KAFKA_CONSUMER_PASSWORD",
+    )
+    group.add_argument("--server", help="bootstrap server(s), host:port; default $AP_KAFKA_SERVER")
+    group.add_argument("--topic", help="topic to read; default $AP_KAFKA_TOPIC")
+    group.add_argument(
+        "--from-beginning", action="store_true",
+        help="also show the alerts already on the topic (default: only new ones)",
+    )
+    group.add_argument(
+        "--group", default=None,
+        help="consumer group to join and commit offsets in (default: none, nothing committed)",
+    )
+    # what the shared Kafka helpers read and browse does not offer
+    parser.set_defaults(max=None, timeout=None)
+
+
+def _say(line: str) -> None:
+    print(f"alertpack browse: {line}", file=sys.stderr, flush=True)
+
+
+def _live_feed(args: argparse.Namespace, index):
+    """The `LiveFeed` asked for (--server/--topic, or $AP_KAFKA_* without paths), or `None`."""
+    from alertpack.sinks.kafka import ENV_SERVER, ENV_TOPIC
+
+    wanted = args.server or args.topic or (
+        not args.paths and (os.environ.get(ENV_SERVER) or os.environ.get(ENV_TOPIC))
+    )
+    if not wanted:
+        return None
+    from alertpack.tools.browse.live import LiveFeed
+    from alertpack.tools.consume import kafka_source_from_args
+
+    server, topic, options = kafka_source_from_args(args)
+    feed = LiveFeed(
+        index, server, topic, from_beginning=args.from_beginning, group=args.group,
+        config=options["config"], on_problem=_say,
+    )
+    feed.check()
+    return feed
+
+
+def run(args: argparse.Namespace) -> int:
+    """Index the inputs in the background and serve the pages until Ctrl-C.
+
+    Exit 130 (Ctrl-C) or 143 (SIGTERM) when stopped; 2 when it cannot start.
+    """
+    from alertpack.errors import CommandError
+    from alertpack.tools.browse import BrowseSession, bind, create_app, serve
+    from alertpack.tools.browse.index import AlertIndex
+    from alertpack.tools.browse.server import DEFAULT_PORT
+
+    index = AlertIndex()
+    live = _live_feed(args, index)
+    if not args.paths and live is None:
+        raise CommandError(
+            "nothing to show: give alert files or directories, or --server and --topic"
+        )
+    listener = bind(args.port)
+    session = BrowseSession(paths=args.paths, live=live, on_problem=_say, index=index)
+    shown = [str(p) for p in args.paths]
+    if live is not None:
+        shown.append(f"{live.status.topic} at {live.status.server}")
+    title = ", ".join(shown)
+    app = create_app(index, indexing=session.indexing if args.paths else None, live=live,
+                     title=title, on_problem=_say)
+    host, port = listener.getsockname()[:2]
+    if args.port is None and port != DEFAULT_PORT:
+        _say(f"port {DEFAULT_PORT} is in use; serving on a free port instead")
+    print(f"alertpack browse: http://{host}:{port}/  ({title}; Ctrl-C to stop)", flush=True)
+    session.start()
+    try:
+        serve(app, listener)
+    finally:
+        session.close()
+        listener.close()
+    return 0

@@ -1,0 +1,202 @@
+"""Alerts arriving on a Kafka topic, added to the browse index as they come.
+
+`LiveFeed` reads the topic in a background thread with
+`alertpack.iter_kafka_alerts`: every partition assigned directly, no consumer
+group and nothing committed, unless a ``group`` is given (then offsets are
+committed in it, as ``alertpack consume --group`` does). Each alert goes into
+the index, its payload into the index's temporary spool file. A message that
+is not an alert is one line (``on_problem``) and reading goes on.
+
+Stopping: librdkafka calls the statistics callback from inside the poll
+every `_TICK_MS`; once `LiveFeed.stop` is called that callback raises, which
+ends the read cleanly (the consumer is closed, a group's offsets committed).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from alertpack.errors import AlertPackError, StreamError
+from alertpack.tools.browse.index import AlertIndex
+
+__all__ = ["LiveFeed", "LiveStatus"]
+
+#: seconds without a message after which the read is opened again (where it was, with a group)
+LIVE_IDLE_SECONDS = 86_400.0
+#: seconds the topic check before serving may take
+CHECK_SECONDS = 10.0
+_TICK_MS = 250
+_RETRY_SECONDS = 5.0
+
+_quiet = logging.getLogger(__name__ + ".librdkafka")
+_quiet.addHandler(logging.NullHandler())
+_quiet.propagate = False
+
+
+class _Stopped(Exception):
+    """Raised inside the consumer's poll to end the read."""
+
+
+@dataclass
+class LiveStatus:
+    """What the page shows about the topic being read."""
+
+    server: str
+    topic: str
+    alerts: int = 0
+    rejected: int = 0
+    running: bool = False
+    error: str | None = None
+    last_arrival: float | None = None
+
+
+class LiveFeed:
+    """Read ``topic`` on ``server`` into ``index`` in a background thread.
+
+    Parameters
+    ----------
+    index : `AlertIndex`
+        Where the alerts go.
+    server, topic : `str`
+        Bootstrap server(s) and topic.
+    from_beginning : `bool`
+        Start at the earliest offsets; by default only new alerts.
+    group : `str`, optional
+        Consumer group to join and commit in; by default none (nothing committed).
+    config : `dict`, optional
+        More librdkafka properties (credentials).
+    on_problem : callable, optional
+        Called with one line for each message that is not an alert and each
+        connection problem.
+    """
+
+    def __init__(
+        self,
+        index: AlertIndex,
+        server: str,
+        topic: str,
+        *,
+        from_beginning: bool = False,
+        group: str | None = None,
+        config: dict[str, Any] | None = None,
+        on_problem: Callable[[str], None] | None = None,
+    ):
+        self.index = index
+        self.status = LiveStatus(server=server, topic=topic)
+        self._from_beginning = from_beginning
+        self._group = group
+        self._config = dict(config or {})
+        self._on_problem = on_problem
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._errors_said: set[str] = set()
+
+    def check(self, timeout: float = CHECK_SECONDS) -> None:
+        """Make sure the broker answers and the topic exists, within ``timeout`` seconds.
+
+        Raises
+        ------
+        StreamError
+            Naming the server or the topic, and what to check.
+        """
+        from confluent_kafka import Consumer, KafkaException
+
+        server, topic = self.status.server, self.status.topic
+        settings = {
+            **self._config,
+            "bootstrap.servers": server,
+            "group.id": "alertpack-browse-check",
+            "enable.auto.commit": False,
+            "logger": _quiet,
+        }
+        try:
+            consumer = Consumer(settings)
+        except (KafkaException, ValueError, TypeError) as error:
+            raise StreamError(f"cannot create a Kafka consumer: {error}") from None
+        try:
+            metadata = consumer.list_topics(topic, timeout=timeout)
+        except KafkaException as error:
+            protocol = self._config.get("security.protocol", "PLAINTEXT")
+            raise StreamError(
+                f"cannot reach Kafka at {server} within {timeout:g} s ({error.args[0].str()}); "
+                f"check --server, that the broker is up and speaks {protocol}"
+            ) from None
+        finally:
+            consumer.close()
+        described = metadata.topics.get(topic)
+        if described is None or described.error is not None or not described.partitions:
+            raise StreamError(f"topic {topic!r} does not exist on {server}; check --topic")
+
+    def start(self) -> None:
+        """Start reading in a daemon thread."""
+        self._thread = threading.Thread(target=self._run, name="alertpack-browse-live",
+                                        daemon=True)
+        self.status.running = True
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """End the read and wait (at most ``timeout`` s) for the consumer to close."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _problem(self, line: str) -> None:
+        if self._on_problem is not None:
+            self._on_problem(line)
+
+    def _tick(self, _stats: str) -> None:
+        if self._stop.is_set():
+            raise _Stopped
+
+    def _client_error(self, error: Any) -> None:
+        text = f"Kafka at {self.status.server}: {error.str()}"
+        self.status.error = text
+        if text not in self._errors_said:  # once each, not once per retry
+            self._errors_said.add(text)
+            self._problem(text)
+
+    def _rejected(self, message: Any) -> None:
+        self.status.rejected += 1
+        self._problem(f"skipped {message.reason}")
+
+    def _run(self) -> None:
+        from alertpack import iter_kafka_alerts
+
+        config = {
+            **self._config,
+            "stats_cb": self._tick,
+            "statistics.interval.ms": _TICK_MS,
+            "error_cb": self._client_error,
+        }
+        from_beginning = self._from_beginning
+        try:
+            while not self._stop.is_set():
+                try:
+                    for consumed in iter_kafka_alerts(
+                        self.status.server, self.status.topic, from_beginning=from_beginning,
+                        timeout=LIVE_IDLE_SECONDS, group=self._group, config=config,
+                        on_rejected=self._rejected,
+                    ):
+                        self.index.add_alert(consumed.alert, consumed.payload, consumed.schema,
+                                             consumed.source, consumed.label)
+                        self.status.alerts += 1
+                        self.status.last_arrival = time.time()
+                        self.status.error = None
+                    from_beginning = False
+                except _Stopped:
+                    return
+                except Exception as error:  # the read starts again; the page stays up
+                    text = str(error) if isinstance(error, AlertPackError) else (
+                        f"reading {self.status.topic} failed ({type(error).__name__}: {error})"
+                    )
+                    self.status.error = text
+                    self._problem(f"{text}; reading again in {_RETRY_SECONDS:g} s")
+                    from_beginning = False
+                    self._stop.wait(_RETRY_SECONDS)
+        finally:
+            self.status.running = False
