@@ -283,6 +283,7 @@ def test_command_errors_are_one_line(capsys, monkeypatch):
 
 def test_unreachable_broker_fails_in_seconds():
     from alertpack.errors import StreamError
+    from alertpack.kafka.settings import ConsumerSettings
     from alertpack.tools.browse.live import LiveFeed
 
     closed = bind(0)
@@ -290,5 +291,7 @@ def test_unreachable_broker_fails_in_seconds():
     closed.close()
     start = time.monotonic()
     with pytest.raises(StreamError, match=rf"cannot reach Kafka at 127.0.0.1:{port} within 1 s"):
-        LiveFeed(AlertIndex(), f"127.0.0.1:{port}", "alerts").check(timeout=1.0)
+        LiveFeed(
+            AlertIndex(), ConsumerSettings(servers=f"127.0.0.1:{port}", topic="alerts")
+        ).check(timeout=1.0)
     assert time.monotonic() - start < 5

@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="consumer group to join and commit offsets in (default: none, nothing committed)",
     )
     # what the shared Kafka helpers read and browse does not offer
-    parser.set_defaults(max=None, timeout=None)
+    parser.set_defaults(max=None, timeout=None, security_protocol=None, sasl_mechanism=None)
 
 
 def _say(line: str) -> None:
@@ -57,20 +57,19 @@ def _say(line: str) -> None:
 
 def _live_feed(args: argparse.Namespace, index):
     """The `LiveFeed` asked for (--server/--topic, or $AP_KAFKA_* without paths), or `None`."""
-    from alertpack.sinks.kafka import ENV_SERVER, ENV_TOPIC
+    from alertpack.kafka.settings import ENV_SERVER, ENV_TOPIC
 
     wanted = args.server or args.topic or (
         not args.paths and (os.environ.get(ENV_SERVER) or os.environ.get(ENV_TOPIC))
     )
     if not wanted:
         return None
+    from alertpack.cli._kafka import consumer_settings_from_args
     from alertpack.tools.browse.live import LiveFeed
-    from alertpack.tools.consume import kafka_source_from_args
 
-    server, topic, options = kafka_source_from_args(args)
     feed = LiveFeed(
-        index, server, topic, from_beginning=args.from_beginning, group=args.group,
-        config=options["config"], on_problem=_say,
+        index, consumer_settings_from_args(args), from_beginning=args.from_beginning,
+        group=args.group, on_problem=_say,
     )
     feed.check()
     return feed

@@ -14,14 +14,14 @@ ends the read cleanly (the consumer is closed, a group's offsets committed).
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from alertpack.errors import AlertPackError, StreamError
+from alertpack.errors import AlertPackError, BrokerUnavailableError, StreamError
+from alertpack.kafka.settings import ConsumerSettings
 from alertpack.tools.browse.index import AlertIndex
 
 __all__ = ["LiveFeed", "LiveStatus"]
@@ -33,9 +33,6 @@ CHECK_SECONDS = 10.0
 _TICK_MS = 250
 _RETRY_SECONDS = 5.0
 
-_quiet = logging.getLogger(__name__ + ".librdkafka")
-_quiet.addHandler(logging.NullHandler())
-_quiet.propagate = False
 
 
 class _Stopped(Exception):
@@ -62,14 +59,12 @@ class LiveFeed:
     ----------
     index : `AlertIndex`
         Where the alerts go.
-    server, topic : `str`
-        Bootstrap server(s) and topic.
+    settings : `~alertpack.kafka.settings.ConsumerSettings`
+        Bootstrap server(s), topic and credentials.
     from_beginning : `bool`
         Start at the earliest offsets; by default only new alerts.
     group : `str`, optional
         Consumer group to join and commit in; by default none (nothing committed).
-    config : `dict`, optional
-        More librdkafka properties (credentials).
     on_problem : callable, optional
         Called with one line for each message that is not an alert and each
         connection problem.
@@ -78,19 +73,17 @@ class LiveFeed:
     def __init__(
         self,
         index: AlertIndex,
-        server: str,
-        topic: str,
+        settings: ConsumerSettings,
         *,
         from_beginning: bool = False,
         group: str | None = None,
-        config: dict[str, Any] | None = None,
         on_problem: Callable[[str], None] | None = None,
     ):
         self.index = index
-        self.status = LiveStatus(server=server, topic=topic)
+        self.settings = settings
+        self.status = LiveStatus(server=settings.shown_servers, topic=settings.topic)
         self._from_beginning = from_beginning
         self._group = group
-        self._config = dict(config or {})
         self._on_problem = on_problem
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -104,33 +97,15 @@ class LiveFeed:
         StreamError
             Naming the server or the topic, and what to check.
         """
-        from confluent_kafka import Consumer, KafkaException
+        from alertpack.kafka.consumer import open_consumer
 
-        server, topic = self.status.server, self.status.topic
-        settings = {
-            **self._config,
-            "bootstrap.servers": server,
-            "group.id": "alertpack-browse-check",
-            "enable.auto.commit": False,
-            "logger": _quiet,
-        }
         try:
-            consumer = Consumer(settings)
-        except (KafkaException, ValueError, TypeError) as error:
-            raise StreamError(f"cannot create a Kafka consumer: {error}") from None
-        try:
-            metadata = consumer.list_topics(topic, timeout=timeout)
-        except KafkaException as error:
-            protocol = self._config.get("security.protocol", "PLAINTEXT")
-            raise StreamError(
-                f"cannot reach Kafka at {server} within {timeout:g} s ({error.args[0].str()}); "
-                f"check --server, that the broker is up and speaks {protocol}"
-            ) from None
-        finally:
-            consumer.close()
-        described = metadata.topics.get(topic)
-        if described is None or described.error is not None or not described.partitions:
-            raise StreamError(f"topic {topic!r} does not exist on {server}; check --topic")
+            with open_consumer(self.settings, from_beginning=False, timeout=timeout,
+                               group=None, auto_commit=False):
+                pass
+        except BrokerUnavailableError as error:
+            protocol = self.settings.effective_security_protocol
+            raise StreamError(f"{error} (this client speaks {protocol})") from None
 
     def start(self) -> None:
         """Start reading in a daemon thread."""
@@ -168,7 +143,6 @@ class LiveFeed:
         from alertpack import iter_kafka_alerts
 
         config = {
-            **self._config,
             "stats_cb": self._tick,
             "statistics.interval.ms": _TICK_MS,
             "error_cb": self._client_error,
@@ -178,7 +152,7 @@ class LiveFeed:
             while not self._stop.is_set():
                 try:
                     for consumed in iter_kafka_alerts(
-                        self.status.server, self.status.topic, from_beginning=from_beginning,
+                        self.settings, from_beginning=from_beginning,
                         timeout=LIVE_IDLE_SECONDS, group=self._group, config=config,
                         on_rejected=self._rejected,
                     ):
