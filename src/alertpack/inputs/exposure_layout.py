@@ -39,6 +39,7 @@ answers to (`_extension_names`), where the calibration comes from
 
 from __future__ import annotations
 
+from collections import ChainMap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,7 +65,8 @@ from alertpack.inputs.survey_image import (
     variance_from_values,
     wcs_from_header,
 )
-from alertpack.packets.survey_image import LazyPlane, SurveyImage
+from alertpack.inputs.visit_info import visit_info_from_header
+from alertpack.packets.survey_image import LazyPlane, SurveyImage, VisitInfo
 
 if TYPE_CHECKING:
     from astropy.io import fits
@@ -211,6 +213,8 @@ class ExposureLayout:
         The mask holds flags (non-zero is `BOOL_MASK_PLANE`), not bits.
     psf : `LayoutHDU` or `None`
         The PSF image HDU.
+    visit_info : `VisitInfo`
+        What the image and primary headers say about the visit.
     """
 
     hdul: Any
@@ -226,6 +230,7 @@ class ExposureLayout:
     mask_planes: dict[str, int]
     mask_is_boolean: bool
     psf: LayoutHDU | None
+    visit_info: VisitInfo
 
     def survey_image(self, readers: PlaneReaders) -> SurveyImage:
         """The `SurveyImage` of this layout, its planes read through ``readers``.
@@ -266,6 +271,7 @@ class ExposureLayout:
             psf=psf,
             name=self.name,
             photo_calib=scale,
+            visit_info=self.visit_info,
         )
 
     def _plane(
@@ -315,6 +321,8 @@ def resolve_exposure_layout(
         scale = _pixel_scale(header, primary_header, calibration, image.label)
         wcs = celestial_wcs(wcs_from_header(header, image.label), image.label)
         origin = origin_from_ltv(merged_lookup(header, primary_header), image.label)
+        # afw keeps the visit keys in the primary header, which image HDUs inherit
+        visit_info = visit_info_from_header(ChainMap(header, primary_header), image.label)
     mask, mask_planes, mask_is_boolean = _mask_hdu(hdul, hdus, shape, label)
     variance, variance_kind = _variance_hdu(hdul, hdus, shape, label)
     return ExposureLayout(
@@ -331,6 +339,7 @@ def resolve_exposure_layout(
         mask_planes=mask_planes,
         mask_is_boolean=mask_is_boolean,
         psf=_psf_hdu(hdus, label),
+        visit_info=visit_info,
     )
 
 

@@ -25,6 +25,7 @@ Counts (adu, electron, count) are not flux densities: they need an explicit
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,7 +51,8 @@ from alertpack.inputs.survey_image import (
     variance_from_uncertainty,
     wcs_from_header,
 )
-from alertpack.packets.survey_image import SurveyImage, require_2d
+from alertpack.inputs.visit_info import visit_info_from_header
+from alertpack.packets.survey_image import SurveyImage, VisitInfo, require_2d
 
 if TYPE_CHECKING:
     import astropy.units
@@ -149,6 +151,7 @@ def _from_nddata(ndd: Any, name: str, calibration: Any) -> SurveyImage:
         psf=psf_array(getattr(ndd, "psf", None), label),
         name=name,
         photo_calib=scale,
+        visit_info=visit_info_from_header(meta, label),
     )
 
 
@@ -217,6 +220,31 @@ def _from_afw_exposure(exposure: Any, name: str, calibration: Any) -> SurveyImag
         else psf_array(psf.computeKernelImage(bbox.getCenter()).getArray(), label),
         name=name,
         photo_calib=scale,
+        visit_info=_afw_visit_info(exposure),
+    )
+
+
+def _afw_visit_info(exposure: Any) -> VisitInfo:
+    """The fields of an afw Exposure's VisitInfo that alerts use (`None` where unset)."""
+    exposure_info = exposure.getInfo() if callable(getattr(exposure, "getInfo", None)) else None
+    if exposure_info is None or not exposure_info.hasVisitInfo():
+        return VisitInfo()
+    info = exposure_info.getVisitInfo()
+
+    def finite(value: float) -> float | None:
+        return float(value) if math.isfinite(value) else None
+
+    date = info.getDate()
+    rotation = info.getBoresightRotAngle().asDegrees()
+    return VisitInfo(
+        visit_id=int(info.getId()) or None,
+        exposure_id=int(info.getExposureId()) or None,
+        exposure_time_s=finite(info.getExposureTime()),
+        midpoint_mjd_tai=float(date.get(date.MJD, date.TAI)) if date.isValid() else None,
+        boresight_rotation_deg=finite(rotation),
+        rotation_type=info.getRotType().name,
+        observation_reason=info.getObservationReason() or None,
+        target_name=info.getObject() or None,
     )
 
 

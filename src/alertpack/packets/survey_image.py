@@ -2,15 +2,16 @@
 
 `SurveyImage` holds the pixels in nJy, their variance in nJy², the bit mask
 with its plane names, the celestial WCS of the array, its origin in the
-detector (LSST ``xy0``) and optionally a PSF image; planes may be arrays or
-`LazyPlane` (read window by window). The adapters in `alertpack.inputs` build
+detector (LSST ``xy0``), optionally a PSF image, and what the exposure says
+about its visit (`VisitInfo`); planes may be arrays or `LazyPlane` (read
+window by window). The adapters in `alertpack.inputs` build
 one from astropy objects, FITS files and afw exposures; `alertpack.packets.cutouts`
 cuts stamps from it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,7 +21,48 @@ from alertpack.errors import ImageInputError
 if TYPE_CHECKING:
     from astropy.wcs import WCS
 
-__all__ = ["LazyPlane", "SurveyImage", "require_2d", "require_survey_image"]
+__all__ = ["LazyPlane", "SurveyImage", "VisitInfo", "require_2d", "require_survey_image"]
+
+
+@dataclass(frozen=True)
+class VisitInfo:
+    """What an exposure records about its visit; every field `None` where it does not say.
+
+    The fields are those of afw's ``VisitInfo`` that alert packets use, under
+    the FITS keys afw writes them with (`alertpack.inputs.visit_info` reads
+    them).
+
+    Attributes
+    ----------
+    visit_id : `int` or `None`
+        Id of the full focal-plane exposure (``IDNUM``).
+    exposure_id : `int` or `None`
+        Id of this exposure (``EXPID``).
+    exposure_time_s : `float` or `None`
+        Exposure duration, seconds (``EXPTIME``).
+    midpoint_mjd_tai : `float` or `None`
+        Middle of the exposure, MJD in TAI (``DATE-AVG`` with ``TIMESYS``).
+    boresight_rotation_deg : `float` or `None`
+        Rotation angle at the boresight, degrees (``BORE-ROTANG``): the
+        position angle of the focal plane's +Y axis, east of north, when
+        ``rotation_type`` is ``"SKY"``.
+    rotation_type : `str` or `None`
+        What ``boresight_rotation_deg`` is measured against (``ROTTYPE``:
+        ``SKY``, ``HORIZON``, ``MOUNT``, ``UNKNOWN``).
+    observation_reason : `str` or `None`
+        Why the scheduler took the exposure (``REASON``); empty means `None`.
+    target_name : `str` or `None`
+        Object of interest or field name (``OBJECT``); empty means `None`.
+    """
+
+    visit_id: int | None = None
+    exposure_id: int | None = None
+    exposure_time_s: float | None = None
+    midpoint_mjd_tai: float | None = None
+    boresight_rotation_deg: float | None = None
+    rotation_type: str | None = None
+    observation_reason: str | None = None
+    target_name: str | None = None
 
 
 class LazyPlane:
@@ -101,6 +143,8 @@ class SurveyImage:
     photo_calib : `float`
         nJy per input unit that was applied (1.0 when the input was already a
         flux density in nJy).
+    visit_info : `VisitInfo`
+        What the exposure says about its visit (all `None` when nothing).
     """
 
     image: np.ndarray | LazyPlane
@@ -112,6 +156,7 @@ class SurveyImage:
     psf: np.ndarray | None = None
     name: str = "image"
     photo_calib: float = 1.0
+    visit_info: VisitInfo = field(default_factory=VisitInfo)
 
     def __post_init__(self) -> None:
         self.image = _as_2d(self.image, np.float32, f"{self.name} image")
