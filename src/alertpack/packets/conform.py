@@ -566,7 +566,7 @@ def _catalog_booleans(values: Any, nulls: np.ndarray, where: str) -> np.ndarray:
         return values
     present = values[~nulls]
     if len(present):
-        import pandas as pd
+        import pandas as pd  # pandas: not for numpy bool columns (every Arrow one is)
 
         uniques = pd.unique(present) if isinstance(present, np.ndarray) else present.unique()
         bad = [v for v in uniques if not isinstance(v, (bool, np.bool_))][:3]
