@@ -182,8 +182,8 @@ def _arrow_column(chunked: Any) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]
 
 
 def _arrow_chunk(array: Any) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
-    # pyarrow (~0.1 s): only for Arrow tables, which bring it; the writers that reach
-    # this module through alertpack.sinks.files go without
+    # pyarrow (~0.1 s): only for Arrow tables, which bring it; the Avro container writers
+    # (sinks.files, tools.consume) reach this module through packets.avro without tables
     import pyarrow as pa
 
     n, offset = len(array), array.offset

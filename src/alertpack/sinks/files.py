@@ -286,8 +286,8 @@ def write_alert_files(
         The files written, in ccdVisitId order. An existing file of the same
         ccdVisit is replaced whole (a re-run of the visit).
     """
-    # packets.avro brings fastavro: the atomic_output users (sample files, read-side
-    # tools) go without
+    # packets.avro (with numpy and the conform modules): only the alert writer needs it,
+    # not the users of atomic_output (the consumer, sample files, plots)
     from alertpack.packets.avro import write_container
 
     paths = []
