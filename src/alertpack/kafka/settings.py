@@ -303,7 +303,7 @@ class ClientSettings:
         return cls(**given)
 
     @classmethod
-    def from_config(cls, config: Any, **overrides: Any) -> Self:
+    def from_config(cls, config: object, **overrides: Any) -> Self:
         """Settings from a `~alertpack.config.PackageAlertsConfig` (its ``kafka*`` fields).
 
         Parameters
