@@ -3,7 +3,7 @@
 #   make sample   package the built-in sample visit (the main job)
 #   make test     run the whole test suite
 #   make bench    run the benchmarks and print their tables
-#   make lint     ruff
+#   make lint     ruff and mypy
 
 SHELL := /bin/bash
 VENV ?= .venv
@@ -38,6 +38,7 @@ sample: install
 
 test: install system-deps
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest -q
 
 bench: install
@@ -45,6 +46,7 @@ bench: install
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) alerts .pytest_cache

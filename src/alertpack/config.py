@@ -34,27 +34,30 @@ def _schema_choices() -> dict[str, str]:
 class PackageAlertsConfig(pexConfig.Config):
     """Configuration for `~alertpack.task.PackageAlertsTask`."""
 
-    schemaVersion = pexConfig.ChoiceField(
+    # Each field is annotated with the type its value has on an instance (a RangeField,
+    # not generic itself, as the Field of its dtype).
+
+    schemaVersion: pexConfig.ChoiceField[str] = pexConfig.ChoiceField(
         dtype=str,
         doc="Alert schema version (MAJOR.MINOR) from lsst-alert-packet; default: the latest.",
         allowed=_schema_choices(),
         default=str(latest_version()),
     )
-    alertWriteLocation = pexConfig.Field(
+    alertWriteLocation: pexConfig.Field[str] = pexConfig.Field(
         dtype=str,
         doc="Directory where one Avro file per ccdVisit ({ccdVisitId}.avro) is written.",
         default="alerts",
     )
-    doWriteAlerts = pexConfig.Field(
+    doWriteAlerts: pexConfig.Field[bool] = pexConfig.Field(
         dtype=bool, doc="Write alerts to Avro files under alertWriteLocation.", default=True
     )
-    fileCodec = pexConfig.ChoiceField(
+    fileCodec: pexConfig.ChoiceField[str] = pexConfig.ChoiceField(
         dtype=str,
         doc="Avro container-file block codec.",
         allowed={"null": "no compression", "deflate": "zlib deflate"},
         default="null",
     )
-    cutoutSize = pexConfig.RangeField(
+    cutoutSize: pexConfig.Field[int] = pexConfig.RangeField(
         dtype=int,
         doc="Edge length of the square cutouts in pixels, used when a source has no bboxSize "
         "or useBboxSize is False.",
@@ -62,25 +65,25 @@ class PackageAlertsConfig(pexConfig.Config):
         min=1,
         max=2000,
     )
-    useBboxSize = pexConfig.Field(
+    useBboxSize: pexConfig.Field[bool] = pexConfig.Field(
         dtype=bool,
         doc="Size each cutout from the source's bboxSize column, clipped to "
         "[minCutoutSize, maxCutoutSize], when the catalog has that column.",
         default=True,
     )
-    minCutoutSize = pexConfig.RangeField(
+    minCutoutSize: pexConfig.Field[int] = pexConfig.RangeField(
         dtype=int, doc="Smallest cutout edge (pixels) for bboxSize sizing.", default=30, min=1
     )
-    maxCutoutSize = pexConfig.RangeField(
+    maxCutoutSize: pexConfig.Field[int] = pexConfig.RangeField(
         dtype=int, doc="Largest cutout edge (pixels) for bboxSize sizing.", default=200, min=1
     )
-    cutouts = pexConfig.ListField(
+    cutouts: pexConfig.ListField[str] = pexConfig.ListField(
         dtype=str,
         doc=f"Cutouts to include in each alert, among {sorted(CUTOUT_FIELDS)}; the science "
         "cutout needs the science image passed to run().",
         default=["difference", "science", "template"],
     )
-    historyWindowDays = pexConfig.RangeField(
+    historyWindowDays: pexConfig.Field[float] = pexConfig.RangeField(
         dtype=float,
         doc="Previous sources and forced sources older than this many days before the "
         "triggering source are left out of the alert.",
@@ -91,78 +94,78 @@ class PackageAlertsConfig(pexConfig.Config):
 
     # Delivery to Kafka. Unset values fall back to the AP_KAFKA_* environment
     # variables Rubin's alert production uses.
-    doProduceAlerts = pexConfig.Field(
+    doProduceAlerts: pexConfig.Field[bool] = pexConfig.Field(
         dtype=bool, doc="Send alerts to Kafka (Confluent wire format).", default=False
     )
-    doWriteFailedAlerts = pexConfig.Field(
+    doWriteFailedAlerts: pexConfig.Field[bool] = pexConfig.Field(
         dtype=bool,
         doc="Write alerts that could not be delivered to a replayable Avro file "
         "under failedAlertsLocation.",
         default=True,
     )
-    failedAlertsLocation = pexConfig.Field(
+    failedAlertsLocation: pexConfig.Field[str] = pexConfig.Field(
         dtype=str,
         doc="Directory for failed-alert files; empty means '<alertWriteLocation>/failed'.",
         default="",
     )
-    kafkaServer = pexConfig.Field(
+    kafkaServer: pexConfig.Field[str] = pexConfig.Field(
         dtype=str, doc="Bootstrap server(s) host:port[,...]; default $AP_KAFKA_SERVER.", default=""
     )
-    kafkaTopic = pexConfig.Field(
+    kafkaTopic: pexConfig.Field[str] = pexConfig.Field(
         dtype=str, doc="Topic to produce to; default $AP_KAFKA_TOPIC.", default=""
     )
-    kafkaUsername = pexConfig.Field(
+    kafkaUsername: pexConfig.Field[str] = pexConfig.Field(
         dtype=str,
         doc="SASL username; default $AP_KAFKA_PRODUCER_USERNAME. Empty: no authentication.",
         default="",
     )
-    kafkaPassword = pexConfig.Field(
+    kafkaPassword: pexConfig.Field[str] = pexConfig.Field(
         dtype=str,
         doc="SASL password; prefer $AP_KAFKA_PRODUCER_PASSWORD, which never lands in a saved "
         "config.",
         default="",
     )
-    kafkaSecurityProtocol = pexConfig.ChoiceField(
+    kafkaSecurityProtocol: pexConfig.ChoiceField[str] = pexConfig.ChoiceField(
         dtype=str,
         doc="Security protocol when a username is set (without one: PLAINTEXT).",
         allowed={"SASL_SSL": "SASL over TLS", "SASL_PLAINTEXT": "SASL without TLS"},
         default="SASL_SSL",
     )
-    kafkaSaslMechanism = pexConfig.Field(
+    kafkaSaslMechanism: pexConfig.Field[str] = pexConfig.Field(
         dtype=str, doc="SASL mechanism.", default="SCRAM-SHA-512"
     )
-    kafkaCompression = pexConfig.ChoiceField(
+    kafkaCompression: pexConfig.ChoiceField[str] = pexConfig.ChoiceField(
         dtype=str,
         doc="Producer compression codec.",
         allowed={"none": "", "gzip": "", "snappy": "", "lz4": "", "zstd": ""},
         default="lz4",
     )
-    kafkaLingerMs = pexConfig.RangeField(
+    kafkaLingerMs: pexConfig.Field[float] = pexConfig.RangeField(
         dtype=float, doc="How long the producer waits to fill a batch (ms).", default=5.0, min=0.0
     )
-    kafkaBatchSize = pexConfig.RangeField(
+    kafkaBatchSize: pexConfig.Field[int] = pexConfig.RangeField(
         dtype=int, doc="Maximum batch size in bytes.", default=1_000_000, min=1
     )
-    kafkaQueueMaxMessages = pexConfig.RangeField(
+    kafkaQueueMaxMessages: pexConfig.Field[int] = pexConfig.RangeField(
         dtype=int, doc="Producer local queue size (messages).", default=100_000, min=1
     )
-    kafkaMessageMaxBytes = pexConfig.RangeField(
+    kafkaMessageMaxBytes: pexConfig.Field[int] = pexConfig.RangeField(
         dtype=int, doc="Largest message the producer sends (bytes).", default=10_000_000, min=1000
     )
-    kafkaFlushTimeout = pexConfig.RangeField(
+    kafkaFlushTimeout: pexConfig.Field[float] = pexConfig.RangeField(
         dtype=float,
         doc="Seconds the end-of-run flush may take before undelivered alerts go to the "
         "failed file.",
         default=30.0,
         min=0.0,
     )
-    kafkaDeliveryTimeout = pexConfig.RangeField(
+    kafkaDeliveryTimeout: pexConfig.Field[float] = pexConfig.RangeField(
         dtype=float,
         doc="Seconds librdkafka retries one message before it counts as failed.",
         default=30.0,
         min=0.0,
     )
-    kafkaTimestamp = pexConfig.ChoiceField(
+    kafkaTimestamp: pexConfig.ChoiceField[str] = pexConfig.ChoiceField(
         dtype=str,
         doc="Kafka message timestamp.",
         allowed={
@@ -171,7 +174,7 @@ class PackageAlertsConfig(pexConfig.Config):
         },
         default="observation",
     )
-    schemaRegistryUrl = pexConfig.Field(
+    schemaRegistryUrl: pexConfig.Field[str] = pexConfig.Field(
         dtype=str,
         doc="Confluent schema registry to register the alert schema with; empty: use Rubin's "
         "schema id convention (major*100+minor).",

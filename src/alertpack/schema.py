@@ -15,7 +15,10 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import fastavro
+from fastavro.types import Schema as ParsedSchema
 
 from alertpack.errors import UnknownSchemaError, WireFormatError
 
@@ -75,6 +78,7 @@ class SchemaVersion:
 
 
 def _schema_root() -> Path:
+    # lsst.alert.packet (~0.2 s, with lsst.resources): only to load a shipped schema
     from lsst.alert.packet.schema import get_schema_root
 
     return Path(get_schema_root())
@@ -115,6 +119,7 @@ class AlertSchema:
     """
 
     def __init__(self, version: SchemaVersion) -> None:
+        # lsst.alert.packet (~0.2 s): the wire format and field names go without it
         from lsst.alert.packet import Schema
 
         if version not in available_versions():
@@ -131,17 +136,14 @@ class AlertSchema:
         self.named_types = collect_named_types(self.definition)
 
     @functools.cached_property
-    def parsed(self) -> dict[str, Any]:
+    def parsed(self) -> ParsedSchema:
         """The definition parsed by fastavro once, for fast schemaless reads and writes."""
-        import fastavro
-
         return fastavro.parse_schema(self.definition)
 
     def decode(self, payload: bytes) -> dict[str, Any]:
         """Decode one schemaless Avro alert written with this schema."""
-        import fastavro
-
-        return fastavro.schemaless_reader(io.BytesIO(payload), self.parsed, None)
+        # the alert schema is a record: fastavro reads it as a dict
+        return cast(dict[str, Any], fastavro.schemaless_reader(io.BytesIO(payload), self.parsed))
 
     @property
     def schema_id(self) -> int:
@@ -194,7 +196,9 @@ class AlertSchema:
         return f"AlertSchema({self.version})"
 
 
-def collect_named_types(definition: Any, found: dict | None = None) -> dict[str, dict]:
+def collect_named_types(
+    definition: Any, found: dict[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
     """Map every named type (record, enum, fixed) in a definition to its first definition.
 
     Names are registered as written and, when a ``namespace`` qualifies a

@@ -17,10 +17,15 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Literal, overload
 
 from alertpack.errors import BrokerUnavailableError, StreamError
 from alertpack.kafka.settings import ConsumerSettings, client_log, error_text, new_client
+
+# confluent_kafka (~0.06 s) loads with the first client, not with alertpack.kafka, which
+# the CLI and the read side import for settings and types (test_kafka_settings checks it)
+if TYPE_CHECKING:
+    from confluent_kafka import Consumer, Message, TopicPartition
 
 __all__ = ["GROUP_JOIN_TIMEOUT", "TopicConsumer", "open_consumer"]
 
@@ -51,14 +56,14 @@ class TopicConsumer:
     """
 
     def __init__(
-        self, client: Any, settings: ConsumerSettings, topic: str, group: str | None
+        self, client: Consumer, settings: ConsumerSettings, topic: str, group: str | None
     ) -> None:
         self.client = client
         self.settings = settings
         self.topic = topic
         self.group = group
         # messages that came with the group's assignment, handed out first
-        self._early: list[Any] = []
+        self._early: list[Message] = []
 
     def partitions(self, timeout: float) -> list[int]:
         """The topic's partition numbers, asking the broker for at most ``timeout`` s (>= 1).
@@ -70,6 +75,7 @@ class TopicConsumer:
         StreamError
             When the topic does not exist.
         """
+        # confluent_kafka: with the first client, not at import (see the imports)
         from confluent_kafka import KafkaException
 
         wait = max(timeout, 1.0)
@@ -92,6 +98,7 @@ class TopicConsumer:
 
     def assign(self, partitions: list[int], *, from_beginning: bool) -> None:
         """Read ``partitions`` directly, from the earliest offset or from the end."""
+        # confluent_kafka: with the first client, not at import (see the imports)
         from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END
@@ -108,7 +115,7 @@ class TopicConsumer:
         StreamError
             When the group hands out no partition within ``timeout`` s.
         """
-        assigned: list[Any] = []
+        assigned: list[TopicPartition] = []
         self.client.subscribe(
             [self.topic], on_assign=lambda _, partitions: assigned.extend(partitions)
         )
@@ -124,7 +131,15 @@ class TopicConsumer:
                 self._early = messages
                 return
 
-    def messages(self, timeout: float, *, idle_ticks: bool = False) -> Iterator[Any]:
+    @overload
+    def messages(
+        self, timeout: float, *, idle_ticks: Literal[False] = False
+    ) -> Iterator[Message]: ...
+
+    @overload
+    def messages(self, timeout: float, *, idle_ticks: bool) -> Iterator[Message | None]: ...
+
+    def messages(self, timeout: float, *, idle_ticks: bool = False) -> Iterator[Message | None]:
         """Raw messages (not errors) until none arrived for ``timeout`` s.
 
         With ``idle_ticks``, `None` comes after each poll that brought nothing,
@@ -155,7 +170,7 @@ class TopicConsumer:
             if idle_ticks and not batch:
                 yield None
 
-    def store_offset(self, message: Any) -> None:
+    def store_offset(self, message: Message) -> None:
         """Mark ``message`` handed out: the background commit of a group covers it."""
         self.client.store_offsets(message)
 
@@ -167,6 +182,7 @@ class TopicConsumer:
         StreamError
             When the commit fails.
         """
+        # confluent_kafka: with the first client, not at import (see the imports)
         from confluent_kafka import KafkaException, TopicPartition
 
         offsets = [TopicPartition(t, p, offset) for (t, p), offset in sorted(next_offsets.items())]
@@ -213,6 +229,7 @@ def open_consumer(
     StreamError
         When the topic does not exist or the group hands out no partitions.
     """
+    # confluent_kafka: with the first client, not at import (see the imports)
     from confluent_kafka import Consumer
 
     config = settings.client_config(

@@ -58,9 +58,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from alertpack.errors import ConfigError, StreamError, UnknownSchemaError
 from alertpack.kafka.registry import register_schema
@@ -69,6 +70,11 @@ from alertpack.kafka.signals import signals_deferred, stop_description
 from alertpack.packets.batch import OutgoingAlert
 from alertpack.schema import pack_wire, schema_for_id
 from alertpack.sinks.failed import FailedAlert, write_failed_alerts
+
+# confluent_kafka (~0.06 s) loads with the first client, not with alertpack.kafka, which
+# the CLI and the read side import for settings and types (test_kafka_settings checks it)
+if TYPE_CHECKING:
+    from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 __all__ = ["FLUSH_SLICE_S", "AlertProducer", "DeliveryResult"]
 
@@ -107,7 +113,7 @@ class DeliveryResult:
     failed: int = 0
     failed_paths: list[Path] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
-    latencies: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    latencies: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty(0), repr=False)
     elapsed: float = 0.0
     failed_alerts: list[FailedAlert] = field(default_factory=list, repr=False)
 
@@ -182,7 +188,7 @@ class _Run:
         self.pending[token] = (alert, topic)
         return token
 
-    def on_delivery(self, token: int, error: Any, message: Any) -> None:
+    def on_delivery(self, token: int, error: KafkaError | None, message: Message) -> None:
         entry = self.pending.pop(token, None)
         if entry is None:
             return  # settled (failed) already when the run ended; a late report changes nothing
@@ -213,7 +219,8 @@ class _Run:
             self.fail(alert, topic, reason)
         self.pending.clear()
 
-    def reason_for(self, error: Any) -> str:
+    def reason_for(self, error: KafkaError) -> str:
+        # confluent_kafka: with the first client, not at import (see the imports)
         from confluent_kafka import KafkaError
 
         code = error.code()
@@ -249,7 +256,9 @@ class _Client:
     close the client without it.
     """
 
-    def __init__(self, settings: KafkaSettings, log: Any) -> None:
+    def __init__(
+        self, settings: KafkaSettings, log: logging.Logger | logging.LoggerAdapter[Any]
+    ) -> None:
         self.settings = settings
         self.log = log
         self.owner_pid = os.getpid()
@@ -261,12 +270,21 @@ class _Client:
         self.stale: str | None = None
         #: the producer's registration with `client_log` (its secrets are masked meanwhile)
         self.log_token: int | None = None
-        self.producer = self._make_producer()
+        #: the confluent-kafka producer; `None` once released
+        self.producer: Producer | None = self._make_producer()
 
-    def _make_producer(self) -> Any:
+    def live_producer(self) -> Producer:
+        """The producer, which a run needs (`StreamError` once it is released)."""
+        if self.producer is None:
+            raise StreamError("the Kafka producer is closed; create a new AlertProducer")
+        return self.producer
+
+    def _make_producer(self) -> Producer:
+        # confluent_kafka: with the first client, not at import (see the imports)
         from confluent_kafka import KafkaException, Producer
 
-        self.KafkaException = KafkaException  # imported once, caught on every message
+        #: caught on every message: imported once, here
+        self.KafkaException: type[KafkaException] = KafkaException
         config = self.settings.client_config()
         config["error_cb"] = self.on_error
         # librdkafka connects and initialises the idempotent producer in its own
@@ -274,20 +292,18 @@ class _Client:
         producer, self.log_token = new_client(Producer, self.settings, config, kind="producer")
         return producer
 
-    def release(self, producer: Any) -> None:
+    def release(self, producer: Producer) -> None:
         """Drop whatever ``producer`` still holds, close it and forget its secrets."""
-        from confluent_kafka import KafkaException
-
-        with contextlib.suppress(KafkaException):
+        with contextlib.suppress(self.KafkaException):
             producer.purge(in_queue=True, in_flight=True)
-        with contextlib.suppress(KafkaException):
+        with contextlib.suppress(self.KafkaException):
             producer.poll(0)
         producer.close()
         if self.log_token is not None:
             client_log.forget(self.log_token)
             self.log_token = None
 
-    def on_error(self, error: Any) -> None:
+    def on_error(self, error: KafkaError) -> None:
         # Timing details ("after 3ms in state CONNECT") would make every reason unique.
         text = _TIMING_DETAIL.sub("", self.settings.redact(f"{error.name()}: {error.str()}"))
         if error.fatal():
@@ -305,11 +321,12 @@ class _Client:
         A fatal error, which confluent-kafka raises from here, marks the
         client unusable instead of propagating.
         """
+        producer = self.live_producer()
         try:
             if flush:
-                self.producer.flush(wait)
+                producer.flush(wait)
             else:
-                self.producer.poll(wait)
+                producer.poll(wait)
         except self.KafkaException as error:
             if not self.note_fatal(error):
                 raise
@@ -339,7 +356,8 @@ class _Client:
         else:
             return
         old, self.producer = self.producer, None
-        self.release(old)
+        if old is not None:
+            self.release(old)
         self.fatal = self.stale = None
         self.producer = self._make_producer()
 
@@ -403,7 +421,7 @@ class AlertProducer:
         *,
         failed_dir: str | os.PathLike[str] | None,
         write_failed: bool = True,
-        log: Any = None,
+        log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
     ) -> None:
         if write_failed and failed_dir is None:
             raise ConfigError(
@@ -413,7 +431,7 @@ class AlertProducer:
         self.settings = settings
         self.failed_dir = None if failed_dir is None else Path(failed_dir)
         self.write_failed = write_failed
-        self.log = log if log is not None else _log
+        self.log: logging.Logger | logging.LoggerAdapter[Any] = log if log is not None else _log
         #: the result of the latest `send`, also when it was interrupted
         self.last_result: DeliveryResult | None = None
         self._registry_ids: dict[tuple[str, int], int] = {}
@@ -500,7 +518,7 @@ class AlertProducer:
         token = run.add(alert, topic)
         on_delivery = functools.partial(run.on_delivery, token)
         timestamp = 0 if alert.timestamp_ms is None else int(alert.timestamp_ms)
-        producer = client.producer
+        producer = client.live_producer()
         while True:
             try:
                 producer.produce(topic, value, key, on_delivery=on_delivery, timestamp=timestamp)
@@ -522,6 +540,7 @@ class AlertProducer:
                 raise
 
     def _produce_error_reason(self, exception: BaseException, value: bytes) -> str:
+        # confluent_kafka: with the first client, not at import (see the imports)
         from confluent_kafka import KafkaError
 
         error = exception.args[0] if exception.args else None
@@ -548,12 +567,10 @@ class AlertProducer:
 
     def _settle(self, run: _Run) -> None:
         """Purge what is still queued or in flight; every alert of the run then has an outcome."""
-        from confluent_kafka import KafkaException
-
         if run.pending:
             try:
-                self._client.producer.purge(in_queue=True, in_flight=True)
-            except KafkaException as error:
+                self._client.live_producer().purge(in_queue=True, in_flight=True)
+            except self._client.KafkaException as error:
                 if not self._client.note_fatal(error):
                     raise
             self._client.serve()  # the reports of the purged messages arrive here

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from alertpack.errors import InputError
+from alertpack.errors import InputError, UnsupportedSchemaError
 from alertpack.packets.columns import CatalogColumns
 from alertpack.packets.conform import conform_table
 from alertpack.packets.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
@@ -43,14 +45,14 @@ def time_column(table: ColumnTable) -> str:
 
 
 def group_history(
-    alert_object_ids: np.ndarray,
-    alert_times: np.ndarray,
-    alert_source_ids: np.ndarray | None,
+    alert_object_ids: npt.NDArray[np.int64],
+    alert_times: npt.NDArray[np.float64],
+    alert_source_ids: npt.NDArray[np.int64] | None,
     history: ColumnTable,
     *,
     id_column: str | None,
     window_days: float,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Each alert's history rows, selected and ordered once for the whole visit.
 
     The history is sorted once by (object, time); every alert then takes its
@@ -91,16 +93,16 @@ class VisitCatalogs:
 
     schema: AlertSchema
     sources: ColumnTable
-    ccd_visit_ids: np.ndarray
+    ccd_visit_ids: npt.NDArray[np.int64]
     objects: ColumnTable | None = None
     history: ColumnTable | None = None
     forced: ColumnTable | None = None
     ss_sources: ColumnTable | None = None
     orbits: ColumnTable | None = None
-    observation_reason: np.ndarray | None = None
-    target_name: np.ndarray | None = None
+    observation_reason: npt.NDArray[np.object_] | None = None
+    target_name: npt.NDArray[np.object_] | None = None
     #: orbit row per alert (-1: none), when orbits are given
-    orbit_rows: np.ndarray | None = None
+    orbit_rows: npt.NDArray[np.int64] | None = None
     #: solar-system sources whose orbit is null because no orbit row matches
     n_unmatched_orbits: int = 0
 
@@ -111,8 +113,8 @@ class VisitCatalogs:
 
 
 def _ccd_visit_ids(
-    sources: CatalogColumns, source_ids: np.ndarray, id_bits: int | None
-) -> np.ndarray:
+    sources: CatalogColumns, source_ids: npt.NDArray[np.int64], id_bits: int | None
+) -> npt.NDArray[np.int64]:
     """Per-source ccdVisitId: the catalog's column, else the top bits of diaSourceId."""
     if "ccdVisitId" in sources:
         return sources.to_numpy("ccdVisitId", np.int64)
@@ -133,7 +135,7 @@ def _ccd_visit_ids(
 
 def _optional_strings(
     sources: CatalogColumns, column: str, override: str | None
-) -> np.ndarray | None:
+) -> npt.NDArray[np.object_] | None:
     if override is not None:
         return np.full(sources.n_rows, override, dtype=object)
     if column in sources:
@@ -162,8 +164,11 @@ def prepare_visit(
     Catalogs for which the schema has no alert field (e.g. forced sources in
     a schema without ``prvDiaForcedSources``) are ignored.
     """
+    source_record = schema.record("diaSource")
+    if source_record is None:
+        raise UnsupportedSchemaError(f"alert schema {schema.version} has no diaSource record")
     flat_sources = CatalogColumns(inputs.diaSourceCat, "diaSourceCat")
-    sources = conform_table(flat_sources, schema.record("diaSource"), catalog="diaSourceCat")
+    sources = conform_table(flat_sources, source_record, catalog="diaSourceCat")
     _check_unique(sources, "diaSourceId", "diaSourceCat")
     try:
         ccd_visit_ids = _ccd_visit_ids(
@@ -200,14 +205,14 @@ def prepare_visit(
     if catalogs.objects is not None:
         _check_unique(catalogs.objects, "diaObjectId", "diaObjectCat")
     if catalogs.orbits is not None:
-        catalogs.orbit_rows = _orbit_rows(catalogs)
+        catalogs.orbit_rows = _orbit_rows(catalogs, catalogs.orbits)
         catalogs.n_unmatched_orbits = int(
             np.count_nonzero(_solar_system_sources(catalogs) & (catalogs.orbit_rows < 0))
         )
     return catalogs
 
 
-def _solar_system_sources(catalogs: VisitCatalogs) -> np.ndarray:
+def _solar_system_sources(catalogs: VisitCatalogs) -> npt.NDArray[np.bool_]:
     """Sources of a solar-system object: an ssObjectId, or an ssSource row."""
     sources = catalogs.sources
     known = np.zeros(sources.n_rows, dtype=bool)
@@ -247,7 +252,7 @@ def _check_unique(table: ColumnTable, column: str, catalog: str) -> None:
         )
 
 
-def _match_rows(keys: np.ndarray, table_keys: np.ndarray) -> np.ndarray:
+def _match_rows(keys: npt.NDArray[Any], table_keys: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
     """Row of ``table_keys`` equal to each key, -1 where there is none."""
     if len(table_keys) == 0:
         return np.full(len(keys), -1, dtype=np.int64)
@@ -329,15 +334,17 @@ def build_alert_parts(
         parts.fields["ssSource"] = RecordRef(catalogs.ss_sources, rows)
     orbit_field = _orbit_field(schema)
     if catalogs.orbits is not None and orbit_field is not None:
-        rows = catalogs.orbit_rows if catalogs.orbit_rows is not None else _orbit_rows(catalogs)
-        parts.fields[orbit_field] = RecordRef(catalogs.orbits, rows)
+        orbit_rows = catalogs.orbit_rows
+        if orbit_rows is None:
+            orbit_rows = _orbit_rows(catalogs, catalogs.orbits)
+        parts.fields[orbit_field] = RecordRef(catalogs.orbits, orbit_rows)
 
     for name, values in (
         ("observation_reason", catalogs.observation_reason),
         ("target_name", catalogs.target_name),
     ):
         if values is not None and name in schema.field_names:
-            nulls = np.equal(values, None)
+            nulls = np.equal(values, np.array(None, dtype=object))
             parts.fields[name] = ScalarColumn(values, nulls if nulls.any() else None)
     for field_name, blobs in cutouts.items():
         if field_name in schema.field_names:
@@ -345,9 +352,9 @@ def build_alert_parts(
     return parts
 
 
-def _orbit_rows(catalogs: VisitCatalogs) -> np.ndarray:
-    """Orbit row for each alert, through its solar-system object."""
-    sources, orbits = catalogs.sources, catalogs.orbits
+def _orbit_rows(catalogs: VisitCatalogs, orbits: ColumnTable) -> npt.NDArray[np.int64]:
+    """Orbit row in ``orbits`` (the visit's) for each alert, through its solar-system object."""
+    sources = catalogs.sources
     n_alerts = sources.n_rows
     if "ssObjectId" in orbits.columns and "ssObjectId" in sources.columns:
         ss_ids = sources.columns["ssObjectId"]

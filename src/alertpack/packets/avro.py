@@ -36,9 +36,12 @@ import os
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, overload
 
+import fastavro
 import numpy as np
+import numpy.typing as npt
+from fastavro.types import Schema as ParsedSchema
 
 from alertpack.errors import InputError, UnsupportedSchemaError
 from alertpack.packets.avro_types import FieldType, primitive_of, record_field_types, split_union
@@ -89,14 +92,14 @@ class EncodedRows:
         ``data[offsets[i]:offsets[i + 1]]``.
     """
 
-    data: np.ndarray
-    offsets: np.ndarray
+    data: npt.NDArray[np.uint8]
+    offsets: npt.NDArray[np.int64]
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
     @property
-    def lengths(self) -> np.ndarray:
+    def lengths(self) -> npt.NDArray[np.int64]:
         """Encoded size of every row, in bytes."""
         return np.diff(self.offsets)
 
@@ -105,7 +108,7 @@ class EncodedRows:
         i = range(len(self))[i]
         return self.data[self.offsets[i] : self.offsets[i + 1]].tobytes()
 
-    def rows(self, idx: Sequence[int] | np.ndarray) -> bytes:
+    def rows(self, idx: Sequence[int] | npt.NDArray[np.integer[Any]]) -> bytes:
         """The encodings of rows ``idx``, concatenated in that order (array items)."""
         idx = np.asarray(idx, dtype=np.intp)
         if idx.size == 0:
@@ -117,7 +120,9 @@ class EncodedRows:
         return self.data[_ranges_index(starts, ends)].tobytes()
 
 
-def _ranges_index(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def _ranges_index(
+    starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
     """Positions of the byte ranges ``[starts[k], ends[k])``, concatenated."""
     lengths = ends - starts
     out_starts = np.cumsum(lengths) - lengths
@@ -165,6 +170,14 @@ def _varint_bytes(value: int) -> bytes:
         unsigned >>= 7
     out.append(unsigned)
     return bytes(out)
+
+
+@overload
+def _read_varint(stream: BinaryIO, what: str, *, eof_ok: Literal[False] = False) -> int: ...
+
+
+@overload
+def _read_varint(stream: BinaryIO, what: str, *, eof_ok: bool) -> int | None: ...
 
 
 def _read_varint(stream: BinaryIO, what: str, *, eof_ok: bool = False) -> int | None:
@@ -525,7 +538,8 @@ class _AlertField:
 
     @property
     def name(self) -> str:
-        return self.definition["name"]
+        name: str = self.definition["name"]
+        return name
 
     @property
     def is_union(self) -> bool:
@@ -540,7 +554,9 @@ class _AlertField:
         return bytes([_value_code(self.null_branch)]) if self.is_union else b""
 
 
-def _alert_field(field: dict[str, Any], named_types: dict[str, dict], alert: str) -> _AlertField:
+def _alert_field(
+    field: dict[str, Any], named_types: dict[str, dict[str, Any]], alert: str
+) -> _AlertField:
     where = f"{alert}.{field['name']}"
     avro_type, null_branch = split_union(field["type"], where)
     if isinstance(avro_type, str) and avro_type in named_types:
@@ -556,10 +572,11 @@ def _alert_field(field: dict[str, Any], named_types: dict[str, dict], alert: str
     return _AlertField(field, "scalar", null_branch, None, primitive_of(avro_type, where)[0])
 
 
-def _choose(mask: np.ndarray, if_true: bytes, if_false: bytes) -> list[bytes]:
+def _choose(mask: npt.NDArray[np.bool_], if_true: bytes, if_false: bytes) -> list[bytes]:
     """Per position, one of two byte strings (numpy's own bytes dtype drops trailing NULs)."""
     options = np.array([if_false, if_true], dtype=object)
-    return options[mask.astype(np.intp)].tolist()
+    chosen: list[bytes] = options[mask.astype(np.intp)].tolist()
+    return chosen
 
 
 def _slices(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> list[memoryview]:
@@ -732,7 +749,8 @@ class _AlertBatch:
     def add_scalars(self, run: list[tuple[_AlertField, ScalarColumn]]) -> None:
         if not run:
             return
-        columns, nulls = {}, {}
+        columns: dict[str, npt.NDArray[Any]] = {}
+        nulls: dict[str, npt.NDArray[np.bool_] | None] = {}
         for field, column in run:
             columns[field.name] = self.array(field, "values", column.values, self.n_alerts)
             if column.nulls is not None:
@@ -961,7 +979,7 @@ def _read_exactly(stream: BinaryIO, size: int, what: str) -> bytes:
 
 
 def _read_metadata(stream: BinaryIO, name: str) -> dict[str, bytes]:
-    metadata = {}
+    metadata: dict[str, bytes] = {}
     while True:
         count = _read_varint(stream, name)
         if count == 0:
@@ -1020,8 +1038,6 @@ def read_container_payloads(stream: BinaryIO) -> tuple[dict[str, Any], Iterator[
 def _iter_payloads(
     stream: BinaryIO, name: str, schema: dict[str, Any], codec: str, sync: bytes
 ) -> Iterator[bytes]:
-    import fastavro
-
     parsed = fastavro.parse_schema(schema)
     skipper = None
     if isinstance(schema, dict) and schema.get("type") == "record":
@@ -1045,11 +1061,9 @@ def _iter_payloads(
 
 
 def _split_block(
-    data: bytes, count: int, parsed_schema: Any, skipper: Any, name: str
+    data: bytes, count: int, parsed_schema: ParsedSchema, skipper: ParsedSchema | None, name: str
 ) -> Iterator[bytes]:
     """The ``count`` records of one block's data, as raw bytes."""
-    import fastavro
-
     # fastavro finds where each record ends; decoding is the only way to know
     block = io.BytesIO(data)
     start = 0

@@ -44,13 +44,16 @@ __all__ = [
 #: the Avro primitive type names
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "string", "bytes"})
 #: inclusive value range of each Avro integer type
-INT_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "int": (-(2**31), 2**31 - 1),
+    "long": (-(2**63), 2**63 - 1),
+}
 #: the largest finite Avro ``float`` (IEEE single precision)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: integers up to ``2**bits`` in magnitude convert to each Avro floating type exactly
 EXACT_INTEGER_BITS = {"float": 24, "double": 53}
 #: numpy dtype of each fixed-width Avro primitive in a ColumnTable
-AVRO_DTYPES = {
+AVRO_DTYPES: dict[str, type[np.generic]] = {
     "long": np.int64,
     "int": np.int32,
     "float": np.float32,

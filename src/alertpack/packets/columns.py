@@ -12,17 +12,21 @@ Nothing here judges the values: `alertpack.packets.conform` does.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from alertpack.errors import InputError
 from alertpack.packets.avro_types import AVRO_DTYPES, avro_field_type
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = ["CatalogColumns", "as_numpy", "empty_catalog", "flatten_catalog", "row_frame"]
 
 
-def flatten_catalog(frame: Any, catalog: str) -> Any:
+def flatten_catalog(frame: Any, catalog: str) -> pd.DataFrame:
     """Return ``frame`` with its named index levels as plain columns.
 
     Accepts the LSST layout (e.g. indexed on ``["diaObjectId", "band",
@@ -75,9 +79,10 @@ class CatalogColumns:
 
     def __init__(self, frame: Any, catalog: str) -> None:
         self.catalog = catalog
+        self._frame: pd.DataFrame | None
         if _is_arrow_table(frame):
             self._frame = None
-            self._arrow = frame
+            self._arrow: Any = frame  # a pyarrow.Table
             self.names = list(frame.column_names)
             self.n_rows = frame.num_rows
         else:
@@ -88,7 +93,7 @@ class CatalogColumns:
         self._positions: dict[str, int] = {}
         for position, name in enumerate(self.names):
             self._positions.setdefault(name, position)
-        self._taken: dict[str, tuple[Any, np.ndarray]] = {}
+        self._taken: dict[str, tuple[Any, npt.NDArray[np.bool_]]] = {}
         #: Avro primitive (string, bytes) that every value of an Arrow column has by its type
         self.declared: dict[str, str] = {}
 
@@ -98,7 +103,8 @@ class CatalogColumns:
     def take(self, names: list[str]) -> None:
         """Extract ``names`` at once: one copy per numpy dtype group."""
         wanted = [name for name in dict.fromkeys(names) if name not in self._taken]
-        if self._arrow is not None:
+        frame = self._frame
+        if frame is None:
             for name in wanted:
                 chunked = self._arrow.column(self._positions[name])
                 self._taken[name] = _arrow_column(chunked)
@@ -106,9 +112,8 @@ class CatalogColumns:
                 if declared is not None:
                     self.declared[name] = declared
             return
-        frame = self._frame
         dtypes = list(frame.dtypes)
-        groups: dict[np.dtype, list[str]] = {}
+        groups: dict[np.dtype[Any], list[str]] = {}
         for name in wanted:
             position = self._positions[name]
             dtype = dtypes[position]
@@ -124,26 +129,28 @@ class CatalogColumns:
                 values = block[:, j]
                 self._taken[name] = (values, _numpy_nulls(values))
 
-    def column(self, name: str) -> tuple[Any, np.ndarray]:
+    def column(self, name: str) -> tuple[Any, npt.NDArray[np.bool_]]:
         """``(values, nulls)`` of one column; values a numpy or pandas extension array."""
         if name not in self._taken:
             self.take([name])
         return self._taken[name]
 
-    def to_numpy(self, name: str, dtype: Any = None) -> np.ndarray:
+    def to_numpy(self, name: str, dtype: npt.DTypeLike | None = None) -> npt.NDArray[Any]:
         """One column as a numpy array (nulls as the converter leaves them)."""
         values, _ = self.column(name)
         if isinstance(values, np.ndarray):
             return values if dtype is None else values.astype(dtype)
-        return values.to_numpy(dtype=dtype) if dtype is not None else values.to_numpy()
+        # a pandas extension array
+        converted = values.to_numpy(dtype=dtype) if dtype is not None else values.to_numpy()
+        return np.asarray(converted)
 
-    def strings(self, name: str) -> np.ndarray:
+    def strings(self, name: str) -> npt.NDArray[np.object_]:
         """One column as an object array, None where null."""
         values, nulls = self.column(name)
         return as_numpy(values, nulls, object, None)
 
 
-def _numpy_nulls(values: np.ndarray) -> np.ndarray:
+def _numpy_nulls(values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
     """What pandas counts as missing in a numpy column (NaN, NaT, None, pd.NA)."""
     kind = values.dtype.kind
     if kind in "fc":
@@ -151,13 +158,13 @@ def _numpy_nulls(values: np.ndarray) -> np.ndarray:
     if kind in "mM":
         return np.isnat(values)
     if kind == "O":
-        import pandas as pd
+        import pandas as pd  # pandas: only for object columns, which come from DataFrames
 
         return np.asarray(pd.isna(values), dtype=bool)
     return np.zeros(len(values), dtype=bool)
 
 
-def _arrow_column(chunked: Any) -> tuple[np.ndarray, np.ndarray]:
+def _arrow_column(chunked: Any) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
     """A pyarrow column as ``(values, nulls)``, nulls of numbers filled with 0 (NaN for floats).
 
     Fixed-width columns are read from their Arrow buffers: ``to_numpy`` would turn
@@ -174,7 +181,9 @@ def _arrow_column(chunked: Any) -> tuple[np.ndarray, np.ndarray]:
     return values, nulls
 
 
-def _arrow_chunk(array: Any) -> tuple[np.ndarray, np.ndarray]:
+def _arrow_chunk(array: Any) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
+    # pyarrow (~0.1 s): only for Arrow tables, which bring it; the Avro container writers
+    # (sinks.files, tools.consume) reach this module through packets.avro without tables
     import pyarrow as pa
 
     n, offset = len(array), array.offset
@@ -204,17 +213,19 @@ def _arrow_chunk(array: Any) -> tuple[np.ndarray, np.ndarray]:
     return values, nulls
 
 
-def as_numpy(values: Any, nulls: np.ndarray, dtype: Any, na_value: Any) -> np.ndarray:
+def as_numpy(
+    values: Any, nulls: npt.NDArray[np.bool_], dtype: npt.DTypeLike, na_value: Any
+) -> npt.NDArray[Any]:
     """``Series.to_numpy(dtype, na_value=...)`` for a numpy or pandas extension array."""
     if not isinstance(values, np.ndarray):
-        return values.to_numpy(dtype=dtype, na_value=na_value)
+        return np.asarray(values.to_numpy(dtype=dtype, na_value=na_value))
     if nulls.any() and values.dtype.kind == "O":
         values = values.copy()
         values[nulls] = na_value
     return np.asarray(values, dtype=dtype)
 
 
-def row_frame(row: Any, index_names: tuple[str, ...], catalog: str) -> Any:
+def row_frame(row: Any, index_names: tuple[str, ...], catalog: str) -> pd.DataFrame:
     """One catalog row (`pandas.Series`, `dict` or one-row DataFrame) as a DataFrame.
 
     A Series taken from an indexed catalog (``df.loc[key]``) carries its index
@@ -222,7 +233,7 @@ def row_frame(row: Any, index_names: tuple[str, ...], catalog: str) -> Any:
     pandas turns an all-numeric row into float64, which rounds 64-bit ids.
     Pass ``df.loc[[key]]`` (a one-row DataFrame) to keep every column exact.
     """
-    import pandas as pd
+    import pandas as pd  # pandas: the Task's single-row API takes pandas rows
 
     if isinstance(row, pd.DataFrame):
         return row
@@ -241,14 +252,15 @@ def row_frame(row: Any, index_names: tuple[str, ...], catalog: str) -> Any:
     )
 
 
-def empty_catalog(record_schema: Mapping[str, Any]) -> Any:
+def empty_catalog(record_schema: Mapping[str, Any]) -> pd.DataFrame:
     """An empty DataFrame with one column per schema field, typed as run() expects."""
-    import pandas as pd
+    import pandas as pd  # pandas: the Task's single-row API takes pandas rows
 
     nullable_dtypes = {"long": "Int64", "int": "Int32", "boolean": "boolean"}
     columns = {}
     for avro_field in record_schema["fields"]:
         primitive, nullable, _ = avro_field_type(avro_field["type"])
+        dtype: str | type[object]
         if nullable and primitive in nullable_dtypes:
             dtype = nullable_dtypes[primitive]
         else:

@@ -51,6 +51,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from alertpack.errors import InputError
 from alertpack.packets.avro_types import (
@@ -134,7 +135,9 @@ def _checked_nulls(nulls: np.ndarray | None, field: FieldType, where: str) -> np
     return nulls
 
 
-def _integers(values: np.ndarray, valid: np.ndarray | None, field: FieldType, where: str) -> Any:
+def _integers(
+    values: npt.NDArray[Any], valid: npt.NDArray[np.bool_] | None, field: FieldType, where: str
+) -> npt.NDArray[Any]:
     if values.dtype.kind not in "iu":
         raise _dtype_error(values, field, where, "integer (int32 for 'int', int64 for 'long')")
     low, high = INT_RANGES[field.primitive]
@@ -167,7 +170,9 @@ def _exact_integers(
         )
 
 
-def _floats(values: np.ndarray, valid: np.ndarray | None, field: FieldType, where: str) -> Any:
+def _floats(
+    values: npt.NDArray[Any], valid: npt.NDArray[np.bool_] | None, field: FieldType, where: str
+) -> npt.NDArray[Any]:
     kind, size = values.dtype.kind, values.dtype.itemsize
     if kind in "iu":
         _exact_integers(values, valid, field, where)
@@ -195,7 +200,9 @@ def _floats(values: np.ndarray, valid: np.ndarray | None, field: FieldType, wher
     return cast
 
 
-def _booleans(values: np.ndarray, valid: np.ndarray | None, field: FieldType, where: str) -> Any:
+def _booleans(
+    values: npt.NDArray[Any], valid: npt.NDArray[np.bool_] | None, field: FieldType, where: str
+) -> npt.NDArray[Any]:
     if values.dtype != np.bool_:
         raise _dtype_error(values, field, where, "bool")
     return values
@@ -230,7 +237,9 @@ def _strings(
     return objects
 
 
-def _bytes(values: np.ndarray, valid: np.ndarray | None, field: FieldType, where: str) -> Any:
+def _bytes(
+    values: npt.NDArray[Any], valid: npt.NDArray[np.bool_] | None, field: FieldType, where: str
+) -> npt.NDArray[Any]:
     if values.dtype.kind == "S":
         return values.astype(object)
     if values.dtype.kind != "O":
@@ -566,7 +575,7 @@ def _catalog_booleans(values: Any, nulls: np.ndarray, where: str) -> np.ndarray:
         return values
     present = values[~nulls]
     if len(present):
-        import pandas as pd
+        import pandas as pd  # pandas: not for numpy bool columns (every Arrow one is)
 
         uniques = pd.unique(present) if isinstance(present, np.ndarray) else present.unique()
         bad = [v for v in uniques if not isinstance(v, (bool, np.bool_))][:3]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from alertpack.errors import InputError
 from alertpack.packets.stamp import CutoutStatus
@@ -39,7 +40,7 @@ def cutout_sizes(
     bbox_size: Any = None,
     min_size: int | None = None,
     max_size: int | None = None,
-) -> np.ndarray:
+) -> npt.NDArray[np.int64]:
     """Edge length in pixels of each source's cutout.
 
     Parameters
@@ -107,17 +108,19 @@ class Placement:
         `~alertpack.packets.stamp.CutoutStatus` value per source.
     """
 
-    ra: np.ndarray
-    dec: np.ndarray
-    sizes: np.ndarray
-    x: np.ndarray
-    y: np.ndarray
-    x_start: np.ndarray
-    y_start: np.ndarray
-    status: np.ndarray
+    ra: npt.NDArray[np.float64]
+    dec: npt.NDArray[np.float64]
+    sizes: npt.NDArray[np.int64]
+    x: npt.NDArray[np.float64]
+    y: npt.NDArray[np.float64]
+    x_start: npt.NDArray[np.int64]
+    y_start: npt.NDArray[np.int64]
+    status: npt.NDArray[np.uint8]
 
 
-def _source_arrays(ra_deg: Any, dec_deg: Any, sizes: Any) -> tuple[np.ndarray, ...]:
+def _source_arrays(
+    ra_deg: Any, dec_deg: Any, sizes: Any
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     """``(ra, dec, sizes)`` as 1-D float64, float64 and int64 arrays of one length."""
     ra = np.atleast_1d(np.asarray(ra_deg, dtype=np.float64))
     dec = np.atleast_1d(np.asarray(dec_deg, dtype=np.float64))
@@ -182,7 +185,9 @@ def place_stamps(image: SurveyImage, ra_deg: Any, dec_deg: Any, sizes: Any) -> P
     )
 
 
-def _stamp_start(position: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+def _stamp_start(
+    position: npt.NDArray[np.float64], sizes: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
     """First pixel of each stamp: ``ceil(position - size / 2)``, as Cutout2D places it.
 
     Rounding to a micro-pixel first keeps a source sitting exactly on a pixel
@@ -193,16 +198,18 @@ def _stamp_start(position: np.ndarray, sizes: np.ndarray) -> np.ndarray:
 
 
 def _world_to_pixel(
-    wcs: WCS, ra: np.ndarray, dec: np.ndarray, shape: tuple[int, int], margin: float
-) -> tuple[np.ndarray, np.ndarray]:
+    wcs: WCS,
+    ra: npt.NDArray[np.float64],
+    dec: npt.NDArray[np.float64],
+    shape: tuple[int, int],
+    margin: float,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """0-based pixel positions of all sources in one WCS call; NaN where it fails.
 
     Sources whose linear (distortion-free) position is more than ``margin``
     pixels outside the image keep that position: their stamps cannot reach
     the image, and iterating the inverse distortion that far out may diverge.
     """
-    from astropy.wcs import NoConvergence
-
     x = np.full(ra.shape, np.nan)
     y = np.full(ra.shape, np.nan)
     valid = np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90.0)
@@ -212,7 +219,7 @@ def _world_to_pixel(
     world[:, wcs.wcs.lng] = ra[valid]
     world[:, wcs.wcs.lat] = dec[valid]
     try:
-        linear = wcs.wcs_world2pix(world, 0)
+        linear = np.asarray(wcs.wcs_world2pix(world, 0), dtype=np.float64)
     except (ValueError, MemoryError, ArithmeticError):
         return x, y
     ny, nx = shape
@@ -225,16 +232,21 @@ def _world_to_pixel(
     pixels = linear.copy()
     near = np.isfinite(linear).all(axis=1) & ~far
     if wcs.has_distortion and near.any():
-        pixels[near] = _distorted_world_to_pixel(wcs, world[near], NoConvergence)
+        pixels[near] = _distorted_world_to_pixel(wcs, world[near])
     x[valid] = pixels[:, 0]
     y[valid] = pixels[:, 1]
     return x, y
 
 
-def _distorted_world_to_pixel(wcs: WCS, world: np.ndarray, no_convergence: type) -> np.ndarray:
+def _distorted_world_to_pixel(
+    wcs: WCS, world: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    # astropy.wcs (~0.5 s): whoever made ``wcs`` loaded it; importing this module does not
+    from astropy.wcs import NoConvergence
+
     try:
-        return wcs.all_world2pix(world, 0)
-    except no_convergence as failure:
+        return np.asarray(wcs.all_world2pix(world, 0), dtype=np.float64)
+    except NoConvergence as failure:
         # keep the points that converged; divergent ones have no position
         pixels = np.array(failure.best_solution, dtype=np.float64)
         if failure.divergent is not None:

@@ -129,10 +129,12 @@ def whole_image_stamp(image: SurveyImage) -> Stamp:
         radesys=radesys,
         equinox=equinox,
     )
-    mask = image.mask if image.mask is not None else np.zeros(image.shape, dtype=np.int32)
+    # a whole image is read at once (lazy planes too): the stamp is all of it
+    variance = None if image.variance is None else np.asarray(image.variance)
+    mask = np.zeros(image.shape, np.int32) if image.mask is None else np.asarray(image.mask)
     return Stamp(
-        image=image.image,
-        variance=image.variance,
+        image=np.asarray(image.image),
+        variance=variance,
         mask=mask,
         mask_planes=dict(image.mask_planes),
         local_wcs=local,

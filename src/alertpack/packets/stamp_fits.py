@@ -311,6 +311,7 @@ def stamp_fits_bytes(stamp: Stamp | SurveyImage) -> bytes:
     header = template.mask.head + dynamic + template.mask.tail
     hdus.append((header.encode("ascii"), stamp.mask, ">i4"))
     if stamp.psf is not None:
+        assert template.psf_header is not None  # the template was made with the PSF's shape
         hdus.append((template.psf_header, stamp.psf, ">f4"))
     return _assemble(hdus)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 if TYPE_CHECKING:
     from astropy.wcs import WCS
@@ -58,9 +59,10 @@ class SipTerms:
 
     def to_astropy(self, crpix: tuple[float, float]) -> Any:
         """An `astropy.wcs.Sip` about ``crpix`` (FITS 1-based)."""
+        # astropy.wcs (~0.5 s): stamps are written without it (stamp_fits); only on request
         from astropy.wcs import Sip
 
-        def array(terms: tuple | None) -> np.ndarray | None:
+        def array(terms: tuple[tuple[float, ...], ...] | None) -> npt.NDArray[np.float64] | None:
             return None if terms is None else np.array(terms, dtype=np.float64)
 
         return Sip(array(self.a), array(self.b), array(self.ap), array(self.bp), crpix)
@@ -87,11 +89,16 @@ def carried_sip(wcs: WCS) -> SipTerms | None:
     if wcs.wcs.lng != 0 or wcs.wcs.lat != 1:
         return None
 
-    def terms(array: np.ndarray | None) -> tuple[tuple[float, ...], ...] | None:
-        return None if array is None else tuple(tuple(map(float, row)) for row in array)
+    def terms(array: npt.NDArray[np.float64]) -> tuple[tuple[float, ...], ...]:
+        return tuple(tuple(map(float, row)) for row in array)
 
-    sip = wcs.sip
-    return SipTerms(terms(sip.a), terms(sip.b), terms(sip.ap), terms(sip.bp))
+    sip = wcs.sip  # a and b always; ap and bp when the parent has an inverse
+    return SipTerms(
+        terms(sip.a),
+        terms(sip.b),
+        None if sip.ap is None else terms(sip.ap),
+        None if sip.bp is None else terms(sip.bp),
+    )
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,7 @@ class LocalTanWcs:
 
     def to_astropy(self) -> WCS:
         """The same WCS as an `astropy.wcs.WCS`."""
+        # astropy.wcs (~0.5 s): stamps are written without it (stamp_fits); only on request
         from astropy.wcs import WCS
 
         wcs = WCS(naxis=2)

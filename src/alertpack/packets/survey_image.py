@@ -11,17 +11,19 @@ cuts stamps from it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from alertpack.errors import ImageInputError
 
 if TYPE_CHECKING:
     from astropy.wcs import WCS
 
-__all__ = ["LazyPlane", "SurveyImage", "VisitInfo", "require_2d", "require_survey_image"]
+__all__ = ["LazyPlane", "Plane", "SurveyImage", "VisitInfo", "require_2d", "require_survey_image"]
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,11 @@ class LazyPlane:
     ndim = 2
 
     def __init__(
-        self, read_window: Any, shape: tuple[int, int], dtype: Any, convert: Any
+        self,
+        read_window: Callable[[int, int, int, int], npt.NDArray[Any]],
+        shape: tuple[int, int],
+        dtype: npt.DTypeLike,
+        convert: Callable[[npt.NDArray[Any]], npt.NDArray[Any]],
     ) -> None:
         self.shape = (int(shape[0]), int(shape[1]))
         self.dtype = np.dtype(dtype)
@@ -101,7 +107,7 @@ class LazyPlane:
         """Number of pixels."""
         return self.shape[0] * self.shape[1]
 
-    def __getitem__(self, key: Any) -> np.ndarray:
+    def __getitem__(self, key: tuple[slice, slice]) -> npt.NDArray[Any]:
         if not (isinstance(key, tuple) and len(key) == 2 and all(
             isinstance(k, slice) and k.step in (None, 1) for k in key
         )):
@@ -111,9 +117,15 @@ class LazyPlane:
         values = self._convert(self._read_window(y0, y1, x0, x1))
         return values.astype(self.dtype, copy=False)
 
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+    def __array__(
+        self, dtype: npt.DTypeLike | None = None, copy: bool | None = None
+    ) -> npt.NDArray[Any]:
         values = self[0 : self.shape[0], 0 : self.shape[1]]
         return values if dtype is None else values.astype(dtype, copy=False)
+
+
+#: a plane of an image: pixels in memory or read window by window
+type Plane = npt.NDArray[Any] | LazyPlane
 
 
 @dataclass(eq=False)
@@ -147,13 +159,13 @@ class SurveyImage:
         What the exposure says about its visit (all `None` when nothing).
     """
 
-    image: np.ndarray | LazyPlane
-    variance: np.ndarray | LazyPlane | None
-    mask: np.ndarray | LazyPlane | None
+    image: Plane
+    variance: Plane | None
+    mask: Plane | None
     mask_planes: dict[str, int]
     wcs: WCS
     origin: tuple[int, int] = (0, 0)
-    psf: np.ndarray | None = None
+    psf: npt.NDArray[np.float32] | None = None
     name: str = "image"
     photo_calib: float = 1.0
     visit_info: VisitInfo = field(default_factory=VisitInfo)
@@ -165,7 +177,7 @@ class SurveyImage:
         if self.mask is not None:
             self.mask = _as_2d(self.mask, np.int32, f"{self.name} mask")
         if self.psf is not None:
-            self.psf = _as_2d(self.psf, np.float32, f"{self.name} PSF")
+            self.psf = _as_2d_array(self.psf, np.float32, f"{self.name} PSF")
         for plane_name, array in (("variance", self.variance), ("mask", self.mask)):
             if array is not None and array.shape != self.image.shape:
                 raise ImageInputError(
@@ -220,11 +232,15 @@ def require_2d(data: Any, label: str) -> None:
         )
 
 
-def _as_2d(array: Any, dtype: type, label: str) -> np.ndarray | LazyPlane:
+def _as_2d(array: Any, dtype: type[np.generic], label: str) -> Plane:
     if isinstance(array, LazyPlane):
         if array.dtype != np.dtype(dtype):
             raise ImageInputError(f"{label}: lazy plane of dtype {array.dtype}, not {dtype}")
         return array
+    return _as_2d_array(array, dtype, label)
+
+
+def _as_2d_array[T: np.generic](array: Any, dtype: type[T], label: str) -> npt.NDArray[T]:
     values = np.asarray(array)
     require_2d(values, label)
     return values.astype(dtype, copy=False)

@@ -14,8 +14,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-__all__ = ["AlertParts", "ColumnTable", "Conformance", "RecordList", "RecordRef", "ScalarColumn"]
+__all__ = [
+    "AlertParts",
+    "ColumnTable",
+    "Conformance",
+    "FieldSource",
+    "RecordList",
+    "RecordRef",
+    "ScalarColumn",
+]
+
+#: a null mask: True where the value is null
+type NullMask = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,8 +47,8 @@ class Conformance:
     """
 
     fields: tuple[Any, ...]
-    columns: tuple[np.ndarray, ...]
-    nulls: tuple[np.ndarray | None, ...]
+    columns: tuple[npt.NDArray[Any], ...]
+    nulls: tuple[NullMask | None, ...]
 
     def covers(self, table: ColumnTable, fields: tuple[Any, ...]) -> bool:
         """Whether ``table`` still holds exactly the arrays conformed to ``fields``."""
@@ -79,31 +91,33 @@ class ColumnTable:
     """
 
     schema: dict[str, Any]
-    columns: dict[str, np.ndarray]
-    nulls: dict[str, np.ndarray | None]
+    columns: dict[str, npt.NDArray[Any]]
+    nulls: dict[str, NullMask | None]
     n_rows: int
     conformance: Conformance | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
         """Full Avro name of the record type."""
-        return self.schema["name"]
+        name: str = self.schema["name"]
+        return name
 
-    def take(self, rows: np.ndarray) -> ColumnTable:
+    def take(self, rows: npt.ArrayLike) -> ColumnTable:
         """A new table with the given row positions, in that order (not marked conformed)."""
-        rows = np.asarray(rows, dtype=np.intp)
+        positions = np.asarray(rows, dtype=np.intp)
         return ColumnTable(
             schema=self.schema,
-            columns={name: values[rows] for name, values in self.columns.items()},
+            columns={name: values[positions] for name, values in self.columns.items()},
             nulls={
-                name: None if mask is None else mask[rows] for name, mask in self.nulls.items()
+                name: None if mask is None else mask[positions]
+                for name, mask in self.nulls.items()
             },
-            n_rows=len(rows),
+            n_rows=len(positions),
         )
 
     def row_dict(self, row: int) -> dict[str, Any]:
         """One row as the plain-Python dict fastavro expects (schema field order)."""
-        record = {}
+        record: dict[str, Any] = {}
         for avro_field in self.schema["fields"]:
             name = avro_field["name"]
             mask = self.nulls.get(name)
@@ -122,8 +136,8 @@ class ScalarColumn:
     ``nulls`` is a bool array (True = null) or `None`.
     """
 
-    values: np.ndarray
-    nulls: np.ndarray | None = None
+    values: npt.NDArray[Any]
+    nulls: NullMask | None = None
 
 
 @dataclass
@@ -131,7 +145,7 @@ class RecordRef:
     """One record per alert: alert ``i`` carries ``table`` row ``index[i]``; -1 is null."""
 
     table: ColumnTable
-    index: np.ndarray
+    index: npt.NDArray[np.int64]
 
 
 @dataclass
@@ -144,13 +158,18 @@ class RecordList:
     """
 
     table: ColumnTable
-    offsets: np.ndarray
-    index: np.ndarray
-    present: np.ndarray | None = None
+    offsets: npt.NDArray[np.int64]
+    index: npt.NDArray[np.int64]
+    present: npt.NDArray[np.bool_] | None = None
 
-    def rows_of(self, alert: int) -> np.ndarray:
+    def rows_of(self, alert: int) -> npt.NDArray[np.int64]:
         """Table row positions of alert ``alert``'s list."""
         return self.index[self.offsets[alert] : self.offsets[alert + 1]]
+
+
+#: where one alert field's values come from: bytes fields (cutouts) are one
+#: `bytes` or `None` per alert
+type FieldSource = ScalarColumn | RecordRef | RecordList | Sequence[bytes | None]
 
 
 @dataclass
@@ -165,7 +184,7 @@ class AlertParts:
     """
 
     n_alerts: int
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, FieldSource] = field(default_factory=dict)
 
     def alert_dict(self, alert: int, field_names: Sequence[str] | None = None) -> dict[str, Any]:
         """Alert ``alert`` as the plain-Python dict fastavro and lsst.alert.packet expect.

@@ -12,10 +12,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import fastavro
 
 from alertpack.errors import FailedAlertFileError
 from alertpack.packets.batch import OutgoingAlert
+from alertpack.sinks.files import atomic_output
 
 __all__ = [
     "FAILED_ALERT_SCHEMA",
@@ -101,7 +104,7 @@ def _failed_file_name() -> str:
 
 
 def write_failed_alerts(
-    failures: Iterable[FailedAlert], directory: str | os.PathLike, *, path: Path | None = None
+    failures: Iterable[FailedAlert], directory: str | os.PathLike[str], *, path: Path | None = None
 ) -> Path:
     """Write failures to a failed-alerts Avro file, atomically.
 
@@ -117,10 +120,6 @@ def write_failed_alerts(
     -------
     path : `pathlib.Path`
     """
-    import fastavro
-
-    from alertpack.sinks.files import atomic_output
-
     target = Path(path) if path is not None else Path(directory) / _failed_file_name()
     parsed = fastavro.parse_schema(FAILED_ALERT_SCHEMA)
     with atomic_output(target) as stream:
@@ -128,7 +127,7 @@ def write_failed_alerts(
     return target
 
 
-def read_failed_alerts(path: str | os.PathLike) -> list[FailedAlert]:
+def read_failed_alerts(path: str | os.PathLike[str]) -> list[FailedAlert]:
     """The failures recorded in a failed-alerts file.
 
     Raises
@@ -136,8 +135,6 @@ def read_failed_alerts(path: str | os.PathLike) -> list[FailedAlert]:
     FailedAlertFileError
         If the file cannot be read or is not a failed-alerts file.
     """
-    import fastavro
-
     path = Path(path)
     try:
         with open(path, "rb") as stream:
@@ -150,7 +147,8 @@ def read_failed_alerts(path: str | os.PathLike) -> list[FailedAlert]:
                     f"{path} holds {name or 'unknown'} records, not alertpack.failedAlert: "
                     "give replay the failed-*.avro files an AlertProducer wrote"
                 )
-            return [FailedAlert.from_record(record) for record in reader]
+            # records of the failedAlert record schema read as dicts
+            return [FailedAlert.from_record(cast(dict[str, Any], record)) for record in reader]
     except FailedAlertFileError:
         raise
     except OSError as error:
@@ -167,13 +165,11 @@ def read_failed_alerts(path: str | os.PathLike) -> list[FailedAlert]:
         ) from None
 
 
-def is_failed_alert_file(path: str | os.PathLike) -> bool:
+def is_failed_alert_file(path: str | os.PathLike[str]) -> bool:
     """True when ``path`` is an Avro container of `FAILED_ALERT_SCHEMA_NAME` records.
 
     Only the header is read; a file that cannot be read is not one.
     """
-    import fastavro
-
     try:
         with open(path, "rb") as stream:
             schema = fastavro.reader(stream).writer_schema
@@ -182,7 +178,7 @@ def is_failed_alert_file(path: str | os.PathLike) -> bool:
     return isinstance(schema, dict) and schema.get("name") == FAILED_ALERT_SCHEMA_NAME
 
 
-def find_failed_alert_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+def find_failed_alert_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Expand files and directories into failed-alerts files.
 
     A directory is searched recursively (so ``<alertWriteLocation>`` finds its

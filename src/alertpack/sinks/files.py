@@ -8,6 +8,7 @@ directory, flushed to disk, then renamed into place.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import socket
@@ -76,7 +77,7 @@ def _is_stale(name: str, age_seconds: float) -> bool:
     return pid != os.getpid() and not _pid_alive(pid)
 
 
-def clean_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
+def clean_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
     """Remove the temporary files that killed writers left in ``directory``.
 
     Only names of `atomic_output`'s own pattern (``.NAME.<host>-<pid>.XXXXXXXX.tmp``)
@@ -88,7 +89,7 @@ def clean_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
     -------
     removed : `list` [`pathlib.Path`]
     """
-    removed = []
+    removed: list[Path] = []
     now = time.time()
     try:
         entries = list(os.scandir(directory))
@@ -130,12 +131,10 @@ def _output_error(what: Path, error: OSError, doing: str = "write") -> OutputErr
 
 
 def _errno_name(error: OSError) -> str:
-    import errno
-
     return errno.errorcode.get(error.errno or 0, "")
 
 
-def prepare_output_directory(directory: str | os.PathLike) -> Path:
+def prepare_output_directory(directory: str | os.PathLike[str]) -> Path:
     """Check before any work that files can be written into ``directory``.
 
     Creates it (and its parents) if needed, proves it writable by creating and
@@ -176,7 +175,7 @@ def _probe_writable(directory: Path, output: Path) -> None:
         raise _output_error(directory, error, doing) from None
 
 
-def check_output_directory(directory: str | os.PathLike) -> Path:
+def check_output_directory(directory: str | os.PathLike[str]) -> Path:
     """Check, before any work, that ``directory`` can be written, without creating it.
 
     Like `prepare_output_directory`, but a missing directory is left missing
@@ -210,7 +209,7 @@ def check_output_directory(directory: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """Open a binary stream whose content appears at ``path`` only on success.
 
     Parameters
@@ -262,13 +261,13 @@ def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
         raise
 
 
-def alert_file_path(directory: str | os.PathLike, ccd_visit_id: int) -> Path:
+def alert_file_path(directory: str | os.PathLike[str], ccd_visit_id: int) -> Path:
     """Where the alerts of one ccdVisit go: ``{directory}/{ccdVisitId}.avro``."""
     return Path(directory) / f"{ccd_visit_id}.avro"
 
 
 def write_alert_files(
-    batch: AlertBatch, directory: str | os.PathLike, *, codec: str = "null"
+    batch: AlertBatch, directory: str | os.PathLike[str], *, codec: str = "null"
 ) -> list[Path]:
     """Write a batch as one Avro container file per ccdVisit, atomically.
 
@@ -287,6 +286,8 @@ def write_alert_files(
         The files written, in ccdVisitId order. An existing file of the same
         ccdVisit is replaced whole (a re-run of the visit).
     """
+    # packets.avro (with numpy and the conform modules): only the alert writer needs it,
+    # not the users of atomic_output (the consumer, sample files, plots)
     from alertpack.packets.avro import write_container
 
     paths = []
