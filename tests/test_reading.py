@@ -303,6 +303,19 @@ def test_truncated_container_names_the_alert(tmp_path):
         list(iter_alerts(path))
 
 
+def test_a_file_of_other_records_is_refused_when_listed_and_when_read(tmp_path):
+    path = tmp_path / "strings.avro"
+    with path.open("wb") as stream:
+        fastavro.writer(stream, "string", ["not", "alerts"])
+    with pytest.raises(InputError, match="not alerts"):
+        list(iter_alerts(path))
+    # opened directly, without the check of iter_alert_files: each record still is refused
+    alert_file = AlertFile.open(path)
+    assert alert_file.writer_schema == "string"
+    with pytest.raises(InputError, match=r"alert #0 decodes to a str, not an alert record"):
+        list(alert_file)
+
+
 def test_missing_path_and_empty_directory(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         list(iter_alerts(tmp_path / "nope.avro"))

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
 
+from alertpack import __version__
 from alertpack.errors import AlertPackError
 from alertpack.kafka.signals import sigterm_as_interrupt
 
@@ -70,6 +72,7 @@ def _import_lsst_resources_without_fsspec() -> None:
         return
     sys.modules["fsspec"] = None  # type: ignore[assignment]
     try:
+        # here, not at the top: fsspec is kept out only for this one import
         import lsst.resources  # noqa: F401
     except ImportError:
         pass  # then alertpack.config reports the missing lsst packages itself
@@ -87,8 +90,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         owner = getattr(args, "command_parser", None) or parser
         owner.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.version:
-        from alertpack import __version__
-
         print(__version__)
         return 0
     if args.command is None:
@@ -107,8 +108,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + getattr(interrupt, "signum", signal.SIGINT)
     except BrokenPipeError:
         # the reader (e.g. `| head`) closed early: not an error of ours
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 

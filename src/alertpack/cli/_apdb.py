@@ -6,9 +6,14 @@ import argparse
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from alertpack.cli._progress import print_pool_summary
 from alertpack.errors import CommandError
+
+if TYPE_CHECKING:
+    from alertpack.config import PackageAlertsConfig
+    from alertpack.scaleout.jobs import DetectorLoader
 
 __all__ = ["add_apdb_options", "package_from_apdb", "parse_detectors"]
 
@@ -57,10 +62,9 @@ def parse_detectors(specs: list[str]) -> list[int]:
     return list(dict.fromkeys(detectors))
 
 
-def _image_path(pattern: str | None, detector: int, option: str, required: bool) -> str | None:
+def _image_path(pattern: str | None, detector: int, option: str) -> str | None:
+    """The file of ``detector`` named by an image option; `None` when it was not given."""
     if pattern is None:
-        if required:
-            raise CommandError(f"--apdb needs {option} FITS (may contain '{{detector}}')")
         return None
     path = Path(pattern.replace("{detector}", str(detector)))
     if not path.is_file():
@@ -68,17 +72,26 @@ def _image_path(pattern: str | None, detector: int, option: str, required: bool)
     return str(path)
 
 
-def _loaders(args: argparse.Namespace, config: Any, detectors: list[int]) -> list[Any]:
-    """One picklable `apdb_visit_inputs` call per detector; every file checked before any work."""
-    from alertpack.inputs.apdb import apdb_visit_inputs
+def _required_image_path(pattern: str | None, detector: int, option: str) -> str:
+    path = _image_path(pattern, detector, option)
+    if path is None:
+        raise CommandError(f"--apdb needs {option} FITS (may contain '{{detector}}')")
+    return path
 
-    loaders = []
+
+def _loaders(
+    args: argparse.Namespace, config: PackageAlertsConfig, detectors: list[int]
+) -> list[DetectorLoader]:
+    """One picklable `apdb_visit_inputs` call per detector; every file checked before any work."""
+    from alertpack.inputs.apdb import apdb_visit_inputs  # pandas, astropy: not in the parser
+
+    loaders: list[DetectorLoader] = []
     for detector in detectors:
         loaders.append(partial(
             apdb_visit_inputs, args.apdb, args.visit, detector,
-            difference=_image_path(args.difference, detector, "--difference", True),
-            template=_image_path(args.template, detector, "--template", False),
-            science=_image_path(args.science, detector, "--science", False),
+            difference=_required_image_path(args.difference, detector, "--difference"),
+            template=_image_path(args.template, detector, "--template"),
+            science=_image_path(args.science, detector, "--science"),
             window_days=config.historyWindowDays,
             visit_time=args.visit_time,
             schema_version=config.schemaVersion,
@@ -87,7 +100,7 @@ def _loaders(args: argparse.Namespace, config: Any, detectors: list[int]) -> lis
     return loaders
 
 
-def package_from_apdb(args: argparse.Namespace, config: Any) -> int:
+def package_from_apdb(args: argparse.Namespace, config: PackageAlertsConfig) -> int:
     """Package detectors of a visit from an APDB and print a summary; the exit status."""
     if args.visit is None or not args.detector:
         raise CommandError("--apdb needs --visit V and --detector D (e.g. 42 or 0-188)")
@@ -99,15 +112,14 @@ def package_from_apdb(args: argparse.Namespace, config: Any) -> int:
             "--apdb needs --id-bits N: the bits of the exposure id packed into diaSourceId "
             "(the APDB does not record them; alert files are named by the ccdVisitId they give)"
         )
-    from alertpack.inputs.apdb import open_apdb
+    from alertpack.inputs.apdb import open_apdb  # pandas, astropy: not in the parser
 
     detectors = parse_detectors(args.detector)
     loaders = _loaders(args, config, detectors)
     open_apdb(args.apdb)  # a wrong path, server or password fails here, before any work
     if len(detectors) == 1:
         return _package_one(loaders[0], config, args.visit, detectors[0])
-    from alertpack.cli._progress import print_pool_summary
-    from alertpack.scaleout.pool import package_detectors
+    from alertpack.scaleout.pool import package_detectors  # lsst.pex.config: not in the parser
 
     summary = package_detectors(loaders, config, workers=args.workers)
     empty = [d for d, s in zip(detectors, summary.detectors, strict=True) if s.n_alerts == 0]
@@ -121,8 +133,10 @@ def package_from_apdb(args: argparse.Namespace, config: Any) -> int:
     return status
 
 
-def _package_one(loader: Any, config: Any, visit: int, detector: int) -> int:
-    from alertpack.core import AlertPackager
+def _package_one(
+    loader: DetectorLoader, config: PackageAlertsConfig, visit: int, detector: int
+) -> int:
+    from alertpack.core import AlertPackager  # lsst.pex.config, fastavro: not in the parser
 
     # the packager (and its Kafka producer) is made first: connecting overlaps the APDB read
     with AlertPackager(config) as packager:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
 
-from alertpack.errors import CommandError, ConfigError
+from alertpack.errors import CommandError, ConfigError, UnknownSchemaError
+
+if TYPE_CHECKING:
+    from alertpack.config import PackageAlertsConfig
 
 __all__ = ["add_config_options", "config_from_args"]
 
@@ -27,8 +30,9 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def config_from_args(args: argparse.Namespace, *, produce: bool = False) -> Any:
+def config_from_args(args: argparse.Namespace, *, produce: bool = False) -> PackageAlertsConfig:
     """The validated config: defaults, then config files, -o/--schema, then ``-c`` pairs."""
+    # lsst.pex.config (~0.1 s) when a command runs: the parser imports this module
     from alertpack.config import PackageAlertsConfig, apply_config_overrides, load_config_file
 
     config = PackageAlertsConfig()
@@ -40,8 +44,7 @@ def config_from_args(args: argparse.Namespace, *, produce: bool = False) -> Any:
     if args.output is not None:
         config.alertWriteLocation = args.output
     if args.schema is not None:
-        from alertpack.errors import UnknownSchemaError
-        from alertpack.schema import load_schema
+        from alertpack.schema import load_schema  # the parser stays light, as above
 
         try:
             load_schema(args.schema)

@@ -137,6 +137,7 @@ def kafka_alerts_from_args(
 
     ``on_rejected`` as for `~alertpack.tools.consume.iter_kafka_alerts`.
     """
+    # the parser stays light: imported when the command runs
     from alertpack.tools.consume import iter_kafka_alerts
 
     settings, options = kafka_source_from_args(args)

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alertpack.config import PackageAlertsConfig
+    from alertpack.scaleout.pool import VisitSummary
 
 __all__ = ["Progress", "print_pool_summary", "print_table"]
 
@@ -30,7 +34,7 @@ class Progress:
         self.done = 0
         self._bar: Any = None
         if sys.stderr.isatty():
-            from tqdm import tqdm
+            from tqdm import tqdm  # only on a terminal; the parser imports this module
 
             self._bar = tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True)
 
@@ -64,7 +68,7 @@ class Progress:
         self.close()
 
 
-def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """A plain aligned table on stdout (first column left, the rest right-aligned)."""
     cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
@@ -81,7 +85,9 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         print(line(row))
 
 
-def print_pool_summary(summary: Any, config: Any, what: str, how: str = "") -> int:
+def print_pool_summary(
+    summary: VisitSummary, config: PackageAlertsConfig, what: str, how: str = ""
+) -> int:
     """Print a `VisitSummary` (alerts, time, size, Kafka); the exit status."""
     n_files = sum(len(d.paths) for d in summary.detectors)
     print(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from alertpack.cli._apdb import parse_detectors
+from alertpack.cli.package import _parse_image_size
 from alertpack.errors import CommandError
 
 HELP = "fill an APDB (lsst-dax-apdb) with the built-in sample, images written beside it"
@@ -37,8 +39,7 @@ def run(args: argparse.Namespace) -> int:
     """Fill the APDB and print what was stored and how to package it."""
     if args.apdb_action != "fill":
         raise CommandError("give an action: alertpack apdb fill --sample CONFIG DIR")
-    from alertpack.cli._apdb import parse_detectors
-    from alertpack.cli.package import _parse_image_size
+    # the parser stays light: imported when the command runs
     from alertpack.sample.apdb import write_apdb
 
     options = {"n_history": args.n_history, "n_forced": args.n_history}

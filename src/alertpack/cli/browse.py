@@ -6,6 +6,11 @@ import argparse
 import os
 import sys
 
+from alertpack.cli._kafka import consumer_settings_from_args
+from alertpack.errors import CommandError
+from alertpack.kafka.settings import ENV_SERVER, ENV_TOPIC
+from alertpack.tools.browse.server import DEFAULT_PORT, BrowseSession, bind, serve
+
 HELP = "look at alerts (files or a Kafka topic) in a local web page"
 
 
@@ -21,8 +26,6 @@ def _port(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``alertpack browse``."""
-    from alertpack.tools.browse.server import DEFAULT_PORT
-
     parser.add_argument(
         "paths", nargs="*", metavar="PATH",
         help="alert files (Avro container or wire format) or directories of *.avro files",
@@ -57,14 +60,12 @@ def _say(line: str) -> None:
 
 def _live_feed(args: argparse.Namespace, index):
     """The `LiveFeed` asked for (--server/--topic, or $AP_KAFKA_* without paths), or `None`."""
-    from alertpack.kafka.settings import ENV_SERVER, ENV_TOPIC
-
     wanted = args.server or args.topic or (
         not args.paths and (os.environ.get(ENV_SERVER) or os.environ.get(ENV_TOPIC))
     )
     if not wanted:
         return None
-    from alertpack.cli._kafka import consumer_settings_from_args
+    # the parser stays light: imported when the command runs
     from alertpack.tools.browse.live import LiveFeed
 
     feed = LiveFeed(
@@ -80,10 +81,9 @@ def run(args: argparse.Namespace) -> int:
 
     Exit 130 (Ctrl-C) or 143 (SIGTERM) when stopped; 2 when it cannot start.
     """
-    from alertpack.errors import CommandError
-    from alertpack.tools.browse import BrowseSession, bind, create_app, serve
+    # the parser stays light: imported when the command runs
+    from alertpack.tools.browse.app import create_app
     from alertpack.tools.browse.index import AlertIndex
-    from alertpack.tools.browse.server import DEFAULT_PORT
 
     index = AlertIndex()
     live = _live_feed(args, index)

@@ -19,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the config as an override file that ``--config-file`` loads back (secrets masked)."""
+    # the parser stays light: imported when the command runs
     from alertpack.config import config_text
 
     print(config_text(config_from_args(args, produce=args.produce)), end="")

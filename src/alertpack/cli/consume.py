@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _consume(args: argparse.Namespace) -> int:
+    # the parser stays light: imported when the command runs
     from alertpack.tools.consume import ConsumeResult, consume_to_directory
 
     if args.out:

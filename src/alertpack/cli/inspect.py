@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from alertpack.cli._files import report_file_problems
 from alertpack.cli._kafka import (
     add_kafka_source_options,
     kafka_source_from_args,
@@ -26,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """A table (or JSON Lines with ``--json``), one row per alert."""
+    # the parser stays light: imported when the command runs
     from alertpack.tools.inspection import (
         iter_alert_summaries,
         kafka_alerts,
@@ -33,11 +35,10 @@ def run(args: argparse.Namespace) -> int:
         write_json_lines,
         write_table,
     )
+    from alertpack.tools.reading import ReadReport
 
     if args.paths and (args.server or args.topic):
         raise CommandError("give either alert files/directories or --server/--topic, not both")
-    from alertpack.cli._files import report_file_problems
-    from alertpack.tools.reading import ReadReport
 
     report = ReadReport()
     if args.paths:

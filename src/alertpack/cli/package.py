@@ -7,12 +7,19 @@ import sys
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alertpack.cli._apdb import add_apdb_options, package_from_apdb
 from alertpack.cli._config import add_config_options, config_from_args
 from alertpack.cli._progress import Progress, print_pool_summary, print_table
-from alertpack.errors import CommandError
+from alertpack.errors import CommandError, InputError
+
+if TYPE_CHECKING:
+    from alertpack.config import PackageAlertsConfig
+    from alertpack.core import AlertPackager
+    from alertpack.scaleout.jobs import DetectorSummary
+    from alertpack.scaleout.pool import VisitSummary
+    from alertpack.visit_inputs import VisitInputs
 
 HELP = "package the built-in sample or a visit's files into alerts"
 
@@ -87,7 +94,8 @@ def _parse_image_size(text: str | None) -> tuple[int, int] | None:
     return ny, nx
 
 
-def _sample_inputs(args: argparse.Namespace, schema_version: str) -> Any:
+def _sample_inputs(args: argparse.Namespace, schema_version: str) -> VisitInputs:
+    # the parser stays light: imported when the command runs
     from alertpack.sample import make_visit
 
     options: dict[str, Any] = {"schema_version": schema_version}
@@ -101,8 +109,9 @@ def _sample_inputs(args: argparse.Namespace, schema_version: str) -> Any:
     return make_visit(**options).inputs()
 
 
-def _package_sample_visit(args: argparse.Namespace, config: Any) -> int:
+def _package_sample_visit(args: argparse.Namespace, config: PackageAlertsConfig) -> int:
     """``--detectors N``: a whole focal plane of sample detectors through the process pool."""
+    # the parser stays light: imported when the command runs
     from alertpack.scaleout.pool import package_detectors, sample_detector_loader
 
     if not args.sample:
@@ -120,8 +129,9 @@ def _package_sample_visit(args: argparse.Namespace, config: Any) -> int:
     )
 
 
-def _check_outputs(config: Any) -> None:
+def _check_outputs(config: PackageAlertsConfig) -> None:
     """Output directories are writable, checked before the work (`OutputError` otherwise)."""
+    # the parser stays light: imported when the command runs
     from alertpack.sinks.files import check_output_directory
 
     if config.doWriteAlerts:
@@ -144,7 +154,7 @@ _FILE_OPTIONS = {
 }
 
 
-def _report_interrupted_delivery(packager: Any) -> None:
+def _report_interrupted_delivery(packager: AlertPackager) -> None:
     """Say where the alerts of an interrupted run's Kafka delivery went."""
     delivery = packager.producer.last_result if packager.producer is not None else None
     if delivery is None:
@@ -158,9 +168,10 @@ def _report_interrupted_delivery(packager: Any) -> None:
     )
 
 
-def _warn_unused_cutout_size(config: Any, sources: Any) -> None:
+def _warn_unused_cutout_size(config: PackageAlertsConfig, sources: Any) -> None:
     """Say so when a set cutoutSize cannot apply: bboxSize sizes the cutouts instead."""
     asked = config.cutoutSize != config._fields["cutoutSize"].default  # -c or a config file
+    # the parser stays light: imported when the command runs
     from alertpack.packets.columns import CatalogColumns
 
     # a DataFrame (columns or index levels) or, read from Parquet, an Arrow table
@@ -182,7 +193,7 @@ def _single_file_options(args: argparse.Namespace) -> list[str]:
 
 def _detector_directories(args: argparse.Namespace) -> list[Path]:
     """The detector directories of ``--visit-dir`` (checked before any work)."""
-    from alertpack.errors import InputError
+    # the parser stays light: imported when the command runs
     from alertpack.scaleout.jobs import detector_dirs
 
     try:
@@ -191,8 +202,9 @@ def _detector_directories(args: argparse.Namespace) -> list[Path]:
         raise CommandError(f"--visit-dir {error}") from None
 
 
-def _visit_file_inputs(args: argparse.Namespace, directory: Path | None) -> Any:
+def _visit_file_inputs(args: argparse.Namespace, directory: Path | None) -> VisitInputs:
     """The `VisitInputs` of ``--visit-dir`` (one detector) and the single-file options."""
+    # the parser stays light: imported when the command runs
     from alertpack.inputs.visit_files import load_visit_files
 
     if directory is None and (args.sources is None or args.difference is None):
@@ -205,9 +217,10 @@ def _visit_file_inputs(args: argparse.Namespace, directory: Path | None) -> Any:
 
 
 def _package_detector_dirs(
-    args: argparse.Namespace, config: Any, directories: list[Path]
+    args: argparse.Namespace, config: PackageAlertsConfig, directories: list[Path]
 ) -> int:
     """Several detector directories on the worker pool or a Dask cluster, with progress."""
+    # the parser stays light: imported when the command runs
     from alertpack.scaleout.jobs import DetectorJob, visit_dir_loader
     from alertpack.scaleout.pool import DetectorExecutor
 
@@ -229,7 +242,7 @@ def _package_detector_dirs(
     return 0 if not summary.failures and summary.n_failed == 0 else 1
 
 
-def _report_detector(progress: Progress, detector: Any) -> None:
+def _report_detector(progress: Progress, detector: DetectorSummary) -> None:
     if detector.ok:
         status = (f"{detector.n_alerts} alerts, {detector.n_bytes / 1e6:.1f} MB, "
                   f"{detector.seconds:.2f} s" if not progress.is_tty else "")
@@ -238,9 +251,9 @@ def _report_detector(progress: Progress, detector: Any) -> None:
     progress.update(detector.name, status)
 
 
-def _print_visit_summary(summary: Any, config: Any) -> None:
+def _print_visit_summary(summary: VisitSummary, config: PackageAlertsConfig) -> None:
     """The final table, then one line per failed detector."""
-    rows = [
+    rows: list[list[object]] = [
         ["detectors", len(summary.detectors) + len(summary.failures)],
         ["packaged", len(summary.detectors)],
         ["failed", len(summary.failures)],
@@ -268,6 +281,7 @@ def _print_visit_summary(summary: Any, config: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Package a visit and print a short summary (alerts, bytes, time, path)."""
+    # the parser stays light: imported when the command runs
     from alertpack.core import AlertPackager
 
     config = config_from_args(args, produce=args.produce)

@@ -6,6 +6,9 @@ import argparse
 import os
 import sys
 
+from alertpack.errors import CommandError, FailedAlertFileError
+from alertpack.kafka.settings import ENV_SERVER
+
 HELP = "send failed alerts again"
 
 
@@ -27,9 +30,8 @@ def run(args: argparse.Namespace) -> int:
     """0 when everything was delivered (or nothing had failed), 1 when some alerts failed
     again (they stay in their files), 2 when a file could not be read (the others are sent).
     """
-    from alertpack.errors import CommandError, FailedAlertFileError
+    # the parser stays light: imported when the command runs
     from alertpack.kafka.replay import replay
-    from alertpack.kafka.settings import ENV_SERVER
     from alertpack.sinks.failed import find_failed_alert_files, read_failed_alerts
 
     readable, status = [], 0

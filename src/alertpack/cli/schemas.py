@@ -13,6 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """List the shipped schema versions and their wire ids."""
+    # the parser stays light: imported when the command runs
     from alertpack.schema import available_versions, latest_version
 
     latest = latest_version()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from alertpack.cli._files import report_file_problems, reported_on_error
+
 HELP = "plot an alert's cutouts and light curve"
 
 
@@ -21,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     Exit 0 when the plot shows everything the alert holds; 1 when a cutout it
     holds cannot be read (the plot says why in that panel); 2 when no plot.
     """
-    from alertpack.cli._files import report_file_problems, reported_on_error
+    # the parser stays light: imported when the command runs
     from alertpack.tools.plotting import check_plot_path, save_alert_plot, unreadable_cutouts
     from alertpack.tools.reading import ReadReport, find_alert
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 from alertpack.cli._config import add_config_options, config_from_args
 from alertpack.cli._progress import Progress, print_table
 from alertpack.errors import CommandError, InputError
+
+if TYPE_CHECKING:
+    from alertpack.config import PackageAlertsConfig
+    from alertpack.scaleout.simulate import StreamSummary, VisitRecord
 
 HELP = "stream simulated visits at survey cadence to files and/or Kafka, measuring latency"
 
@@ -59,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _config(args: argparse.Namespace) -> Any:
+def _config(args: argparse.Namespace) -> PackageAlertsConfig:
     """The package config; alert files are written only with ``-o``."""
     if args.output is None and not args.produce:
         raise CommandError("nowhere to send alerts: give -o DIR and/or --produce")
@@ -90,7 +94,7 @@ def _check(args: argparse.Namespace) -> None:
         raise CommandError(f"--workers {args.workers}: give at least 1")
 
 
-def _report_visit(progress: Progress, record: Any, summary: Any) -> None:
+def _report_visit(progress: Progress, record: VisitRecord, summary: StreamSummary) -> None:
     status = (f"{record.n_alerts} alerts{' (burst)' if record.burst else ''}, "
               f"{record.n_bytes / 1e6:.1f} MB, latency {record.latency:.1f} s"
               + (f" (cadence {summary.cadence:g} s)" if summary.cadence else "")
@@ -100,9 +104,9 @@ def _report_visit(progress: Progress, record: Any, summary: Any) -> None:
     progress.update(str(record.visit), status, postfix=rate)
 
 
-def _print_summary(summary: Any, config: Any) -> None:
+def _print_summary(summary: StreamSummary, config: PackageAlertsConfig) -> None:
     cadence = f"{summary.cadence:g} s" if summary.cadence else "as fast as possible"
-    rows = [
+    rows: list[list[object]] = [
         ["visits", len(summary.visits)],
         ["alerts", summary.n_alerts],
         ["MB", f"{summary.n_bytes / 1e6:.1f}"],
@@ -131,6 +135,7 @@ def _print_summary(summary: Any, config: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Stream the visits, report each, and print the final table."""
+    # the parser stays light: imported when the command runs
     from alertpack.scaleout.pool import DetectorExecutor
     from alertpack.scaleout.simulate import plan_stream, simulate_stream
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from alertpack.cli._files import report_file_problems, reported_on_error
+
 HELP = "flatten alerts to Parquet tables"
 
 
@@ -15,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Flatten alerts to Parquet tables in a directory: all the alerts given, or nothing."""
-    from alertpack.cli._files import report_file_problems, reported_on_error
+    # the parser stays light: imported when the command runs
     from alertpack.tools.parquet import ALERTS_TABLE, alerts_to_parquet
     from alertpack.tools.reading import ReadReport
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from alertpack.errors import CommandError
+from alertpack.cli._files import report_file_problems
+from alertpack.errors import CommandError, UnknownSchemaError
 
 HELP = "check alerts against schema, cutouts, ids (errors vs convention warnings)"
 
@@ -23,16 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """A line per problem (severity first); exit 1 on errors, or on warnings with --strict."""
-    from alertpack.errors import UnknownSchemaError
+    # the parser stays light: imported when the command runs
     from alertpack.schema import load_schema
     from alertpack.tools.inspection import validate_paths
+    from alertpack.tools.reading import ReadReport
 
     try:
         schema = load_schema(args.schema) if args.schema else None
     except UnknownSchemaError as error:
         raise CommandError(str(error)) from None
-    from alertpack.cli._files import report_file_problems
-    from alertpack.tools.reading import ReadReport
 
     files = ReadReport()
     n_alerts = n_invalid = n_warned = n_errors = n_warnings = 0

@@ -49,12 +49,16 @@ import functools
 import os
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Set
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import astropy.time
 import numpy as np
+import pandas as pd
+from lsst.sphgeom import ConvexPolygon, LonLat, Region, UnitVector3d
 
 from alertpack.errors import (
     ApdbConfigError,
@@ -64,15 +68,13 @@ from alertpack.errors import (
     ApdbSchemaError,
     InputError,
 )
+from alertpack.packets.avro_types import avro_field_type
+from alertpack.packets.conform import COLUMN_ALIASES
+from alertpack.schema import AlertSchema, available_versions, current_field_name, load_schema
 from alertpack.visit_inputs import VisitInputs
 
 if TYPE_CHECKING:
-    import astropy.time
-    import pandas as pd
     from lsst.dax.apdb import Apdb
-    from lsst.sphgeom import Region
-
-    from alertpack.schema import AlertSchema
 
 __all__ = [
     "LibraryTimings",
@@ -140,6 +142,7 @@ def open_apdb(config_path: str | os.PathLike[str]) -> Apdb:
 
 def _load_config(config_path: str | os.PathLike[str]) -> Any:
     try:
+        # lsst-dax-apdb is the optional `apdb` extra: imported where it is needed, with a hint
         from lsst.dax.apdb import ApdbConfig
     except ImportError:
         raise ApdbError(
@@ -162,7 +165,7 @@ def _load_config(config_path: str | os.PathLike[str]) -> Any:
 
 
 def _connect(config: Any, config_path: str | os.PathLike[str]) -> Apdb:
-    from lsst.dax.apdb import Apdb
+    from lsst.dax.apdb import Apdb  # the optional `apdb` extra, checked by _load_config
 
     url = getattr(config, "db_url", None)
     where = f"{_safe_url(url)} (APDB config {config_path})"
@@ -203,7 +206,7 @@ def _safe_url(url: Any) -> str:
     if url is None:
         return "(no db_url)"
     try:
-        from sqlalchemy.engine import make_url
+        from sqlalchemy.engine import make_url  # SQLAlchemy comes with the `apdb` extra
 
         return make_url(str(url)).render_as_string(hide_password=True)
     except Exception:  # not an SQLAlchemy URL: show only the scheme
@@ -213,7 +216,7 @@ def _safe_url(url: Any) -> str:
 def _scrub(text: str, url: Any) -> str:
     """``text`` with any password of ``url`` masked (drivers do not print it; be sure)."""
     try:
-        from sqlalchemy.engine import make_url
+        from sqlalchemy.engine import make_url  # SQLAlchemy comes with the `apdb` extra
 
         password = make_url(str(url)).password if url is not None else None
     except Exception:
@@ -230,7 +233,7 @@ def _is_unreachable(error: BaseException) -> bool:
     refused password is no outage: those are not.
     """
     try:
-        from sqlalchemy import exc
+        from sqlalchemy import exc  # SQLAlchemy comes with the `apdb` extra
     except ImportError:  # no SQLAlchemy, no SQL database
         return False
     if isinstance(error, exc.TimeoutError):  # no pooled connection came free
@@ -277,8 +280,6 @@ def region_from_wcs(
     The margin (pixels) keeps objects whose mean position lies just off the
     detector, while their new source is on it.
     """
-    from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
-
     ny, nx = shape
     m = float(margin_pixels)
     xs = np.array([-0.5 - m, nx - 0.5 + m, nx - 0.5 + m, -0.5 - m])
@@ -292,6 +293,8 @@ def region_from_wcs(
 
 def _image_headers(path: Path) -> tuple[Any, Any]:
     """Primary and image headers of a FITS file (no pixels read)."""
+    # astropy.io.fits and .wcs (~0.4 s) only where a detector is read: a run's parent only
+    # opens the APDB (which imports pandas and astropy.time itself)
     from astropy.io import fits
 
     if not path.is_file():
@@ -321,9 +324,7 @@ def region_from_fits(
         ``MJD-AVG``, else ``MJD-OBS`` (exposure midpoint/start, MJD), when the
         header has one.
     """
-    import warnings
-
-    from astropy.wcs import WCS, FITSFixedWarning
+    from astropy.wcs import WCS, FITSFixedWarning  # as astropy.io.fits in _image_headers
 
     path = Path(path)
     primary, header = _image_headers(path)
@@ -349,7 +350,7 @@ def region_from_fits(
 # reading
 # ---------------------------------------------------------------------------------------------
 def _mon_handler_base() -> type:
-    from lsst.dax.apdb.monitor import MonHandler
+    from lsst.dax.apdb.monitor import MonHandler  # the optional `apdb` extra
 
     return MonHandler
 
@@ -371,7 +372,7 @@ class LibraryTimings:
 
     @contextmanager
     def installed(self) -> Iterator[LibraryTimings]:
-        from lsst.dax.apdb.monitor import MonService
+        from lsst.dax.apdb.monitor import MonService  # the optional `apdb` extra
 
         records = self.records
 
@@ -389,8 +390,6 @@ class LibraryTimings:
 
 
 def _tai(mjd: float) -> astropy.time.Time:
-    import astropy.time
-
     return astropy.time.Time(float(mjd), format="mjd", scale="tai")
 
 
@@ -414,7 +413,7 @@ def _timed(timings: dict[str, float], key: str, func: Callable, *args: Any, **kw
 
 
 def _table_columns(apdb: Apdb, table_name: str) -> list[str]:
-    from lsst.dax.apdb import ApdbTables
+    from lsst.dax.apdb import ApdbTables  # the optional `apdb` extra
 
     table_def = apdb.tableDef(ApdbTables[table_name])
     if table_def is None:
@@ -428,8 +427,6 @@ def _lsst_layout(frame: pd.DataFrame, index: list[str]) -> pd.DataFrame:
     The index is built from the key columns alone: ``set_index(drop=False)``
     would copy all ~100 columns.
     """
-    import pandas as pd
-
     frame = frame.drop(columns=["pixelId"], errors="ignore")
     keys = [frame[name] for name in index]
     frame.index = pd.MultiIndex.from_arrays(keys) if len(keys) > 1 else pd.Index(keys[0])
@@ -437,8 +434,6 @@ def _lsst_layout(frame: pd.DataFrame, index: list[str]) -> pd.DataFrame:
 
 
 def _empty_catalogs(apdb: Apdb) -> dict[str, pd.DataFrame]:
-    import pandas as pd
-
     def empty(table: str, index: list[str]) -> pd.DataFrame:
         return _lsst_layout(pd.DataFrame(columns=_table_columns(apdb, table)), index)
 
@@ -463,8 +458,6 @@ def _new_sources(
         if night is not None:
             starts.append(night)
     starts.append(0.0)  # the whole region, as a last resort (a wrong or missing visit time)
-    import astropy.time
-
     now = astropy.time.Time.now()
     found = None
     for start in starts:
@@ -576,9 +569,6 @@ _PACKED_ID = {"DiaSource": "diaSourceId", "DiaForcedSource": "diaForcedSourceId"
 
 def _field_source(field: str, table: str, columns: Set[str], id_bits: int | None) -> str | None:
     """How a schema field is filled: a column name, ``"@ccdVisitId"``, or None (it cannot be)."""
-    from alertpack.packets.conform import COLUMN_ALIASES
-    from alertpack.schema import current_field_name
-
     for candidate in (field, *COLUMN_ALIASES.get(field, ()), current_field_name(field)):
         if candidate in columns:
             return candidate
@@ -593,8 +583,6 @@ def _unfillable(
     schema: AlertSchema, apdb_columns: Mapping[str, list[str]], id_bits: int | None
 ) -> list[str]:
     """Required fields of ``schema`` that no APDB column fills, as ``record.field``."""
-    from alertpack.packets.avro_types import avro_field_type
-
     missing = []
     for record_name, table, _ in _RECORDS[1:]:
         record = schema.record(record_name)
@@ -611,8 +599,6 @@ def _unfillable(
 
 def check_schema_fillable(apdb: Apdb, schema: AlertSchema, id_bits: int | None = None) -> None:
     """Raise `ApdbSchemaError` if the APDB cannot fill a required field of ``schema``."""
-    from alertpack.schema import available_versions, load_schema
-
     columns = {table: _table_columns(apdb, table) for table in ("DiaSource", "DiaObject",
                                                                "DiaForcedSource")}
     missing = _unfillable(schema, columns, id_bits)
@@ -636,8 +622,6 @@ def _mjd_tai_to_unix_micros(values: pd.Series) -> np.ndarray:
     Float64 holds these whole numbers exactly (about 1.8e15 < 2**53), and NaN
     marks nulls without a pandas extension dtype.
     """
-    import astropy.time
-
     mjd = values.to_numpy(dtype=np.float64, na_value=np.nan)
     out = np.full(len(mjd), np.nan)
     present = ~np.isnan(mjd)
@@ -652,9 +636,8 @@ def _field_sources(
     version: str, record_name: str, table: str, columns: frozenset[str], id_bits: int | None
 ) -> tuple[tuple[str, str], ...]:
     """``(field, source)`` of the fields of a record filled from another column (cached)."""
-    from alertpack.schema import load_schema
-
     record = load_schema(version).record(record_name)
+    assert record is not None, "conform_to_alert_schema asks only for records the schema has"
     pairs = []
     for avro_field in record["fields"]:
         name = avro_field["name"]
@@ -680,9 +663,10 @@ def conform_to_alert_schema(
             continue
         pairs = _field_sources(str(schema.version), record_name, table,
                                frozenset(frame.columns), id_bits)
-        added = {}
+        added: dict[str, np.ndarray | pd.Series] = {}
         for name, source in pairs:
             if source == "@ccdVisitId":
+                assert id_bits is not None, "_field_source gives @ccdVisitId only with id bits"
                 ids = frame[_PACKED_ID[table]].to_numpy(dtype=np.int64)
                 added[name] = (ids.astype(np.uint64) >> np.uint64(64 - id_bits)).astype(np.int64)
             elif name in _TIMESTAMP_SOURCES:
@@ -755,8 +739,6 @@ def apdb_visit_inputs(
     ApdbConfigError, ApdbCredentialsError, ApdbSchemaError, ApdbError, InputError
         Permanent: the config, the credentials, the schema or the images.
     """
-    from alertpack.schema import load_schema
-
     if visit_time is not None and hasattr(visit_time, "tai"):  # an astropy Time
         visit_time = float(visit_time.tai.mjd)
     schema = load_schema(schema_version)

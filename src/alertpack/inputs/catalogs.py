@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from alertpack.errors import CatalogFileError, InputError
 
 __all__ = ["CATALOG_FORMATS", "CatalogFileError", "catalog_format", "name_catalog_files",
@@ -99,6 +101,7 @@ def _read_parquet(path: Path, role: str) -> Any:
     # An Arrow table: the packager validates its columns as it does a DataFrame's,
     # and `alertpack package` never imports pandas (~0.5 s of start-up).
     # ParquetFile.read, not read_table: that goes through pyarrow.dataset, which imports pandas.
+    # pyarrow here, not at the top: alertpack.sample imports this module and stays light.
     import pyarrow.parquet as pq
 
     try:
@@ -110,6 +113,7 @@ def _read_parquet(path: Path, role: str) -> Any:
 
 
 def _read_with_astropy(path: Path, role: str, fmt: str) -> Any:
+    # astropy.table: only CSV, FITS and VOTable catalogs; alertpack.sample imports this module
     from astropy.table import Table
 
     options: dict[str, Any] = {"format": _ASTROPY_FORMATS[fmt]}
@@ -138,8 +142,7 @@ def _read_with_astropy(path: Path, role: str, fmt: str) -> Any:
 
 def _csv_converters() -> dict[str, list]:
     """Integers, then floats, then booleans (True/False), then text, for every column."""
-    import numpy as np
-    from astropy.io.ascii import convert_numpy
+    from astropy.io.ascii import convert_numpy  # astropy: only CSV catalogs, as above
 
     return {
         "*": [

@@ -393,6 +393,7 @@ def _extension_names(hdu: Any) -> frozenset[str]:
 
 
 def _is_image_hdu(hdu: Any) -> bool:
+    # astropy when used: a pool run's parent imports this module but reads no image
     from astropy.io import fits
 
     return isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)) and not isinstance(

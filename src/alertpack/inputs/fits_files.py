@@ -102,6 +102,7 @@ def _open_checked(path: Path, label: str) -> fits.HDUList:
         raise ImageInputError(f"{label}: file {path} does not exist")
     if path.is_dir():
         raise ImageInputError(f"{label}: {path} is a directory, not a FITS file")
+    # astropy when used: a pool run's parent imports this module but reads no image
     from astropy.io import fits
 
     try:
@@ -159,6 +160,7 @@ class _FileWindows:
 
     def _table_view(self, index: int) -> tuple[Any, int]:
         """Header and data offset of HDU ``index`` as the binary table on disk."""
+        # astropy when used: a pool run's parent imports this module but reads no image
         from astropy.io import fits
 
         if self._tables is None:
@@ -196,6 +198,7 @@ class _FileWindows:
         return read_window
 
     def _raw_reader(self, index: int) -> WindowReader:
+        # astropy when used: a pool run's parent imports this module but reads no image
         from astropy.io import fits
 
         hdu = self.hdul[index]

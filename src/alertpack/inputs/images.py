@@ -102,6 +102,7 @@ def as_survey_image(
         return open_fits_image(Path(obj), name=name, calibration=calibration)
     if _is_afw_exposure(obj):
         return _from_afw_exposure(obj, name, calibration)
+    # astropy when used: a pool run's parent imports this module but reads no image
     from astropy.io import fits
 
     if isinstance(obj, fits.HDUList):
@@ -261,6 +262,7 @@ def _afw_scale(exposure: Any, calibration: Any, label: str) -> float:
 
 
 def _wcs_of_afw_array(sky_wcs: Any, origin: tuple[int, int], label: str) -> WCS:
+    # astropy when used: a pool run's parent imports this module but reads no image
     from astropy.io import fits
 
     metadata = sky_wcs.getFitsMetadata()

@@ -60,6 +60,7 @@ def variance_from_uncertainty(
     """Variance in nJy² from a Variance, StdDev or InverseVariance uncertainty."""
     if uncertainty is None:
         return None
+    # astropy.nddata (~0.3 s) only for NDData inputs: FITS inputs never import it
     from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
 
     for cls in (VarianceUncertainty, StdDevUncertainty, InverseVariance):
@@ -113,6 +114,7 @@ def variance_from_values(
 def _variance_scale(variance_unit: Any, image_unit: Any, scale: float, label: str) -> float:
     if variance_unit is None or image_unit is None or variance_unit == image_unit**2:
         return scale * scale
+    # astropy when used: a pool run's parent imports this module but reads no image
     import astropy.units as u
 
     try:
@@ -144,6 +146,7 @@ def unit_from_header(header: Any, primary_header: Any, calibration: Any, label: 
 
 
 def _parse_unit(text: str, label: str) -> Any:
+    # astropy when used: a pool run's parent imports this module but reads no image
     import astropy.units as u
 
     text = text.strip()
@@ -156,6 +159,7 @@ def _parse_unit(text: str, label: str) -> Any:
 
 
 def wcs_from_header(header: Any, label: str) -> WCS:
+    # astropy when used: a pool run's parent imports this module but reads no image
     from astropy.wcs import WCS, FITSFixedWarning
 
     try:
@@ -245,6 +249,7 @@ def checked_factor(value: Any, label: str) -> float:
 
 def nJy_per_unit(unit: Any, calibration: Any, label: str) -> float:
     """Factor turning pixel values in ``unit`` into nJy."""
+    # astropy when used: a pool run's parent imports this module but reads no image
     import astropy.units as u
 
     if isinstance(unit, u.FunctionUnitBase):
@@ -284,6 +289,7 @@ def _calibration_factor(unit: Any, calibration: Any, label: str, u: Any) -> floa
 
 
 def celestial_wcs(wcs: Any, label: str) -> WCS:
+    # astropy when used: a pool run's parent imports this module but reads no image
     from astropy.wcs import WCS
 
     if wcs is None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from alertpack.errors import InputError
 from alertpack.inputs.catalogs import CATALOG_FORMATS, read_catalog
+from alertpack.inputs.images import as_survey_image
 from alertpack.visit_inputs import IMAGES, VisitInputs
 
 __all__ = ["VISIT_FILES", "VISIT_INFO_FILE", "load_visit_files", "visit_paths"]
@@ -187,9 +188,6 @@ def load_visit_files(
         if not path.is_file():
             raise InputError(f"{name} file {path} does not exist")
     # images first: their headers are quick to check, and a bad one fails before the catalogs
-    # here, not at the top: alertpack.sample imports VISIT_FILES and stays light (numpy only)
-    from alertpack.inputs.images import as_survey_image
-
     values: dict[str, Any] = {}
     for name, path in paths.items():
         if name in _IMAGE_NAMES:

@@ -33,7 +33,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import lsst.alert.packet as packet
 import numpy as np
+import pandas as pd
 
 from alertpack.reference.cutouts import parent_planes, reference_cutout_bytes
 
@@ -47,8 +49,6 @@ _ORBIT_FIELDS = ("mpc_orbits", "MPCORB", "ssObject")
 
 def packet_schema(version: str) -> Any:
     """The `lsst.alert.packet.Schema` of ``version`` (e.g. ``"11.1"``), from its own files."""
-    import lsst.alert.packet as packet
-
     major, minor = (int(part) for part in version.split("."))
     directory = packet.get_schema_path(major, minor)
     return packet.Schema.from_file(
@@ -99,8 +99,6 @@ def _primitive(avro_type: Any) -> tuple[str, bool]:
 
 
 def _missing(value: Any) -> bool:
-    import pandas as pd
-
     if value is None or value is pd.NA:
         return True
     return isinstance(value, float) and math.isnan(value)
@@ -112,7 +110,7 @@ def conform_record(row: Mapping[str, Any], record_schema: Mapping[str, Any]) -> 
     for avro_field in record_schema["fields"]:
         name = avro_field["name"]
         kind, nullable = _primitive(avro_field["type"])
-        value = row.get(name)
+        value: Any = row.get(name)  # whatever the catalog holds
         if value is None and name in _ALIASES:
             value = row.get(_ALIASES[name])
         if isinstance(value, np.generic):
@@ -212,8 +210,14 @@ def package_alerts_reference(
     _named_types(definition, named)
     field_names = [f["name"] for f in definition["fields"]]
 
-    def record_of(name: str) -> dict | None:
-        return _field_record(definition, named, name)
+    def has_record(name: str) -> bool:
+        return _field_record(definition, named, name) is not None
+
+    def record_of(name: str) -> dict:
+        record = _field_record(definition, named, name)
+        if record is None:
+            raise KeyError(f"alert schema {version} has no {name} record")
+        return record
 
     sources = _plain(diaSourceCat)
     objects = _plain(diaObjectCat)
@@ -246,13 +250,13 @@ def package_alerts_reference(
                     source_schema, window_days,
                 )
                 alert["prvDiaSources"] = previous or None
-            if forced is not None and record_of("prvDiaForcedSources") is not None:
+            if forced is not None and has_record("prvDiaForcedSources"):
                 alert["prvDiaForcedSources"] = _history(
                     _rows_of(forced, "diaObjectId", object_id), time, None,
                     record_of("prvDiaForcedSources"), window_days,
                 )
         ss_row = None
-        if ss_rows is not None and record_of("ssSource") is not None:
+        if ss_rows is not None and has_record("ssSource"):
             matches = _rows_of(ss_rows, "diaSourceId", source["diaSourceId"])
             if matches:
                 ss_row = matches[0]

@@ -19,7 +19,16 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
+import astropy.units as u
 import numpy as np
+from astropy.coordinates import SkyCoord
+from astropy.nddata import (
+    CCDData,
+    Cutout2D,
+    NoOverlapError,
+    StdDevUncertainty,
+    VarianceUncertainty,
+)
 
 __all__ = ["ParentPlanes", "no_data_bit", "parent_planes", "reference_cutout_bytes"]
 
@@ -57,9 +66,6 @@ def parent_planes(parent: Any) -> ParentPlanes:
     A straightforward packager converts each image once per visit, not once
     per cutout: pass the result to `reference_cutout_bytes` for every source.
     """
-    import astropy.units as u
-    from astropy.nddata import StdDevUncertainty, VarianceUncertainty
-
     unit = u.Unit(parent.unit) if parent.unit is not None else u.nJy
     scale = unit.to(u.nJy)
     image = np.asarray(parent.data, dtype=np.float32)
@@ -101,10 +107,6 @@ def reference_cutout_bytes(parent: Any, ra: float, dec: float, size: int) -> byt
         `None` when the position is not finite or the cutout would not overlap
         the image.
     """
-    import astropy.units as u
-    from astropy.coordinates import SkyCoord
-    from astropy.nddata import CCDData, Cutout2D, NoOverlapError, VarianceUncertainty
-
     if not (np.isfinite(ra) and np.isfinite(dec)):
         return None
     planes = parent if isinstance(parent, ParentPlanes) else parent_planes(parent)

@@ -22,16 +22,20 @@ set by ``store`` itself.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alertpack.errors import InputError
+from alertpack.sample.files import write_visit
+from alertpack.sample.visit import make_visit
 
 if TYPE_CHECKING:
     import pandas as pd
-    from lsst.dax.apdb import Apdb
+    from lsst.dax.apdb import Apdb, ApdbSql, ApdbTables
+    from lsst.dax.apdb.schema_model import Table
 
     from alertpack.visit_inputs import VisitInputs
 
@@ -61,9 +65,16 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(level=levels) if levels else frame.reset_index(drop=True)
 
 
-def _check_string_lengths(apdb: Apdb, table: Any, frame: pd.DataFrame) -> None:
+def _table_def(apdb: Apdb, table: ApdbTables) -> Table:
+    table_def = apdb.tableDef(table)
+    if table_def is None:
+        raise InputError(f"the APDB has no {table.name} table")
+    return table_def
+
+
+def _check_string_lengths(apdb: Apdb, table: ApdbTables, frame: pd.DataFrame) -> None:
     """PostgreSQL enforces the schema's string lengths (SQLite does not): fail early, clearly."""
-    for column in apdb.tableDef(table).columns:
+    for column in _table_def(apdb, table).columns:
         if not column.length or column.name not in frame.columns:
             continue
         values = frame[column.name].dropna().astype(str)
@@ -77,7 +88,7 @@ def _check_string_lengths(apdb: Apdb, table: Any, frame: pd.DataFrame) -> None:
 
 def _frame(inputs: VisitInputs, name: str) -> pd.DataFrame:
     """Catalog ``name`` of ``inputs`` as a DataFrame (an Arrow table converted)."""
-    import pandas as pd
+    import pandas as pd  # on first use: importing alertpack.sample stays light (numpy only)
 
     catalog = getattr(inputs, name)
     if catalog is None:
@@ -89,11 +100,11 @@ def _store_batches(
     apdb: Apdb, inputs: VisitInputs
 ) -> list[tuple[float, pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
     """``(visit_time MJD TAI, objects, sources, forced)`` per visit, oldest first."""
-    import pandas as pd
-    from lsst.dax.apdb import ApdbTables
+    import pandas as pd  # on first use: importing alertpack.sample stays light (numpy only)
+    from lsst.dax.apdb import ApdbTables  # the optional `apdb` extra
 
     def columns(table: ApdbTables, frame: pd.DataFrame) -> pd.DataFrame:
-        names = [c.name for c in apdb.tableDef(table).columns]
+        names = [c.name for c in _table_def(apdb, table).columns]
         return frame[[n for n in names if n in frame.columns and n not in _MANAGED]]
 
     new = _plain(_frame(inputs, "diaSourceCat"))
@@ -120,11 +131,23 @@ def _store_batches(
     return batches
 
 
+def _sql_apdb(apdb: Apdb) -> ApdbSql:
+    """``apdb`` itself: the sample is stored in SQL APDBs (``apdb-cli create-sql``)."""
+    from lsst.dax.apdb import ApdbSql  # the optional `apdb` extra
+
+    if not isinstance(apdb, ApdbSql):
+        raise InputError(
+            f"the sample is stored in SQL APDBs (apdb-cli create-sql), not a "
+            f"{type(apdb).__name__}"
+        )
+    return apdb
+
+
 def _check_store_driver(apdb: Apdb) -> None:
     """``store`` fails through psycopg 3 (SQLAlchemy 2.1's default for ``postgresql://``)."""
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import make_url  # comes with the optional `apdb` extra
 
-    url = make_url(str(apdb.getConfig().db_url))
+    url = make_url(str(_sql_apdb(apdb).getConfig().db_url))
     if url.get_backend_name() == "postgresql" and url.get_driver_name() != "psycopg2":
         raise InputError(
             f"storing into {url.render_as_string(hide_password=True)} needs the psycopg2 "
@@ -142,7 +165,7 @@ def store_visit(apdb: Apdb, inputs: VisitInputs) -> int:
     sources are stored. Stores must go in time order: call this for the
     visits of an APDB oldest first.
     """
-    import astropy.time
+    import astropy.time  # on first use: importing alertpack.sample stays light (numpy only)
 
     _check_store_driver(apdb)
     batches = _store_batches(apdb, inputs)
@@ -181,15 +204,12 @@ def write_apdb(
     -------
     fill : `ApdbFill`
     """
-    import time
-
+    # inputs.apdb imports pandas and astropy: importing alertpack.sample stays light
     from alertpack.inputs.apdb import open_apdb
-    from alertpack.sample.files import write_visit
-    from alertpack.sample.visit import make_visit
 
     if "schema_version" in visit_options:
         raise InputError("write_apdb stores the APDB's own column names: drop schema_version")
-    apdb = open_apdb(config_path)
+    apdb = _sql_apdb(open_apdb(config_path))
     detectors = [int(d) for d in detectors]
     visit_number = int(visit_options.get("visit", _DEFAULT_VISIT))
     stored = [d for d in detectors if apdb.containsVisitDetector(visit_number, d)]

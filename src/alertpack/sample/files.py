@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
 from alertpack.errors import InputError
+from alertpack.inputs.images import as_survey_image
 from alertpack.inputs.visit_files import VISIT_FILES, VISIT_INFO_FILE
 from alertpack.sample.images import _bitmask_ccddata_class
 from alertpack.sample.records import index_columns
@@ -27,7 +29,7 @@ _IMAGE_FILES = {_IMAGE_ATTRIBUTES[name]: VISIT_FILES[name] for name in _IMAGE_AT
 _VISIT_FILE = VISIT_INFO_FILE
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write through ``write(fileobj)``; the file appears at ``path`` only when complete."""
     with atomic_output(path) as stream:
         write(stream)
@@ -40,6 +42,7 @@ def exposure_hdulist(image: CCDData, **primary_keys: Any) -> Any:
     ``MP_<PLANE>`` keys), ``VARIANCE`` (BUNIT nJy**2) and, when the image has
     one, ``PSF`` extensions.
     """
+    # astropy on first use: importing alertpack.sample stays light (numpy only)
     import astropy.units as u
     from astropy.io import fits
 
@@ -97,7 +100,7 @@ def write_visit(visit: SampleVisit, directory: str | os.PathLike[str]) -> dict[s
     for name, filename in _CATALOG_FILES.items():
         frame = getattr(visit, name).reset_index(drop=True)
         path = directory / filename
-        _atomic_write(path, lambda stream, frame=frame: frame.to_parquet(stream, index=False))
+        _atomic_write(path, functools.partial(frame.to_parquet, index=False))
         paths[name] = path
     primary = {"VISIT": visit.visit, "DETECTOR": visit.detector, "CCDVISIT": visit.ccdVisitId,
                "BAND": visit.band, "MJD-OBS": visit.midpointMjdTai, "TIMESYS": "TAI"}
@@ -124,10 +127,9 @@ def write_visit(visit: SampleVisit, directory: str | os.PathLike[str]) -> dict[s
 
 def read_exposure(path: str | os.PathLike[str]) -> CCDData:
     """Read an image file (e.g. one written by `write_visit`) into a bit-mask CCDData."""
+    # astropy on first use: importing alertpack.sample stays light (numpy only)
     import astropy.units as u
     from astropy.nddata import VarianceUncertainty
-
-    from alertpack.inputs.images import as_survey_image
 
     image = as_survey_image(str(path), name=Path(path).name)
     meta = {f"MP_{name}": bit for name, bit in image.mask_planes.items()}
@@ -145,7 +147,7 @@ def read_exposure(path: str | os.PathLike[str]) -> CCDData:
 
 def read_visit(directory: str | os.PathLike[str], *, index_layout: str = "multi") -> SampleVisit:
     """Read a visit written by `write_visit`."""
-    import pandas as pd
+    import pandas as pd  # on first use: importing alertpack.sample stays light (numpy only)
 
     directory = Path(directory)
     info_path = directory / _VISIT_FILE
@@ -154,7 +156,7 @@ def read_visit(directory: str | os.PathLike[str], *, index_layout: str = "multi"
             f"{directory} has no {_VISIT_FILE}: it is not a visit written by write_visit"
         )
     info = json.loads(info_path.read_text())
-    frames = {}
+    frames: dict[str, pd.DataFrame] = {}
     for name, filename in _CATALOG_FILES.items():
         path = directory / filename
         if not path.is_file():
@@ -165,8 +167,15 @@ def read_visit(directory: str | os.PathLike[str], *, index_layout: str = "multi"
             frames[name] = frames[name].set_index(columns, drop=False)
     images = {name: read_exposure(directory / filename) for name, filename in _IMAGE_FILES.items()}
     return SampleVisit(
-        **frames,
-        **images,
+        diaSourceCat=frames["diaSourceCat"],
+        diaObjectCat=frames["diaObjectCat"],
+        diaSrcHistory=frames["diaSrcHistory"],
+        diaForcedSources=frames["diaForcedSources"],
+        ssSource=frames["ssSource"],
+        mpc_orbits=frames["mpc_orbits"],
+        difference=images["difference"],
+        template=images["template"],
+        science=images["science"],
         ccdExposureIdBits=info["ccdExposureIdBits"],
         ccdVisitId=info["ccdVisitId"],
         visit=info["visit"],

@@ -247,7 +247,8 @@ def _assign_history_ids(
     first_mjd = np.full(n_obj, np.inf)
     order = np.lexsort((history["midpointMjdTai"], history["object"]))
     obj_sorted = history["object"][order]
-    starts = np.flatnonzero(np.r_[True, obj_sorted[1:] != obj_sorted[:-1]]) if len(order) else []
+    starts = (np.flatnonzero(np.r_[True, obj_sorted[1:] != obj_sorted[:-1]]) if len(order)
+              else np.zeros(0, np.intp))
     first_rows = order[starts]
     first_id[history["object"][first_rows]] = history["diaSourceId"][first_rows]
     first_mjd[history["object"][first_rows]] = history["midpointMjdTai"][first_rows]

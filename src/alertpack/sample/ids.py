@@ -27,7 +27,10 @@ Times
 
 from __future__ import annotations
 
+from typing import overload
+
 import numpy as np
+import numpy.typing as npt
 
 from alertpack.errors import InputError
 
@@ -39,7 +42,19 @@ _MAX_COUNTER = (1 << _COUNTER_BITS) - 1
 _MJD_UNIX_EPOCH = 40587.0
 
 
-def ccd_visit_id(visit: int | np.ndarray, detector: int | np.ndarray) -> int | np.ndarray:
+@overload
+def ccd_visit_id(visit: int, detector: int) -> np.int64: ...
+@overload
+def ccd_visit_id(
+    visit: npt.NDArray[np.integer], detector: int | npt.NDArray[np.integer]
+) -> npt.NDArray[np.int64]: ...
+@overload
+def ccd_visit_id(
+    visit: int | npt.NDArray[np.integer], detector: npt.NDArray[np.integer]
+) -> npt.NDArray[np.int64]: ...
+def ccd_visit_id(
+    visit: int | npt.NDArray[np.integer], detector: int | npt.NDArray[np.integer]
+) -> np.int64 | npt.NDArray[np.int64]:
     """The ccdVisitId of a (visit, detector): ``visit * 256 + detector``."""
     return np.asarray(visit, dtype=np.int64) * DETECTOR_FACTOR + np.asarray(detector, np.int64)
 
@@ -106,7 +121,11 @@ _NIGHT_START_DAYS = 0.98
 _EXPOSURE_CADENCE_DAYS = 40.0 / 86400.0
 
 
-def visit_midpoint_mjd(visit: int | np.ndarray) -> float | np.ndarray:
+@overload
+def visit_midpoint_mjd(visit: int) -> float: ...
+@overload
+def visit_midpoint_mjd(visit: npt.NDArray[np.integer]) -> npt.NDArray[np.float64]: ...
+def visit_midpoint_mjd(visit: int | npt.NDArray[np.integer]) -> float | npt.NDArray[np.float64]:
     """Exposure midpoint (MJD TAI) implied by a visit number ``YYYYMMDDnnnnn``.
 
     Raises

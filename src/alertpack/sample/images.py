@@ -19,6 +19,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from alertpack.errors import InputError
 from alertpack.sample.scene import (
@@ -245,6 +246,7 @@ def _masks(
 
 @functools.cache
 def _bitmask_ccddata_class() -> type:
+    # astropy.nddata when the class is first built: importing alertpack.sample stays light
     from astropy.nddata import CCDData
 
     class BitMaskCCDData(CCDData):
@@ -257,9 +259,13 @@ def _bitmask_ccddata_class() -> type:
         with `write_visit` / `exposure_hdulist` to keep all planes.
         """
 
+        # an integer or bool array, or numpy's nomask (a bool scalar) for no mask
+        _mask: npt.NDArray[np.integer | np.bool_] | np.bool_
+
         @property
         def mask(self) -> np.ndarray | None:
-            return None if self._mask is np.ma.nomask else self._mask
+            # the setter stores an array or nomask
+            return self._mask if isinstance(self._mask, np.ndarray) else None
 
         @mask.setter
         def mask(self, value: Any) -> None:
@@ -290,10 +296,11 @@ def _ccd(
     fwhm_arcsec: float,
     meta_common: dict[str, Any],
 ) -> CCDData:
+    # astropy on first use: importing alertpack.sample stays light (numpy only)
     import astropy.units as u
     from astropy.nddata import VarianceUncertainty
 
-    meta = {f"MP_{name}": bit for name, bit in MASK_PLANES.items()}
+    meta: dict[str, Any] = {f"MP_{name}": bit for name, bit in MASK_PLANES.items()}
     meta.update(meta_common)
     meta["SEEING"] = round(fwhm_arcsec, 4)
     return _bitmask_ccddata_class()(

@@ -31,7 +31,7 @@ import numpy as np
 from alertpack.packets.avro_types import AVRO_DTYPES, avro_field_type
 from alertpack.sample.ids import _MJD_UNIX_EPOCH, _mjd_to_unix_micros
 from alertpack.sample.scene import _ASTEROID, _DIPOLE, EXPOSURE_TIME_S, PIXEL_SCALE_ARCSEC
-from alertpack.schema import current_field_name
+from alertpack.schema import current_field_name, load_schema
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,7 +52,7 @@ class _Filler:
         self.rng = rng
 
     def column(self, avro_field: dict[str, Any]) -> Any:
-        import pandas as pd
+        import pandas as pd  # on first use: importing alertpack.sample stays light (numpy only)
 
         name = avro_field["name"]
         base, nullable, logical = avro_field_type(avro_field["type"])
@@ -92,7 +92,7 @@ class _Filler:
             return np.full(n, b"", dtype=object)
         if base in ("long", "int"):
             if name.endswith("Id") or (name.startswith("nearbyObj") and name[-1].isdigit()):
-                return (np.nan if nullable else np.zeros(n, np.int64))
+                return np.full(n, np.nan) if nullable else np.zeros(n, np.int64)
             if name == "flags":
                 return np.where(rng.random(n) < 0.05, 1 << rng.integers(0, 20, n), 0)
             if "Ndata" in name or name.startswith(("num", "n")):
@@ -143,7 +143,7 @@ class _Filler:
 
 def _string_dtype() -> Any:
     """pandas' default string dtype: ``str`` on pandas 3, object before."""
-    import pandas as pd
+    import pandas as pd  # on first use: importing alertpack.sample stays light (numpy only)
 
     return pd.Series(["x"]).dtype
 
@@ -159,7 +159,7 @@ def _as_micros(value: Any) -> np.ndarray:
 
 
 def _integer_series(value: Any, base: str, nullable: bool, name: str) -> pd.Series:
-    import pandas as pd
+    import pandas as pd  # on first use: importing alertpack.sample stays light (numpy only)
 
     dtype = AVRO_DTYPES[base]
     array = np.asarray(value)
@@ -177,7 +177,7 @@ def _integer_series(value: Any, base: str, nullable: bool, name: str) -> pd.Seri
 
 
 def _frame(record: dict[str, Any] | None, known: dict[str, Any], n: int, rng) -> pd.DataFrame:
-    import pandas as pd
+    import pandas as pd  # on first use: importing alertpack.sample stays light (numpy only)
 
     if record is None:
         return pd.DataFrame({name: values for name, values in known.items()})
@@ -454,8 +454,6 @@ def _band_field(schema: Any) -> str:
 
 def index_columns(schema_version: str | None = None) -> dict[str, list[str]]:
     """Index columns of each catalog in the ``"multi"`` layout."""
-    from alertpack.schema import load_schema
-
     band = _band_field(load_schema(schema_version))
     return {
         "diaSourceCat": ["diaObjectId", band, "diaSourceId"],

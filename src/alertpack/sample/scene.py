@@ -92,6 +92,7 @@ def _detector_wcs(
     rng: np.random.Generator,
 ) -> WCS:
     """A TAN-SIP WCS: 0.2"/px, rotated, a few pixels of distortion at the corners."""
+    # on first use: importing alertpack.sample stays light (numpy only)
     from astropy.wcs import WCS, Sip
 
     focal = WCS(naxis=2)

@@ -39,6 +39,7 @@ from alertpack.sample.scene import (
     _static_scene,
     _visit_conditions,
 )
+from alertpack.schema import load_schema
 from alertpack.visit_inputs import CATALOGS, IMAGES, VisitInputs
 
 if TYPE_CHECKING:
@@ -171,8 +172,6 @@ def make_visit(
     -------
     visit : `SampleVisit`
     """
-    from alertpack.schema import load_schema
-
     ny, nx = _check_arguments(
         n_sources, image_shape, detector, n_history, n_forced, n_edge, n_asteroids, index_layout
     )

@@ -12,6 +12,7 @@ the configuration sent as text and closed when the worker exits.
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
@@ -19,11 +20,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from multiprocessing import util
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from alertpack.config import PackageAlertsConfig
 from alertpack.errors import AlertPackError, InputError, TransientError
+from alertpack.inputs.visit_files import load_visit_files
 from alertpack.visit_inputs import VisitInputs
+
+if TYPE_CHECKING:
+    from alertpack.core import AlertPackager
 
 __all__ = [
     "DetectorJob",
@@ -97,7 +104,7 @@ def peak_rss_mb() -> float:
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
-    import resource
+    import resource  # POSIX only: the fallback off Linux
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -105,17 +112,17 @@ def peak_rss_mb() -> float:
 # ----------------------------------------------------------------------
 # one packager per worker process
 
-_PACKAGERS: dict[str, Any] = {}
+_PACKAGERS: dict[str, AlertPackager] = {}
 # A Dask worker may run several threads; the packager and its producer are
 # used by one job at a time (run workers with --nthreads 1 for CPU-bound work).
 _PACKAGER_LOCK = threading.Lock()
 
 
-def _worker_packager(config_text: str) -> Any:
+def _worker_packager(config_text: str) -> AlertPackager:
     """This process's packager for ``config_text``, built on first use."""
     packager = _PACKAGERS.get(config_text)
     if packager is None:
-        from alertpack.config import PackageAlertsConfig
+        # alertpack.core only here, in the workers: a parent that hands jobs out never packages
         from alertpack.core import AlertPackager
 
         config = PackageAlertsConfig()
@@ -129,9 +136,6 @@ def _worker_packager(config_text: str) -> Any:
 
 def _close_at_exit() -> None:
     """Close the packagers when this process exits (pool workers skip atexit)."""
-    import atexit
-    from multiprocessing import util
-
     # multiprocessing children leave through os._exit after running these finalizers
     util.Finalize(None, close_worker_packager, exitpriority=10)
     atexit.register(close_worker_packager)
@@ -200,6 +204,7 @@ def run_detector(config_text: str, job: DetectorJob) -> DetectorSummary:
 
 def _sample_inputs(detector: int, n_sources: int, image_shape: tuple[int, int],
                    seed: int) -> VisitInputs:
+    # alertpack.sample (~30 ms) only for sample runs: packaging files never needs it
     from alertpack.sample import make_visit
 
     return make_visit(n_sources, image_shape, seed=seed + detector, detector=detector).inputs()
@@ -214,8 +219,6 @@ def sample_detector_loader(
 
 
 def _detector_dir_inputs(directory: str) -> VisitInputs:
-    from alertpack.inputs.visit_files import load_visit_files
-
     return load_visit_files(directory)
 
 

@@ -34,7 +34,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from alertpack.config import PackageAlertsConfig
 from alertpack.errors import TransientError
+from alertpack.scaleout.engines import DaskEngine, LocalPoolEngine
 from alertpack.scaleout.jobs import (
     DetectorJob,
     DetectorLoader,
@@ -188,11 +190,8 @@ class DetectorExecutor:
     until `close`; several `map` calls reuse it, e.g. one per visit.
     """
 
-    def __init__(self, config: Any = None, *, workers: int | None = None,
+    def __init__(self, config: PackageAlertsConfig | None = None, *, workers: int | None = None,
                  scheduler: str | None = None, retry: RetryPolicy | None = None) -> None:
-        from alertpack.config import PackageAlertsConfig
-        from alertpack.scaleout.engines import DaskEngine, LocalPoolEngine
-
         config = config if config is not None else PackageAlertsConfig()
         config.validate()
         self.producing = bool(config.doProduceAlerts)
@@ -321,7 +320,7 @@ def _as_jobs(loaders: Iterable[DetectorLoader | DetectorJob]) -> Iterator[Detect
 
 
 def package_detectors(
-    loaders: Iterable[DetectorLoader | DetectorJob], config: Any = None, *,
+    loaders: Iterable[DetectorLoader | DetectorJob], config: PackageAlertsConfig | None = None, *,
     workers: int | None = None, scheduler: str | None = None,
     on_detector: Callable[[DetectorSummary], None] | None = None,
     retry: RetryPolicy | None = None,

@@ -29,13 +29,16 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from alertpack.errors import InputError
 from alertpack.scaleout.jobs import DetectorJob, DetectorSummary
 from alertpack.visit_inputs import VisitInputs
+
+if TYPE_CHECKING:
+    from alertpack.sample import SampleVisit
 
 __all__ = [
     "StreamPlan",
@@ -117,8 +120,9 @@ def plan_stream(
 
 @functools.lru_cache(maxsize=32)
 def _template(slot: int, n_sources: int, image_shape: tuple[int, int], seed: int,
-              schema_version: str | None) -> Any:
+              schema_version: str | None) -> SampleVisit:
     """One simulated template detector, cached per worker process."""
+    # alertpack.sample (~30 ms) only in the workers: the parent plans and hands visits out
     from alertpack.sample import make_visit
 
     return make_visit(
@@ -127,8 +131,8 @@ def _template(slot: int, n_sources: int, image_shape: tuple[int, int], seed: int
     )
 
 
-def _shift(frame: Any, columns: tuple[str, ...], offset: int) -> None:
-    """Add ``offset`` to the non-null integer id ``columns`` of ``frame`` in place."""
+def _shift(frame: Any, columns: tuple[str, ...], offset: float) -> None:
+    """Add ``offset`` to ``columns`` of ``frame`` in place (ids, or times in days)."""
     for column in columns:
         if column in frame.columns:
             frame[column] = frame[column] + offset
@@ -139,9 +143,9 @@ def _rows_of(frame: Any, object_ids: Any) -> Any:
     return frame[frame["diaObjectId"].isin(object_ids)].copy()
 
 
-def _retarget(template: Any, visit: int, detector: int, n_sources: int) -> VisitInputs:
+def _retarget(template: SampleVisit, visit: int, detector: int, n_sources: int) -> VisitInputs:
     """The template's first ``n_sources`` as detector ``detector`` of ``visit``."""
-    from alertpack.sample.ids import _COUNTER_BITS, ccd_visit_id, visit_midpoint_mjd
+    from alertpack.sample.ids import _COUNTER_BITS, ccd_visit_id, visit_midpoint_mjd  # workers only
 
     old_ccd = int(ccd_visit_id(template.visit, template.detector))
     new_ccd = int(ccd_visit_id(visit, detector))

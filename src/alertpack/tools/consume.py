@@ -26,6 +26,7 @@ from alertpack.kafka.consumer import TopicConsumer, open_consumer
 from alertpack.kafka.settings import ConsumerSettings
 from alertpack.kafka.signals import signals_deferred
 from alertpack.schema import AlertSchema, schema_for_id, unpack_wire
+from alertpack.sinks.files import atomic_output, check_output_directory
 from alertpack.tools.reading import CUTOUT_FIELDS, alert_id, alert_object_id, field_value
 
 __all__ = [
@@ -476,8 +477,8 @@ def _write_batch(
     directory: Path, stem: str, schema_id: int, payloads: list[bytes], n: int
 ) -> Path:
     """One container file of the payloads as received (no decode and re-encode)."""
+    # packets.avro (and numpy) only for writing: readers of iter_kafka_alerts never load them
     from alertpack.packets.avro import write_container
-    from alertpack.sinks.files import atomic_output
 
     schema = schema_for_id(schema_id)
     version = schema.version
@@ -489,8 +490,6 @@ def _write_batch(
 
 def _keep_aside(directory: Path, rejected: RejectedMessage) -> RejectedMessage:
     """Write a rejected message's raw value to ``directory/rejected/``, atomically."""
-    from alertpack.sinks.files import atomic_output
-
     path = directory / REJECTED_DIR / rejected.file_name
     with atomic_output(path) as stream:
         stream.write(rejected.value)
@@ -548,8 +547,6 @@ def consume_to_directory(
     -------
     result : `ConsumeResult`
     """
-    from alertpack.sinks.files import check_output_directory
-
     directory = check_output_directory(directory)
     result = result if result is not None else ConsumeResult()
     if max_alerts is not None and max_alerts <= 0:

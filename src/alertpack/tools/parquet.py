@@ -35,15 +35,18 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from fastavro.schema import to_parsing_canonical_form
 
 from alertpack.errors import InputError
 from alertpack.packets.avro_types import split_union
 from alertpack.schema import collect_named_types
+from alertpack.sinks.files import atomic_output, check_output_directory
 from alertpack.tools.reading import AlertFile, ReadReport, iter_alert_files
-
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 __all__ = [
     "ALERTS_TABLE",
@@ -87,8 +90,6 @@ def arrow_type(avro_type: Any, named: dict[str, Any], where: str = "") -> tuple[
     InputError
         For a union of several non-null types, which has no flat column type.
     """
-    import pyarrow as pa
-
     if isinstance(avro_type, list):
         branch, null_branch = split_union(avro_type, f"field {where}")
         inner, _ = arrow_type(branch, named, where)
@@ -121,8 +122,6 @@ def arrow_type(avro_type: Any, named: dict[str, Any], where: str = "") -> tuple[
 
 
 def _arrow_fields(record: dict[str, Any], named: dict[str, Any], where: str) -> list[pa.Field]:
-    import pyarrow as pa
-
     fields = []
     for avro_field in record["fields"]:
         path = f"{where}.{avro_field['name']}" if where else avro_field["name"]
@@ -167,8 +166,6 @@ class ParquetLayout:
     @classmethod
     def from_avro(cls, writer_schema: dict[str, Any]) -> ParquetLayout:
         """Derive the tables from an alert's Avro writer schema."""
-        import pyarrow as pa
-
         named = collect_named_types(writer_schema)
         top_fields = _arrow_fields(writer_schema, named, "")
         by_name = {f.name: f for f in top_fields}
@@ -182,7 +179,8 @@ class ParquetLayout:
         if "diaSourceId" not in source_names:
             raise InputError("the diaSource record of the writer schema has no diaSourceId")
         layout = cls(alert_type=pa.struct([]), alerts_schema=pa.schema([]))
-        struct_fields, columns = [], []
+        struct_fields: list[pa.Field] = []
+        columns: list[pa.Field] = []
         records = [source] + [
             f for f in top_fields if pa.types.is_struct(f.type) and f.name != _SOURCE_FIELD
         ]
@@ -216,8 +214,6 @@ class ParquetLayout:
 
     def alerts_table(self, records: list[dict[str, Any]]) -> pa.Table:
         """The alerts-table rows of a batch of alert records."""
-        import pyarrow as pa
-
         alerts = pa.array(records, type=self.alert_type)
         arrays: dict[str, pa.Array] = {}
         for record in self._records:
@@ -235,9 +231,6 @@ class ParquetLayout:
         self, name: str, records: list[dict[str, Any]], alert_ids: pa.Array
     ) -> pa.Table:
         """The rows of list field ``name`` in a batch, with their alert's diaSourceId."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         lists = pa.array([record.get(name) for record in records], type=self.list_types[name])
         items = lists.flatten()
         parents = alert_ids.take(pc.list_parent_indices(lists))
@@ -249,10 +242,6 @@ class _TableWriter:
     """A Parquet file written in row groups, renamed into place when complete."""
 
     def __init__(self, stack: contextlib.ExitStack, path: Path, schema: pa.Schema) -> None:
-        import pyarrow.parquet as pq
-
-        from alertpack.sinks.files import atomic_output
-
         self.path = path
         self.rows = 0
         stream = stack.enter_context(atomic_output(path))
@@ -281,8 +270,6 @@ def _same_schema_files(
     paths: Iterable[str | os.PathLike], report: ReadReport | None
 ) -> Iterator[AlertFile]:
     """Alert files, checked to share the first file's writer schema."""
-    from fastavro.schema import to_parsing_canonical_form
-
     first: AlertFile | None = None
     canonical = ""
     for alert_file in iter_alert_files(list(paths), report=report, shipped_schema=True):
@@ -331,8 +318,6 @@ def alerts_to_parquet(
         raise InputError(f"batch_size must be at least 1, not {batch_size}")
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
-    from alertpack.sinks.files import check_output_directory
-
     output = check_output_directory(output_dir)
     files = _same_schema_files(paths, report)
     first = next(files, None)
@@ -340,6 +325,7 @@ def alerts_to_parquet(
         if report is not None and report.errors:
             raise InputError(f"none of the files can be read; nothing written to {output}")
         raise InputError("no alert files given")
+    assert isinstance(first.writer_schema, dict), "iter_alert_files yields files of records"
     layout = ParquetLayout.from_avro(first.writer_schema)
     with contextlib.ExitStack() as stack:
         writers = {ALERTS_TABLE: _TableWriter(stack, output / f"{ALERTS_TABLE}.parquet",

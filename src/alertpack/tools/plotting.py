@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from alertpack.errors import InputError, OutputError
+from alertpack.sinks.files import atomic_output, check_output_directory
 from alertpack.tools.reading import (
     LoadedAlert,
     alert_id,
@@ -83,8 +85,7 @@ def read_stamp(data: bytes) -> Stamp:
     InputError
         If astropy cannot open the bytes or they hold no 2-D image.
     """
-    import warnings
-
+    # astropy on first use: browse imports this module and serves pages before any stamp
     from astropy.io import fits
     from astropy.utils.exceptions import AstropyWarning
     from astropy.wcs import WCS, FITSFixedWarning
@@ -120,7 +121,7 @@ def read_stamp(data: bytes) -> Stamp:
 
 def zscale_limits(*images: np.ndarray) -> tuple[float, float]:
     """Zscale display limits over the finite pixels of all ``images`` together."""
-    from astropy.visualization import ZScaleInterval
+    from astropy.visualization import ZScaleInterval  # on first use, as in read_stamp
 
     values = np.concatenate([image[np.isfinite(image)].ravel() for image in images])
     if values.size == 0:
@@ -140,7 +141,7 @@ def symmetric_zscale_limits(image: np.ndarray) -> tuple[float, float]:
 
 def north_east_vectors(wcs: WCS, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Unit pixel vectors towards north and east at the stamp centre."""
-    import astropy.units as u
+    import astropy.units as u  # on first use, as in read_stamp
 
     ny, nx = shape
     centre = wcs.pixel_to_world((nx - 1) / 2, (ny - 1) / 2)
@@ -170,15 +171,15 @@ def _draw_compass(ax: Axes, wcs: WCS, shape: tuple[int, int]) -> None:
         tip = anchor + length * vector
         ax.annotate(
             "",
-            xy=tip,
-            xytext=anchor,
+            xy=(float(tip[0]), float(tip[1])),
+            xytext=(float(anchor[0]), float(anchor[1])),
             xycoords="data",
             arrowprops={"arrowstyle": "-|>", "color": _ARROW_COLOR, "lw": 1.5},
         )
         label_at = anchor + 1.35 * length * vector
         ax.text(
-            *label_at, label, color=_ARROW_COLOR, fontsize=9, fontweight="bold",
-            ha="center", va="center",
+            float(label_at[0]), float(label_at[1]), label, color=_ARROW_COLOR, fontsize=9,
+            fontweight="bold", ha="center", va="center",
         )
 
 
@@ -308,6 +309,7 @@ def _band_order(*bands: np.ndarray) -> list[str]:
 
 
 def _draw_light_curve(ax: Axes, record: dict[str, Any]) -> None:
+    # matplotlib is the optional `plot` extra, and browse imports this module without it
     from matplotlib.lines import Line2D
 
     detections = _Photometry.from_records(record.get("prvDiaSources"))
@@ -381,7 +383,7 @@ def _header(record: dict[str, Any], schema_label: str) -> str:
         snr = flux / error
     position = ""
     if ra is not None and dec is not None:
-        from astropy.coordinates import Angle
+        from astropy.coordinates import Angle  # on first use, as in read_stamp
 
         position = (
             f"  ({Angle(ra, 'deg').to_string('hourangle', sep=':', precision=2)} "
@@ -422,6 +424,7 @@ def plot_alert(alert: LoadedAlert | dict[str, Any], *, figsize=(13.0, 9.0)) -> F
         On an Agg canvas, independent of pyplot's global state; save it with
         ``figure.savefig`` or `save_alert_plot`.
     """
+    # matplotlib is the optional `plot` extra, and browse imports this module without it
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -450,8 +453,6 @@ def check_plot_path(path: str | os.PathLike) -> Path:
         For a name without a known image suffix, a directory, or a
         directory that cannot be created or written.
     """
-    from alertpack.sinks.files import check_output_directory
-
     path = Path(path)
     if path.suffix.lower().lstrip(".") not in _SAVE_FORMATS:
         raise OutputError(
@@ -468,8 +469,6 @@ def save_alert_plot(
     alert: LoadedAlert | dict[str, Any], path: str | os.PathLike, *, dpi: int = 100
 ) -> Path:
     """Draw ``alert`` with `plot_alert` and write it atomically to ``path`` (png/pdf/svg)."""
-    from alertpack.sinks.files import atomic_output
-
     path = check_plot_path(path)
     image_format = path.suffix.lower().lstrip(".")
     figure = plot_alert(alert)

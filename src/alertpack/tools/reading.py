@@ -24,12 +24,17 @@ schema versions (``alertId``/``diaSourceId``, ``decl``/``dec``,
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+
+import fastavro
+from fastavro.schema import to_parsing_canonical_form
+from fastavro.types import AvroMessage, Schema
 
 from alertpack.errors import InputError, UnknownSchemaError
 from alertpack.schema import (
@@ -209,9 +214,9 @@ class AlertFile:
     ----------
     path : `pathlib.Path`
         The file.
-    writer_schema : `dict`
+    writer_schema : `dict`, `list` or `str`
         The schema the file was written with (for a wire-format message, the
-        shipped schema of its schema id).
+        shipped schema of its schema id); a `dict` for a file of records.
     schema : `AlertSchema` or `None`
         The shipped Rubin schema of that name, if any.
     container : `bool`
@@ -220,10 +225,10 @@ class AlertFile:
     """
 
     path: Path
-    writer_schema: dict[str, Any]
+    writer_schema: Schema
     schema: AlertSchema | None
     container: bool
-    _parsed: dict[str, Any] | None = field(default=None, repr=False)
+    _parsed: Schema | None = field(default=None, repr=False)
 
     @property
     def schema_name(self) -> str:
@@ -233,6 +238,7 @@ class AlertFile:
     @property
     def is_failed_alerts(self) -> bool:
         """True for a failed-alerts file (``alertpack.failedAlert`` records), which replay sends."""
+        # not at the top: sinks.failed imports numpy, which iter_kafka_alerts never needs
         from alertpack.sinks.failed import FAILED_ALERT_SCHEMA_NAME
 
         return self.schema_name == FAILED_ALERT_SCHEMA_NAME
@@ -263,8 +269,6 @@ class AlertFile:
     @property
     def has_shipped_schema(self) -> bool:
         """True when the writer schema is the shipped definition of its Rubin version."""
-        from fastavro.schema import to_parsing_canonical_form
-
         if self.schema is None:
             return False
         return to_parsing_canonical_form(self.writer_schema) == to_parsing_canonical_form(
@@ -304,48 +308,43 @@ class AlertFile:
         )
 
     def __iter__(self) -> Iterator[LoadedAlert]:
-        import fastavro
-
-        if self._parsed is None:
-            self._parsed = fastavro.parse_schema(self.writer_schema)
+        parsed = self._parsed
+        if parsed is None:
+            parsed = self._parsed = fastavro.parse_schema(self.writer_schema)
         try:
             with self.path.open("rb") as stream:
                 if self.container:
-                    yield from self._iter_container(stream)
+                    yield from self._iter_container(stream, parsed)
                 else:
-                    yield self._read_wire(stream)
+                    yield self._read_wire(stream, parsed)
         except OSError as error:
             raise InputError(f"cannot read alert file {self.path}: {error}") from None
 
-    def _iter_container(self, stream: BinaryIO) -> Iterator[LoadedAlert]:
-        import fastavro
-
+    def _iter_container(self, stream: BinaryIO, parsed: Schema) -> Iterator[LoadedAlert]:
         index = 0
         try:
             for block in fastavro.block_reader(stream):
                 # Records in a block are contiguous, so the decoder's position
                 # delta is each record's exact encoded size.
-                data = block.bytes_
+                data = block.bytes_  # type: ignore[attr-defined]  # documented; not in the stub
                 for _ in range(block.num_records):
                     start = data.tell()
-                    record = fastavro.schemaless_reader(data, self._parsed, None)
+                    record = fastavro.schemaless_reader(data, parsed, None)
                     yield self._loaded(index, record, data.tell() - start)
                     index += 1
+        except InputError:  # from _loaded: the file is readable, its records are not alerts
+            raise
         except Exception as error:  # fastavro raises many types (and MemoryError) for bad data
             raise InputError(
                 f"{self.path}: Avro data is corrupt or truncated at alert #{index} "
                 f"({_describe(error)}); the file may have been copied while it was being written"
             ) from None
 
-    def _read_wire(self, stream: BinaryIO) -> LoadedAlert:
-        import io
-
-        import fastavro
-
+    def _read_wire(self, stream: BinaryIO, parsed: Schema) -> LoadedAlert:
         message = stream.read()
         try:
             _, payload = unpack_wire(message)
-            record = fastavro.schemaless_reader(io.BytesIO(payload), self._parsed, None)
+            record = fastavro.schemaless_reader(io.BytesIO(payload), parsed, None)
         except Exception as error:  # fastavro raises many types for bad data
             raise InputError(
                 f"{self.path}: wire-format payload does not decode with schema "
@@ -353,7 +352,12 @@ class AlertFile:
             ) from None
         return self._loaded(0, record, len(payload))
 
-    def _loaded(self, index: int, record: dict[str, Any], size: int) -> LoadedAlert:
+    def _loaded(self, index: int, record: AvroMessage, size: int) -> LoadedAlert:
+        if not isinstance(record, dict):  # a file whose schema is not a record's
+            raise InputError(
+                f"{self.path}: alert #{index} decodes to a {type(record).__name__}, not an alert "
+                "record; give files of Rubin alert records"
+            )
         return LoadedAlert(
             source=str(self.path),
             index=index,
@@ -379,7 +383,7 @@ def _schema_name(writer_schema: Any) -> str:
     return f"<{type(writer_schema).__name__} schema>"
 
 
-def _field_names(writer_schema: Any) -> set[str]:
+def _field_names(writer_schema: Any) -> set[object]:
     if not isinstance(writer_schema, dict) or writer_schema.get("type") != "record":
         return set()
     fields = writer_schema.get("fields")
@@ -388,9 +392,7 @@ def _field_names(writer_schema: Any) -> set[str]:
     return {f.get("name") for f in fields if isinstance(f, dict)}
 
 
-def _parsed_schema(writer_schema: Any, path: Path) -> Any:
-    import fastavro
-
+def _parsed_schema(writer_schema: Any, path: Path) -> Schema:
     try:
         return fastavro.parse_schema(writer_schema)
     except Exception as error:  # fastavro raises many types for a bad schema
@@ -400,9 +402,7 @@ def _parsed_schema(writer_schema: Any, path: Path) -> Any:
         ) from None
 
 
-def _container_schema(stream: BinaryIO, path: Path) -> dict[str, Any]:
-    import fastavro
-
+def _container_schema(stream: BinaryIO, path: Path) -> Schema:
     try:
         return fastavro.reader(stream).writer_schema
     except Exception as error:  # fastavro raises many types for a bad header

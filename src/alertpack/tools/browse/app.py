@@ -37,7 +37,16 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+import fastavro
 import numpy as np
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from alertpack.errors import AlertPackError, InputError, SelectionError
 from alertpack.tools.browse.fields import RECORDS, record_fields, top_level_fields
@@ -56,7 +65,7 @@ from alertpack.tools.browse.stamps import (
     overlay_svg,
     render_stamps,
 )
-from alertpack.tools.selection import QUANTITIES, ab_magnitude
+from alertpack.tools.selection import QUANTITIES, Kind, ab_magnitude
 
 __all__ = ["MAX_OBJECT_ALERTS", "create_app"]
 
@@ -98,6 +107,7 @@ def _format(value: Any, spec: str = "", missing: str = "–") -> str:
 def _sexagesimal(ra: float | None, dec: float | None) -> str:
     if ra is None or dec is None:
         return ""
+    # astropy on first use: pages are served before any is drawn (warm_up imports it early)
     from astropy.coordinates import Angle
 
     return (f"{Angle(ra, 'deg').to_string('hourangle', sep=':', precision=2)} "
@@ -107,7 +117,7 @@ def _sexagesimal(ra: float | None, dec: float | None) -> str:
 def _utc(mjd: float | None) -> str:
     if mjd is None:
         return ""
-    from astropy.time import Time
+    from astropy.time import Time  # on first use, as astropy.coordinates in _sexagesimal
 
     try:
         return Time(mjd, format="mjd", scale="tai").utc.iso[:19] + " UTC"
@@ -128,8 +138,6 @@ class _Views:
 
     def __init__(self, index: AlertIndex, indexing: IndexingStatus | None, live: Any,
                  title: str, on_problem: Callable[[str], None] | None):
-        from jinja2 import Environment, PackageLoader, select_autoescape
-
         self.index = index
         self.indexing = indexing
         self.live = live
@@ -183,17 +191,15 @@ class _Views:
             self._said.add(line)
             self.on_problem(line)
 
-    def page(self, template: str, status_code: int = 200, **context: Any):
-        from starlette.responses import HTMLResponse
-
+    def page(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         context.setdefault("live", self.live is not None)
         html = self.env.get_template(template).render(**context)
         return HTMLResponse(html, status_code=status_code)
 
-    def error_page(self, message: str, status_code: int):
+    def error_page(self, message: str, status_code: int) -> HTMLResponse:
         return self.page("error.html", status_code=status_code, message=message)
 
-    def query(self, request) -> TableQuery:
+    def query(self, request: Request) -> TableQuery:
         return TableQuery.from_params(
             request.query_params, request.query_params.getlist("band"),
             default_descending=self.live is not None,
@@ -212,12 +218,12 @@ class _Views:
                 self._rendered.popitem(last=False)
         return rendered
 
-    def indexed(self, request) -> IndexedAlert:
+    def indexed(self, request: Request) -> IndexedAlert:
         return self.index.alert(int(request.path_params["row"]))
 
     # --- the table ---
 
-    def table_context(self, request) -> dict[str, Any]:
+    def table_context(self, request: Request) -> dict[str, Any]:
         query = self.query(request)
         error = None
         expression = ""
@@ -247,15 +253,13 @@ class _Views:
             "context": context_params,
         }
 
-    def table(self, request):
+    def table(self, request: Request) -> Response:
         return self.page("table.html", **self.table_context(request))
 
-    def rows(self, request):
+    def rows(self, request: Request) -> Response:
         return self.page("_rows.html", **self.table_context(request))
 
-    def status(self, request):
-        from starlette.responses import JSONResponse
-
+    def status(self, request: Request) -> Response:
         indexing = self.indexing
         body: dict[str, Any] = {"alerts": len(self.index), "indexing": None, "live": None,
                                 "ready": self.ready.is_set()}
@@ -275,7 +279,7 @@ class _Views:
 
     # --- one alert ---
 
-    def neighbours(self, request, row: int) -> tuple[int | None, int | None, int, int]:
+    def neighbours(self, request: Request, row: int) -> tuple[int | None, int | None, int, int]:
         """Previous and next rows in the table the alert was opened from; position and count."""
         query = self.query(request)
         try:
@@ -290,7 +294,7 @@ class _Views:
         following = int(rows[at + 1]) if at + 1 < len(rows) else None
         return previous, following, at + 1, len(rows)
 
-    def alert_page(self, request):
+    def alert_page(self, request: Request) -> Response:
         indexed = self.indexed(request)
         stretch = request.query_params.get("stretch", "asinh")
         if stretch not in STRETCHES:
@@ -331,9 +335,7 @@ class _Views:
             context=context,
         )
 
-    def stamp_png(self, request):
-        from starlette.responses import Response
-
+    def stamp_png(self, request: Request) -> Response:
         indexed = self.indexed(request)
         stretch = request.query_params.get("stretch", "asinh")
         panel = self._panel(indexed, request.path_params["kind"],
@@ -343,9 +345,7 @@ class _Views:
         return Response(panel.png, media_type="image/png",
                         headers={"Cache-Control": "private, max-age=3600"})
 
-    def stamp_values(self, request):
-        from starlette.responses import JSONResponse
-
+    def stamp_values(self, request: Request) -> Response:
         panel = self._panel(self.indexed(request), request.path_params["kind"], "asinh")
         if panel.error or panel.values is None:
             return JSONResponse({"error": panel.error}, status_code=404)
@@ -359,9 +359,7 @@ class _Views:
             raise InputError(f"no cutout kind {kind!r}; the kinds are {', '.join(STAMP_KINDS)}")
         return self.stamps(indexed, stretch)[kind]
 
-    def stamp_fits(self, request):
-        from starlette.responses import Response
-
+    def stamp_fits(self, request: Request) -> Response:
         indexed = self.indexed(request)
         kind = request.path_params["kind"]
         if kind not in STAMP_KINDS:
@@ -373,10 +371,7 @@ class _Views:
         return Response(data, media_type=_MEDIA_FITS,
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
-    def packet(self, request):
-        import fastavro
-        from starlette.responses import Response
-
+    def packet(self, request: Request) -> Response:
         indexed = self.indexed(request)
         buffer = io.BytesIO()
         # the writer schema the alert came with: it reads back as it was sent
@@ -390,9 +385,7 @@ class _Views:
         summary = self.index.summary(indexed.row)
         return str(summary["id"] if summary["id"] is not None else f"row{indexed.row}")
 
-    def by_id(self, request):
-        from starlette.responses import RedirectResponse
-
+    def by_id(self, request: Request) -> Response:
         wanted = int(request.path_params["alert_id"])
         rows = self.index.rows_where("id", wanted)
         if not rows.size:
@@ -401,7 +394,7 @@ class _Views:
 
     # --- one object ---
 
-    def object_page(self, request, *, column: str, what: str):
+    def object_page(self, request: Request, *, column: str, what: str) -> Response:
         object_id = int(request.path_params["object_id"])
         rows = self.index.rows_where(column, object_id)
         if not rows.size:
@@ -448,9 +441,7 @@ class _Views:
             fresh_from=None,
         )
 
-    def help_page(self, request):
-        from alertpack.tools.selection import Kind
-
+    def help_page(self, request: Request) -> Response:
         return self.page("help.html", kinds=Kind)
 
 
@@ -458,7 +449,7 @@ def _guarded(views: _Views, handler: Callable) -> Callable:
     """Run ``handler``: bad data or a bad request give an error page and a line, not a crash."""
 
     @functools.wraps(handler)
-    def endpoint(request):
+    def endpoint(request: Request) -> Response:
         try:
             return handler(request)
         except AlertPackError as error:
@@ -483,7 +474,7 @@ def create_app(
     title: str = "alertpack browse",
     on_problem: Callable[[str], None] | None = None,
     warm_up: bool = True,
-):
+) -> Starlette:
     """The Starlette application over ``index``.
 
     Parameters
@@ -502,12 +493,6 @@ def create_app(
         Prepare the first alert page in a background thread (`_Views.warm_up`);
         ``/api/status`` says ``"ready"`` once done.
     """
-    from starlette.applications import Starlette
-    from starlette.middleware import Middleware
-    from starlette.middleware.trustedhost import TrustedHostMiddleware
-    from starlette.routing import Mount, Route
-    from starlette.staticfiles import StaticFiles
-
     views = _Views(index, indexing, live, title, on_problem)
 
     def route(path: str, handler: Callable, **kwargs: Any) -> Route:

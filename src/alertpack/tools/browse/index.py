@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from alertpack.errors import InputError
+from alertpack.errors import InputError, SelectionError
 from alertpack.tools.browse.stores import AlertStore, Spool, SpoolStore, scan_file
 from alertpack.tools.reading import ReadReport, iter_alert_files
 from alertpack.tools.selection import MISSING_INT, QUANTITIES, Kind, Selection
@@ -226,8 +226,6 @@ class AlertIndex:
             When ``sort`` is not a column or the selection reads a field the
             index does not hold (dotted schema fields).
         """
-        from alertpack.errors import SelectionError
-
         selection = selection or Selection.parse("")
         words = tuple(text.lower().split())
         if sort != ROW and sort not in QUANTITIES:

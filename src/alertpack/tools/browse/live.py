@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from alertpack.errors import AlertPackError, BrokerUnavailableError, StreamError
+from alertpack.kafka.consumer import open_consumer
 from alertpack.kafka.settings import ConsumerSettings
 from alertpack.tools.browse.index import AlertIndex
+from alertpack.tools.consume import iter_kafka_alerts
 
 __all__ = ["LiveFeed", "LiveStatus"]
 
@@ -97,8 +99,6 @@ class LiveFeed:
         StreamError
             Naming the server or the topic, and what to check.
         """
-        from alertpack.kafka.consumer import open_consumer
-
         try:
             with open_consumer(self.settings, from_beginning=False, timeout=timeout,
                                group=None, auto_commit=False):
@@ -140,8 +140,6 @@ class LiveFeed:
         self._problem(f"skipped {message.reason}")
 
     def _run(self) -> None:
-        from alertpack import iter_kafka_alerts
-
         config = {
             "stats_cb": self._tick,
             "statistics.interval.ms": _TICK_MS,

@@ -70,6 +70,7 @@ class BrowseSession:
     indexing: IndexingStatus = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
+        # the command-line parser imports this module (DEFAULT_PORT); the index imports numpy
         from alertpack.tools.browse.index import AlertIndex, IndexingStatus
 
         if self.index is None:
@@ -80,7 +81,7 @@ class BrowseSession:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        from alertpack.tools.browse.index import index_paths
+        from alertpack.tools.browse.index import index_paths  # as in __post_init__
 
         if self.paths:
             self.indexing.running = True
@@ -112,7 +113,7 @@ class BrowseSession:
 
 def serve(app: Any, listener: socket.socket) -> None:
     """Serve ``app`` on ``listener`` until Ctrl-C or SIGTERM (then re-raised as usual)."""
-    import uvicorn
+    import uvicorn  # the optional `browse` extra; the parser imports this module
 
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, lifespan="off", ws="none",

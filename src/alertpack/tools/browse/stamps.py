@@ -154,6 +154,7 @@ def png_bytes(rgb: np.ndarray) -> bytes:
 
 
 def _percentile_limits(*images: np.ndarray) -> tuple[float, float]:
+    # astropy on first use: the pages are served before any stamp is drawn
     from astropy.visualization import PercentileInterval
 
     values = np.concatenate([image[np.isfinite(image)].ravel() for image in images])
@@ -163,8 +164,8 @@ def _percentile_limits(*images: np.ndarray) -> tuple[float, float]:
     return (float(low), float(high)) if high > low else (float(low), float(low) + 1.0)
 
 
-def _stretch_function(stretch: str):
-    from astropy.visualization import AsinhStretch, LinearStretch
+def _stretch_function(stretch: str) -> Any:
+    from astropy.visualization import AsinhStretch, LinearStretch  # as in _percentile_limits
 
     return AsinhStretch(_ASINH_A) if stretch == "asinh" else LinearStretch()
 
@@ -203,7 +204,7 @@ def _scale_bar(arcsec_per_pixel: float, width: int) -> tuple[float, str] | None:
 
 def _sky_overlays(panel: RenderedStamp, stamp: Stamp, ra: Any, dec: Any) -> None:
     """North/east arrows, scale bar and source position, from the stamp's WCS."""
-    from astropy.wcs.utils import proj_plane_pixel_scales
+    from astropy.wcs.utils import proj_plane_pixel_scales  # as in _percentile_limits
 
     ny, nx = stamp.pixels.shape
     if stamp.wcs is None:

@@ -32,8 +32,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+import fastavro
+
 from alertpack.errors import InputError
-from alertpack.schema import AlertSchema
+from alertpack.schema import WIRE_HEADER_SIZE, AlertSchema
 from alertpack.tools.reading import AlertFile
 
 __all__ = ["AlertStore", "ContainerStore", "Spool", "SpoolStore", "WireStore", "scan_file"]
@@ -71,8 +73,7 @@ class _FileStore:
     """A store backed by one file that must not change after indexing."""
 
     def __init__(self, alert_file: AlertFile):
-        import fastavro
-
+        assert isinstance(alert_file.writer_schema, dict), "iter_alert_files gives record files"
         self.path: Path = alert_file.path
         self.source = str(alert_file.path)
         self.writer_schema: dict[str, Any] = alert_file.writer_schema
@@ -117,8 +118,6 @@ class _FileStore:
         return data
 
     def decode(self, payload: bytes) -> dict[str, Any]:
-        import fastavro
-
         try:
             record: dict[str, Any] = fastavro.schemaless_reader(  # type: ignore[assignment]
                 io.BytesIO(payload), self._parsed, None
@@ -149,8 +148,6 @@ class ContainerStore(_FileStore):
         InputError
             At damaged data; the records before it have been yielded.
         """
-        import fastavro
-
         index = 0
         try:
             with self.path.open("rb") as stream:
@@ -193,8 +190,6 @@ class ContainerStore(_FileStore):
         return data[offset:offset + size]
 
     def _block(self, block: int) -> bytes:
-        import fastavro
-
         with self._lock:
             if block in self._blocks:
                 self._blocks.move_to_end(block)
@@ -223,8 +218,6 @@ class WireStore(_FileStore):
     """A file holding one Confluent wire-format message."""
 
     def scan(self) -> Iterator[tuple[int, int, int, dict[str, Any]]]:
-        from alertpack.schema import WIRE_HEADER_SIZE
-
         size = self._stamp[0] - WIRE_HEADER_SIZE
         payload = self._read(WIRE_HEADER_SIZE, size)
         yield DIRECT, WIRE_HEADER_SIZE, size, self.decode(payload)
