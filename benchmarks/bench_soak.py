@@ -103,7 +103,10 @@ def soak(args: argparse.Namespace, workdir: Path, server: str | None) -> list[Vi
             if server is not None:
                 # a topic per visit: deleting the last one cannot race with this one
                 topic = f"{TOPIC}-{visit}"
-                packager.kafka_settings = dataclasses.replace(packager.kafka_settings, topic=topic)
+                # the packager's long-lived producer sends to its own settings' topic
+                producer = packager.producer
+                assert producer is not None
+                producer.settings = dataclasses.replace(producer.settings, topic=topic)
             started = time.perf_counter()
             result = packager.run(inputs)
             seconds = time.perf_counter() - started

@@ -29,8 +29,6 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import astropy.time
-
 from alertpack.errors import ImageInputError
 from alertpack.packets.survey_image import VisitInfo
 
@@ -130,6 +128,9 @@ def _midpoint_mjd_tai(
 
 
 def _mjd_tai(value: Any, form: str, scale: str, what: str) -> float:
+    # astropy: importing alertpack.inputs (and so alertpack.sample) stays without it
+    import astropy.time
+
     try:
         time = astropy.time.Time(value, format=form, scale=scale)
         return float(time.tai.mjd)
