@@ -1,4 +1,4 @@
-"""Packets brokers want: lean stamps, compressed variants, north-up stamps, read back by everything."""
+"""Packets brokers want: lean stamps, compressed variants, north-up stamps, read back by all."""
 
 from __future__ import annotations
 
