@@ -24,6 +24,7 @@ BENCHMARKS = {
     "files": "bench_files.py",
     "avro": "bench_avro.py",
     "cutouts": "bench_cutouts.py",
+    "packets": "bench_packets.py",
     "kafka": "bench_kafka.py",
     "apdb": "bench_apdb.py",
     "scaling": "bench_scaling.py",

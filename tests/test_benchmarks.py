@@ -134,6 +134,23 @@ def test_run_all_rejects_unknown_benchmark(capsys):
 
 
 @pytest.mark.slow
+def test_bench_packets_quick_measures_every_option_against_lssts_writer(tmp_path):
+    json_path = tmp_path / "packets.json"
+    completed = run_quick("bench_packets.py", "--json", str(json_path))
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads(json_path.read_text())
+    options = {(row["size"], row["option"]) for row in results["rows"]}
+    for size in (30, 64, 102):
+        for option in ("none", "gzip", "lossless", "lossy16", "none, north-up"):
+            assert (size, option) in options
+    assert [row["size"] for row in results["lsst"]] == [30, 64, 102]
+    for row in results["lsst"]:  # LSST's writer as run leaves the mask out: smaller
+        assert row["LSST as run"] < row["LSST same planes"]
+    sizes = {t["name"]: t for t in results["targets"]}
+    assert all(t["passed"] for name, t in sizes.items() if "bytes" in name or "packets" in name)
+
+
+@pytest.mark.slow
 def test_bench_apdb_quick_reads_both_backends(tmp_path):
     json_path = tmp_path / "apdb.json"
     completed = run_quick("bench_apdb.py", "--json", str(json_path))

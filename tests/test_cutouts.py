@@ -282,10 +282,16 @@ def test_bytes_read_back_with_astropy(corner_image):
                 parent_window(corner_image.mask, x_start, y_start, size, 1 << 6),
             )
             np.testing.assert_array_equal(hdul["PSFIMAGE"].data, corner_image.psf)
-            for hdu in hdul[:3]:
-                assert hdu.header["LTV1"] == -(corner_image.origin[0] + x_start)
-                assert hdu.header["LTV2"] == -(corner_image.origin[1] + y_start)
-                assert hdu.header["CRVAL1A"] == corner_image.origin[0] + x_start
+            primary = hdul[0].header
+            assert primary["LTV1"] == -(corner_image.origin[0] + x_start)
+            assert primary["LTV2"] == -(corner_image.origin[1] + y_start)
+            assert primary["CRVAL1A"] == corner_image.origin[0] + x_start
+            # LSST's cutMinX/cutMinY: 0-based parent pixel = 1-based stamp pixel + CUTMIN
+            assert primary["CUTMINX"] == corner_image.origin[0] + x_start - 1
+            assert primary["CUTMINY"] == corner_image.origin[1] + y_start - 1
+            for hdu in hdul[1:3]:  # each card once: the extensions inherit the primary's
+                assert hdu.header["INHERIT"] is True
+                assert not {"LTV1", "CRPIX1", "CTYPE1", "CUTMINX"} & set(hdu.header)
             physical = WCS(hdul[0].header, key="A")
             parent_xy = physical.wcs_pix2world([[0, 0], [size - 1, 3]], 0)
             np.testing.assert_allclose(

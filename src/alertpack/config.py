@@ -83,6 +83,28 @@ class PackageAlertsConfig(pexConfig.Config):
         "cutout needs the science image passed to run().",
         default=["difference", "science", "template"],
     )
+    cutoutCompression: pexConfig.ChoiceField[str] = pexConfig.ChoiceField(
+        dtype=str,
+        doc="How each cutout's FITS file is packed (alertpack.packets.stamp_compression).",
+        allowed={
+            "none": "plain FITS, Rubin's format",
+            "gzip": "the FITS file gzipped, ZTF's convention (consumers gunzip it); pixels exact",
+            "lossless": "FITS tile compression GZIP_2 (fits.open opens it); pixels exact",
+            "lossy16": "FITS tile compression RICE_1, 16 levels per sigma, mask lossless "
+            "(Rubin's lossy recipe); error at most sigma/32 per pixel",
+        },
+        default="none",
+    )
+    cutoutOrientation: pexConfig.ChoiceField[str] = pexConfig.ChoiceField(
+        dtype=str,
+        doc="Pixel frame of the cutouts (alertpack.packets.stamp_orientation).",
+        allowed={
+            "native": "the image's own pixel frame, as Rubin's cutouts",
+            "north-up": "north up, east left: an exact flip where one suffices, else "
+            "resampled with reproject (alertpack[northup])",
+        },
+        default="native",
+    )
     historyWindowDays: pexConfig.Field[float] = pexConfig.RangeField(
         dtype=float,
         doc="Previous sources and forced sources older than this many days before the "

@@ -35,7 +35,7 @@ from alertpack.packets.batch import AlertBatch
 from alertpack.packets.cutouts import make_cutout_bytes
 from alertpack.packets.placement import cutout_sizes
 from alertpack.packets.stamp import CutoutStatus
-from alertpack.schema import load_schema
+from alertpack.schema import WIRE_HEADER_SIZE, load_schema
 from alertpack.sinks.files import write_alert_files
 from alertpack.visit_inputs import VisitInputs
 
@@ -69,6 +69,10 @@ class PackageResult:
         matches (their orbit field is null).
     stage_seconds : `dict` [`str`, `float`]
         Wall time of each stage of the run.
+    n_stamps : `int`
+        Cutouts the alerts carry (all images).
+    stamp_bytes : `int`
+        Their total size in bytes, as carried (compressed when configured).
     """
 
     alerts: AlertBatch
@@ -79,15 +83,35 @@ class PackageResult:
     cutout_status: dict[str, int] = field(default_factory=dict)
     unmatched_orbits: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    n_stamps: int = 0
+    stamp_bytes: int = 0
 
     @property
     def n_alerts(self) -> int:
         """Number of alerts packaged."""
         return len(self.alerts)
 
+    @property
+    def bytes_per_alert(self) -> float:
+        """Mean size of an encoded alert, bytes (0 without alerts)."""
+        return self.alerts.nbytes / self.n_alerts if self.n_alerts else 0.0
+
+    @property
+    def bytes_per_stamp(self) -> float:
+        """Mean size of a cutout as carried, bytes (0 without cutouts)."""
+        return self.stamp_bytes / self.n_stamps if self.n_stamps else 0.0
+
     def counts(self) -> dict[str, int]:
-        """The run's counts as metadata entries (nAlerts, nBytes, cutouts_..., nDelivered, ...)."""
-        counts = {"nAlerts": self.n_alerts, "nBytes": self.alerts.nbytes}
+        """The run's counts as metadata entries (nAlerts, nBytes, bytesPerAlert, nStamps,
+        nBytesStamps, bytesPerStamp, cutouts_..., nDelivered, ...)."""
+        counts = {
+            "nAlerts": self.n_alerts,
+            "nBytes": self.alerts.nbytes,
+            "bytesPerAlert": round(self.bytes_per_alert),
+            "nStamps": self.n_stamps,
+            "nBytesStamps": self.stamp_bytes,
+            "bytesPerStamp": round(self.bytes_per_stamp),
+        }
         for key, count in sorted(self.cutout_status.items()):
             counts[f"cutouts_{key.replace(':', '_')}"] = count
         counts["nOrbitsUnmatched"] = self.unmatched_orbits
@@ -185,8 +209,10 @@ class AlertPackager:
             cutouts, statuses = self.make_cutouts(catalogs, inputs.images())
         with stage("encodeAlerts"):
             batch = self.encode(catalogs, cutouts)
+        stamps = [blob for blobs in cutouts.values() for blob in blobs if blob is not None]
         result = PackageResult(alerts=batch, cutout_status=dict(statuses), stage_seconds=timings,
-                               unmatched_orbits=catalogs.n_unmatched_orbits)
+                               unmatched_orbits=catalogs.n_unmatched_orbits,
+                               n_stamps=len(stamps), stamp_bytes=sum(map(len, stamps)))
         if result.unmatched_orbits:
             self.log.warning(
                 "%d solar-system source(s) match no mpc_orbits row (by ssObjectId or "
@@ -251,7 +277,11 @@ class AlertPackager:
                 self.log.debug("No %s image given: %s left null.", name, field_name)
                 continue
             image = as_survey_image(images[name], name=name)
-            blobs, outcome = make_cutout_bytes(image, ra, dec, sizes)
+            blobs, outcome = make_cutout_bytes(
+                image, ra, dec, sizes,
+                compression=self.config.cutoutCompression,
+                orientation=self.config.cutoutOrientation,
+            )
             cutouts[field_name] = blobs
             for status, count in zip(*np.unique(outcome, return_counts=True), strict=True):
                 statuses[f"{name}:{CutoutStatus(status).name}"] += int(count)
@@ -312,11 +342,30 @@ class AlertPackager:
         """
         if self.producer is None:
             raise InputError("this packager does not produce alerts: set doProduceAlerts")
+        self._warn_oversized(batch)
         observation_time = self.config.kafkaTimestamp == "observation"
         result = self.producer.send(batch.outgoing(observation_time=observation_time))
         for reason, count in result.reasons.items():
             self.log.warning("%d alert(s) not delivered: %s", count, reason)
         return result
+
+    def _warn_oversized(self, batch: AlertBatch) -> None:
+        """Say before producing when alerts exceed the producer's ``message.max.bytes``."""
+        limit = (
+            self.kafka_settings.message_max_bytes if self.kafka_settings is not None
+            else self.config.kafkaMessageMaxBytes
+        )
+        sizes = np.fromiter(map(len, batch.payloads), dtype=np.int64, count=len(batch))
+        sizes += WIRE_HEADER_SIZE
+        over = sizes > limit
+        if over.any():
+            self.log.warning(
+                "%d alert(s) of up to %d bytes exceed the producer's message.max.bytes (%d): "
+                "they will not be delivered and go to the failed-alert file; raise "
+                "kafkaMessageMaxBytes (and the broker's and topic's limits) or make the "
+                "cutouts smaller (cutoutCompression=gzip, maxCutoutSize)",
+                int(over.sum()), int(sizes.max()), limit,
+            )
 
     @property
     def failed_dir(self) -> Path:

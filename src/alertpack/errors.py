@@ -18,6 +18,7 @@ The tree has two branches, which the detector executor treats differently:
     │   │   ├── CatalogFileError           a catalog file that cannot be read
     │   │   ├── ImageInputError            an image that cannot be cut
     │   │   ├── AlertDecodeError           bytes that are not an alert
+    │   │   ├── CutoutDecodeError          cutout bytes that are no stamp, or too large decoded
     │   │   ├── FailedAlertFileError       not a readable failed-alerts file
     │   │   ├── UnknownSchemaError         a schema version or id not shipped
     │   │   ├── WireFormatError            not the Confluent wire format
@@ -52,6 +53,7 @@ __all__ = [
     "CatalogFileError",
     "CommandError",
     "ConfigError",
+    "CutoutDecodeError",
     "FailedAlertFileError",
     "ImageInputError",
     "InputError",
@@ -97,6 +99,10 @@ class ImageInputError(InputError):
 
 class AlertDecodeError(InputError):
     """Bytes (a Kafka message, a file's record) that are not a decodable alert."""
+
+
+class CutoutDecodeError(InputError):
+    """Cutout bytes that are not a FITS stamp of any variant, or that decode past the limit."""
 
 
 class FailedAlertFileError(InputError):

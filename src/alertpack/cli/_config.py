@@ -14,11 +14,22 @@ __all__ = ["add_config_options", "config_from_args"]
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--config-file``, ``-c NAME=VALUE``, ``--schema`` and ``-o``."""
+    """Add ``--config-file``, ``-c NAME=VALUE``, ``--schema``, ``-o`` and the cutout options."""
     parser.add_argument(
         "-o", "--output", default=None, help="alert directory (config alertWriteLocation)"
     )
     parser.add_argument("--schema", default=None, help="alert schema version, e.g. 11.1")
+    parser.add_argument(
+        "--cutout-compression", default=None,
+        choices=("none", "gzip", "lossless", "lossy16"),
+        help="pack each cutout: none (plain FITS, Rubin's), gzip (ZTF's: consumers gunzip), "
+        "lossless or lossy16 (FITS tile compression; config cutoutCompression)",
+    )
+    parser.add_argument(
+        "--cutout-orientation", default=None, choices=("native", "north-up"),
+        help="cutouts in the image's pixel frame (native, Rubin's) or north up, east left "
+        "(config cutoutOrientation)",
+    )
     parser.add_argument(
         "--config-file", "-C", action="append", default=[], metavar="FILE",
         help="a pex_config override file (`config.cutoutSize = 40`), as for pipetask; "
@@ -56,6 +67,10 @@ def config_from_args(args: argparse.Namespace, *, produce: bool = False) -> Pack
             raise CommandError(f"--schema {error}") from None
     if produce:
         config.doProduceAlerts = True
+    if args.cutout_compression is not None:
+        config.cutoutCompression = args.cutout_compression
+    if args.cutout_orientation is not None:
+        config.cutoutOrientation = args.cutout_orientation
     try:
         apply_config_overrides(config, args.config)
     except ConfigError as error:  # the message starts with the pair or the field

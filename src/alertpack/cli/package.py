@@ -324,7 +324,9 @@ def run(args: argparse.Namespace) -> int:
         f"[inputs {prepared - start:.2f} s]"
     )
     print(f"  size: {result.alerts.nbytes / 1e6:.2f} MB, "
-          f"{result.alerts.nbytes / max(result.n_alerts, 1) / 1e3:.1f} kB per alert")
+          f"{result.bytes_per_alert / 1e3:.1f} kB per alert, "
+          f"{result.bytes_per_stamp / 1e3:.1f} kB per stamp ({result.n_stamps} stamps, "
+          f"cutoutCompression={config.cutoutCompression})")
     for path in result.paths:
         print(f"  wrote {path}")
     if not result.paths:

@@ -13,6 +13,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``alertpack to-parquet``."""
     parser.add_argument("paths", nargs="+", metavar="PATH", help="Avro files or directories")
     parser.add_argument("-o", "--output", required=True, metavar="DIR")
+    parser.add_argument(
+        "--decode-cutouts", action="store_true",
+        help="store each cutout as the plain FITS file it holds (gzipped and tile-compressed "
+        "stamps decoded); by default the bytes stay as the alert carries them",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,7 +28,9 @@ def run(args: argparse.Namespace) -> int:
 
     report = ReadReport()
     with reported_on_error("to-parquet", report):
-        written = alerts_to_parquet(args.paths, args.output, report=report)
+        written = alerts_to_parquet(
+            args.paths, args.output, report=report, decode_cutouts=args.decode_cutouts
+        )
     for name, (path, rows) in written.items():
         print(f"{path}: {rows} {'alerts' if name == ALERTS_TABLE else 'rows'}")
     return report_file_problems("to-parquet", report)

@@ -21,8 +21,15 @@ import numpy as np
 
 from alertpack.errors import InputError
 from alertpack.packets.placement import place_stamps
-from alertpack.packets.stamp import NO_DATA_PLANE, CutoutStatus, Stamp
-from alertpack.packets.stamp_fits import stamp_fits_bytes
+from alertpack.packets.stamp import NO_DATA_PLANE, CutoutStatus, Stamp, rotation_angle
+from alertpack.packets.stamp_compression import encode_stamp
+from alertpack.packets.stamp_orientation import (
+    CUTOUT_ORIENTATIONS,
+    flipped,
+    pixel_operation,
+    resample_window,
+    resampled,
+)
 from alertpack.packets.stamp_wcs import stamp_wcs
 from alertpack.packets.survey_image import SurveyImage, require_survey_image
 
@@ -30,7 +37,7 @@ __all__ = ["extract_stamps", "make_cutout_bytes", "stamp_mask_planes"]
 
 
 def extract_stamps(
-    image: SurveyImage, ra_deg: Any, dec_deg: Any, sizes: Any
+    image: SurveyImage, ra_deg: Any, dec_deg: Any, sizes: Any, *, orientation: str = "native"
 ) -> tuple[list[Stamp | None], np.ndarray]:
     """Cut a stamp around every source.
 
@@ -43,6 +50,10 @@ def extract_stamps(
     sizes : `int` or array-like of `int`
         Edge length per source (see `~alertpack.packets.placement.cutout_sizes`),
         or one for all.
+    orientation : `str`
+        ``native`` (the parent's pixel frame, as Rubin) or ``north-up``
+        (`alertpack.packets.stamp_orientation`: an exact flip where one
+        suffices, else resampled).
 
     Returns
     -------
@@ -55,10 +66,52 @@ def extract_stamps(
     ------
     alertpack.errors.InputError
         If ``image`` is not a SurveyImage, positions and sizes do not give
-        one value per source, or the image mask has no bit free for
-        ``NO_DATA``.
+        one value per source, the image mask has no bit free for
+        ``NO_DATA``, or an unknown ``orientation``.
     """
     image = require_survey_image(image, "extract_stamps takes a SurveyImage")
+    if orientation not in CUTOUT_ORIENTATIONS:
+        raise InputError(
+            f"cutout orientation {orientation!r} is not one of {', '.join(CUTOUT_ORIENTATIONS)}"
+        )
+    stamps, status = _native_stamps(image, ra_deg, dec_deg, sizes)
+    if orientation == "north-up":
+        _turn_north_up(image, stamps, status)
+    return stamps, status
+
+
+def _turn_north_up(image: SurveyImage, stamps: list[Stamp | None], status: np.ndarray) -> None:
+    """Each stamp turned north up in place: an exact flip, or resampled from a larger window."""
+    to_resample: list[tuple[int, Stamp]] = []
+    for k, stamp in enumerate(stamps):
+        if stamp is None:
+            continue
+        operation = pixel_operation(stamp)
+        if operation is None:
+            to_resample.append((k, stamp))
+        else:
+            stamps[k] = flipped(stamp, operation[0], operation[1])
+    if not to_resample:
+        return
+    windows, _ = _native_stamps(
+        image,
+        [stamp.ra for _, stamp in to_resample],
+        [stamp.dec for _, stamp in to_resample],
+        np.array([resample_window(stamp.shape[0], stamp.position_angle)
+                  for _, stamp in to_resample]),
+    )
+    for (k, stamp), window in zip(to_resample, windows, strict=True):
+        if window is None:  # the WCS fails at the window's centre
+            stamps[k] = None
+            status[k] = CutoutStatus.BAD_POSITION
+            continue
+        stamps[k], outcome = resampled(window, stamp.shape[0])
+        status[k] = outcome
+
+
+def _native_stamps(
+    image: SurveyImage, ra_deg: Any, dec_deg: Any, sizes: Any
+) -> tuple[list[Stamp | None], np.ndarray]:
     placement = place_stamps(image, ra_deg, dec_deg, sizes)
     rows = np.flatnonzero(placement.status <= CutoutStatus.PADDED)
     sizes = placement.sizes
@@ -66,6 +119,7 @@ def extract_stamps(
         image.wcs, placement.x_start[rows], placement.y_start[rows], sizes[rows]
     )
     planes, no_data_bit = stamp_mask_planes(image.mask_planes)
+    rotation, rotation_source = rotation_angle(image)
     stamps: list[Stamp | None] = [None] * len(sizes)
     for k, row in enumerate(rows):
         local = wcs_list[k]
@@ -89,6 +143,8 @@ def extract_stamps(
             dec=float(placement.dec[row]),
             name=image.name,
             status=CutoutStatus(int(placement.status[row])),
+            rotation_angle=rotation,
+            rotation_source=rotation_source,
         )
     return stamps, placement.status
 
@@ -149,14 +205,23 @@ def _read_only(view: np.ndarray) -> np.ndarray:
 
 
 def make_cutout_bytes(
-    image: SurveyImage, ra_deg: Any, dec_deg: Any, sizes: Any
+    image: SurveyImage,
+    ra_deg: Any,
+    dec_deg: Any,
+    sizes: Any,
+    *,
+    compression: str = "none",
+    orientation: str = "native",
 ) -> tuple[list[bytes | None], np.ndarray]:
     """Cutouts of one image for many sources, as FITS bytes.
 
     Parameters
     ----------
-    image, ra_deg, dec_deg, sizes
+    image, ra_deg, dec_deg, sizes, orientation
         As for `extract_stamps`.
+    compression : `str`
+        ``none``, ``gzip``, ``lossless`` or ``lossy16``
+        (`alertpack.packets.stamp_compression`).
 
     Returns
     -------
@@ -168,7 +233,7 @@ def make_cutout_bytes(
     Raises
     ------
     alertpack.errors.InputError
-        As `extract_stamps` and `~alertpack.packets.stamp_fits.stamp_fits_bytes`.
+        As `extract_stamps` and `~alertpack.packets.stamp_compression.encode_stamp`.
     """
-    stamps, status = extract_stamps(image, ra_deg, dec_deg, sizes)
-    return [None if stamp is None else stamp_fits_bytes(stamp) for stamp in stamps], status
+    stamps, status = extract_stamps(image, ra_deg, dec_deg, sizes, orientation=orientation)
+    return [None if stamp is None else encode_stamp(stamp, compression) for stamp in stamps], status

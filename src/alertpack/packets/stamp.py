@@ -25,19 +25,26 @@ Outcomes (`CutoutStatus`), one per source
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from alertpack.errors import InputError
-from alertpack.packets.stamp_wcs import LocalTanWcs, cd_matrix, celestial_frame, linearize
+from alertpack.packets.stamp_wcs import (
+    LocalTanWcs,
+    cd_matrix,
+    celestial_frame,
+    linearize,
+    position_angle,
+)
 from alertpack.packets.survey_image import SurveyImage
 
 if TYPE_CHECKING:
     from astropy.wcs import WCS
 
-__all__ = ["NO_DATA_PLANE", "CutoutStatus", "Stamp", "whole_image_stamp"]
+__all__ = ["NO_DATA_PLANE", "CutoutStatus", "Stamp", "rotation_angle", "whole_image_stamp"]
 
 #: mask plane of the pixels of a stamp that lie outside its image
 NO_DATA_PLANE = "NO_DATA"
@@ -84,6 +91,18 @@ class Stamp:
         Name of the parent image.
     status : `CutoutStatus`
         ``OK`` or ``PADDED``.
+    rotation_angle : `float`
+        Position angle of the focal plane's +Y axis, degrees east of north
+        (FITS ``ROTPA``, as LSST's cutouts carry it): the exposure's boresight
+        rotation where the image records one on the sky, else the +y axis of
+        the parent image at its centre from its WCS.
+    rotation_source : `str`
+        Where ``rotation_angle`` comes from: ``"boresight"`` or ``"wcs"``.
+    orientation : `str`
+        Empty for a stamp in the parent's pixel frame; else what was done to
+        turn it north up (`alertpack.packets.stamp_orientation`), e.g.
+        ``"flip x"`` or ``"reproject_adaptive"``: then ``origin`` is the
+        first pixel of the parent window it was made from.
     """
 
     image: np.ndarray
@@ -99,6 +118,9 @@ class Stamp:
     dec: float
     name: str
     status: CutoutStatus = CutoutStatus.OK
+    rotation_angle: float = math.nan
+    rotation_source: str = "wcs"
+    orientation: str = ""
 
     @property
     def wcs(self) -> WCS:
@@ -109,6 +131,32 @@ class Stamp:
     def shape(self) -> tuple[int, int]:
         """``(ny, nx)`` of the stamp."""
         return self.image.shape
+
+
+def rotation_angle(image: SurveyImage) -> tuple[float, str]:
+    """``ROTPA`` of an image's stamps: position angle of the focal plane's +Y, and its source.
+
+    The exposure's boresight rotation (``BORE-ROTANG``) when its visit info
+    has one measured on the sky (``ROTTYPE`` ``SKY`` or not recorded, as
+    LSST's task takes it); otherwise the position angle of the image's +y
+    axis at its centre, from its WCS (``"wcs"``; NaN where the WCS fails).
+
+    Returns
+    -------
+    angle : `float`
+        Degrees east of north, in [0, 360).
+    source : `str`
+        ``"boresight"`` or ``"wcs"``.
+    """
+    info = image.visit_info
+    boresight = info.boresight_rotation_deg
+    if boresight is not None and math.isfinite(boresight) and info.rotation_type in (None, "SKY"):
+        return float(boresight) % 360.0, "boresight"
+    ny, nx = image.shape
+    _, cd = linearize(image.wcs, np.array([(nx - 1) / 2.0]), np.array([(ny - 1) / 2.0]))
+    if not np.all(np.isfinite(cd)):
+        return math.nan, "wcs"
+    return position_angle(float(cd[0, 0, 1]), float(cd[0, 1, 1])), "wcs"
 
 
 def whole_image_stamp(image: SurveyImage) -> Stamp:
@@ -132,6 +180,7 @@ def whole_image_stamp(image: SurveyImage) -> Stamp:
     # a whole image is read at once (lazy planes too): the stamp is all of it
     variance = None if image.variance is None else np.asarray(image.variance)
     mask = np.zeros(image.shape, np.int32) if image.mask is None else np.asarray(image.mask)
+    rotation, rotation_source = rotation_angle(image)
     return Stamp(
         image=np.asarray(image.image),
         variance=variance,
@@ -146,4 +195,6 @@ def whole_image_stamp(image: SurveyImage) -> Stamp:
         dec=local.crval[1],
         name=image.name,
         status=CutoutStatus.OK,
+        rotation_angle=rotation,
+        rotation_source=rotation_source,
     )

@@ -3,37 +3,54 @@
 `stamp_fits_bytes` writes each stamp's headers from templates built once per
 stamp shape and parent image (`functools.lru_cache`), only the per-stamp WCS
 and origin cards formatted per stamp, and the pixels converted straight into
-the output buffer. `alertpack.reference.cutouts` writes the same files with
+the output buffer. `stamp_hdus` gives the same HDUs unassembled, for the
+compressed variants (`alertpack.packets.stamp_compression`).
+`alertpack.reference.cutouts` writes the same planes with
 `astropy.nddata.CCDData.write`; tests compare the two.
 
 FITS layout of a stamp
 ----------------------
 The layout astropy's `~astropy.nddata.CCDData` reads with its defaults, as
-in Rubin's alert cutouts, plus LSST's mask planes and parent-frame keys:
+in Rubin's alert cutouts, plus LSST's mask planes and parent-frame keys,
+each card written once:
 
-- HDU 0 (``EXTNAME = 'IMAGE'``): float32 image, ``BUNIT = 'nJy'``;
+- HDU 0 (``EXTNAME = 'IMAGE'``): float32 image, ``BUNIT = 'nJy'``, and
+  every card that describes the stamp: its WCS, origin, orientation;
 - ``UNCERT``: float32 variance in nJy², ``UTYPE = 'VarianceUncertainty'``
-  (present when the image has a variance);
-- ``MASK``: int32 bit mask, ``MP_<NAME> = bit`` for every plane;
+  (present when the image has a variance), ``INHERIT = T``;
+- ``MASK``: the bit mask, ``MP_<NAME> = bit`` for every plane,
+  ``INHERIT = T``; stored in the smallest integer type that holds every
+  plane's bit and every bit set (``BITPIX`` 8 up to bit 7, 16 up to bit 14,
+  else 32: the values are the same);
 - ``PSFIMAGE``: float32 PSF image (present when the image has a PSF).
 
 ``CCDData.read(io.BytesIO(data))`` gives the image in nJy, the variance as
 `~astropy.nddata.VarianceUncertainty`, the mask as booleans (all bits: read
 the ``MASK`` extension with `astropy.io.fits`), the PSF and the WCS.
+``INHERIT = T`` (the FITS convention) says the variance and the mask share
+the primary header's WCS and keys: readers that follow it (CFITSIO, DS9)
+see them there; astropy reads the WCS from the primary.
 
-The image, variance and mask headers carry the same WCS, the stamp's
-(`alertpack.packets.stamp_wcs`: the parent's TAN-SIP moved to the stamp, or
-a TAN linearized at its center); ``LTV1``/``LTV2`` = minus the stamp origin
-in the parent (detector) frame and the ``PHYSICAL`` alternate WCS ``A``
-(``CRVAL1A``/``CRVAL2A`` = origin) giving parent pixel coordinates, both as
-LSST writes them; ``ORIENTAT`` the position angle of the stamp's +y axis in
-degrees east of north (the HST keyword for the same quantity); ``CUTOUT``
-the name of the parent image.
+Cards of the primary header: the stamp's WCS (`alertpack.packets.stamp_wcs`:
+the parent's TAN-SIP moved to the stamp, or a TAN linearized at its
+center); for a stamp in the parent's pixel frame ``LTV1``/``LTV2`` = minus
+the stamp origin in the parent (detector) frame and the ``PHYSICAL``
+alternate WCS ``A`` (``CRVAL1A``/``CRVAL2A`` = origin) giving parent pixel
+coordinates, both as LSST writes them; ``CUTMINX``/``CUTMINY`` as LSST's
+alert cutouts carry them (0-based parent pixel = 1-based stamp pixel +
+``CUTMIN``: the origin minus one); ``ROTPA`` the position angle of the focal
+plane's +Y axis (its comment says whether from the boresight rotation or the
+WCS); ``ORIENTAT`` the position angle of the stamp's +y axis in degrees east
+of north (the HST keyword for the same quantity); ``CUTOUT`` the name of the
+parent image. A north-up stamp (`alertpack.packets.stamp_orientation`)
+carries ``NORTHUP = T`` and ``ORIENTOP``, what was done to it, instead of
+``LTV``/``A`` (its pixels are no longer parent pixels plus an offset).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass
 
@@ -44,19 +61,30 @@ from alertpack.packets.stamp import Stamp, whole_image_stamp
 from alertpack.packets.stamp_wcs import SipTerms, tan_ctypes
 from alertpack.packets.survey_image import SurveyImage, require_survey_image
 
-__all__ = ["stamp_fits_bytes"]
+__all__ = [
+    "FITS_BLOCK",
+    "StampHdu",
+    "card",
+    "end_and_padding",
+    "fits_real",
+    "fits_string",
+    "stamp_fits_bytes",
+    "stamp_hdus",
+]
 
-_FITS_BLOCK = 2880
+#: bytes of a FITS block: every header and data unit fills whole blocks
+FITS_BLOCK = 2880
 _PLANE_NAME = re.compile(r"[A-Z0-9_-]{1,60}")
 _CARD = 80
 
 
-def _quote(text: str) -> str:
+def fits_string(text: str) -> str:
+    """A FITS string value as a card holds it, quoted."""
     # a FITS string starts in column 11 (left-justified), at least 8 characters inside quotes
     return ("'" + text.replace("'", "''").ljust(8) + "'").ljust(20)
 
 
-def _real(value: float) -> str:
+def fits_real(value: float) -> str:
     """A FITS real: shortest round-trip digits, with a decimal point or exponent."""
     text = repr(float(value))
     if "e" in text:
@@ -69,18 +97,24 @@ def _real(value: float) -> str:
     return text
 
 
-def _card(key: str, value: str, comment: str = "") -> str:
-    card = f"{key:<8}= {value:>20}"
+def card(key: str, value: str, comment: str = "") -> str:
+    """One 80-character header card; ``value`` already in FITS form (see `quoted`)."""
+    text = f"{key:<8}= {value:>20}"
     if comment:
-        card += f" / {comment}"
-    return card[:_CARD].ljust(_CARD)
+        text += f" / {comment}"
+    return text[:_CARD].ljust(_CARD)
+
+
+def end_and_padding(header_length: int) -> str:
+    """The ``END`` card and the blanks that fill a header of ``header_length`` bytes to a block."""
+    return "END".ljust(_CARD) + " " * _block_pad(header_length + _CARD)
 
 
 def _mask_plane_card(plane: str, bit: int) -> str:
     """``MP_<NAME> = bit``; names over 8 characters use a HIERARCH card, as LSST's files do."""
     key = f"MP_{plane}"
     if len(key) <= 8:
-        return _card(key, str(bit), "mask plane bit")
+        return card(key, str(bit))
     return f"HIERARCH {key} = {bit}"[:_CARD].ljust(_CARD)
 
 
@@ -91,20 +125,69 @@ def _sip_cards(sip: SipTerms) -> tuple[str, ...]:
         if terms is None:
             continue
         order = len(terms) - 1
-        cards.append(_card(f"{prefix}_ORDER", str(order), "SIP polynomial order"))
+        cards.append(card(f"{prefix}_ORDER", str(order), "SIP polynomial order"))
         for i in range(order + 1):
             for j in range(order + 1 - i):
                 if terms[i][j] != 0.0:
-                    cards.append(_card(f"{prefix}_{i}_{j}", _real(terms[i][j])))
+                    cards.append(card(f"{prefix}_{i}_{j}", fits_real(terms[i][j])))
     return tuple(cards)
 
 
 def _block_pad(n_bytes: int) -> int:
-    return -n_bytes % _FITS_BLOCK
+    return -n_bytes % FITS_BLOCK
 
 
-# Cards that change per stamp, in order, with their comments.
-_STAMP_CARDS = (
+@functools.lru_cache(maxsize=64)
+def structure_cards(bitpix: int, shape: tuple[int, ...], *, primary: bool) -> str:
+    """``SIMPLE``/``XTENSION`` to ``EXTEND``/``GCOUNT`` of a 2-D image HDU."""
+    cards = (
+        [card("SIMPLE", "T", "conforms to FITS standard")]
+        if primary
+        else [card("XTENSION", fits_string("IMAGE"), "image extension")]
+    )
+    cards.append(card("BITPIX", str(bitpix), "array data type"))
+    cards.append(card("NAXIS", "2", "number of array dimensions"))
+    cards.append(card("NAXIS1", str(shape[1])))
+    cards.append(card("NAXIS2", str(shape[0])))
+    if primary:
+        cards.append(card("EXTEND", "T", "extensions follow"))
+    else:
+        cards.append(card("PCOUNT", "0", "number of parameters"))
+        cards.append(card("GCOUNT", "1", "number of groups"))
+    return "".join(cards)
+
+
+@dataclass(frozen=True)
+class StampHdu:
+    """One HDU of a stamp file before assembly.
+
+    Attributes
+    ----------
+    name : `str`
+        ``EXTNAME``: ``IMAGE``, ``UNCERT``, ``MASK`` or ``PSFIMAGE``.
+    structure : `str`
+        Its structure cards as an uncompressed HDU (`structure_cards`).
+    cards : `str`
+        Its header cards after the structure cards (``EXTNAME`` onwards),
+        without ``END``: 80 characters each.
+    data : `numpy.ndarray`
+        The pixels, any byte order.
+    dtype : `str`
+        Big-endian FITS type of the data unit (``>f4``, ``>i4``, ``>i2``, ``u1``).
+    bitpix : `int`
+        ``BITPIX`` of that type.
+    """
+
+    name: str
+    structure: str
+    cards: str
+    data: np.ndarray
+    dtype: str
+    bitpix: int
+
+
+# Cards of the primary header that change per stamp, in order, with their comments.
+_WCS_CARDS = (
     ("CRPIX1", "reference pixel"),
     ("CRPIX2", "reference pixel"),
     ("CRVAL1", "[deg] RA at CRPIX"),
@@ -113,106 +196,106 @@ _STAMP_CARDS = (
     ("CD1_2", "[deg/pixel]"),
     ("CD2_1", "[deg/pixel]"),
     ("CD2_2", "[deg/pixel]"),
+)
+_PARENT_FRAME_CARDS = (
     ("LTV1", "minus x0 of the stamp in the parent frame"),
     ("LTV2", "minus y0 of the stamp in the parent frame"),
     ("CRVAL1A", "parent x of the first pixel"),
     ("CRVAL2A", "parent y of the first pixel"),
-    ("ORIENTAT", "[deg] position angle of +y, east of north"),
 )
+_CUTMIN_COMMENT = "0-based parent {} = stamp pixel + CUTMIN{}"
+_ROTPA_COMMENTS = {
+    "boresight": "[deg] PA of focal plane +Y, boresight rotation",
+    "wcs": "[deg] PA of image +y at its center, from WCS",
+}
 
 
 def _stamp_cards(stamp: Stamp) -> str:
-    """The per-stamp WCS/origin cards, formatted once and shared by all HDUs."""
+    """The per-stamp cards of the primary header: WCS, origin, angles."""
     wcs = stamp.local_wcs
     (cd11, cd12), (cd21, cd22) = wcs.cd
     x0, y0 = stamp.origin
-    values = (
-        _real(wcs.crpix[0]),
-        _real(wcs.crpix[1]),
-        _real(wcs.crval[0]),
-        _real(wcs.crval[1]),
-        _real(cd11),
-        _real(cd12),
-        _real(cd21),
-        _real(cd22),
-        _real(-x0),
-        _real(-y0),
-        _real(x0),
-        _real(y0),
-        _real(stamp.position_angle),
+    values = [
+        fits_real(wcs.crpix[0]), fits_real(wcs.crpix[1]),
+        fits_real(wcs.crval[0]), fits_real(wcs.crval[1]),
+        fits_real(cd11), fits_real(cd12), fits_real(cd21), fits_real(cd22),
+    ]
+    cards = [card(key, value, comment) for (key, comment), value in zip(
+        _WCS_CARDS, values, strict=True
+    )]
+    if not stamp.orientation:
+        cards += [card(key, fits_real(value), comment) for (key, comment), value in zip(
+            _PARENT_FRAME_CARDS, (-x0, -y0, x0, y0), strict=True
+        )]
+    cards.append(card("CUTMINX", str(x0 - 1), _CUTMIN_COMMENT.format("x", "X")))
+    cards.append(card("CUTMINY", str(y0 - 1), _CUTMIN_COMMENT.format("y", "Y")))
+    angle = fits_real(stamp.position_angle)
+    cards.append(card("ORIENTAT", angle, "[deg] PA of +y, east of north"))
+    rotation = stamp.rotation_angle if math.isfinite(stamp.rotation_angle) else (
+        stamp.position_angle
     )
-    return "".join(
-        _card(key, value, comment)
-        for (key, comment), value in zip(_STAMP_CARDS, values, strict=True)
-    )
-
-
-@dataclass(frozen=True)
-class _HduTemplate:
-    """Header text before and after the per-stamp cards (END and padding included)."""
-
-    head: str
-    tail: str
+    source = stamp.rotation_source if math.isfinite(stamp.rotation_angle) else "wcs"
+    cards.append(card("ROTPA", fits_real(rotation), _ROTPA_COMMENTS[source]))
+    return "".join(cards)
 
 
 @dataclass(frozen=True)
 class _StampTemplate:
-    image: _HduTemplate
-    variance: _HduTemplate
-    mask: _HduTemplate
-    psf_header: bytes | None
+    """Header text of a stamp's HDUs, the per-stamp cards of the primary left out."""
 
-
-def _structure_cards(bitpix: int, shape: tuple[int, ...], *, primary: bool) -> list[str]:
-    cards = (
-        [_card("SIMPLE", "T", "conforms to FITS standard")]
-        if primary
-        else [_card("XTENSION", _quote("IMAGE"), "image extension")]
-    )
-    cards.append(_card("BITPIX", str(bitpix), "array data type"))
-    cards.append(_card("NAXIS", "2", "number of array dimensions"))
-    cards.append(_card("NAXIS1", str(shape[1])))
-    cards.append(_card("NAXIS2", str(shape[0])))
-    if primary:
-        cards.append(_card("EXTEND", "T", "extensions follow"))
-    else:
-        cards.append(_card("PCOUNT", "0", "number of parameters"))
-        cards.append(_card("GCOUNT", "1", "number of groups"))
-    return cards
+    image_cards: str
+    variance_cards: str
+    mask_cards: str
+    psf_cards: str
 
 
 def _constant_wcs_cards(
-    radesys: str, equinox: float | None, sip_cards: tuple[str, ...] | None
+    radesys: str, equinox: float | None, sip_cards: tuple[str, ...] | None, parent_frame: bool
 ) -> list[str]:
     ra_type, dec_type = tan_ctypes(sip_cards is not None)
     projection = "parent's TAN-SIP WCS" if sip_cards is not None else "linear at the center"
     cards = [
-        _card("WCSAXES", "2", "number of WCS axes"),
-        _card("CTYPE1", _quote(ra_type), projection),
-        _card("CTYPE2", _quote(dec_type)),
-        _card("CUNIT1", _quote("deg")),
-        _card("CUNIT2", _quote("deg")),
-        _card("RADESYS", _quote(radesys), "reference frame of RA/Dec"),
+        card("WCSAXES", "2", "number of WCS axes"),
+        card("CTYPE1", fits_string(ra_type), projection),
+        card("CTYPE2", fits_string(dec_type)),
+        card("CUNIT1", fits_string("deg")),
+        card("CUNIT2", fits_string("deg")),
+        card("RADESYS", fits_string(radesys), "reference frame of RA/Dec"),
         *(sip_cards or ()),
     ]
     if equinox is not None:
-        cards.append(_card("EQUINOX", _real(equinox)))
-    cards += [
-        _card("WCSNAMEA", _quote("PHYSICAL"), "parent (detector) pixel frame"),
-        _card("CTYPE1A", _quote("LINEAR")),
-        _card("CTYPE2A", _quote("LINEAR")),
-        _card("CUNIT1A", _quote("pixel")),
-        _card("CUNIT2A", _quote("pixel")),
-        _card("CRPIX1A", "1.0"),
-        _card("CRPIX2A", "1.0"),
-    ]
+        cards.append(card("EQUINOX", fits_real(equinox)))
+    if parent_frame:
+        cards += [
+            card("WCSNAMEA", fits_string("PHYSICAL"), "parent (detector) pixel frame"),
+            card("CTYPE1A", fits_string("LINEAR")),
+            card("CTYPE2A", fits_string("LINEAR")),
+            card("CUNIT1A", fits_string("pixel")),
+            card("CUNIT2A", fits_string("pixel")),
+            card("CRPIX1A", "1.0"),
+            card("CRPIX2A", "1.0"),
+        ]
     return cards
 
 
-def _hdu_template(head_cards: list[str], tail_cards: list[str]) -> _HduTemplate:
-    n_cards = len(head_cards) + len(_STAMP_CARDS) + len(tail_cards) + 1
-    end = "END".ljust(_CARD) + " " * _block_pad(n_cards * _CARD)
-    return _HduTemplate(head="".join(head_cards), tail="".join(tail_cards) + end)
+_MASK_TYPES = ((7, ">u1", 8), (14, ">i2", 16), (31, ">i4", 32))
+
+
+def _mask_type(mask: np.ndarray, planes: dict[str, int]) -> tuple[str, int]:
+    """The smallest FITS integer type that holds every plane's bit and every bit set."""
+    declared = max(planes.values(), default=0)
+    if mask.size and mask.dtype.kind in "iu":
+        low, high = int(mask.min()), int(mask.max())
+        if low < 0:
+            return ">i4", 32
+        used = high.bit_length() - 1
+    else:
+        used = 0
+    top = max(declared, used)
+    for highest_bit, dtype, bitpix in _MASK_TYPES:
+        if top <= highest_bit:
+            return dtype, bitpix
+    return ">i4", 32
 
 
 @functools.lru_cache(maxsize=256)
@@ -222,50 +305,100 @@ def _stamp_template(
     mask_planes: tuple[tuple[str, int], ...],
     radesys: str,
     equinox: float | None,
-    psf_shape: tuple[int, int] | None,
-    sip: SipTerms | None = None,
+    sip: SipTerms | None,
+    orientation: str,
 ) -> _StampTemplate:
     """Header templates for one stamp shape and parent image, built once."""
     _check_plane_names(dict(mask_planes))
-    wcs_cards = _constant_wcs_cards(radesys, equinox, None if sip is None else _sip_cards(sip))
-    image = _hdu_template(
-        [
-            *_structure_cards(-32, shape, primary=True),
-            _card("EXTNAME", _quote("IMAGE"), "stamp pixels"),
-            _card("BUNIT", _quote("nJy"), "spectral flux density"),
-            _card("CUTOUT", _quote(name[:60]), "image the stamp was cut from"),
-            *wcs_cards,
-        ],
-        [],
+    wcs_cards = _constant_wcs_cards(
+        radesys, equinox, None if sip is None else _sip_cards(sip), not orientation
     )
-    variance = _hdu_template(
-        [
-            *_structure_cards(-32, shape, primary=False),
-            _card("EXTNAME", _quote("UNCERT"), "variance of the pixels"),
-            _card("UTYPE", _quote("VarianceUncertainty"), "astropy uncertainty class"),
-            _card("BUNIT", _quote("nJy2"), "variance unit"),
-            *wcs_cards,
-        ],
-        [],
-    )
-    mask = _hdu_template(
-        [
-            *_structure_cards(32, shape, primary=False),
-            _card("EXTNAME", _quote("MASK"), "bit mask"),
-            *wcs_cards,
-        ],
-        [_mask_plane_card(plane, bit) for plane, bit in mask_planes],
-    )
-    psf_header = None
-    if psf_shape is not None:
-        cards = [
-            *_structure_cards(-32, psf_shape, primary=False),
-            _card("EXTNAME", _quote("PSFIMAGE"), "PSF of the parent image"),
-            "END".ljust(_CARD),
+    image_cards = [
+        card("EXTNAME", fits_string("IMAGE"), "stamp pixels"),
+        card("BUNIT", fits_string("nJy"), "spectral flux density"),
+        card("CUTOUT", fits_string(name[:60]), "image the stamp was cut from"),
+    ]
+    if orientation:
+        image_cards += [
+            card("NORTHUP", "T", "north up, east left"),
+            card("ORIENTOP", fits_string(orientation[:60]), "how the stamp was turned north up"),
         ]
-        text = "".join(cards)
-        psf_header = (text + " " * _block_pad(len(text))).encode("ascii")
-    return _StampTemplate(image=image, variance=variance, mask=mask, psf_header=psf_header)
+    image_cards += wcs_cards
+    variance_cards = "".join([
+        card("EXTNAME", fits_string("UNCERT"), "variance of the pixels"),
+        card("UTYPE", fits_string("VarianceUncertainty"), "astropy uncertainty class"),
+        card("BUNIT", fits_string("nJy2"), "variance unit"),
+        card("INHERIT", "T", "WCS and keys of the primary header apply"),
+    ])
+    mask_cards = "".join([
+        card("EXTNAME", fits_string("MASK"), "bit mask"),
+        card("INHERIT", "T", "WCS and keys of the primary header apply"),
+        *(_mask_plane_card(plane, bit) for plane, bit in mask_planes),
+    ])
+    return _StampTemplate(
+        image_cards="".join(image_cards),
+        variance_cards=variance_cards,
+        mask_cards=mask_cards,
+        psf_cards=card("EXTNAME", fits_string("PSFIMAGE"), "PSF of the parent image"),
+    )
+
+
+def _template_of(stamp: Stamp) -> _StampTemplate:
+    return _stamp_template(
+        stamp.image.shape,
+        stamp.name,
+        tuple(stamp.mask_planes.items()),
+        stamp.local_wcs.radesys,
+        stamp.local_wcs.equinox,
+        stamp.local_wcs.sip,
+        stamp.orientation,
+    )
+
+
+def _as_stamp(stamp: Stamp | SurveyImage) -> Stamp:
+    if isinstance(stamp, Stamp):
+        return stamp
+    image = require_survey_image(stamp, "stamp_fits_bytes takes a Stamp or a SurveyImage")
+    return whole_image_stamp(image)
+
+
+def stamp_hdus(stamp: Stamp | SurveyImage) -> list[StampHdu]:
+    """The HDUs of a stamp's FITS file (layout in the module docstring), primary first.
+
+    Parameters
+    ----------
+    stamp : `~alertpack.packets.stamp.Stamp` or \
+            `~alertpack.packets.survey_image.SurveyImage`
+        As for `stamp_fits_bytes`.
+
+    Raises
+    ------
+    alertpack.errors.InputError
+        As `stamp_fits_bytes`.
+    """
+    stamp = _as_stamp(stamp)
+    template = _template_of(stamp)
+    shape = stamp.image.shape
+    hdus = [StampHdu(
+        "IMAGE", structure_cards(-32, shape, primary=True),
+        template.image_cards + _stamp_cards(stamp), stamp.image, ">f4", -32,
+    )]
+    if stamp.variance is not None:
+        hdus.append(StampHdu(
+            "UNCERT", structure_cards(-32, shape, primary=False), template.variance_cards,
+            stamp.variance, ">f4", -32,
+        ))
+    mask_dtype, mask_bitpix = _mask_type(stamp.mask, stamp.mask_planes)
+    hdus.append(StampHdu(
+        "MASK", structure_cards(mask_bitpix, shape, primary=False), template.mask_cards,
+        stamp.mask, mask_dtype, mask_bitpix,
+    ))
+    if stamp.psf is not None:
+        hdus.append(StampHdu(
+            "PSFIMAGE", structure_cards(-32, stamp.psf.shape, primary=False),
+            template.psf_cards, stamp.psf, ">f4", -32,
+        ))
+    return hdus
 
 
 def stamp_fits_bytes(stamp: Stamp | SurveyImage) -> bytes:
@@ -289,31 +422,13 @@ def stamp_fits_bytes(stamp: Stamp | SurveyImage) -> bytes:
         For another type of ``stamp``, mask plane names that cannot be FITS
         keywords, or a whole image whose WCS fails at its center.
     """
-    if not isinstance(stamp, Stamp):
-        image = require_survey_image(stamp, "stamp_fits_bytes takes a Stamp or a SurveyImage")
-        stamp = whole_image_stamp(image)
-    template = _stamp_template(
-        stamp.image.shape,
-        stamp.name,
-        tuple(stamp.mask_planes.items()),
-        stamp.local_wcs.radesys,
-        stamp.local_wcs.equinox,
-        None if stamp.psf is None else stamp.psf.shape,
-        stamp.local_wcs.sip,
-    )
-    dynamic = _stamp_cards(stamp)
-    hdus: list[tuple[bytes, np.ndarray, str]] = [
-        ((template.image.head + dynamic + template.image.tail).encode("ascii"), stamp.image, ">f4")
-    ]
-    if stamp.variance is not None:
-        header = template.variance.head + dynamic + template.variance.tail
-        hdus.append((header.encode("ascii"), stamp.variance, ">f4"))
-    header = template.mask.head + dynamic + template.mask.tail
-    hdus.append((header.encode("ascii"), stamp.mask, ">i4"))
-    if stamp.psf is not None:
-        assert template.psf_header is not None  # the template was made with the PSF's shape
-        hdus.append((template.psf_header, stamp.psf, ">f4"))
-    return _assemble(hdus)
+    parts = []
+    for hdu in stamp_hdus(stamp):
+        header = hdu.structure + hdu.cards
+        parts.append(
+            ((header + end_and_padding(len(header))).encode("ascii"), hdu.data, hdu.dtype)
+        )
+    return _assemble(parts)
 
 
 def _assemble(hdus: list[tuple[bytes, np.ndarray, str]]) -> bytes:
@@ -322,7 +437,7 @@ def _assemble(hdus: list[tuple[bytes, np.ndarray, str]]) -> bytes:
     The pixels are converted straight into the output buffer, so each is
     copied once before the final `bytes`.
     """
-    sizes = [(len(header), array.size * 4) for header, array, _ in hdus]
+    sizes = [(len(header), array.size * np.dtype(dtype).itemsize) for header, array, dtype in hdus]
     total = sum(h + d + _block_pad(d) for h, d in sizes)
     buffer = np.zeros(total, dtype=np.uint8)
     offset = 0

@@ -6,6 +6,18 @@ fill), the WCS shift (the parent WCS, SIP included, with a moved reference
 pixel) and the FITS writing (primary image, ``UNCERT`` variance, ``MASK``
 booleans, ``FLAGS`` with the integer mask bits and ``PSFIMAGE``).
 
+`lsst_cutout_bytes` is LSST's own writer, as ``createCcdDataCutout`` and
+``streamCcdDataToBytes`` of lsst/ap_association's ``packageAlerts.py`` make
+an alert cutout: a `~astropy.nddata.CCDData` of the image, its
+`~astropy.nddata.VarianceUncertainty`, the integer mask as ``flags``, a
+local linear TAN WCS at the source (``CRPIX`` the source pixel, ``CRVAL``
+its position, ``CD`` the local Jacobian of the parent WCS), the PSF,
+``meta`` ``cutMinX``/``cutMinY`` and the ``ROTPA`` card, unit nJy, written
+with ``CCDData.write(stream, format="fits")``: the primary image,
+``UNCERT`` and ``PSFIMAGE`` (``CCDData.to_hdu`` writes the flags only when
+asked, ``hdu_flags="MASK"``, which is how a comparison for the same planes
+adds the mask). It is the baseline of the packet-size benchmark.
+
 It shares no code with alertpack's fast path: it reads the parent straight
 from an astropy `~astropy.nddata.NDData`/`~astropy.nddata.CCDData` (image,
 ``unit``, ``wcs``, a variance or standard-deviation ``uncertainty``, an
@@ -29,8 +41,15 @@ from astropy.nddata import (
     StdDevUncertainty,
     VarianceUncertainty,
 )
+from astropy.wcs import WCS
 
-__all__ = ["ParentPlanes", "no_data_bit", "parent_planes", "reference_cutout_bytes"]
+__all__ = [
+    "ParentPlanes",
+    "lsst_cutout_bytes",
+    "no_data_bit",
+    "parent_planes",
+    "reference_cutout_bytes",
+]
 
 # LSST's name of the mask plane of pixels without data.
 NO_DATA = "NO_DATA"
@@ -142,3 +161,85 @@ def _same_cutout(plane: np.ndarray | None, like: Any, fill: float) -> np.ndarray
     cut = np.full(like.shape, fill, dtype=plane.dtype)
     cut[like.slices_cutout] = plane[like.slices_original]
     return cut
+
+
+# Half-width of the central differences of LSST's local linear WCS, pixels.
+_JACOBIAN_STEP = 0.5
+
+
+def _local_cd(parent_wcs: Any, x: float, y: float, center: SkyCoord) -> np.ndarray:
+    """``CD`` of a TAN WCS tangent at ``center``: d(east, north)/d(x, y), degrees per pixel."""
+    h = _JACOBIAN_STEP
+    xs = np.array([x + h, x - h, x, x])
+    ys = np.array([y, y, y + h, y - h])
+    ra, dec = parent_wcs.all_pix2world(xs, ys, 0)
+    east, north = center.spherical_offsets_to(SkyCoord(ra * u.deg, dec * u.deg, frame="icrs"))
+    east, north = east.to_value(u.deg), north.to_value(u.deg)
+    return np.array([
+        [(east[0] - east[1]) / (2 * h), (east[2] - east[3]) / (2 * h)],
+        [(north[0] - north[1]) / (2 * h), (north[2] - north[3]) / (2 * h)],
+    ])
+
+
+def lsst_cutout_bytes(
+    image: np.ndarray,
+    variance: np.ndarray,
+    mask: np.ndarray,
+    *,
+    parent_wcs: Any,
+    start: tuple[int, int],
+    ra: float,
+    dec: float,
+    psf: np.ndarray | None = None,
+    rotpa: float | None = None,
+    xy0: tuple[int, int] = (0, 0),
+    hdu_flags: str | None = None,
+) -> bytes:
+    """A cutout as LSST's alert packager writes it (see the module docstring).
+
+    Parameters
+    ----------
+    image, variance, mask : `numpy.ndarray`
+        The stamp's pixels (nJy), variance (nJy²) and integer bit mask.
+    parent_wcs : `astropy.wcs.WCS`
+        WCS of the parent image array.
+    start : `tuple` [`int`, `int`]
+        0-based ``(x, y)`` of the stamp's first pixel in the parent array.
+    ra, dec : `float`
+        The source, degrees: the tangent point of the stamp's WCS.
+    psf : `numpy.ndarray`, optional
+        PSF image attached to the cutout.
+    rotpa : `float`, optional
+        ``ROTPA``, the boresight rotation angle, degrees.
+    xy0 : `tuple` [`int`, `int`]
+        Parent (detector) frame position of the parent array's first pixel.
+    hdu_flags : `str`, optional
+        Also write the mask, as an extension of this name (LSST's task does not).
+
+    Returns
+    -------
+    data : `bytes`
+    """
+    center = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
+    x, y = (float(v) for v in parent_wcs.world_to_pixel(center))
+    cut_min_x, cut_min_y = xy0[0] + start[0] - 1, xy0[1] + start[1] - 1
+    # as LSST: CRPIX is the source's pixel with the stamp's first pixel at 1
+    wcs = WCS(naxis=2)
+    wcs.array_shape = image.shape
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crpix = [x - start[0] + 1, y - start[1] + 1]
+    wcs.wcs.crval = [ra, dec]
+    wcs.wcs.cd = _local_cd(parent_wcs, x, y, center)
+    cutout = CCDData(
+        data=image,
+        uncertainty=VarianceUncertainty(variance),
+        flags=mask,
+        wcs=wcs,
+        psf=psf,
+        meta={"cutMinX": cut_min_x, "cutMinY": cut_min_y},
+        unit=u.nJy,
+    )
+    cutout.header["ROTPA"] = (rotpa, "Pos angle in deg of focal plane +Y wrt North")
+    stream = io.BytesIO()
+    cutout.write(stream, format="fits", hdu_flags=hdu_flags)
+    return stream.getvalue()

@@ -27,7 +27,13 @@ from alertpack.kafka.settings import ConsumerSettings
 from alertpack.kafka.signals import signals_deferred
 from alertpack.schema import AlertSchema, schema_for_id, unpack_wire
 from alertpack.sinks.files import atomic_output, check_output_directory
-from alertpack.tools.reading import CUTOUT_FIELDS, alert_id, alert_object_id, field_value
+from alertpack.tools.reading import (
+    CUTOUT_FIELDS,
+    alert_id,
+    alert_object_id,
+    cutout_fits,
+    field_value,
+)
 
 __all__ = [
     "ConsumeResult",
@@ -126,6 +132,10 @@ class ConsumedAlert:
     def alert_id(self) -> int | None:
         """``diaSourceId`` (``alertId`` in old schemas)."""
         return alert_id(self.alert)
+
+    def cutout(self, name: str, *, max_bytes: int | None = None) -> bytes | None:
+        """The cutout ``name`` as a plain FITS file, any variant decoded (`cutout_fits`)."""
+        return cutout_fits(self.alert, name, max_bytes=max_bytes)
 
     def summary(self) -> str:
         """One line: where it was, ids, band, time, position, S/N and cutouts."""

@@ -20,8 +20,10 @@ but the schema does not demand; lsst-alert-packet's own sample alerts do):
   (the official samples do so), or a link is null where the alert has an id;
 - *history* (warnings): previous sources and forced sources are oldest first
   and earlier than the current source;
-- *cutouts* (errors): each stamp opens with astropy as a 2-D image and passes
-  ``fitsverify``, the reference FITS-standard checker.
+- *cutouts* (errors): each stamp, of any packing (plain, gzipped or
+  tile-compressed FITS), decodes, opens with astropy as a 2-D image and
+  passes ``fitsverify``, the reference FITS-standard checker (a gzipped
+  stamp on the FITS file it holds, a tile-compressed one as it is).
 """
 
 from __future__ import annotations
@@ -85,6 +87,17 @@ def _cutout_size(record: dict[str, Any], name: str) -> int | None:
     return None if data is None else len(data)
 
 
+def _cutout_variant(record: dict[str, Any]) -> str | None:
+    """The packing of the alert's cutouts (``none``, ``gzip``, ...; ``mixed``), read from bytes."""
+    # the stamp code (numpy) only for alerts with cutouts: inspect otherwise reads Avro alone
+    from alertpack.packets.stamp_compression import stamp_variant
+
+    variants = {stamp_variant(record[name]) for name in CUTOUT_FIELDS if record.get(name)}
+    if not variants:
+        return None
+    return variants.pop() if len(variants) == 1 else "mixed"
+
+
 def _list_length(record: dict[str, Any], name: str) -> int | None:
     items = record.get(name)
     return None if items is None else len(items)
@@ -107,7 +120,9 @@ def summarize_alert(alert: LoadedAlert) -> dict[str, Any]:
     ``diaObjectId``, ``band``, ``mjd`` (the source's midpoint, MJD TAI),
     ``ra``, ``dec`` (deg), ``snr``, ``psfFlux``, ``psfFluxErr`` (nJy),
     ``nPrvDiaSources``, ``nPrvDiaForcedSources``, ``cutoutScience``,
-    ``cutoutTemplate``, ``cutoutDifference`` (sizes in bytes), ``packetSize``
+    ``cutoutTemplate``, ``cutoutDifference`` (sizes in bytes as carried),
+    ``stampBytes`` (their sum), ``cutoutCompression`` (``none``, ``gzip``,
+    ``lossless``, ``lossy16``, ``mixed`` or ``unknown``: how they are packed), ``packetSize``
     (bytes, see `alertpack.tools.reading.LoadedAlert`).
     """
     record = alert.alert
@@ -131,6 +146,9 @@ def summarize_alert(alert: LoadedAlert) -> dict[str, Any]:
     }
     for name in CUTOUT_FIELDS:
         row[name] = _cutout_size(record, name)
+    sizes = [row[name] for name in CUTOUT_FIELDS if row[name] is not None]
+    row["stampBytes"] = sum(sizes) if sizes else None
+    row["cutoutCompression"] = _cutout_variant(record)
     row["packetSize"] = alert.packet_size
     # NaN is not JSON; an absent measurement is null either way
     return {
@@ -200,6 +218,8 @@ _TABLE_COLUMNS: list[tuple[str, int, Callable[[dict[str, Any]], str]]] = [
     ("sci[B]", 7, lambda row: _text(row["cutoutScience"])),
     ("tpl[B]", 7, lambda row: _text(row["cutoutTemplate"])),
     ("diff[B]", 7, lambda row: _text(row["cutoutDifference"])),
+    ("stamps[B]", 9, lambda row: _text(row["stampBytes"])),
+    ("packing", 8, lambda row: _text(row["cutoutCompression"])),
     ("size[B]", 8, lambda row: _text(row["packetSize"])),
     ("schema", 6, lambda row: _text(row["schema"])),
 ]
@@ -589,9 +609,19 @@ def _cutout_problems(name: str, data: bytes) -> list[Problem]:
     # astropy.io.fits (~0.2 s) only for checking cutouts: inspect never opens them
     from astropy.io import fits
 
+    from alertpack.packets.stamp_compression import decode_stamp, stamp_variant
+
     problems: list[Problem] = []
     try:
-        with fits.open(io.BytesIO(data)) as hdus:
+        decoded = decode_stamp(data)
+    except InputError as error:
+        if stamp_variant(data) == "gzip":
+            return [Problem("cutouts", f"{name} cannot be decoded: {error}")]
+        decoded = data  # not FITS: astropy and fitsverify say what is wrong
+    # a gzipped stamp is checked as the FITS file it holds, a tile-compressed one as it is
+    checked = decoded if stamp_variant(data) == "gzip" else data
+    try:
+        with fits.open(io.BytesIO(decoded)) as hdus:
             images = [hdu for hdu in hdus if hdu.is_image and hdu.data is not None]
             if not images:
                 problems.append(Problem("cutouts", f"{name} holds no image data"))
@@ -606,7 +636,7 @@ def _cutout_problems(name: str, data: bytes) -> list[Problem]:
     except Exception as error:  # astropy raises many types for unreadable FITS
         problems.append(Problem("cutouts", f"{name} does not open with astropy.io.fits: {error}"))
     try:
-        messages = run_fitsverify(data)
+        messages = run_fitsverify(checked)
     except InputError as error:  # fitsverify not installed
         return [*problems, Problem("cutouts", f"{name} not checked against the FITS standard: "
                                    f"{error}")]

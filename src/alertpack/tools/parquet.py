@@ -46,7 +46,13 @@ from alertpack.errors import InputError
 from alertpack.packets.avro_types import split_union
 from alertpack.schema import collect_named_types
 from alertpack.sinks.files import atomic_output, check_output_directory
-from alertpack.tools.reading import AlertFile, ReadReport, iter_alert_files
+from alertpack.tools.reading import (
+    CUTOUT_FIELDS,
+    AlertFile,
+    ReadReport,
+    cutout_fits,
+    iter_alert_files,
+)
 
 __all__ = [
     "ALERTS_TABLE",
@@ -291,6 +297,7 @@ def alerts_to_parquet(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     report: ReadReport | None = None,
+    decode_cutouts: bool = False,
 ) -> dict[str, tuple[Path, int]]:
     """Flatten the alerts in ``paths`` into Parquet files in ``output_dir``.
 
@@ -308,6 +315,10 @@ def alerts_to_parquet(
         other files are still read, so that every bad file is named, but then
         nothing is written (`InputError`): the tables hold all the alerts
         given or none, never the part before a damaged block.
+    decode_cutouts : `bool`
+        Store every cutout as the plain FITS file it holds, whatever its
+        packing (gzip, tile compression: `alertpack.tools.reading.cutout_fits`);
+        by default the bytes are kept as the alert carries them.
 
     Returns
     -------
@@ -332,7 +343,11 @@ def alerts_to_parquet(
                                               layout.alerts_schema)}
         for name, schema in layout.list_schemas.items():
             writers[name] = _TableWriter(stack, output / f"{name}.parquet", schema)
-        records = (alert.alert for alert in _alerts_of(_chain(first, files), report))
+        records: Iterator[dict[str, Any]] = (
+            alert.alert for alert in _alerts_of(_chain(first, files), report)
+        )
+        if decode_cutouts:
+            records = map(_with_plain_cutouts, records)
         for batch in _batches(records, batch_size):
             alerts = layout.alerts_table(batch)
             writers[ALERTS_TABLE].write(alerts)
@@ -357,6 +372,14 @@ def _alerts_of(files: Iterable[AlertFile], report: ReadReport | None) -> Iterato
             if report is None:
                 raise
             report.errors.append(str(error))
+
+
+def _with_plain_cutouts(alert: dict[str, Any]) -> dict[str, Any]:
+    """The alert with each cutout as plain FITS (`cutout_fits`)."""
+    for name in CUTOUT_FIELDS:
+        if alert.get(name) is not None:
+            alert[name] = cutout_fits(alert, name)
+    return alert
 
 
 def _chain(first: AlertFile, rest: Iterator[AlertFile]) -> Iterator[AlertFile]:

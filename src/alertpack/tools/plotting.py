@@ -77,19 +77,26 @@ class Stamp:
     unit: str
 
 
-def read_stamp(data: bytes) -> Stamp:
-    """Decode cutout FITS bytes: the first 2-D image HDU and its celestial WCS.
+def read_stamp(data: bytes, *, max_bytes: int | None = None) -> Stamp:
+    """Decode cutout bytes of any variant: the first 2-D image HDU and its celestial WCS.
+
+    Plain, gzipped and tile-compressed stamps are decoded first
+    (`alertpack.packets.stamp_compression.decode_stamp`, bounded by
+    ``max_bytes``, by default ``DEFAULT_MAX_STAMP_BYTES``).
 
     Raises
     ------
     InputError
-        If astropy cannot open the bytes or they hold no 2-D image.
+        If the bytes do not decode, astropy cannot open them or they hold no 2-D image.
     """
     # astropy on first use: browse imports this module and serves pages before any stamp
     from astropy.io import fits
     from astropy.utils.exceptions import AstropyWarning
     from astropy.wcs import WCS, FITSFixedWarning
 
+    from alertpack.packets.stamp_compression import DEFAULT_MAX_STAMP_BYTES, decode_stamp
+
+    data = decode_stamp(data, max_bytes=DEFAULT_MAX_STAMP_BYTES if max_bytes is None else max_bytes)
     try:
         with warnings.catch_warnings():
             # a damaged header is reported as one InputError below, not as warnings

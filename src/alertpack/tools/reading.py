@@ -54,6 +54,7 @@ __all__ = [
     "ReadReport",
     "alert_id",
     "alert_object_id",
+    "cutout_fits",
     "field_value",
     "find_alert",
     "iter_alert_files",
@@ -102,6 +103,40 @@ def field_value(record: dict[str, Any] | None, quantity: str, default: Any = Non
             value = record[name]
             return default if value is None else value
     return default
+
+
+def cutout_fits(
+    alert: dict[str, Any], name: str, *, max_bytes: int | None = None
+) -> bytes | None:
+    """A cutout of the alert as a plain FITS file, whatever variant it was packed in.
+
+    Parameters
+    ----------
+    alert : `dict`
+        A decoded alert.
+    name : `str`
+        ``cutoutScience``, ``cutoutTemplate`` or ``cutoutDifference``.
+    max_bytes : `int`, optional
+        Largest decoded size (default and meaning: `alertpack.packets.stamp_compression`
+        ``DEFAULT_MAX_STAMP_BYTES`` and ``decode_stamp``).
+
+    Returns
+    -------
+    fits : `bytes` or `None`
+        `None` when the alert has no such cutout.
+
+    Raises
+    ------
+    alertpack.errors.CutoutDecodeError
+        Bytes that are not a stamp, or decode past ``max_bytes``.
+    """
+    data = alert.get(name)
+    if data is None:
+        return None
+    # numpy and the stamp code only where a cutout is opened: reading alerts needs neither
+    from alertpack.packets.stamp_compression import DEFAULT_MAX_STAMP_BYTES, decode_stamp
+
+    return decode_stamp(data, max_bytes=DEFAULT_MAX_STAMP_BYTES if max_bytes is None else max_bytes)
 
 
 def alert_id(alert: dict[str, Any]) -> int | None:
@@ -182,6 +217,10 @@ class LoadedAlert:
     def label(self) -> str:
         """``source#index`` for messages that point at one alert."""
         return f"{self.source}#{self.index}"
+
+    def cutout(self, name: str, *, max_bytes: int | None = None) -> bytes | None:
+        """The cutout ``name`` as a plain FITS file, any variant decoded (`cutout_fits`)."""
+        return cutout_fits(self.alert, name, max_bytes=max_bytes)
 
 
 @dataclass

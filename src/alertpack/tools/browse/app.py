@@ -65,6 +65,7 @@ from alertpack.tools.browse.stamps import (
     overlay_svg,
     render_stamps,
 )
+from alertpack.tools.reading import cutout_fits
 from alertpack.tools.selection import QUANTITIES, Kind, ab_magnitude
 
 __all__ = ["MAX_OBJECT_ALERTS", "create_app"]
@@ -368,6 +369,10 @@ class _Views:
         if data is None:
             return self.error_page(f"alert {self._alert_name(indexed)} has no {kind} cutout", 404)
         name = f"{self._alert_name(indexed)}-{kind}.fits"
+        try:  # a gzipped or tile-compressed stamp is served as the FITS file it holds
+            data = cutout_fits(indexed.alert, STAMP_KINDS[kind])
+        except InputError as error:
+            return self.error_page(f"the {kind} cutout cannot be read: {error}", 422)
         return Response(data, media_type=_MEDIA_FITS,
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
