@@ -20,8 +20,10 @@ each card written once:
   (present when the image has a variance), ``INHERIT = T``;
 - ``MASK``: the bit mask, ``MP_<NAME> = bit`` for every plane,
   ``INHERIT = T``; stored in the smallest integer type that holds every
-  plane's bit and every bit set (``BITPIX`` 8 up to bit 7, 16 up to bit 14,
-  else 32: the values are the same);
+  bit set in the stamp (``BITPIX`` 8 up to bit 7, 16 up to bit 14, else 32:
+  the values are the same). A plane declared on a higher bit that no pixel
+  of the stamp has does not widen it: Rubin declares some 20 planes, and a
+  stamp rarely holds the high ones;
 - ``PSFIMAGE``: float32 PSF image (present when the image has a PSF).
 
 ``CCDData.read(io.BytesIO(data))`` gives the image in nJy, the variance as
@@ -281,9 +283,8 @@ def _constant_wcs_cards(
 _MASK_TYPES = ((7, ">u1", 8), (14, ">i2", 16), (31, ">i4", 32))
 
 
-def _mask_type(mask: np.ndarray, planes: dict[str, int]) -> tuple[str, int]:
-    """The smallest FITS integer type that holds every plane's bit and every bit set."""
-    declared = max(planes.values(), default=0)
+def _mask_type(mask: np.ndarray) -> tuple[str, int]:
+    """The smallest FITS integer type that holds every bit set in ``mask``."""
     if mask.size and mask.dtype.kind in "iu":
         low, high = int(mask.min()), int(mask.max())
         if low < 0:
@@ -291,9 +292,8 @@ def _mask_type(mask: np.ndarray, planes: dict[str, int]) -> tuple[str, int]:
         used = high.bit_length() - 1
     else:
         used = 0
-    top = max(declared, used)
     for highest_bit, dtype, bitpix in _MASK_TYPES:
-        if top <= highest_bit:
+        if used <= highest_bit:
             return dtype, bitpix
     return ">i4", 32
 
@@ -388,7 +388,7 @@ def stamp_hdus(stamp: Stamp | SurveyImage) -> list[StampHdu]:
             "UNCERT", structure_cards(-32, shape, primary=False), template.variance_cards,
             stamp.variance, ">f4", -32,
         ))
-    mask_dtype, mask_bitpix = _mask_type(stamp.mask, stamp.mask_planes)
+    mask_dtype, mask_bitpix = _mask_type(stamp.mask)
     hdus.append(StampHdu(
         "MASK", structure_cards(mask_bitpix, shape, primary=False), template.mask_cards,
         stamp.mask, mask_dtype, mask_bitpix,
