@@ -28,7 +28,8 @@ in the parent (detector) frame and the ``PHYSICAL`` alternate WCS ``A``
 (``CRVAL1A``/``CRVAL2A`` = origin) giving parent pixel coordinates, both as
 LSST writes them; ``ORIENTAT`` the position angle of the stamp's +y axis in
 degrees east of north (the HST keyword for the same quantity); ``CUTOUT``
-the name of the parent image.
+the name of the parent image; ``HASPSF`` whether the ``PSFIMAGE`` HDU is
+there (``F``: the parent image had no PSF alertpack could give).
 """
 
 from __future__ import annotations
@@ -209,6 +210,13 @@ def _constant_wcs_cards(
     return cards
 
 
+def _psf_card(has_psf: bool) -> str:
+    """``HASPSF``: whether the stamp carries its parent's PSF (the ``PSFIMAGE`` HDU)."""
+    if has_psf:
+        return _card("HASPSF", "T", "the parent image's PSF is in PSFIMAGE")
+    return _card("HASPSF", "F", "no PSF: the parent image has none alertpack can give")
+
+
 def _hdu_template(head_cards: list[str], tail_cards: list[str]) -> _HduTemplate:
     n_cards = len(head_cards) + len(_STAMP_CARDS) + len(tail_cards) + 1
     end = "END".ljust(_CARD) + " " * _block_pad(n_cards * _CARD)
@@ -234,6 +242,7 @@ def _stamp_template(
             _card("EXTNAME", _quote("IMAGE"), "stamp pixels"),
             _card("BUNIT", _quote("nJy"), "spectral flux density"),
             _card("CUTOUT", _quote(name[:60]), "image the stamp was cut from"),
+            _psf_card(psf_shape is not None),
             *wcs_cards,
         ],
         [],
