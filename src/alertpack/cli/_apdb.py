@@ -37,7 +37,8 @@ def add_apdb_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--visit-time", type=float, default=None, metavar="MJD",
-        help="exposure midpoint, MJD TAI (default: MJD-OBS in the difference image header)",
+        help="exposure midpoint, MJD TAI (default: the difference image header's DATE-AVG "
+        "with TIMESYS, else MJD-AVG, else MJD-OBS + EXPTIME/2)",
     )
 
 

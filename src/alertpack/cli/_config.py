@@ -13,12 +13,16 @@ if TYPE_CHECKING:
 __all__ = ["add_config_options", "config_from_args"]
 
 
-def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--config-file``, ``-c NAME=VALUE``, ``--schema`` and ``-o``."""
+def add_config_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Add ``--config-file``, ``-c NAME=VALUE``, ``--schema`` and ``-o`` (to a parser or group)."""
     parser.add_argument(
-        "-o", "--output", default=None, help="alert directory (config alertWriteLocation)"
+        "-o", "--output", default=None, metavar="DIR",
+        help="alert directory (config alertWriteLocation; default: alerts)",
     )
-    parser.add_argument("--schema", default=None, help="alert schema version, e.g. 11.1")
+    parser.add_argument(
+        "--schema", default=None, metavar="VERSION",
+        help="alert schema version, e.g. 9.0 (default: the latest lsst-alert-packet ships)",
+    )
     parser.add_argument(
         "--config-file", "-C", action="append", default=[], metavar="FILE",
         help="a pex_config override file (`config.cutoutSize = 40`), as for pipetask; "
