@@ -50,6 +50,7 @@ import os
 import re
 import time
 import warnings
+from collections import ChainMap
 from collections.abc import Callable, Iterator, Mapping, Set
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,6 +69,7 @@ from alertpack.errors import (
     ApdbSchemaError,
     InputError,
 )
+from alertpack.inputs.visit_info import visit_info_from_header
 from alertpack.packets.avro_types import avro_field_type
 from alertpack.packets.conform import COLUMN_ALIASES
 from alertpack.schema import AlertSchema, available_versions, current_field_name, load_schema
@@ -321,8 +323,10 @@ def region_from_fits(
     -------
     region : `lsst.sphgeom.Region`
     mjd_tai : `float` or None
-        ``MJD-AVG``, else ``MJD-OBS`` (exposure midpoint/start, MJD), when the
-        header has one.
+        The exposure midpoint, MJD TAI, as the image's visit info gives it
+        (`alertpack.inputs.visit_info`: ``DATE-AVG`` with ``TIMESYS``, which
+        afw writes, else ``MJD-AVG``, else ``MJD-OBS`` plus half of
+        ``EXPTIME``), when the header has one.
     """
     from astropy.wcs import WCS, FITSFixedWarning  # as astropy.io.fits in _image_headers
 
@@ -337,13 +341,9 @@ def region_from_fits(
     if not wcs.has_celestial:
         raise InputError(f"difference image {path} has no celestial WCS in its header")
     shape = (int(header["NAXIS2"]), int(header["NAXIS1"]))
-    mjd = None
-    for key in ("MJD-AVG", "MJD-OBS"):
-        value = header.get(key, primary.get(key))
-        if isinstance(value, (int, float)):
-            mjd = float(value)
-            break
-    return region_from_wcs(wcs, shape, margin_pixels), mjd
+    # afw keeps the visit keys in the primary header, which the image HDU inherits
+    visit_info = visit_info_from_header(ChainMap(header, primary), f"difference image ({path})")
+    return region_from_wcs(wcs, shape, margin_pixels), visit_info.midpoint_mjd_tai
 
 
 # ---------------------------------------------------------------------------------------------
@@ -705,8 +705,8 @@ def apdb_visit_inputs(
         The ccdVisit whose new DiaSources become alerts.
     difference : `str` or path
         Difference image (FITS): its header WCS gives the query region (no
-        pixels are read here) and, if present, ``MJD-AVG``/``MJD-OBS`` the
-        visit time. Passed on as ``diffIm``.
+        pixels are read here) and, if present, its visit info the visit time
+        (`region_from_fits`). Passed on as ``diffIm``.
     template, science : `str` or path, optional
         Template and science images (FITS), passed on.
     window_days : `float`
