@@ -283,3 +283,23 @@ def test_the_apdb_visit_time_comes_from_date_avg(visit, tmp_path):
                               compression="lossless")
     _, mjd = region_from_fits(path)
     assert mjd == pytest.approx(visit.midpointMjdTai, abs=1e-8)  # DATE-AVG, TAI; no MJD-OBS
+
+
+def test_the_task_counts_stamps_without_psf_in_its_metadata(visit, tmp_path):
+    from alertpack.config import PackageAlertsConfig
+    from alertpack.task import PackageAlertsTask
+
+    directory = tmp_path / "det"
+    write_afw_visit(visit, directory)
+    config = PackageAlertsConfig()
+    config.alertWriteLocation = str(tmp_path / "out")
+    kwargs = visit.run_kwargs()
+    kwargs.update(diffIm=str(directory / "difference.fits"),
+                  template=str(directory / "template.fits"), science=None)
+    with PackageAlertsTask(config=config) as task:
+        result = task.run(**kwargs)
+        metadata = task.getFullMetadata().to_dict()["packageAlerts"]
+    n_difference = sum(alert["cutoutDifference"] is not None for alert in result.alerts)
+    assert metadata["cutouts_difference_NO_PSF"] == n_difference > 0
+    assert "template PSF" in result.absent and "science" in result.absent
+    _alerts(tmp_path / "out")

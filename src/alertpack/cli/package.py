@@ -292,19 +292,22 @@ def _image_assignments(values: list[str], option: str, what: str) -> dict[str, s
 
 def _calibrations(args: argparse.Namespace) -> dict[str, float]:
     """``--calibration difference=0.57,template=1`` as image name -> nJy per pixel value."""
+    # the parser stays light: imported when the command runs
+    from alertpack.inputs.visit_files import check_calibrations
+
     found: dict[str, float] = {}
     for name, text in _image_assignments(args.calibration, "--calibration", "NJY").items():
         try:
-            value = float(text)
+            found[name] = float(text)
         except ValueError:
-            value = float("nan")
-        if not (value > 0 and value != float("inf")):
             raise CommandError(
-                f"--calibration {name}={text}: give a positive number of nJy per pixel value "
-                "(1 when the pixels are already nJy)"
-            )
-        found[name] = value
-    return found
+                f"--calibration {name}={text}: not a number of nJy per pixel value (1 when the "
+                "pixels are already nJy)"
+            ) from None
+    try:
+        return check_calibrations(found, "--calibration")
+    except InputError as error:  # the message starts with the option
+        raise CommandError(str(error)) from None
 
 
 def _psf_files(args: argparse.Namespace) -> dict[str, str]:
@@ -436,7 +439,7 @@ def run(args: argparse.Namespace) -> int:
     log_warnings_to_stderr()
     _check_outputs(config)
     if args.apdb is not None:
-        return package_from_apdb(args, config)
+        return package_from_apdb(args, config, _calibrations(args), _psf_files(args))
     if args.detectors != 1:
         if args.detectors < 1:
             raise CommandError(f"--detectors {args.detectors}: give at least 1")

@@ -69,6 +69,7 @@ from alertpack.errors import (
     ApdbSchemaError,
     InputError,
 )
+from alertpack.inputs.images import as_survey_image
 from alertpack.inputs.visit_info import visit_info_from_header
 from alertpack.packets.avro_types import avro_field_type
 from alertpack.packets.conform import COLUMN_ALIASES
@@ -694,6 +695,8 @@ def apdb_visit_inputs(
     schema_version: str | None = None,
     ccd_exposure_id_bits: int | None = None,
     timings: dict[str, float] | None = None,
+    calibration: Mapping[str, float] | None = None,
+    psfs: Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> VisitInputs:
     """The inputs of one packaging run of (visit, detector), read from an APDB.
 
@@ -721,6 +724,11 @@ def apdb_visit_inputs(
         APDB has no ccdVisitId column), and fills ``ccdVisitId`` of schemas < 7.
     timings : `dict`, optional
         Filled with seconds per library call.
+    calibration : `~collections.abc.Mapping` [`str`, `float`], optional
+        Image name (``"difference"``, ...) -> nJy per pixel value, for images
+        whose files give no unit (`alertpack.inputs.images.as_survey_image`).
+    psfs : `~collections.abc.Mapping` [`str`, path], optional
+        Image name -> a PSF file replacing the image's own.
 
     Returns
     -------
@@ -752,13 +760,32 @@ def apdb_visit_inputs(
             window_days=window_days, timings=timings,
         )
     conformed: dict[str, Any] = conform_to_alert_schema(catalogs, schema, ccd_exposure_id_bits)
+    images = {
+        name: _image(path, name, calibration or {}, psfs or {})
+        for name, path in (("difference", difference), ("template", template),
+                           ("science", science))
+    }
     return VisitInputs(
         **conformed,
-        diffIm=str(difference),
-        template=None if template is None else str(template),
-        science=None if science is None else str(science),
+        diffIm=images["difference"],
+        template=images["template"],
+        science=images["science"],
         ccdExposureIdBits=ccd_exposure_id_bits,
     )
+
+
+def _image(
+    path: str | os.PathLike[str] | None, name: str, calibration: Mapping[str, float],
+    psfs: Mapping[str, str | os.PathLike[str]],
+) -> Any:
+    """An image for `VisitInputs`: its path (opened when cut), or opened now when the
+    caller gives it a calibration or a PSF."""
+    if path is None:
+        return None
+    if name not in calibration and name not in psfs:
+        return str(path)
+    return as_survey_image(path, name=name, calibration=calibration.get(name),
+                           psf=psfs.get(name))
 
 
 def apdb_run_kwargs(

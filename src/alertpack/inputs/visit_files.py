@@ -39,6 +39,7 @@ __all__ = [
     "VISIT_INFO_FILE",
     "VISIT_PSF_FILES",
     "VisitDefaults",
+    "check_calibrations",
     "load_visit_files",
     "visit_id_bits",
     "visit_paths",
