@@ -213,3 +213,22 @@ def test_the_core_refuses_before_writing_any_file_of_the_run(visit, tmp_path):
     with AlertPackager(config_changed) as packager, pytest.raises(OutputError):
         packager.run(visit.inputs())
     assert path.stat().st_mtime == 0
+
+
+def test_detectors_of_a_run_that_report_one_file_are_listed(tmp_path):
+    from alertpack.scaleout.pool import DetectorJob, package_detectors, sample_detector_loader
+
+    def jobs():  # one detector twice, as wrong id bits in an APDB run would make it
+        return [DetectorJob(name, sample_detector_loader(3, 4, (200, 220), seed=seed))
+                for name, seed in (("first", 0), ("second", 1))]
+
+    config = PackageAlertsConfig()
+    config.alertWriteLocation = str(tmp_path / "refused")
+    summary = package_detectors(jobs(), config, workers=1)
+    assert [f.name for f in summary.failures] == ["second"]
+    assert "exists and holds other alerts" in str(summary.failures[0].error)
+    config.alertWriteLocation = str(tmp_path / "replaced")
+    config.overwriteAlertFiles = True
+    summary = package_detectors(jobs(), config, workers=1)
+    assert not summary.failures
+    assert [(first, second) for _, first, second in summary.shared_files] == [("first", "second")]

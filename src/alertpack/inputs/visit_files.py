@@ -8,7 +8,7 @@ may give ``ccdExposureIdBits`` and ``calibration`` (image name -> nJy per
 pixel value, for images whose files say no unit: ``{"template": 1}``). A
 PSF file beside an image (`VISIT_PSF_FILES`: ``template_psf.fits`` ...,
 ``psf.fits`` for the difference and science images, the visit's exposure)
-gives its stamps their PSF where the image file has none it can give. Files
+gives its stamps their PSF, in place of the image file's own. Files
 named explicitly override the directory's; visit-wide values
 (`VisitDefaults`: the id bits and calibrations of a whole visit) are
 overridden by a directory's ``visit.json``.
