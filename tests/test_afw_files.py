@@ -303,3 +303,17 @@ def test_the_task_counts_stamps_without_psf_in_its_metadata(visit, tmp_path):
     assert metadata["cutouts_difference_NO_PSF"] == n_difference > 0
     assert "template PSF" in result.absent and "science" in result.absent
     _alerts(tmp_path / "out")
+
+
+def test_the_visit_keys_of_afw_files_reach_the_survey_image(visit, tmp_path):
+    from alertpack.sample.afw_files import AfwVisitInfo
+
+    info = AfwVisitInfo(visit_id=visit.visit, exposure_id=7, midpoint_mjd_tai=61370.25,
+                        rotation_deg=33.5, reason="template_building", target="field 9")
+    path = write_afw_exposure(visit.science, tmp_path / "s.fits", visit_info=info,
+                              layout="pre2021", compression="lossless")
+    got = as_survey_image(path, name="science").visit_info
+    assert (got.visit_id, got.exposure_id, got.exposure_time_s) == (visit.visit, 7, 30.0)
+    assert got.midpoint_mjd_tai == pytest.approx(61370.25, abs=1e-9)
+    assert (got.boresight_rotation_deg, got.rotation_type) == (33.5, "SKY")
+    assert (got.observation_reason, got.target_name) == ("template_building", "field 9")
