@@ -23,6 +23,7 @@ from alertpack.errors import CommandError, InputError
 if TYPE_CHECKING:
     from alertpack.config import PackageAlertsConfig
     from alertpack.core import AlertPackager
+    from alertpack.inputs.visit_files import VisitDefaults
     from alertpack.scaleout.jobs import DetectorSummary
     from alertpack.scaleout.pool import VisitSummary
     from alertpack.visit_inputs import VisitInputs
@@ -375,7 +376,7 @@ def _package_detector_dirs(
 
 
 def _check_distinct_alert_files(
-    directories: list[Path], config: PackageAlertsConfig, defaults: Any
+    directories: list[Path], config: PackageAlertsConfig, defaults: VisitDefaults
 ) -> None:
     """Before any work: no two detectors of the run may write the same alert file."""
     # the parser stays light: imported when the command runs
