@@ -225,10 +225,11 @@ def test_detectors_of_a_run_that_report_one_file_are_listed(tmp_path):
     config = PackageAlertsConfig()
     config.alertWriteLocation = str(tmp_path / "refused")
     summary = package_detectors(jobs(), config, workers=1)
-    assert [f.name for f in summary.failures] == ["second"]
+    # whichever finishes last finds the other's file
+    assert len(summary.failures) == 1 and len(summary.detectors) == 1
     assert "exists and holds other alerts" in str(summary.failures[0].error)
     config.alertWriteLocation = str(tmp_path / "replaced")
     config.overwriteAlertFiles = True
     summary = package_detectors(jobs(), config, workers=1)
     assert not summary.failures
-    assert [(first, second) for _, first, second in summary.shared_files] == [("first", "second")]
+    assert [sorted(pair) for _, *pair in summary.shared_files] == [["first", "second"]]
