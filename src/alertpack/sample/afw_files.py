@@ -393,8 +393,10 @@ def _plane_hdu(
                 quantize_method=2, quantize_level=-step, dither_seed=seed, tile_shape=tiles,
             )
         # a constant plane: afw falls back to lossless compression
+    # quantize_level 0: floats compressed as they are (astropy quantizes floats by default)
     return fits.CompImageHDU(
-        data, header=header, name=extname, compression_type="GZIP_2", tile_shape=tiles
+        data, header=header, name=extname, compression_type="GZIP_2", tile_shape=tiles,
+        quantize_level=0.0,
     )
 
 
