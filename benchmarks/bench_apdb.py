@@ -124,6 +124,7 @@ def _time_reads(backend: str, config: Path, work: Path, fill_s: float,
     reads, queries, packages = [], [], []
     packager_config = PackageAlertsConfig()
     packager_config.alertWriteLocation = str(work / "alerts")
+    packager_config.overwriteAlertFiles = True  # repeats write the files again: time the write
     packager = AlertPackager(packager_config)
     for _ in range(args.repeats):
         inputs, wall, query = _read(config, images)

@@ -212,6 +212,7 @@ def make_config(cutout_size: int | None, directory: Path) -> Any:
 
     config = PackageAlertsConfig()
     config.alertWriteLocation = str(directory)
+    config.overwriteAlertFiles = True  # repeats write the files again: time the write
     if cutout_size is not None:
         config.useBboxSize = False
         config.cutoutSize = cutout_size

@@ -52,6 +52,7 @@ SPEED_TABLE = Table([
 def _config(directory: Path) -> PackageAlertsConfig:
     config = PackageAlertsConfig()
     config.alertWriteLocation = str(directory)
+    config.overwriteAlertFiles = True  # repeats write the files again: time the write
     return config
 
 

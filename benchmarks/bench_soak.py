@@ -91,6 +91,7 @@ def soak(args: argparse.Namespace, workdir: Path, server: str | None) -> list[Vi
     inputs = make_visit(n_sources=args.alerts, image_shape=(512, 512), seed=1).inputs()
     config = PackageAlertsConfig()
     config.alertWriteLocation = str(workdir / "alerts")
+    config.overwriteAlertFiles = True  # repeats write the files again: time the write
     config.useBboxSize = False
     config.cutoutSize = 30
     if server is not None:

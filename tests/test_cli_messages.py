@@ -52,7 +52,7 @@ def test_cutout_size_ignored_under_bbox_sizing_is_said(tmp_path, capsys):
     warning = capsys.readouterr().err
     assert "warning: cutoutSize=31 applies only to sources without a bboxSize" in warning
     assert "-c useBboxSize=false" in warning
-    arguments = [*SMALL_SAMPLE, "-o", str(tmp_path), "-c", "cutoutSize=31",
-                 "-c", "useBboxSize=false"]
+    arguments = [*SMALL_SAMPLE, "-o", str(tmp_path / "fixed"), "-c", "cutoutSize=31",
+                 "-c", "useBboxSize=false"]  # other stamps: another directory
     assert main(arguments) == 0
     assert "warning" not in capsys.readouterr().err

@@ -286,7 +286,7 @@ def test_no_ccd_visit_id_and_no_id_bits_is_an_error_naming_both(visit, tmp_path)
 
 
 def test_orbit_that_matches_nothing_is_counted_and_warned(visit, tmp_path, caplog):
-    task = make_task(tmp_path)
+    task = make_task(tmp_path, overwriteAlertFiles=True)  # the second run changes the file
     kwargs = visit.run_kwargs()
     result = task.run(**kwargs)
     assert result.nOrbitsUnmatched == 0
@@ -303,7 +303,7 @@ def test_orbit_that_matches_nothing_is_counted_and_warned(visit, tmp_path, caplo
 
 
 def test_file_written_atomically_and_replaced_on_rerun(visit, tmp_path, monkeypatch):
-    task = make_task(tmp_path)
+    task = make_task(tmp_path, overwriteAlertFiles=True)  # a re-run that rewrites the file
     first = task.run(**visit.run_kwargs())
     before = first.path.read_bytes()
     import alertpack.packets.avro as avro

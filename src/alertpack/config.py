@@ -51,6 +51,12 @@ class PackageAlertsConfig(pexConfig.Config):
     doWriteAlerts: pexConfig.Field[bool] = pexConfig.Field(
         dtype=bool, doc="Write alerts to Avro files under alertWriteLocation.", default=True
     )
+    overwriteAlertFiles: pexConfig.Field[bool] = pexConfig.Field(
+        dtype=bool,
+        doc="Replace an existing alert file that holds other alerts (otherwise the run stops "
+        "before writing; a file holding the same alerts, as a re-run writes, is kept as it is).",
+        default=False,
+    )
     fileCodec: pexConfig.ChoiceField[str] = pexConfig.ChoiceField(
         dtype=str,
         doc="Avro container-file block codec.",

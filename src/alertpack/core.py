@@ -29,7 +29,13 @@ from alertpack.errors import InputError
 from alertpack.inputs.catalogs import name_catalog_files
 from alertpack.inputs.images import as_survey_image
 from alertpack.kafka.settings import KafkaSettings
-from alertpack.packets.assemble import VisitCatalogs, build_alert_parts, prepare_visit, time_column
+from alertpack.packets.assemble import (
+    VisitCatalogs,
+    absent_catalogs,
+    build_alert_parts,
+    prepare_visit,
+    time_column,
+)
 from alertpack.packets.avro import AlertEncoder
 from alertpack.packets.batch import AlertBatch
 from alertpack.packets.cutouts import make_cutout_bytes
@@ -42,10 +48,15 @@ from alertpack.visit_inputs import VisitInputs
 if TYPE_CHECKING:  # the producer loads only with doProduceAlerts
     from alertpack.kafka.producer import AlertProducer, DeliveryResult
 
-__all__ = ["AlertPackager", "PackageResult"]
+__all__ = ["SUMMARIZED", "AlertPackager", "PackageResult"]
 
 #: a context manager factory timing one named stage of a run
 StageTimer = Callable[[str], AbstractContextManager[Any]]
+
+#: attribute set (True) on the log records of what `PackageResult.absent` and
+#: `PackageResult.renamed` also hold: a caller printing the result's summary (a pool
+#: worker, whose parent prints it) may drop them
+SUMMARIZED = "alertpack_summarized"
 
 
 @dataclass
@@ -73,6 +84,14 @@ class PackageResult:
         Cutouts the alerts carry (all images).
     stamp_bytes : `int`
         Their total size in bytes, as carried (compressed when configured).
+    absent : `dict` [`str`, `str`]
+        What the alerts lack because an input was not given (a catalog, an
+        image, a PSF): input -> one sentence saying what is null. Keys are
+        catalog names (``"diaObjectCat"``, ``"ssSource"``, ...), image names
+        (``"template"``) and ``"<image> PSF"``.
+    renamed : `dict` [`str`, `dict` [`str`, `str`]]
+        Catalog -> {schema field: the column read for it under another
+        name} (see `alertpack.packets.conform`).
     """
 
     alerts: AlertBatch
@@ -85,6 +104,8 @@ class PackageResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     n_stamps: int = 0
     stamp_bytes: int = 0
+    absent: dict[str, str] = field(default_factory=dict)
+    renamed: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def n_alerts(self) -> int:
@@ -201,18 +222,27 @@ class AlertPackager:
         stage = _timed_stages(timings, stage_timer)
         with stage("prepareCatalogs"):
             catalogs = self.prepare(inputs)
+        for catalog, columns in catalogs.renamed.items():
+            for field_name, column in columns.items():
+                self.log.info("%s column %r is read as %s.", catalog, column, field_name,
+                              extra={SUMMARIZED: True})
         if catalogs.n_alerts == 0:
             self.log.info("No DiaSources to package; no alert file written.")
-            return PackageResult(alerts=self.batch(catalogs, []), stage_seconds=timings)
+            return PackageResult(alerts=self.batch(catalogs, []), stage_seconds=timings,
+                                 renamed=catalogs.renamed)
 
         with stage("makeCutouts"):
-            cutouts, statuses = self.make_cutouts(catalogs, inputs.images())
+            cutouts, statuses, missing_psf = self.make_cutouts(catalogs, inputs.images())
         with stage("encodeAlerts"):
             batch = self.encode(catalogs, cutouts)
         stamps = [blob for blobs in cutouts.values() for blob in blobs if blob is not None]
         result = PackageResult(alerts=batch, cutout_status=dict(statuses), stage_seconds=timings,
                                unmatched_orbits=catalogs.n_unmatched_orbits,
-                               n_stamps=len(stamps), stamp_bytes=sum(map(len, stamps)))
+                               n_stamps=len(stamps), stamp_bytes=sum(map(len, stamps)),
+                               renamed=catalogs.renamed,
+                               absent=self._absent(catalogs, inputs, missing_psf, statuses))
+        for sentence in result.absent.values():
+            self.log.warning("%s.", sentence, extra={SUMMARIZED: True})
         if result.unmatched_orbits:
             self.log.warning(
                 "%d solar-system source(s) match no mpc_orbits row (by ssObjectId or "
@@ -242,7 +272,7 @@ class AlertPackager:
 
     def make_cutouts(
         self, catalogs: VisitCatalogs, images: dict[str, Any]
-    ) -> tuple[dict[str, list[bytes | None]], Counter[str]]:
+    ) -> tuple[dict[str, list[bytes | None]], Counter[str], dict[str, str]]:
         """FITS cutouts of every configured image around every source.
 
         Returns
@@ -250,7 +280,10 @@ class AlertPackager:
         cutouts : `dict` [`str`, `list`]
             Alert field (``cutoutDifference``, ...) -> FITS bytes or `None` per source.
         statuses : `collections.Counter`
-            ``"<image>:<CutoutStatus name>"`` -> count.
+            ``"<image>:<CutoutStatus name>"`` -> count, and ``"<image>:NO_PSF"``
+            -> the stamps of an image without a PSF.
+        missing_psf : `dict` [`str`, `str`]
+            Image name -> why it has no PSF, for the images without one.
         """
         sources = catalogs.sources
         dec_column = "dec" if "dec" in sources.columns else "decl"
@@ -264,6 +297,7 @@ class AlertPackager:
         )
         cutouts: dict[str, list[bytes | None]] = {}
         statuses: Counter[str] = Counter()
+        missing_psf: dict[str, str] = {}
         for name in self.config.cutouts:
             field_name = CUTOUT_FIELDS[name]
             if field_name not in self.schema.field_names:
@@ -285,10 +319,31 @@ class AlertPackager:
             cutouts[field_name] = blobs
             for status, count in zip(*np.unique(outcome, return_counts=True), strict=True):
                 statuses[f"{name}:{CutoutStatus(status).name}"] += int(count)
+            if image.psf is None:
+                statuses[f"{name}:NO_PSF"] = sum(blob is not None for blob in blobs)
+                missing_psf[name] = image.psf_note or "none given"
         for key, count in sorted(statuses.items()):
-            if not key.endswith(":OK") and count:
+            if not key.endswith((":OK", ":NO_PSF")) and count:
                 self.log.info("%d %s cutout(s) %s.", count, *key.split(":"))
-        return cutouts, statuses
+        return cutouts, statuses, missing_psf
+
+    def _absent(
+        self, catalogs: VisitCatalogs, inputs: VisitInputs, missing_psf: dict[str, str],
+        statuses: Counter[str],
+    ) -> dict[str, str]:
+        """What the alerts lack for want of an input: catalogs, images, PSFs."""
+        absent = absent_catalogs(catalogs)
+        images = inputs.images()
+        for name in self.config.cutouts:
+            field_name = CUTOUT_FIELDS[name]
+            if field_name in self.schema.field_names and images.get(name) is None:
+                absent[name] = f"no {name} image: {field_name} is null in every alert"
+        for name, reason in missing_psf.items():
+            absent[f"{name} PSF"] = (
+                f"no PSF for the {name} image ({reason}): its {statuses[f'{name}:NO_PSF']} "
+                "stamp(s) carry none (HASPSF = F)"
+            )
+        return absent
 
     def _bbox_sizes(self, catalogs: VisitCatalogs) -> np.ndarray | None:
         sources = catalogs.sources
@@ -326,7 +381,8 @@ class AlertPackager:
     def write(self, batch: AlertBatch) -> list[Path]:
         """Write the batch to one Avro file per ccdVisit under ``alertWriteLocation``."""
         return write_alert_files(
-            batch, self.config.alertWriteLocation, codec=self.config.fileCodec
+            batch, self.config.alertWriteLocation, codec=self.config.fileCodec,
+            overwrite=self.config.overwriteAlertFiles,
         )
 
     def produce(self, batch: AlertBatch) -> DeliveryResult:

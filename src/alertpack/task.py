@@ -185,8 +185,11 @@ class PackageAlertsTask(SchemaCatalogTask):
             ``alerts`` (`AlertBatch`: decoded on access, ``.payloads`` the
             Avro bytes), ``nAlerts``, ``path`` (the alert file when the run
             wrote exactly one, else `None`), ``paths`` (all written files),
-            ``nDelivered``, ``nFailed`` and ``failedPath`` (Kafka), and
-            ``cutoutStatus`` (count per `CutoutStatus` and image).
+            ``nDelivered``, ``nFailed`` and ``failedPath`` (Kafka),
+            ``cutoutStatus`` (count per `CutoutStatus` and image, and
+            ``<image>:NO_PSF``: stamps of an image without a PSF), and
+            ``absent`` (input -> what the alerts lack without it; each also
+            logged as a warning).
 
         Notes
         -----
@@ -227,6 +230,7 @@ class PackageAlertsTask(SchemaCatalogTask):
             failedPath=result.failed_path,
             cutoutStatus=result.cutout_status,
             nOrbitsUnmatched=result.unmatched_orbits,
+            absent=result.absent,
         )
 
     # ------------------------------------------------------------------

@@ -37,7 +37,8 @@ def add_apdb_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--visit-time", type=float, default=None, metavar="MJD",
-        help="exposure midpoint, MJD TAI (default: MJD-OBS in the difference image header)",
+        help="exposure midpoint, MJD TAI (default: the difference image header's DATE-AVG "
+        "with TIMESYS, else MJD-AVG, else MJD-OBS + EXPTIME/2)",
     )
 
 
@@ -80,13 +81,18 @@ def _required_image_path(pattern: str | None, detector: int, option: str) -> str
 
 
 def _loaders(
-    args: argparse.Namespace, config: PackageAlertsConfig, detectors: list[int]
+    args: argparse.Namespace, config: PackageAlertsConfig, detectors: list[int],
+    calibration: dict[str, float], psfs: dict[str, str],
 ) -> list[DetectorLoader]:
     """One picklable `apdb_visit_inputs` call per detector; every file checked before any work."""
     from alertpack.inputs.apdb import apdb_visit_inputs  # pandas, astropy: not in the parser
 
     loaders: list[DetectorLoader] = []
     for detector in detectors:
+        detector_psfs = {
+            name: _required_image_path(pattern, detector, f"--psf {name}=")
+            for name, pattern in psfs.items()
+        }
         loaders.append(partial(
             apdb_visit_inputs, args.apdb, args.visit, detector,
             difference=_required_image_path(args.difference, detector, "--difference"),
@@ -96,12 +102,21 @@ def _loaders(
             visit_time=args.visit_time,
             schema_version=config.schemaVersion,
             ccd_exposure_id_bits=args.id_bits,
+            calibration=calibration,
+            psfs=detector_psfs,
         ))
     return loaders
 
 
-def package_from_apdb(args: argparse.Namespace, config: PackageAlertsConfig) -> int:
-    """Package detectors of a visit from an APDB and print a summary; the exit status."""
+def package_from_apdb(
+    args: argparse.Namespace, config: PackageAlertsConfig, calibration: dict[str, float],
+    psfs: dict[str, str],
+) -> int:
+    """Package detectors of a visit from an APDB and print a summary; the exit status.
+
+    ``calibration`` and ``psfs`` are those of ``--calibration`` and ``--psf``
+    (PSF paths may hold ``{detector}``, as the image paths).
+    """
     if args.visit is None or not args.detector:
         raise CommandError("--apdb needs --visit V and --detector D (e.g. 42 or 0-188)")
     if args.sample or args.visit_dir or args.sources:
@@ -115,7 +130,7 @@ def package_from_apdb(args: argparse.Namespace, config: PackageAlertsConfig) -> 
     from alertpack.inputs.apdb import open_apdb  # pandas, astropy: not in the parser
 
     detectors = parse_detectors(args.detector)
-    loaders = _loaders(args, config, detectors)
+    loaders = _loaders(args, config, detectors, calibration, psfs)
     open_apdb(args.apdb)  # a wrong path, server or password fails here, before any work
     if len(detectors) == 1:
         return _package_one(loaders[0], config, args.visit, detectors[0])

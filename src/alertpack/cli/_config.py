@@ -13,12 +13,19 @@ if TYPE_CHECKING:
 __all__ = ["add_config_options", "config_from_args"]
 
 
-def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--config-file``, ``-c NAME=VALUE``, ``--schema``, ``-o`` and the cutout options."""
+def add_config_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Add ``--config-file``, ``-c NAME=VALUE``, ``--schema``, ``-o`` and the cutout options.
+
+    To a parser or an argument group.
+    """
     parser.add_argument(
-        "-o", "--output", default=None, help="alert directory (config alertWriteLocation)"
+        "-o", "--output", default=None, metavar="DIR",
+        help="alert directory (config alertWriteLocation; default: alerts)",
     )
-    parser.add_argument("--schema", default=None, help="alert schema version, e.g. 11.1")
+    parser.add_argument(
+        "--schema", default=None, metavar="VERSION",
+        help="alert schema version, e.g. 9.0 (default: the latest lsst-alert-packet ships)",
+    )
     parser.add_argument(
         "--cutout-compression", default=None,
         choices=("none", "gzip", "lossless", "lossy16"),

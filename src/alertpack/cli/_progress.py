@@ -6,6 +6,7 @@ file) one plain line per finished item, so that logs stay readable.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,13 @@ if TYPE_CHECKING:
     from alertpack.config import PackageAlertsConfig
     from alertpack.scaleout.pool import VisitSummary
 
-__all__ = ["Progress", "print_pool_summary", "print_table"]
+__all__ = [
+    "Progress",
+    "log_warnings_to_stderr",
+    "print_pool_summary",
+    "print_table",
+    "print_visit_notes",
+]
 
 
 class Progress:
@@ -85,6 +92,38 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None
         print(line(row))
 
 
+class _WarningsToStderr(logging.Handler):
+    """alertpack's log warnings as the command's own lines: ``alertpack package: warning: ...``."""
+
+    def __init__(self, command: str) -> None:
+        super().__init__(logging.WARNING)
+        self.command = command
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # sys.stderr when emitted, not when made: tests and callers may swap it
+        print(f"alertpack {self.command}: warning: {record.getMessage()}", file=sys.stderr)
+
+
+def log_warnings_to_stderr(command: str = "package") -> None:
+    """Print the warnings alertpack's library modules log (e.g. the core's absent inputs)."""
+    logger = logging.getLogger("alertpack")
+    if not any(isinstance(handler, _WarningsToStderr) for handler in logger.handlers):
+        logger.addHandler(_WarningsToStderr(command))
+
+
+def print_visit_notes(summary: VisitSummary) -> None:
+    """What the detectors' alerts lack, the columns read under other names, shared files."""
+    total = len(summary.detectors)
+    for _key, (count, first) in sorted(summary.absent().items()):
+        print(f"alertpack package: warning: {count} of {total} packaged detector(s): {first}",
+              file=sys.stderr)
+    for note, count in sorted(summary.renamed().items()):
+        print(f"  note: {note} ({count} detector(s))")
+    for path, first, second in summary.shared_files:
+        print(f"alertpack package: error: detectors {first} and {second} both wrote {path}: "
+              f"{second}'s alerts replaced {first}'s", file=sys.stderr)
+
+
 def print_pool_summary(
     summary: VisitSummary, config: PackageAlertsConfig, what: str, how: str = ""
 ) -> int:
@@ -99,4 +138,5 @@ def print_pool_summary(
     if config.doProduceAlerts:
         print(f"  kafka: {summary.n_alerts - summary.n_failed} delivered, "
               f"{summary.n_failed} failed")
-    return 0 if summary.n_failed == 0 else 1
+    print_visit_notes(summary)
+    return 0 if summary.n_failed == 0 and not summary.shared_files else 1

@@ -11,12 +11,19 @@ from typing import TYPE_CHECKING, Any
 
 from alertpack.cli._apdb import add_apdb_options, package_from_apdb
 from alertpack.cli._config import add_config_options, config_from_args
-from alertpack.cli._progress import Progress, print_pool_summary, print_table
+from alertpack.cli._progress import (
+    Progress,
+    log_warnings_to_stderr,
+    print_pool_summary,
+    print_table,
+    print_visit_notes,
+)
 from alertpack.errors import CommandError, InputError
 
 if TYPE_CHECKING:
     from alertpack.config import PackageAlertsConfig
     from alertpack.core import AlertPackager
+    from alertpack.inputs.visit_files import VisitDefaults
     from alertpack.scaleout.jobs import DetectorSummary
     from alertpack.scaleout.pool import VisitSummary
     from alertpack.visit_inputs import VisitInputs
@@ -25,63 +32,136 @@ HELP = "package the built-in sample or a visit's files into alerts"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``alertpack package``."""
-    parser.add_argument(
-        "--sample", action="store_true", help="package the built-in sample visit"
+    """The options of ``alertpack package``, one argument group per concern."""
+    parser.description = (
+        "Package new DiaSources into alerts: the built-in sample (--sample), a visit's files "
+        "(--visit-dir, or --sources/--difference/...), or an APDB (--apdb). Alerts go to one "
+        "Avro file per ccdVisit under -o, and to Kafka with --produce."
     )
-    parser.add_argument(
-        "--n-sources", type=int, default=None, help="sample: number of DiaSources"
+    _add_sample_options(parser)
+    _add_file_options(parser)
+    _add_image_options(parser)
+    add_apdb_options(parser)
+    config = parser.add_argument_group(
+        "configuration", "PackageAlertsConfig fields: defaults, then -C files, -o/--schema, "
+        "then -c pairs (alertpack config prints the result)",
     )
-    parser.add_argument(
-        "--image-size",
-        default=None,
-        metavar="NXxNY",
-        help="sample: image size in pixels, e.g. 2048x2048 (default: one LSST detector)",
+    add_config_options(config)
+    _add_output_options(parser)
+    _add_scale_out_options(parser)
+
+
+def _add_sample_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("the built-in sample", "a simulated, deterministic visit")
+    group.add_argument("--sample", action="store_true", help="package the built-in sample visit")
+    group.add_argument(
+        "--n-sources", type=int, default=None, metavar="N",
+        help="number of DiaSources (default: 60; 53 per detector with --detectors)",
     )
-    parser.add_argument("--seed", type=int, default=None, help="sample: random seed")
-    parser.add_argument(
-        "--detectors", type=int, default=1,
-        help="sample: package a visit of this many detectors (189 for a full LSST visit), "
-        "each simulated and packaged in a worker process",
+    group.add_argument(
+        "--image-size", default=None, metavar="NXxNY",
+        help="image size in pixels, e.g. 2048x2048 (default: one LSST detector, 4072x4000)",
     )
-    parser.add_argument(
-        "--workers", type=int, default=None,
-        help="worker processes for several detectors (default: all cores)",
+    group.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
+    group.add_argument(
+        "--detectors", type=int, default=1, metavar="N",
+        help="package a visit of this many sample detectors (189 for a full LSST visit), each "
+        "simulated and packaged in a worker process (default: 1)",
     )
-    parser.add_argument(
-        "--scheduler", metavar="tcp://HOST:PORT", default=None,
-        help="run one task per detector on this Dask distributed cluster instead of local "
-        "processes (workers load, write and produce themselves)",
+
+
+def _add_file_options(parser: argparse.ArgumentParser) -> None:
+    formats = "Parquet, CSV, FITS table or VOTable, by extension"
+    group = parser.add_argument_group(
+        "a visit's files",
+        "a detector's catalogs (and images, below) as files; a directory holds them under "
+        "fixed names",
     )
-    parser.add_argument(
-        "--visit-dir",
-        metavar="DIR",
-        nargs="+",
+    group.add_argument(
+        "--visit-dir", metavar="DIR", nargs="+",
         help="detector directories: diaSourceCat, diaObjectCat, diaSrcHistory, "
         "diaForcedSources, ssSource, mpc_orbits (each .parquet, .csv, .fits or .vot), "
-        "difference.fits, template.fits, science.fits, visit.json (those present are used), "
-        "or a parent directory whose subdirectories are detectors; several detectors run on "
-        "--workers processes or --scheduler; for one detector, the options below override "
-        "single files",
+        "difference.fits, template.fits, science.fits, PSF files (difference_psf.fits, "
+        "science_psf.fits, template_psf.fits; psf.fits for difference and science), visit.json "
+        "(ccdExposureIdBits, calibration); those present are used. Or a parent directory "
+        "whose subdirectories are detectors; several detectors run on --workers processes or "
+        "--scheduler. For one detector, the single-file options override its files",
     )
-    formats = "Parquet, CSV, FITS table or VOTable, by extension"
-    parser.add_argument("--sources", help=f"DiaSource catalog ({formats})")
-    parser.add_argument("--objects", help=f"DiaObject catalog ({formats})")
-    parser.add_argument("--history", help=f"previous DiaSources ({formats})")
-    parser.add_argument("--forced", help=f"previous DiaForcedSources ({formats})")
-    parser.add_argument("--ss-source", help=f"ssSource rows of asteroid DiaSources ({formats})")
-    parser.add_argument("--mpc-orbits", help=f"orbits of those asteroids ({formats})")
-    parser.add_argument(
-        "--id-bits", type=int, default=None,
-        help="ccdExposureIdBits: bits of the exposure id packed into diaSourceId",
+    group.add_argument("--sources", metavar="FILE", help=f"DiaSource catalog ({formats})")
+    group.add_argument("--objects", metavar="FILE", help=f"DiaObject catalog ({formats})")
+    group.add_argument("--history", metavar="FILE", help=f"previous DiaSources ({formats})")
+    group.add_argument("--forced", metavar="FILE", help=f"previous DiaForcedSources ({formats})")
+    group.add_argument(
+        "--ss-source", metavar="FILE", help=f"ssSource rows of asteroid DiaSources ({formats})"
     )
-    images = "FITS, plain or tile-compressed; only the pixels under the cutouts are read"
-    parser.add_argument("--difference", help=f"difference image ({images})")
-    parser.add_argument("--template", help=f"template image ({images})")
-    parser.add_argument("--science", help=f"science image ({images})")
-    add_apdb_options(parser)
-    add_config_options(parser)
-    parser.add_argument("--produce", action="store_true", help="also send alerts to Kafka")
+    group.add_argument(
+        "--mpc-orbits", metavar="FILE", help=f"orbits of those asteroids ({formats})"
+    )
+    group.add_argument(
+        "--id-bits", type=int, default=None, metavar="N",
+        help="ccdExposureIdBits: bits of the exposure id packed into diaSourceId (the "
+        "instrument's packing, for every detector of the visit; a detector's visit.json gives "
+        "its own; default: a ccdVisitId column)",
+    )
+
+
+def _add_image_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "images",
+        "FITS files, plain or tile-compressed (as afw writes them, or astropy CCDData); only "
+        "the pixels under the cutouts are read",
+    )
+    group.add_argument("--difference", metavar="FILE", help="difference image (required)")
+    group.add_argument("--template", metavar="FILE", help="template image (default: none)")
+    group.add_argument("--science", metavar="FILE", help="science image (default: none)")
+    group.add_argument(
+        "--calibration", action="append", default=[], metavar="IMAGE=NJY[,...]",
+        help="nJy per pixel value of an image whose file gives no unit (no BUNIT and no "
+        "PhotoCalib in afw's archive), e.g. difference=0.57,template=1; repeatable; for every "
+        "detector of a visit (a detector's visit.json gives its own)",
+    )
+    group.add_argument(
+        "--psf", action="append", default=[], metavar="IMAGE=FILE",
+        help="a FITS file holding an image's PSF (a 2-D image), e.g. template=tpsf.fits; "
+        "repeatable; replaces the PSF of the image file (default: the file's PSF HDU or "
+        "evaluable afw PSF, else the visit directory's PSF files, else none: the stamps say so)",
+    )
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    # the variables the producer settings fall back to, named where they are read
+    from alertpack.kafka.settings import ENV_PASSWORD, ENV_SERVER, ENV_TOPIC, ENV_USERNAME
+
+    group = parser.add_argument_group(
+        "output and delivery",
+        f"Kafka settings not given by kafka* config fields (-c) come from ${ENV_SERVER} "
+        f"(host:port[,...]), ${ENV_TOPIC}, ${ENV_USERNAME} and ${ENV_PASSWORD} (SASL_SSL, "
+        "SCRAM-SHA-512; without a username: PLAINTEXT)",
+    )
+    group.add_argument(
+        "--overwrite", action="store_true",
+        help="replace existing alert files that hold other alerts (config overwriteAlertFiles; "
+        "default: stop before writing; a file holding the same alerts is kept)",
+    )
+    group.add_argument(
+        "--produce", action="store_true",
+        help="also send the alerts to Kafka (config doProduceAlerts; default: files only)",
+    )
+
+
+def _add_scale_out_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "several detectors", "--visit-dir directories, --detector lists, --detectors N"
+    )
+    group.add_argument(
+        "--workers", type=int, default=None, metavar="N",
+        help="worker processes (default: all cores)",
+    )
+    group.add_argument(
+        "--scheduler", metavar="tcp://HOST:PORT", default=None,
+        help="run one task per detector on this Dask distributed cluster instead of local "
+        "processes (workers load, write and produce themselves; default: local processes)",
+    )
 
 
 def _parse_image_size(text: str | None) -> tuple[int, int] | None:
@@ -186,9 +266,54 @@ def _warn_unused_cutout_size(config: PackageAlertsConfig, sources: Any) -> None:
 
 
 def _single_file_options(args: argparse.Namespace) -> list[str]:
-    """The single-file options given (``--sources``, ..., ``--id-bits``)."""
-    names = [*_FILE_OPTIONS.values(), "id_bits"]
-    return [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) is not None]
+    """The single-file options given (``--sources``, ..., ``--psf``): one detector's files."""
+    given = [f"--{name.replace('_', '-')}" for name in _FILE_OPTIONS.values()
+             if getattr(args, name) is not None]
+    return given + (["--psf"] if args.psf else [])
+
+
+def _image_assignments(values: list[str], option: str, what: str) -> dict[str, str]:
+    """``IMAGE=VALUE[,IMAGE=VALUE]`` options (repeatable) as image name -> text."""
+    # the parser stays light: imported when the command runs
+    from alertpack.visit_inputs import IMAGES
+
+    found: dict[str, str] = {}
+    for value in values:
+        for part in value.split(","):
+            name, sep, text = part.partition("=")
+            name = name.strip()
+            if not sep or name not in IMAGES or not text.strip():
+                raise CommandError(
+                    f"{option} {part!r}: expected IMAGE={what} with IMAGE one of "
+                    f"{', '.join(IMAGES)}"
+                )
+            found[name] = text.strip()
+    return found
+
+
+def _calibrations(args: argparse.Namespace) -> dict[str, float]:
+    """``--calibration difference=0.57,template=1`` as image name -> nJy per pixel value."""
+    # the parser stays light: imported when the command runs
+    from alertpack.inputs.visit_files import check_calibrations
+
+    found: dict[str, float] = {}
+    for name, text in _image_assignments(args.calibration, "--calibration", "NJY").items():
+        try:
+            found[name] = float(text)
+        except ValueError:
+            raise CommandError(
+                f"--calibration {name}={text}: not a number of nJy per pixel value (1 when the "
+                "pixels are already nJy)"
+            ) from None
+    try:
+        return check_calibrations(found, "--calibration")
+    except InputError as error:  # the message starts with the option
+        raise CommandError(str(error)) from None
+
+
+def _psf_files(args: argparse.Namespace) -> dict[str, str]:
+    """``--psf template=tpsf.fits`` as image name -> PSF file."""
+    return _image_assignments(args.psf, "--psf", "FILE")
 
 
 def _detector_directories(args: argparse.Namespace) -> list[Path]:
@@ -213,7 +338,10 @@ def _visit_file_inputs(args: argparse.Namespace, directory: Path | None) -> Visi
             "--difference IMAGE.fits (plus --objects, --history, --forced, --template, --science)"
         )
     files = {name: getattr(args, option) for name, option in _FILE_OPTIONS.items()}
-    return load_visit_files(directory, files=files, id_bits=args.id_bits)
+    return load_visit_files(
+        directory, files=files, id_bits=args.id_bits, calibration=_calibrations(args),
+        psfs=_psf_files(args),
+    )
 
 
 def _package_detector_dirs(
@@ -221,6 +349,7 @@ def _package_detector_dirs(
 ) -> int:
     """Several detector directories on the worker pool or a Dask cluster, with progress."""
     # the parser stays light: imported when the command runs
+    from alertpack.inputs.visit_files import VisitDefaults
     from alertpack.scaleout.jobs import DetectorJob, visit_dir_loader
     from alertpack.scaleout.pool import DetectorExecutor
 
@@ -228,18 +357,38 @@ def _package_detector_dirs(
     if given:
         raise CommandError(
             f"{', '.join(given)}: single-file options apply to one detector; "
-            "put the files in each detector's directory (visit.json for ccdExposureIdBits)"
+            "put the files in each detector's directory (PSF files beside the images)"
         )
     if args.workers is not None and args.workers < 1:
         raise CommandError(f"--workers {args.workers}: give at least 1")
-    jobs = [DetectorJob(str(path), visit_dir_loader(path)) for path in directories]
+    defaults = VisitDefaults(id_bits=args.id_bits, calibration=_calibrations(args))
+    if config.doWriteAlerts:
+        _check_distinct_alert_files(directories, config, defaults)
+    jobs = [DetectorJob(str(path), visit_dir_loader(path, defaults)) for path in directories]
     with DetectorExecutor(config, workers=args.workers, scheduler=args.scheduler) as executor:
         print(f"alertpack: packaging {len(jobs)} detectors on {executor.engine.description}",
               file=sys.stderr, flush=True)
         with Progress(len(jobs), "detector") as progress:
             summary = executor.run(jobs, partial(_report_detector, progress))
     _print_visit_summary(summary, config)
-    return 0 if not summary.failures and summary.n_failed == 0 else 1
+    ok = not summary.failures and summary.n_failed == 0 and not summary.shared_files
+    return 0 if ok else 1
+
+
+def _check_distinct_alert_files(
+    directories: list[Path], config: PackageAlertsConfig, defaults: VisitDefaults
+) -> None:
+    """Before any work: no two detectors of the run may write the same alert file."""
+    # the parser stays light: imported when the command runs
+    from alertpack.scaleout.jobs import check_distinct_alert_files, detector_alert_files
+
+    planned: dict[str, list[Path]] = {}
+    for path in directories:
+        try:
+            planned[str(path)] = detector_alert_files(path, config.alertWriteLocation, defaults)
+        except InputError:
+            continue  # that detector's run fails on its own, with the same message
+    check_distinct_alert_files(planned)
 
 
 def _report_detector(progress: Progress, detector: DetectorSummary) -> None:
@@ -273,6 +422,7 @@ def _print_visit_summary(summary: VisitSummary, config: PackageAlertsConfig) -> 
         ]
     print_table(["visit", "value"], rows)
     print(f"alert files under {config.alertWriteLocation}")
+    print_visit_notes(summary)
     for failure in summary.failures:
         tries = f" after {failure.attempts} attempts" if failure.attempts > 1 else ""
         print(f"alertpack package: detector {failure.name} failed{tries}: {failure.error}",
@@ -285,9 +435,12 @@ def run(args: argparse.Namespace) -> int:
     from alertpack.core import AlertPackager
 
     config = config_from_args(args, produce=args.produce)
+    if args.overwrite:
+        config.overwriteAlertFiles = True
+    log_warnings_to_stderr()
     _check_outputs(config)
     if args.apdb is not None:
-        return package_from_apdb(args, config)
+        return package_from_apdb(args, config, _calibrations(args), _psf_files(args))
     if args.detectors != 1:
         if args.detectors < 1:
             raise CommandError(f"--detectors {args.detectors}: give at least 1")
@@ -334,6 +487,11 @@ def run(args: argparse.Namespace) -> int:
     unusual = {key: count for key, count in result.cutout_status.items() if not key.endswith(":OK")}
     if unusual:
         print("  cutouts: " + ", ".join(f"{count} {key}" for key, count in sorted(unusual.items())))
+    for catalog, columns in sorted(result.renamed.items()):
+        for field_name, column in sorted(columns.items()):
+            print(f"  note: {catalog} column {column!r} read as {field_name}")
+    if result.absent:
+        print(f"  absent: {', '.join(result.absent)} (warnings above)")
     if result.unmatched_orbits:
         print(f"  warning: {result.unmatched_orbits} solar-system source(s) match no "
               "mpc_orbits row: their orbit is null", file=sys.stderr)

@@ -50,6 +50,7 @@ import os
 import re
 import time
 import warnings
+from collections import ChainMap
 from collections.abc import Callable, Iterator, Mapping, Set
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,6 +69,8 @@ from alertpack.errors import (
     ApdbSchemaError,
     InputError,
 )
+from alertpack.inputs.images import as_survey_image
+from alertpack.inputs.visit_info import visit_info_from_header
 from alertpack.packets.avro_types import avro_field_type
 from alertpack.packets.conform import COLUMN_ALIASES
 from alertpack.schema import AlertSchema, available_versions, current_field_name, load_schema
@@ -321,8 +324,10 @@ def region_from_fits(
     -------
     region : `lsst.sphgeom.Region`
     mjd_tai : `float` or None
-        ``MJD-AVG``, else ``MJD-OBS`` (exposure midpoint/start, MJD), when the
-        header has one.
+        The exposure midpoint, MJD TAI, as the image's visit info gives it
+        (`alertpack.inputs.visit_info`: ``DATE-AVG`` with ``TIMESYS``, which
+        afw writes, else ``MJD-AVG``, else ``MJD-OBS`` plus half of
+        ``EXPTIME``), when the header has one.
     """
     from astropy.wcs import WCS, FITSFixedWarning  # as astropy.io.fits in _image_headers
 
@@ -337,13 +342,9 @@ def region_from_fits(
     if not wcs.has_celestial:
         raise InputError(f"difference image {path} has no celestial WCS in its header")
     shape = (int(header["NAXIS2"]), int(header["NAXIS1"]))
-    mjd = None
-    for key in ("MJD-AVG", "MJD-OBS"):
-        value = header.get(key, primary.get(key))
-        if isinstance(value, (int, float)):
-            mjd = float(value)
-            break
-    return region_from_wcs(wcs, shape, margin_pixels), mjd
+    # afw keeps the visit keys in the primary header, which the image HDU inherits
+    visit_info = visit_info_from_header(ChainMap(header, primary), f"difference image ({path})")
+    return region_from_wcs(wcs, shape, margin_pixels), visit_info.midpoint_mjd_tai
 
 
 # ---------------------------------------------------------------------------------------------
@@ -694,6 +695,8 @@ def apdb_visit_inputs(
     schema_version: str | None = None,
     ccd_exposure_id_bits: int | None = None,
     timings: dict[str, float] | None = None,
+    calibration: Mapping[str, float] | None = None,
+    psfs: Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> VisitInputs:
     """The inputs of one packaging run of (visit, detector), read from an APDB.
 
@@ -705,8 +708,8 @@ def apdb_visit_inputs(
         The ccdVisit whose new DiaSources become alerts.
     difference : `str` or path
         Difference image (FITS): its header WCS gives the query region (no
-        pixels are read here) and, if present, ``MJD-AVG``/``MJD-OBS`` the
-        visit time. Passed on as ``diffIm``.
+        pixels are read here) and, if present, its visit info the visit time
+        (`region_from_fits`). Passed on as ``diffIm``.
     template, science : `str` or path, optional
         Template and science images (FITS), passed on.
     window_days : `float`
@@ -721,6 +724,11 @@ def apdb_visit_inputs(
         APDB has no ccdVisitId column), and fills ``ccdVisitId`` of schemas < 7.
     timings : `dict`, optional
         Filled with seconds per library call.
+    calibration : `~collections.abc.Mapping` [`str`, `float`], optional
+        Image name (``"difference"``, ...) -> nJy per pixel value, for images
+        whose files give no unit (`alertpack.inputs.images.as_survey_image`).
+    psfs : `~collections.abc.Mapping` [`str`, path], optional
+        Image name -> a PSF file replacing the image's own.
 
     Returns
     -------
@@ -752,13 +760,32 @@ def apdb_visit_inputs(
             window_days=window_days, timings=timings,
         )
     conformed: dict[str, Any] = conform_to_alert_schema(catalogs, schema, ccd_exposure_id_bits)
+    images = {
+        name: _image(path, name, calibration or {}, psfs or {})
+        for name, path in (("difference", difference), ("template", template),
+                           ("science", science))
+    }
     return VisitInputs(
         **conformed,
-        diffIm=str(difference),
-        template=None if template is None else str(template),
-        science=None if science is None else str(science),
+        diffIm=images["difference"],
+        template=images["template"],
+        science=images["science"],
         ccdExposureIdBits=ccd_exposure_id_bits,
     )
+
+
+def _image(
+    path: str | os.PathLike[str] | None, name: str, calibration: Mapping[str, float],
+    psfs: Mapping[str, str | os.PathLike[str]],
+) -> Any:
+    """An image for `VisitInputs`: its path (opened when cut), or opened now when the
+    caller gives it a calibration or a PSF."""
+    if path is None:
+        return None
+    if name not in calibration and name not in psfs:
+        return str(path)
+    return as_survey_image(path, name=name, calibration=calibration.get(name),
+                           psf=psfs.get(name))
 
 
 def apdb_run_kwargs(

@@ -2,7 +2,8 @@
 
 `resolve_exposure_layout` reads the headers of an `~astropy.io.fits.HDUList`
 (held in memory, or a file opened and checked by `alertpack.inputs.fits_files`)
-and decides, before any pixel is read:
+and decides, before any pixel is read (an HDU answers to its ``EXTNAME`` and to
+its ``EXTTYPE``: afw wrote only ``EXTTYPE`` before May 2021):
 
 - the image: the ``IMAGE`` extension (the LSST Exposure layout, and the
   stamps `alertpack.packets.cutouts` writes), else the first image HDU with
@@ -15,11 +16,19 @@ and decides, before any pixel is read:
   signed bytes included), plane names from its ``MP_<NAME> = bit`` keys;
   unsigned bytes without plane names are CCDData's boolean mask, the ``BAD``
   plane;
-- the PSF: ``PSF`` (else ``PSFIMAGE``), a small 2-D image read whole;
+- the PSF: ``PSF`` (else ``PSFIMAGE``), a small 2-D image read whole; else
+  the PSF in afw's archive when it can be evaluated without the LSST stack
+  (`alertpack.inputs.afw_archive`: a ``GaussianPsf``); else none, and the
+  image says why (`ExposureLayout.psf_note`);
 
-and checks that mask and variance have the image's shape, the unit (``BUNIT``
-of the image or primary header, or ``calibration``), the celestial WCS and
-the origin in the detector (``LTV1``/``LTV2``). An extension name names one
+and checks that mask and variance have the image's shape, the unit, the
+celestial WCS and the origin in the detector (``LTV1``/``LTV2``). The unit is
+``calibration`` when given, else ``BUNIT`` (image header, else primary: afw
+wrote it only there from 2024 to June 2025) when it is a flux density, else
+the ``calibrationMean`` of the ``PhotoCalib`` in afw's archive (counts of
+older calexps and difference images; templates carry no ``BUNIT`` and a
+PhotoCalib of 1: their pixels are nJy); with none of these it is an error
+naming the file and how to give a calibration. An extension name names one
 HDU: two HDUs of one name are an error, not a guess. Every refusal, and a
 header card astropy cannot parse, is one `~alertpack.errors.ImageInputError`
 line naming the source and the HDU.
@@ -34,7 +43,8 @@ read by path and the same file as an HDUList give the same image.
 
 Each decision is one function, the place to extend it: which names an HDU
 answers to (`_extension_names`), where the calibration comes from
-(`_pixel_scale`), where the PSF comes from (`_psf_hdu`).
+(`_pixel_scale`), where the PSF comes from (`_psf_hdu`, `_archive_psf`); a
+PSF given beside the file replaces the file's (`read_psf_file`).
 """
 
 from __future__ import annotations
@@ -48,20 +58,22 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from alertpack.errors import ImageInputError
+from alertpack.inputs.afw_archive import AfwArchive
 from alertpack.inputs.survey_image import (
     BOOL_MASK_PLANE,
     UNCERTAINTY_KINDS,
     bool_mask_bits,
     celestial_wcs,
     error_text,
+    is_flux_density,
     mask_bits,
     mask_planes_from_header,
     merged_lookup,
     nJy_per_unit,
     origin_from_ltv,
+    parse_unit,
     psf_array,
     scaled_float32,
-    unit_from_header,
     variance_from_values,
     wcs_from_header,
 )
@@ -79,6 +91,7 @@ __all__ = [
     "PlaneReaders",
     "WindowReader",
     "describe_hdu",
+    "read_psf_file",
     "resolve_exposure_layout",
 ]
 
@@ -215,6 +228,10 @@ class ExposureLayout:
         The PSF image HDU.
     visit_info : `VisitInfo`
         What the image and primary headers say about the visit.
+    archive_psf : `numpy.ndarray` or `None`
+        The PSF evaluated from afw's archive, when there is no PSF HDU.
+    psf_note : `str` or `None`
+        Why the image has no PSF (`None` when it has one).
     """
 
     hdul: Any
@@ -231,6 +248,8 @@ class ExposureLayout:
     mask_is_boolean: bool
     psf: LayoutHDU | None
     visit_info: VisitInfo
+    archive_psf: np.ndarray | None = None
+    psf_note: str | None = None
 
     def survey_image(self, readers: PlaneReaders) -> SurveyImage:
         """The `SurveyImage` of this layout, its planes read through ``readers``.
@@ -258,7 +277,7 @@ class ExposureLayout:
                 return variance_from_values(raw, kind, None, None, scale, label)
 
             variance = self._plane(readers, self.variance, np.float32, to_variance)
-        psf = None
+        psf = self.archive_psf
         if self.psf is not None:
             psf = psf_array(read_pixels(self.hdul[self.psf.index], self.psf.label), self.psf.label)
         return SurveyImage(
@@ -272,6 +291,7 @@ class ExposureLayout:
             name=self.name,
             photo_calib=scale,
             visit_info=self.visit_info,
+            psf_note=self.psf_note,
         )
 
     def _plane(
@@ -298,7 +318,8 @@ def resolve_exposure_layout(
         Where it comes from (a path, "the HDUList"); with ``name`` it begins
         every message.
     calibration : `float` or `~astropy.units.Quantity`, optional
-        nJy per input unit, for images in counts or without ``BUNIT``.
+        nJy per input unit, for images in counts or without ``BUNIT``; it
+        replaces the PhotoCalib of afw's archive.
 
     Returns
     -------
@@ -310,21 +331,26 @@ def resolve_exposure_layout(
         No image HDU, an image that is not 2-D, planes without an image or of
         another shape, a mask that is not integer bits, an unknown ``UTYPE``,
         a PSF that is not a small 2-D image, two HDUs of one name, no
-        celestial WCS, a missing or unknown unit. The message names the HDU.
+        celestial WCS, a missing or unknown unit, a damaged afw archive. The
+        message names the HDU.
     """
     label = f"{name} image ({source})"
     hdus = _read_hdus(hdul, label)
     image = _image_hdu(hdus, label)
     shape = _plane_shape(image)
+    with _header_errors(label):
+        archive = AfwArchive.from_hdulist(hdul, label)
     with _header_errors(image.label):
         header, primary_header = hdul[image.index].header, hdul[0].header
-        scale = _pixel_scale(header, primary_header, calibration, image.label)
+        scale = _pixel_scale(header, primary_header, calibration, archive, name, image.label)
         wcs = celestial_wcs(wcs_from_header(header, image.label), image.label)
         origin = origin_from_ltv(merged_lookup(header, primary_header), image.label)
         # afw keeps the visit keys in the primary header, which image HDUs inherit
         visit_info = visit_info_from_header(ChainMap(header, primary_header), image.label)
     mask, mask_planes, mask_is_boolean = _mask_hdu(hdul, hdus, shape, label)
     variance, variance_kind = _variance_hdu(hdul, hdus, shape, label)
+    psf = _psf_hdu(hdus, label)
+    archive_psf, psf_note = (None, None) if psf is not None else _archive_psf(archive, label)
     return ExposureLayout(
         hdul=hdul,
         name=name,
@@ -338,8 +364,10 @@ def resolve_exposure_layout(
         mask=mask,
         mask_planes=mask_planes,
         mask_is_boolean=mask_is_boolean,
-        psf=_psf_hdu(hdus, label),
+        psf=psf,
         visit_info=visit_info,
+        archive_psf=archive_psf,
+        psf_note=psf_note,
     )
 
 
@@ -387,9 +415,17 @@ def _read_hdus(hdul: fits.HDUList, label: str) -> list[LayoutHDU]:
 
 
 def _extension_names(hdu: Any) -> frozenset[str]:
-    """The extension names an HDU answers to: its ``EXTNAME``, upper case."""
-    extname = str(hdu.name or "").strip().upper()
-    return frozenset({extname} if extname else ())
+    """The extension names an HDU answers to, upper case: its ``EXTNAME`` and its ``EXTTYPE``.
+
+    afw names its planes by ``EXTTYPE`` (``IMAGE``, ``MASK``, ``VARIANCE``)
+    and, since May 2021, by ``EXTNAME`` too; older files have ``EXTTYPE`` only.
+    """
+    names = {str(hdu.name or "").strip().upper()}
+    exttype = hdu.header.get("EXTTYPE")
+    if isinstance(exttype, str):
+        names.add(exttype.strip().upper())
+    names.discard("")
+    return frozenset(names)
 
 
 def _is_image_hdu(hdu: Any) -> bool:
@@ -479,10 +515,39 @@ def _same_shape_plane(
 # --- how each plane is converted ---------------------------------------------------------------
 
 
-def _pixel_scale(header: Any, primary_header: Any, calibration: Any, label: str) -> float:
-    """nJy per pixel unit: from ``BUNIT`` (image, else primary header) and ``calibration``."""
-    unit = unit_from_header(header, primary_header, calibration, label)
-    return nJy_per_unit(unit, calibration, label)
+def _pixel_scale(
+    header: Any, primary_header: Any, calibration: Any, archive: AfwArchive | None, name: str,
+    label: str,
+) -> float:
+    """nJy per pixel unit: ``calibration``, else a flux-density ``BUNIT``, else the PhotoCalib.
+
+    ``BUNIT`` is read from the image header, else the primary header; the
+    PhotoCalib is that of afw's archive (``calibrationMean``), used for a
+    missing ``BUNIT`` or one in counts.
+    """
+    text = header.get("BUNIT", primary_header.get("BUNIT"))
+    unit = parse_unit(str(text), label) if text is not None and str(text).strip() else None
+    if calibration is not None or (unit is not None and is_flux_density(unit)):
+        return nJy_per_unit(unit, calibration, label)
+    photo_calib = None if archive is None else archive.photo_calib_mean()
+    if photo_calib is not None:
+        return photo_calib
+    if unit is None:
+        raise ImageInputError(
+            f"{label}: no BUNIT in the header and no PhotoCalib in the file's archive, so the "
+            f"unit of the pixels is unknown; {calibration_hint(name)}"
+        )
+    return nJy_per_unit(unit, None, label)
+
+
+def calibration_hint(name: str) -> str:
+    """How to give the calibration of the ``name`` image, in each way alertpack takes it."""
+    return (
+        f"give the {name} image's calibration in nJy per pixel value (1 when the pixels are "
+        f"already nJy): --calibration {name}=VALUE for alertpack package, "
+        f'"calibration": {{"{name}": VALUE}} in the detector\'s visit.json, or '
+        "alertpack.as_survey_image(image, name=..., calibration=VALUE) in Python"
+    )
 
 
 def _variance_hdu(
@@ -538,6 +603,68 @@ def _number(header: Any, key: str, default: float, label: str) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise ImageInputError(f"{label}: {key} = {value!r} is not a number") from None
+
+
+def _archive_psf(
+    archive: AfwArchive | None, label: str
+) -> tuple[np.ndarray | None, str | None]:
+    """The PSF afw's archive gives when the file has no PSF image HDU, else why there is none."""
+    if archive is None:
+        return None, "no PSF image HDU (and no afw archive)"
+    with _header_errors(label):
+        psf, reason = archive.psf()
+    return (psf_array(psf, label), None) if psf is not None else (None, reason)
+
+
+def read_psf_file(path: Any, name: str) -> np.ndarray:
+    """The PSF image of a PSF file given beside an exposure (``psf.fits``, ``--psf``).
+
+    The file's ``PSF`` (else ``PSFIMAGE``) extension, else its first image
+    HDU with pixels: an afw ``computeKernelImage(...).writeFits`` file, or a
+    2-D array written with astropy. Read whole, checked to be a small 2-D
+    image.
+
+    Parameters
+    ----------
+    path : path-like
+        The PSF file.
+    name : `str`
+        The image it is the PSF of ("difference", ...), for messages.
+
+    Raises
+    ------
+    ImageInputError
+        A missing or unreadable file, or no small 2-D image in it.
+    """
+    # astropy when used: a pool run's parent imports this module but reads no image
+    from astropy.io import fits
+
+    label = f"{name} PSF ({path})"
+    try:
+        hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
+    except FileNotFoundError:
+        raise ImageInputError(f"{label}: file {path} does not exist") from None
+    except Exception as error:  # astropy raises OSError, ValueError, ... for a damaged file
+        raise ImageInputError(f"{label}: not a readable FITS file ({error_text(error)})") from None
+    with hdul:
+        hdus = _read_hdus(hdul, label)
+        chosen = _psf_hdu(hdus, label)
+        if chosen is None:
+            chosen = next((hdu for hdu in hdus if _has_pixels(hdu)), None)
+        if chosen is None or chosen.shape is None or len(chosen.shape) != 2 or int(
+            np.prod(chosen.shape)
+        ) > MAX_PSF_PIXELS:
+            raise ImageInputError(
+                f"{label}: no PSF extension and no 2-D image of at most {MAX_PSF_PIXELS} "
+                "pixels in the file"
+            )
+        psf = psf_array(read_pixels(hdul[chosen.index], chosen.label), chosen.label)
+    assert psf is not None  # the HDU has pixels
+    if not np.all(np.isfinite(psf)) or not psf.sum() > 0:
+        raise ImageInputError(
+            f"{label}: the PSF image has non-finite values or does not sum to a positive flux"
+        )
+    return psf
 
 
 def _psf_hdu(hdus: list[LayoutHDU], label: str) -> LayoutHDU | None:

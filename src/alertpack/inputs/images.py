@@ -20,11 +20,15 @@ builds that `SurveyImage` from
 - an ``lsst.afw.image.Exposure`` (duck-typed, afw is never imported).
 
 Counts (adu, electron, count) are not flux densities: they need an explicit
-``calibration`` in nJy per count.
+``calibration`` in nJy per count, or (FITS files written by afw) the
+PhotoCalib of the file's archive. A ``psf`` given here (an array, or a PSF
+file: `~alertpack.inputs.exposure_layout.read_psf_file`) replaces the
+image's own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Mapping
@@ -34,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from alertpack.errors import ImageInputError, InputError
-from alertpack.inputs.exposure_layout import ArrayPlanes, resolve_exposure_layout
+from alertpack.inputs.exposure_layout import ArrayPlanes, read_psf_file, resolve_exposure_layout
 from alertpack.inputs.fits_files import open_fits_image
 from alertpack.inputs.survey_image import (
     BOOL_MASK_PLANE,
@@ -66,6 +70,7 @@ def as_survey_image(
     *,
     name: str,
     calibration: float | astropy.units.Quantity | None = None,
+    psf: str | os.PathLike[str] | np.ndarray | None = None,
 ) -> SurveyImage:
     """Build a `SurveyImage` from any supported image input.
 
@@ -80,7 +85,11 @@ def as_survey_image(
         nJy per input unit, for images in counts (adu, electron, count) or
         without a unit. A Quantity (e.g. ``0.8 * u.nJy / u.adu``) is checked
         against the image unit. Not allowed for images already in a flux
-        density unit. For an afw Exposure it replaces the PhotoCalib mean.
+        density unit. For an afw Exposure, or a FITS file afw wrote, it
+        replaces the PhotoCalib mean.
+    psf : path or `numpy.ndarray`, optional
+        The image's PSF, replacing its own: a 2-D array, or a FITS file
+        holding one (`~alertpack.inputs.exposure_layout.read_psf_file`).
 
     Returns
     -------
@@ -90,8 +99,20 @@ def as_survey_image(
     ------
     ImageInputError
         Missing file, no image, not 2-D, no celestial WCS, missing or unknown
-        unit, counts without calibration, or planes of different shapes.
+        unit, counts without calibration, planes of different shapes, or a
+        PSF that is not a small 2-D image.
     """
+    image = _survey_image(obj, name, calibration)
+    if psf is None:
+        return image
+    values = (
+        read_psf_file(psf, name) if isinstance(psf, (str, os.PathLike))
+        else psf_array(psf, f"{name} PSF")
+    )
+    return dataclasses.replace(image, psf=values, psf_note=None)
+
+
+def _survey_image(obj: Any, name: str, calibration: Any) -> SurveyImage:
     if isinstance(obj, SurveyImage):
         if calibration is not None:
             raise ImageInputError(

@@ -136,16 +136,8 @@ def error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {' '.join(str(error).split())}"
 
 
-def unit_from_header(header: Any, primary_header: Any, calibration: Any, label: str) -> Any:
-    text = header.get("BUNIT", primary_header.get("BUNIT"))
-    if text is None or not str(text).strip():
-        if calibration is None:
-            raise ImageInputError(f"{label}: no BUNIT in the header; {_UNIT_HINT}")
-        return None
-    return _parse_unit(str(text), label)
-
-
-def _parse_unit(text: str, label: str) -> Any:
+def parse_unit(text: str, label: str) -> Any:
+    """The astropy unit a ``BUNIT`` names (FITS, generic or lower-case spelling)."""
     # astropy when used: a pool run's parent imports this module but reads no image
     import astropy.units as u
 
@@ -247,6 +239,14 @@ def checked_factor(value: Any, label: str) -> float:
     return factor
 
 
+def is_flux_density(unit: Any) -> bool:
+    """Whether ``unit`` converts to nJy (a linear spectral flux density)."""
+    # astropy when used: a pool run's parent imports this module but reads no image
+    import astropy.units as u
+
+    return not isinstance(unit, u.FunctionUnitBase) and unit.is_equivalent(u.nJy)
+
+
 def nJy_per_unit(unit: Any, calibration: Any, label: str) -> float:
     """Factor turning pixel values in ``unit`` into nJy."""
     # astropy when used: a pool run's parent imports this module but reads no image
@@ -282,6 +282,10 @@ def _calibration_factor(unit: Any, calibration: Any, label: str, u: Any) -> floa
                 f"{unit or 'dimensionless'} is not a flux density; give it in nJy per image unit"
             ) from None
     if unit is not None and unit.is_equivalent(u.nJy):
+        factor = float(unit.to(u.nJy))
+        # a calibration saying what BUNIT says (1 for nJy) agrees; it is no conversion
+        if float(calibration) == factor:
+            return factor
         raise ImageInputError(
             f"{label}: the image is already in {unit}, a flux density; do not pass calibration"
         )

@@ -4,8 +4,15 @@ A visit directory holds the files named in `VISIT_FILES` (the layout
 ``alertpack package --visit-dir`` reads and `alertpack.sample.write_visit`
 writes); a catalog may be in any format of `alertpack.inputs.catalogs` (e.g.
 ``diaSourceCat.csv`` instead of ``diaSourceCat.parquet``), and ``visit.json``
-may give ``ccdExposureIdBits``. Files named explicitly override the
-directory's. `load_visit_files` returns a `~alertpack.visit_inputs.VisitInputs`:
+may give ``ccdExposureIdBits`` and ``calibration`` (image name -> nJy per
+pixel value, for images whose files say no unit: ``{"template": 1}``). A
+PSF file beside an image (`VISIT_PSF_FILES`: ``template_psf.fits`` ...,
+``psf.fits`` for the difference and science images, the visit's exposure)
+gives its stamps their PSF, in place of the image file's own. Files
+named explicitly override the directory's; visit-wide values
+(`VisitDefaults`: the id bits and calibrations of a whole visit) are
+overridden by a directory's ``visit.json``.
+`load_visit_files` returns a `~alertpack.visit_inputs.VisitInputs`:
 catalogs as Arrow tables (Parquet) or DataFrames, with the file of each in
 ``files`` (so that validation messages name it), images opened lazily and
 checked (`alertpack.inputs.fits_files`), so that a bad file fails here,
@@ -15,8 +22,10 @@ before any work or output.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +34,16 @@ from alertpack.inputs.catalogs import CATALOG_FORMATS, read_catalog
 from alertpack.inputs.images import as_survey_image
 from alertpack.visit_inputs import IMAGES, VisitInputs
 
-__all__ = ["VISIT_FILES", "VISIT_INFO_FILE", "load_visit_files", "visit_paths"]
+__all__ = [
+    "VISIT_FILES",
+    "VISIT_INFO_FILE",
+    "VISIT_PSF_FILES",
+    "VisitDefaults",
+    "check_calibrations",
+    "load_visit_files",
+    "visit_id_bits",
+    "visit_paths",
+]
 
 #: file names of a visit directory, by VisitInputs field
 VISIT_FILES = {
@@ -40,6 +58,13 @@ VISIT_FILES = {
     "template": "template.fits",
 }
 VISIT_INFO_FILE = "visit.json"
+#: PSF files of a visit directory, by image name, in order of preference: the image's own,
+#: then ``psf.fits``, the PSF of the visit's exposure (the difference image is matched to it)
+VISIT_PSF_FILES = {
+    "difference": ("difference_psf.fits", "psf.fits"),
+    "science": ("science_psf.fits", "psf.fits"),
+    "template": ("template_psf.fits",),
+}
 
 # VisitInputs field of an image -> the image's name in messages and cutout headers
 _IMAGE_NAMES = {field: name for name, field in IMAGES.items()}
@@ -47,6 +72,27 @@ _IMAGE_NAMES = {field: name for name, field in IMAGES.items()}
 _REQUIRED = ("diaSourceCat", "diffIm")
 
 PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class VisitDefaults:
+    """Values that hold for every detector of a visit, unless its ``visit.json`` says otherwise.
+
+    The id packing is the instrument's and a template's unit is the coadd's:
+    the same for every detector of a visit (the command line's ``--id-bits``
+    and ``--calibration`` over several ``--visit-dir`` directories).
+
+    Attributes
+    ----------
+    id_bits : `int` or `None`
+        ``ccdExposureIdBits``.
+    calibration : `dict` [`str`, `float`]
+        Image name (``"difference"``, ``"science"``, ``"template"``) -> nJy
+        per pixel value.
+    """
+
+    id_bits: int | None = None
+    calibration: Mapping[str, float] = field(default_factory=dict)
 
 
 def visit_paths(
@@ -118,8 +164,9 @@ def _read_visit_info(path: PathLike) -> dict[str, Any]:
     Raises
     ------
     InputError
-        Unreadable, not UTF-8 JSON, not an object, or a ``ccdExposureIdBits``
-        that is not an integer.
+        Unreadable, not UTF-8 JSON, not an object, a ``ccdExposureIdBits``
+        that is not an integer, or a ``calibration`` that is not an object of
+        image names and positive numbers.
     """
     path = Path(path)
     try:
@@ -136,17 +183,86 @@ def _read_visit_info(path: PathLike) -> dict[str, Any]:
         raise InputError(
             f"{path}: ccdExposureIdBits = {bits!r} is not an integer number of bits"
         )
+    calibration = info.get("calibration", {})
+    if not isinstance(calibration, dict):
+        raise InputError(
+            f"{path}: calibration = {calibration!r} is not an object such as "
+            '{"template": 1, "difference": 0.57}'
+        )
+    check_calibrations(calibration, str(path))
     return info
 
 
-def _id_bits(directory: PathLike | None, id_bits: int | None) -> int | None:
-    """``id_bits`` when given, else ``ccdExposureIdBits`` of the directory's visit.json."""
-    if id_bits is not None or directory is None:
-        return id_bits
+def check_calibrations(calibration: Mapping[str, Any], where: str) -> dict[str, float]:
+    """Image name -> nJy per pixel value, each name an image and each value positive.
+
+    Raises
+    ------
+    InputError
+        An unknown image name or a value that is not a positive finite number;
+        the message begins with ``where``.
+    """
+    checked: dict[str, float] = {}
+    for name, value in calibration.items():
+        if name not in VISIT_PSF_FILES:
+            raise InputError(
+                f"{where}: calibration of {name!r}: not an image; choose among "
+                f"{', '.join(VISIT_PSF_FILES)}"
+            )
+        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        if number is None or not math.isfinite(number) or number <= 0:
+            raise InputError(
+                f"{where}: calibration of {name} = {value!r} is not a positive number (nJy per "
+                "pixel value)"
+            )
+        checked[name] = float(number)
+    return checked
+
+
+def _visit_info(directory: PathLike | None) -> dict[str, Any]:
+    """The directory's visit.json, or `{}` when there is none."""
+    if directory is None:
+        return {}
     info = Path(directory) / VISIT_INFO_FILE
-    if not info.is_file():
-        return None
-    return _read_visit_info(info).get("ccdExposureIdBits")
+    return _read_visit_info(info) if info.is_file() else {}
+
+
+def visit_id_bits(
+    directory: PathLike | None, id_bits: int | None = None, defaults: VisitDefaults | None = None
+) -> int | None:
+    """``ccdExposureIdBits`` of a detector: ``id_bits``, else its visit.json's, else the visit's.
+
+    Raises
+    ------
+    InputError
+        A bad ``visit.json``.
+    """
+    if id_bits is not None:
+        return id_bits
+    bits = _visit_info(directory).get("ccdExposureIdBits")
+    if bits is not None:
+        return int(bits)
+    return None if defaults is None else defaults.id_bits
+
+
+def _psf_paths(directory: PathLike | None, psfs: Mapping[str, PathLike | None]) -> dict[str, Path]:
+    """Image name -> its PSF file: the one given, else the directory's (`VISIT_PSF_FILES`)."""
+    found: dict[str, Path] = {}
+    for name, candidates in VISIT_PSF_FILES.items():
+        given = psfs.get(name)
+        if given is not None:
+            found[name] = Path(given)
+            continue
+        if directory is not None:
+            present = [Path(directory, f) for f in candidates if Path(directory, f).is_file()]
+            if present:
+                found[name] = present[0]
+    unknown = sorted(set(psfs) - set(VISIT_PSF_FILES))
+    if unknown:
+        raise InputError(
+            f"PSF of {unknown[0]!r}: not an image; choose among {', '.join(VISIT_PSF_FILES)}"
+        )
+    return found
 
 
 def load_visit_files(
@@ -154,18 +270,31 @@ def load_visit_files(
     *,
     files: Mapping[str, PathLike | None] | None = None,
     id_bits: int | None = None,
+    calibration: Mapping[str, float] | None = None,
+    psfs: Mapping[str, PathLike | None] | None = None,
+    defaults: VisitDefaults | None = None,
 ) -> VisitInputs:
     """Read a visit directory and/or explicit files into `VisitInputs`.
 
     Parameters
     ----------
     directory : `str` or path, optional
-        A visit directory (see `VISIT_FILES`, `VISIT_INFO_FILE`).
+        A visit directory (see `VISIT_FILES`, `VISIT_INFO_FILE`,
+        `VISIT_PSF_FILES`).
     files : `~collections.abc.Mapping` [`str`, path], optional
         `VisitInputs` field -> file, overriding the directory's file of that
         field (`None` values are ignored).
     id_bits : `int`, optional
-        ``ccdExposureIdBits``; default that of the directory's ``visit.json``.
+        ``ccdExposureIdBits``, overriding the directory's ``visit.json``.
+    calibration : `~collections.abc.Mapping` [`str`, `float`], optional
+        Image name -> nJy per pixel value, overriding ``visit.json``'s (for
+        images whose files say no unit: see
+        `alertpack.inputs.exposure_layout`).
+    psfs : `~collections.abc.Mapping` [`str`, path], optional
+        Image name -> PSF file, overriding the directory's.
+    defaults : `VisitDefaults`, optional
+        Visit-wide id bits and calibrations, for what neither the arguments
+        above nor ``visit.json`` give.
 
     Returns
     -------
@@ -183,15 +312,27 @@ def load_visit_files(
     for name in _REQUIRED:
         if name not in paths:
             raise InputError(_missing_message(name, directory))
-    bits = _id_bits(directory, id_bits)
-    for name, path in paths.items():
+    defaults = defaults if defaults is not None else VisitDefaults()
+    info = _visit_info(directory)
+    bits = visit_id_bits(directory, id_bits, defaults)
+    calibrations = {
+        **check_calibrations(defaults.calibration, "visit-wide calibration"),
+        **info.get("calibration", {}),
+        **check_calibrations(calibration or {}, "calibration"),
+    }
+    psf_files = _psf_paths(directory, psfs or {})
+    for name, path in [*paths.items(), *psf_files.items()]:
         if not path.is_file():
-            raise InputError(f"{name} file {path} does not exist")
+            what = f"{name} file" if name in VISIT_FILES else f"{name} PSF file"
+            raise InputError(f"{what} {path} does not exist")
     # images first: their headers are quick to check, and a bad one fails before the catalogs
     values: dict[str, Any] = {}
     for name, path in paths.items():
         if name in _IMAGE_NAMES:
-            values[name] = as_survey_image(path, name=_IMAGE_NAMES[name])
+            image = _IMAGE_NAMES[name]
+            values[name] = as_survey_image(
+                path, name=image, calibration=calibrations.get(image), psf=psf_files.get(image)
+            )
     catalog_files = {name: path for name, path in paths.items() if name not in _IMAGE_NAMES}
     for name, path in catalog_files.items():
         values[name] = read_catalog(path, name)

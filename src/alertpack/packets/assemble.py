@@ -12,7 +12,7 @@ DiaSource, its DiaObject, its previous sources within the history window
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,9 +27,11 @@ from alertpack.visit_inputs import VisitInputs
 
 __all__ = [
     "VisitCatalogs",
+    "absent_catalogs",
     "build_alert_parts",
     "group_history",
     "prepare_visit",
+    "source_ccd_visit_ids",
     "time_column",
 ]
 
@@ -105,11 +107,36 @@ class VisitCatalogs:
     orbit_rows: npt.NDArray[np.int64] | None = None
     #: solar-system sources whose orbit is null because no orbit row matches
     n_unmatched_orbits: int = 0
+    #: catalog -> {schema field: the column read for it under another name}
+    renamed: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def n_alerts(self) -> int:
         """One alert per DiaSource."""
         return self.sources.n_rows
+
+
+def source_ccd_visit_ids(catalog: Any, id_bits: int | None) -> npt.NDArray[np.int64]:
+    """The ccdVisitId of every source of a DiaSource catalog, as a run derives them.
+
+    From the ``ccdVisitId`` column, else the top ``id_bits`` bits of
+    ``diaSourceId`` (what names the alert files: `prepare_visit`). For
+    checking, before a run, which files it will write.
+
+    Raises
+    ------
+    InputError
+        No ``ccdVisitId`` and no ``diaSourceId`` column, or neither column
+        nor ``id_bits``.
+    """
+    sources = CatalogColumns(catalog, "diaSourceCat")
+    if "ccdVisitId" not in sources and "diaSourceId" not in sources:
+        raise InputError("diaSourceCat has neither a ccdVisitId nor a diaSourceId column")
+    source_ids = (
+        sources.to_numpy("diaSourceId", np.int64) if "diaSourceId" in sources
+        else np.zeros(sources.n_rows, dtype=np.int64)
+    )
+    return _ccd_visit_ids(sources, source_ids, id_bits)
 
 
 def _ccd_visit_ids(
@@ -187,6 +214,8 @@ def prepare_visit(
         ),
         target_name=_optional_strings(flat_sources, "target_name", inputs.target_name),
     )
+    if sources.renamed:
+        catalogs.renamed["diaSourceCat"] = dict(sources.renamed)
     optional_inputs = {
         "objects": (inputs.diaObjectCat, "diaObject", "diaObjectCat"),
         "history": (inputs.diaSrcHistory, "prvDiaSources", "diaSrcHistory"),
@@ -202,6 +231,8 @@ def prepare_visit(
         table = conform_table(flat, record, catalog=catalog)
         _keep_match_keys(table, flat, attribute)
         setattr(catalogs, attribute, table)
+        if table.renamed:
+            catalogs.renamed[catalog] = dict(table.renamed)
     if catalogs.objects is not None:
         _check_unique(catalogs.objects, "diaObjectId", "diaObjectCat")
     if catalogs.orbits is not None:
@@ -210,6 +241,63 @@ def prepare_visit(
             np.count_nonzero(_solar_system_sources(catalogs) & (catalogs.orbit_rows < 0))
         )
     return catalogs
+
+
+def absent_catalogs(catalogs: VisitCatalogs) -> dict[str, str]:
+    """What the alerts of a visit lack because a catalog was not given, or lacks rows.
+
+    Only what the schema has a field for and the sources need: no objects
+    for sources with a diaObjectId, no history, no forced photometry, no
+    ssSource row for sources with an ssObjectId, no orbits for solar-system
+    sources. (Orbits given but unmatched are counted in `n_unmatched_orbits`.)
+
+    Returns
+    -------
+    absent : `dict` [`str`, `str`]
+        Catalog (``"diaObjectCat"``, ...) -> one sentence saying what is
+        null because of it, for the run's summary.
+    """
+    schema, sources = catalogs.schema, catalogs.sources
+    names = schema.field_names
+    absent: dict[str, str] = {}
+    object_ids = sources.columns["diaObjectId"]
+    with_object = object_ids != 0
+    object_nulls = sources.nulls.get("diaObjectId")
+    if object_nulls is not None:
+        with_object &= ~object_nulls
+    if catalogs.objects is None and "diaObject" in names and with_object.any():
+        absent["diaObjectCat"] = (
+            f"no diaObjectCat: the diaObject of {int(with_object.sum())} alert(s) (sources "
+            "with a diaObjectId) is null"
+        )
+    if catalogs.history is None and "prvDiaSources" in names and with_object.any():
+        absent["diaSrcHistory"] = "no diaSrcHistory: prvDiaSources is null in every alert"
+    if catalogs.forced is None and "prvDiaForcedSources" in names and with_object.any():
+        absent["diaForcedSources"] = (
+            "no diaForcedSources: prvDiaForcedSources is null in every alert"
+        )
+    if "ssSource" in names and "ssObjectId" in sources.columns:
+        known = sources.columns["ssObjectId"] != 0
+        ss_nulls = sources.nulls.get("ssObjectId")
+        if ss_nulls is not None:
+            known &= ~ss_nulls
+        if catalogs.ss_sources is not None:
+            known &= _match_rows(
+                sources.columns["diaSourceId"], catalogs.ss_sources.columns["diaSourceId"]
+            ) < 0
+        if known.any():
+            what = "no ssSource catalog" if catalogs.ss_sources is None else "no ssSource row"
+            absent["ssSource"] = (
+                f"{what} for {int(known.sum())} source(s) with an ssObjectId: their ssSource "
+                "is null"
+            )
+    solar_system = _solar_system_sources(catalogs)
+    if catalogs.orbits is None and _orbit_field(schema) is not None and solar_system.any():
+        absent["mpc_orbits"] = (
+            f"no mpc_orbits: the orbit of {int(solar_system.sum())} solar-system source(s) "
+            "is null"
+        )
+    return absent
 
 
 def _solar_system_sources(catalogs: VisitCatalogs) -> npt.NDArray[np.bool_]:

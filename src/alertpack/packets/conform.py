@@ -35,7 +35,18 @@ Catalog columns
 ---------------
 - a column of the same name is used (``band`` and ``filterName``, ``dec``
   and ``decl`` stand in for each other, so one catalog fits old and new
-  schemas); columns the schema does not know are ignored;
+  schemas);
+- a field without such a column is read from a column named otherwise when
+  exactly one column can mean it and it means no other field: a likely name
+  (`LIKELY_COLUMNS`: ``filter`` for ``band``), the field's name in another
+  schema version (``psfFlux`` for v6's ``psFlux`` and the other way round),
+  or its name in another case or with ``_`` for camelCase (``PSF_FLUX``,
+  ``psf_flux`` for ``psfFlux``); the table records each such reading
+  (`~alertpack.packets.tables.ColumnTable.renamed`) for the run's summary.
+  Two columns that could both be the field, or one that could be two
+  fields, are an error; so is a column whose name is close to a missing
+  field's (a typo: ``psfFlx``), with "did you mean";
+- other columns the schema does not know are ignored;
 - a missing column is all-null if the field is nullable, else an error that
   lists every missing required column;
 - NaN, None and ``pd.NA`` are null; a NaN in a required ``float``/``double``
@@ -47,6 +58,8 @@ Catalog columns
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,9 +77,11 @@ from alertpack.packets.avro_types import (
 )
 from alertpack.packets.columns import CatalogColumns, as_numpy
 from alertpack.packets.tables import ColumnTable, Conformance
+from alertpack.schema import current_field_name
 
 __all__ = [
     "COLUMN_ALIASES",
+    "LIKELY_COLUMNS",
     "conform_columns",
     "conform_table",
     "conformed",
@@ -80,6 +95,15 @@ COLUMN_ALIASES = {
     "dec": ("decl",),
     "decl": ("dec",),
 }
+
+#: other names users give a field's column: read for it when unambiguous, and said so
+LIKELY_COLUMNS = {
+    "band": ("filter",),
+    "filterName": ("filter",),
+}
+
+# how close (difflib ratio of the normalized names) a column must be to a field for "did you mean"
+_TYPO_RATIO = 0.85
 
 
 # --- the Avro rules ----------------------------------------------------------------------------
@@ -301,6 +325,7 @@ def _marked(
     columns: dict[str, np.ndarray],
     nulls: dict[str, np.ndarray | None],
     n_rows: int,
+    renamed: dict[str, str] | None = None,
 ) -> ColumnTable:
     """A ColumnTable of conformed, read-only arrays, marked as conformed to ``fields``."""
     columns = {name: _read_only(values) for name, values in columns.items()}
@@ -310,7 +335,9 @@ def _marked(
         tuple(columns[field.name] for field in fields),
         tuple(nulls.get(field.name) for field in fields),
     )
-    return ColumnTable(dict(record_schema), columns, nulls, n_rows, conformance=mark)
+    return ColumnTable(
+        dict(record_schema), columns, nulls, n_rows, conformance=mark, renamed=renamed or {}
+    )
 
 
 # --- ColumnTables built elsewhere ----------------------------------------------------------------
@@ -440,6 +467,85 @@ def find_column(source: CatalogColumns, name: str) -> str | None:
     return None
 
 
+def _normalized(name: str) -> str:
+    """A name without case and separators: ``PSF_FLUX`` and ``psfFlux`` are ``psfflux``."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _could_be(column: str, field_name: str) -> bool:
+    """Whether a catalog column named ``column`` can stand for the field ``field_name``."""
+    normalized = _normalized(column)
+    return (
+        normalized in {_normalized(name) for name in LIKELY_COLUMNS.get(field_name, ())}
+        or current_field_name(column) == current_field_name(field_name)
+        or normalized == _normalized(field_name)
+    )
+
+
+def match_renamed_columns(
+    source: CatalogColumns, fields: tuple[FieldType, ...], found: dict[str, str | None],
+    catalog: str,
+) -> dict[str, str]:
+    """The columns read for fields that have none of their own name (see the module notes).
+
+    Parameters
+    ----------
+    source : `CatalogColumns`
+        The catalog.
+    fields : `tuple` [`FieldType`, ...]
+        The record's fields.
+    found : `dict` [`str`, `str` or `None`]
+        Field -> its column by name or alias (`find_column`); `None` where
+        there is none.
+    catalog : `str`
+        The catalog's name, for messages.
+
+    Returns
+    -------
+    renamed : `dict` [`str`, `str`]
+        Field -> the column read for it.
+
+    Raises
+    ------
+    alertpack.errors.InputError
+        Two columns that could be one field, a column that could be two
+        fields, or a column close to a missing field's name ("did you mean").
+    """
+    field_names = {field.name for field in fields}
+    used = {column for column in found.values() if column is not None}
+    extras = [name for name in source.names if name not in field_names and name not in used]
+    missing = [field.name for field in fields if found[field.name] is None]
+    candidates = {name: [c for c in extras if _could_be(c, name)] for name in missing}
+    renamed: dict[str, str] = {}
+    for name, columns in candidates.items():
+        if len(columns) > 1:
+            listed = " and ".join(repr(column) for column in columns)
+            raise InputError(
+                f"{catalog} has columns {listed}, which could all be {name}; rename the one "
+                f"that is {name!r} (or drop the others)"
+            )
+        if not columns:
+            continue
+        others = [other for other, cs in candidates.items() if other != name and columns[0] in cs]
+        if others:
+            raise InputError(
+                f"{catalog} column {columns[0]!r} could be {name} or {' or '.join(others)}; "
+                "rename it to the one it is"
+            )
+        renamed[name] = columns[0]
+    for name in missing:
+        if name in renamed:
+            continue
+        spare = {_normalized(c): c for c in extras if c not in renamed.values()}
+        close = difflib.get_close_matches(_normalized(name), spare, n=1, cutoff=_TYPO_RATIO)
+        if close and len(_normalized(name)) >= 4:
+            raise InputError(
+                f"{catalog} has no column {name!r} but has {spare[close[0]]!r}: did you mean "
+                f"{name!r}? Rename the column, or drop it if it is something else"
+            )
+    return renamed
+
+
 def conform_table(frame: Any, record_schema: Mapping[str, Any], *, catalog: str) -> ColumnTable:
     """Validate a catalog against an Avro record type and return it as columns.
 
@@ -467,6 +573,8 @@ def conform_table(frame: Any, record_schema: Mapping[str, Any], *, catalog: str)
     n_rows = source.n_rows
     fields = record_field_types(record_schema)
     found = {field.name: find_column(source, field.name) for field in fields}
+    renamed = match_renamed_columns(source, fields, found, catalog)
+    found.update(renamed)
     missing = [field.name for field in fields if found[field.name] is None and not field.nullable]
     if missing:
         raise InputError(
@@ -490,7 +598,7 @@ def conform_table(frame: Any, record_schema: Mapping[str, Any], *, catalog: str)
         columns[field.name], mask = _conform_values(values, null_mask, field, where, typed=typed)
         if field.nullable:
             nulls[field.name] = mask
-    return _marked(record_schema, fields, columns, nulls, n_rows)
+    return _marked(record_schema, fields, columns, nulls, n_rows, renamed)
 
 
 def _catalog_values(

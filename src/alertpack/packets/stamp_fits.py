@@ -44,9 +44,11 @@ alert cutouts carry them (0-based parent pixel = 1-based stamp pixel +
 plane's +Y axis (its comment says whether from the boresight rotation or the
 WCS); ``ORIENTAT`` the position angle of the stamp's +y axis in degrees east
 of north (the HST keyword for the same quantity); ``CUTOUT`` the name of the
-parent image. A north-up stamp (`alertpack.packets.stamp_orientation`)
-carries ``NORTHUP = T`` and ``ORIENTOP``, what was done to it, instead of
-``LTV``/``A`` (its pixels are no longer parent pixels plus an offset).
+parent image; ``HASPSF`` whether the ``PSFIMAGE`` HDU is there (``F``: the
+parent image had no PSF alertpack could give). A north-up stamp
+(`alertpack.packets.stamp_orientation`) carries ``NORTHUP = T`` and
+``ORIENTOP``, what was done to it, instead of ``LTV``/``A`` (its pixels are
+no longer parent pixels plus an offset).
 """
 
 from __future__ import annotations
@@ -298,6 +300,13 @@ def _mask_type(mask: np.ndarray) -> tuple[str, int]:
     return ">i4", 32
 
 
+def _psf_card(has_psf: bool) -> str:
+    """``HASPSF``: whether the stamp carries its parent's PSF (the ``PSFIMAGE`` HDU)."""
+    if has_psf:
+        return card("HASPSF", "T", "the parent image's PSF is in PSFIMAGE")
+    return card("HASPSF", "F", "no PSF: the parent image has none alertpack can give")
+
+
 @functools.lru_cache(maxsize=256)
 def _stamp_template(
     shape: tuple[int, int],
@@ -307,6 +316,7 @@ def _stamp_template(
     equinox: float | None,
     sip: SipTerms | None,
     orientation: str,
+    has_psf: bool,
 ) -> _StampTemplate:
     """Header templates for one stamp shape and parent image, built once."""
     _check_plane_names(dict(mask_planes))
@@ -317,6 +327,7 @@ def _stamp_template(
         card("EXTNAME", fits_string("IMAGE"), "stamp pixels"),
         card("BUNIT", fits_string("nJy"), "spectral flux density"),
         card("CUTOUT", fits_string(name[:60]), "image the stamp was cut from"),
+        _psf_card(has_psf),
     ]
     if orientation:
         image_cards += [
@@ -352,6 +363,7 @@ def _template_of(stamp: Stamp) -> _StampTemplate:
         stamp.local_wcs.equinox,
         stamp.local_wcs.sip,
         stamp.orientation,
+        stamp.psf is not None,
     )
 
 

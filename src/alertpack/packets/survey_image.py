@@ -157,6 +157,9 @@ class SurveyImage:
         flux density in nJy).
     visit_info : `VisitInfo`
         What the exposure says about its visit (all `None` when nothing).
+    psf_note : `str` or `None`
+        Why ``psf`` is `None`, when the input says (e.g. "the file's archive
+        holds a CoaddPsf: ..."); its stamps carry no PSF.
     """
 
     image: Plane
@@ -169,6 +172,7 @@ class SurveyImage:
     name: str = "image"
     photo_calib: float = 1.0
     visit_info: VisitInfo = field(default_factory=VisitInfo)
+    psf_note: str | None = None
 
     def __post_init__(self) -> None:
         self.image = _as_2d(self.image, np.float32, f"{self.name} image")

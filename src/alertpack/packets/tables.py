@@ -88,6 +88,10 @@ class ColumnTable:
     conformance : `Conformance` or `None`
         Set by `alertpack.packets.conform` on the tables it builds (their
         arrays are read-only); encoders conform a table without it first.
+    renamed : `dict` [`str`, `str`]
+        Schema field -> the catalog column `alertpack.packets.conform` read
+        for it under another name (``band`` <- ``filter``), for the run's
+        summary.
     """
 
     schema: dict[str, Any]
@@ -95,6 +99,7 @@ class ColumnTable:
     nulls: dict[str, NullMask | None]
     n_rows: int
     conformance: Conformance | None = field(default=None, repr=False, compare=False)
+    renamed: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def name(self) -> str:

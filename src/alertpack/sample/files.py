@@ -92,16 +92,7 @@ def write_visit(visit: SampleVisit, directory: str | os.PathLike[str]) -> dict[s
         ``science``, ``template`` and ``visit``.
     """
     directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InputError(f"cannot create the visit directory {directory}: {error}") from None
-    paths: dict[str, Path] = {}
-    for name, filename in _CATALOG_FILES.items():
-        frame = getattr(visit, name).reset_index(drop=True)
-        path = directory / filename
-        _atomic_write(path, functools.partial(frame.to_parquet, index=False))
-        paths[name] = path
+    paths = write_visit_catalogs(visit, directory)
     primary = {"VISIT": visit.visit, "DETECTOR": visit.detector, "CCDVISIT": visit.ccdVisitId,
                "BAND": visit.band, "MJD-OBS": visit.midpointMjdTai, "TIMESYS": "TAI"}
     for name, filename in _IMAGE_FILES.items():
@@ -122,6 +113,29 @@ def write_visit(visit: SampleVisit, directory: str | os.PathLike[str]) -> dict[s
     path = directory / _VISIT_FILE
     _atomic_write(path, lambda stream: stream.write(json.dumps(info, indent=2).encode()))
     paths["visit"] = path
+    return paths
+
+
+def write_visit_catalogs(visit: SampleVisit, directory: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write a visit's catalogs as Parquet files (columns, no index) into ``directory``.
+
+    Returns
+    -------
+    paths : `dict` [`str`, `pathlib.Path`]
+        ``diaSourceCat``, ``diaObjectCat``, ``diaSrcHistory``,
+        ``diaForcedSources``, ``ssSource``, ``mpc_orbits``.
+    """
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot create the visit directory {directory}: {error}") from None
+    paths: dict[str, Path] = {}
+    for name, filename in _CATALOG_FILES.items():
+        frame = getattr(visit, name).reset_index(drop=True)
+        path = directory / filename
+        _atomic_write(path, functools.partial(frame.to_parquet, index=False))
+        paths[name] = path
     return paths
 
 

@@ -13,6 +13,7 @@ the configuration sent as text and closed when the worker exits.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import sys
 import threading
@@ -26,7 +27,15 @@ from typing import TYPE_CHECKING
 
 from alertpack.config import PackageAlertsConfig
 from alertpack.errors import AlertPackError, InputError, TransientError
-from alertpack.inputs.visit_files import load_visit_files
+from alertpack.inputs.catalogs import read_catalog
+from alertpack.inputs.visit_files import (
+    VisitDefaults,
+    load_visit_files,
+    visit_id_bits,
+    visit_paths,
+)
+from alertpack.packets.assemble import source_ccd_visit_ids
+from alertpack.sinks.files import alert_file_path
 from alertpack.visit_inputs import VisitInputs
 
 if TYPE_CHECKING:
@@ -35,7 +44,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DetectorJob",
     "DetectorSummary",
+    "check_distinct_alert_files",
     "close_worker_packager",
+    "detector_alert_files",
     "detector_dirs",
     "run_detector",
     "sample_detector_loader",
@@ -68,6 +79,9 @@ class DetectorSummary:
     ``attempts`` counts the times the job ran (see
     `alertpack.scaleout.pool.RetryPolicy`), ``attempt_errors`` the one-line
     reason of each attempt that failed and was retried, in order.
+    ``absent``, ``renamed`` and ``cutout_status`` are the run's
+    (`alertpack.core.PackageResult`): what the alerts lack for want of an
+    input, the columns read under another name, the cutout counts.
     """
 
     n_alerts: int = 0
@@ -84,6 +98,9 @@ class DetectorSummary:
     attempts: int = 1
     cpu_seconds: float = 0.0
     attempt_errors: list[str] = field(default_factory=list)
+    absent: dict[str, str] = field(default_factory=dict)
+    renamed: dict[str, dict[str, str]] = field(default_factory=dict)
+    cutout_status: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -118,6 +135,12 @@ _PACKAGERS: dict[str, AlertPackager] = {}
 _PACKAGER_LOCK = threading.Lock()
 
 
+def _drop_summarized(record: logging.LogRecord) -> bool:
+    """A worker's log keeps what its summary does not carry (the parent prints the summary)."""
+    # alertpack.core.SUMMARIZED: the core is not imported where jobs are only handed out
+    return not getattr(record, "alertpack_summarized", False)
+
+
 def _worker_packager(config_text: str) -> AlertPackager:
     """This process's packager for ``config_text``, built on first use."""
     packager = _PACKAGERS.get(config_text)
@@ -127,7 +150,10 @@ def _worker_packager(config_text: str) -> AlertPackager:
 
         config = PackageAlertsConfig()
         config.loadFromString(config_text)
-        packager = AlertPackager(config)
+        log = logging.getLogger("alertpack.worker")
+        if _drop_summarized not in log.filters:
+            log.addFilter(_drop_summarized)
+        packager = AlertPackager(config, log=log)
         if not _PACKAGERS:
             _close_at_exit()
         _PACKAGERS[config_text] = packager
@@ -195,6 +221,9 @@ def run_detector(config_text: str, job: DetectorJob) -> DetectorSummary:
         load_seconds=loaded - start,
         worker=worker,
         cpu_seconds=time.process_time() - start_cpu,
+        absent=dict(result.absent),
+        renamed={catalog: dict(columns) for catalog, columns in result.renamed.items()},
+        cutout_status=dict(result.cutout_status),
     )
 
 
@@ -218,13 +247,78 @@ def sample_detector_loader(
     return partial(_sample_inputs, detector, n_sources, image_shape, seed)
 
 
-def _detector_dir_inputs(directory: str) -> VisitInputs:
-    return load_visit_files(directory)
+def _detector_dir_inputs(directory: str, defaults: VisitDefaults | None) -> VisitInputs:
+    return load_visit_files(directory, defaults=defaults)
 
 
-def visit_dir_loader(directory: str | os.PathLike[str]) -> DetectorLoader:
-    """A loader for one detector directory (the files of ``alertpack package --visit-dir``)."""
-    return partial(_detector_dir_inputs, str(directory))
+def visit_dir_loader(
+    directory: str | os.PathLike[str], defaults: VisitDefaults | None = None
+) -> DetectorLoader:
+    """A loader for one detector directory (the files of ``alertpack package --visit-dir``).
+
+    ``defaults`` are the visit-wide id bits and calibrations, for what the
+    directory's ``visit.json`` does not give.
+    """
+    return partial(_detector_dir_inputs, str(directory), defaults)
+
+
+def detector_alert_files(
+    directory: str | os.PathLike[str], output: str | os.PathLike[str],
+    defaults: VisitDefaults | None = None,
+) -> list[Path]:
+    """The alert files the run of one detector directory will write, before it runs.
+
+    The ccdVisitIds of its DiaSource catalog (`source_ccd_visit_ids`, as the
+    run derives them), each named as the run names its file
+    (`~alertpack.sinks.files.alert_file_path`).
+
+    Raises
+    ------
+    InputError
+        The directory's catalog or visit.json cannot be read, or the
+        ccdVisitIds cannot be derived (that detector's run fails the same way).
+    """
+    paths = visit_paths(directory)
+    if "diaSourceCat" not in paths:
+        raise InputError(f"visit directory {directory} has no diaSourceCat file")
+    catalog = read_catalog(paths["diaSourceCat"], "diaSourceCat")
+    ids = source_ccd_visit_ids(catalog, visit_id_bits(directory, defaults=defaults))
+    return [alert_file_path(output, int(ccd_visit_id)) for ccd_visit_id in sorted(set(ids))]
+
+
+def check_distinct_alert_files(planned: dict[str, list[Path]]) -> None:
+    """Refuse a run in which two detectors would write the same alert file.
+
+    Parameters
+    ----------
+    planned : `dict` [`str`, `list` [`pathlib.Path`]]
+        Detector name -> the alert files it will write
+        (`detector_alert_files`).
+
+    Raises
+    ------
+    InputError
+        Naming the first file two detectors share, both detectors, and how
+        many files are shared in all: the second would replace the first's
+        alerts.
+    """
+    writers: dict[Path, str] = {}
+    shared: list[tuple[Path, str, str]] = []
+    for name, paths in planned.items():
+        for path in paths:
+            if path in writers:
+                shared.append((path, writers[path], name))
+            else:
+                writers[path] = name
+    if shared:
+        path, first, second = shared[0]
+        more = f" ({len(shared)} files are shared in all)" if len(shared) > 1 else ""
+        raise InputError(
+            f"detectors {first} and {second} would both write {path}{more}: their DiaSources "
+            "name the same ccdVisit, so one would replace the other's alerts; nothing was "
+            "written. A copied detector directory, or ids packed with other bits (check "
+            "--id-bits and each visit.json's ccdExposureIdBits)?"
+        )
 
 
 def _is_detector_dir(path: Path) -> bool:

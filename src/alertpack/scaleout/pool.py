@@ -120,6 +120,9 @@ class VisitSummary:
     failed (with their reason). ``redone`` counts detectors whose job started
     more than once (retried, or its worker died): with Kafka on, the alerts
     of such a detector may have been sent twice (``n_possible_duplicates``).
+    ``shared_files`` lists the alert files that two packaged detectors both
+    reported writing (the later one replaced the other's: only with
+    ``overwriteAlertFiles``), as ``(path, first, second)`` detector names.
     """
 
     detectors: list[DetectorSummary] = field(default_factory=list)
@@ -128,6 +131,26 @@ class VisitSummary:
     workers: int = 1
     engine: str = ""
     producing: bool = False
+    shared_files: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def absent(self) -> dict[str, tuple[int, str]]:
+        """Input -> (how many packaged detectors lacked it, the first one's sentence)."""
+        found: dict[str, tuple[int, str]] = {}
+        for detector in self.detectors:
+            for key, sentence in detector.absent.items():
+                count, first = found.get(key, (0, f"detector {detector.name}: {sentence}"))
+                found[key] = (count + 1, first)
+        return found
+
+    def renamed(self) -> dict[str, int]:
+        """``"<catalog> column <c> read as <field>"`` -> how many detectors read it so."""
+        found: dict[str, int] = {}
+        for detector in self.detectors:
+            for catalog, columns in detector.renamed.items():
+                for field_name, column in columns.items():
+                    key = f"{catalog} column {column!r} read as {field_name}"
+                    found[key] = found.get(key, 0) + 1
+        return found
 
     @property
     def n_alerts(self) -> int:
@@ -290,8 +313,13 @@ class DetectorExecutor:
         summary = VisitSummary(workers=self.workers, engine=self.engine.description,
                                producing=self.producing)
         start = time.perf_counter()
+        writers: dict[str, str] = {}
         for detector in self.map(jobs):
             (summary.detectors if detector.ok else summary.failures).append(detector)
+            for path in map(str, detector.paths):
+                if path in writers and writers[path] != detector.name:
+                    summary.shared_files.append((path, writers[path], detector.name))
+                writers.setdefault(path, detector.name)
             if on_detector is not None:
                 on_detector(detector)
         summary.seconds = time.perf_counter() - start

@@ -18,9 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from alertpack.errors import OutputError
+from alertpack.errors import InputError, OutputError
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
     from alertpack.packets.batch import AlertBatch
 
 __all__ = [
@@ -267,7 +270,8 @@ def alert_file_path(directory: str | os.PathLike[str], ccd_visit_id: int) -> Pat
 
 
 def write_alert_files(
-    batch: AlertBatch, directory: str | os.PathLike[str], *, codec: str = "null"
+    batch: AlertBatch, directory: str | os.PathLike[str], *, codec: str = "null",
+    overwrite: bool = False,
 ) -> list[Path]:
     """Write a batch as one Avro container file per ccdVisit, atomically.
 
@@ -279,20 +283,37 @@ def write_alert_files(
         Output directory (created if needed).
     codec : `str`
         Avro block codec, ``"null"`` or ``"deflate"``.
+    overwrite : `bool`
+        Replace an existing file that holds other alerts.
 
     Returns
     -------
     paths : `list` [`pathlib.Path`]
-        The files written, in ccdVisitId order. An existing file of the same
-        ccdVisit is replaced whole (a re-run of the visit).
+        The files of the batch, in ccdVisitId order.
+
+    Raises
+    ------
+    OutputError
+        Before anything is written, when a file of the batch exists and holds
+        other alerts (or is no alert file) and ``overwrite`` is false; the
+        message names it and how to allow replacing it. An existing file
+        holding exactly the batch's alerts of its ccdVisit (a re-run, or the
+        retry of a job whose worker died after writing) is left as it is.
     """
     # packets.avro (with numpy and the conform modules): only the alert writer needs it,
     # not the users of atomic_output (the consumer, sample files, plots)
     from alertpack.packets.avro import write_container
 
+    planned = [
+        (alert_file_path(directory, ccd_visit_id), rows)
+        for ccd_visit_id, rows in batch.by_ccd_visit()
+    ]
+    kept = set() if overwrite else _existing_alert_files(batch, planned)
     paths = []
-    for ccd_visit_id, rows in batch.by_ccd_visit():
-        path = alert_file_path(directory, ccd_visit_id)
+    for path, rows in planned:
+        if path in kept:
+            paths.append(path)
+            continue
         with atomic_output(path) as stream:
             write_container(
                 stream,
@@ -302,3 +323,31 @@ def write_alert_files(
             )
         paths.append(path)
     return paths
+
+
+def _existing_alert_files(
+    batch: AlertBatch, planned: list[tuple[Path, npt.NDArray[np.intp]]]
+) -> set[Path]:
+    """The planned files that exist and hold those very alerts; any other existing one refused."""
+    from alertpack.packets.avro import read_container_payloads  # as in write_alert_files
+
+    same: set[Path] = set()
+    for path, rows in planned:
+        if not path.exists():
+            continue
+        try:
+            with open(path, "rb") as stream:
+                schema, payloads = read_container_payloads(stream)
+                identical = schema == batch.schema.definition and list(payloads) == [
+                    bytes(batch.payloads[row]) for row in rows
+                ]
+        except (OSError, InputError):  # unreadable, or not an alert file
+            identical = False
+        if not identical:
+            raise OutputError(
+                f"alert file {path} exists and holds other alerts; it is not replaced (no "
+                "alert was written): remove it, write elsewhere (-o), or allow replacing alert "
+                "files (--overwrite, config overwriteAlertFiles=True)"
+            )
+        same.add(path)
+    return same
