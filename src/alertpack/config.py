@@ -334,16 +334,21 @@ class PackageAlertsConfig(pexConfig.Config):
     maxTimeout: pexConfig.Field[float] = pexConfig.RangeField(
         dtype=float,
         doc="Seconds to wait for the Kafka broker to answer the connection and topic check "
-        "made before producing (as upstream's).",
+        "made before producing (as upstream's; kafkaCheck says what is checked).",
         default=15.0,
         min=0.0,
         inclusiveMin=False,
     )
-    kafkaRequireTopic: pexConfig.Field[bool] = pexConfig.Field(
-        dtype=bool,
-        doc="The check before producing fails when the topic does not exist (as upstream's); "
-        "False lets a broker that creates topics on first use create it.",
-        default=True,
+    kafkaCheck: pexConfig.ChoiceField[str] = pexConfig.ChoiceField(
+        dtype=str,
+        doc="What is checked, within maxTimeout, when the producer is created (before any work).",
+        allowed={
+            "topic": "the broker answers and has kafkaTopic (as upstream's)",
+            "connection": "the broker answers (for a broker that creates topics on first use)",
+            "none": "nothing: a broker down at the start fails each alert into the "
+            "failed-alert file, for alertpack replay",
+        },
+        default="topic",
     )
     kafkaTimestamp: pexConfig.ChoiceField[str] = pexConfig.ChoiceField(
         dtype=str,

@@ -13,10 +13,11 @@ encoder and, with ``doProduceAlerts``, the Kafka producer are built once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,12 +30,19 @@ from alertpack.errors import InputError
 from alertpack.inputs.catalogs import name_catalog_files
 from alertpack.inputs.images import as_survey_image
 from alertpack.kafka.settings import KafkaSettings
-from alertpack.packets.assemble import VisitCatalogs, build_alert_parts, prepare_visit, time_column
+from alertpack.packets.assemble import (
+    VisitCatalogs,
+    build_alert_parts,
+    fill_scheduler_fields,
+    prepare_visit,
+    time_column,
+)
 from alertpack.packets.avro import AlertEncoder
-from alertpack.packets.batch import AlertBatch
+from alertpack.packets.batch import AlertBatch, unix_seconds_of_mjd_tai
 from alertpack.packets.cutouts import make_cutout_bytes
 from alertpack.packets.placement import cutout_sizes
 from alertpack.packets.stamp import CutoutStatus
+from alertpack.packets.survey_image import SurveyImage, VisitInfo
 from alertpack.schema import load_schema
 from alertpack.sinks.files import write_alert_files
 from alertpack.visit_inputs import VisitInputs
@@ -42,10 +50,19 @@ from alertpack.visit_inputs import VisitInputs
 if TYPE_CHECKING:  # the producer loads only with doProduceAlerts
     from alertpack.kafka.producer import AlertProducer, DeliveryResult
 
-__all__ = ["AlertPackager", "PackageResult"]
+__all__ = ["PRODUCTION_METADATA", "AlertPackager", "PackageResult"]
 
 #: a context manager factory timing one named stage of a run
 StageTimer = Callable[[str], AbstractContextManager[Any]]
+
+#: the metadata today's Rubin pipeline's Task records about producing (-1: not produced)
+PRODUCTION_METADATA = (
+    "visit_midpoint",
+    "produce_start_timestamp",
+    "produce_end_timestamp",
+    "alert_timing_since_shutter_close",
+    "total_alerts",
+)
 
 
 @dataclass
@@ -69,6 +86,14 @@ class PackageResult:
         matches (their orbit field is null).
     stage_seconds : `dict` [`str`, `float`]
         Wall time of each stage of the run.
+    production : `dict` [`str`, `float`]
+        Today's Rubin pipeline's production metadata (`PRODUCTION_METADATA`):
+        ``visit_midpoint`` (Unix seconds, UTC, of the difference image's
+        exposure midpoint; -1 when unknown), ``produce_start_timestamp`` and
+        ``produce_end_timestamp`` (Unix seconds around the Kafka delivery),
+        ``alert_timing_since_shutter_close`` (delivery end minus the
+        exposure's end, seconds), ``total_alerts`` (alerts delivered); all -1
+        but ``visit_midpoint`` when not producing.
     """
 
     alerts: AlertBatch
@@ -79,6 +104,9 @@ class PackageResult:
     cutout_status: dict[str, int] = field(default_factory=dict)
     unmatched_orbits: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    production: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(PRODUCTION_METADATA, -1.0)
+    )
 
     @property
     def n_alerts(self) -> int:
@@ -102,18 +130,21 @@ class AlertPackager:
     Parameters
     ----------
     config : `PackageAlertsConfig`, optional
-        Validated here; Kafka settings are resolved here too, so that a
-        missing server fails before any work is done.
+        Validated here; Kafka settings are resolved and the broker checked
+        here too, so that a missing server, an unreachable broker or a
+        missing topic fails before any work is done.
     log : `logging.Logger` or `logging.LoggerAdapter`, optional
         Where progress and non-fatal outcomes are logged (the Task gives its own).
 
     Notes
     -----
     With ``doProduceAlerts`` the packager creates its Kafka producer here
-    (`producer`): connecting and the idempotent producer's initialisation
-    run in the background while the first run packages, and every run
-    reuses it. `close` (or the context manager, or a finalizer at exit)
-    flushes and closes it.
+    (`producer`) and checks the connection and the topic within
+    ``maxTimeout`` (`AlertProducer.check_connection`, as ``kafkaCheck``
+    says); the idempotent
+    producer's initialisation then runs in the background while the first
+    run packages, and every run reuses it. `close` (or the context manager,
+    or a finalizer at exit) flushes and closes it.
     """
 
     def __init__(
@@ -137,16 +168,32 @@ class AlertPackager:
             from alertpack.kafka.producer import AlertProducer
 
             self.kafka_settings = KafkaSettings.from_config(self.config)
-            self.producer = AlertProducer(
+            producer = AlertProducer(
                 self.kafka_settings,
                 failed_dir=self.failed_dir,
                 write_failed=self.config.doWriteFailedAlerts,
                 log=self.log,
             )
+            try:
+                # as upstream's Task: the broker answers and has the topic, or no work is done
+                if self.config.kafkaCheck != "none":
+                    producer.check_connection(
+                        self.config.maxTimeout, require_topic=self.config.kafkaCheck == "topic"
+                    )
+            except BaseException:
+                producer.close()
+                raise
+            self.producer = producer
 
     # ------------------------------------------------------------------
 
-    def run(self, inputs: VisitInputs, *, stage_timer: StageTimer | None = None) -> PackageResult:
+    def run(
+        self,
+        inputs: VisitInputs,
+        *,
+        stage_timer: StageTimer | None = None,
+        file_naming: str | None = None,
+    ) -> PackageResult:
         """Package one run's sources into alerts, written and sent as configured.
 
         Parameters
@@ -158,6 +205,10 @@ class AlertPackager:
             A context-manager factory called with each stage's name (the
             Task passes its ``timer``); stage times are also returned in
             `PackageResult.stage_seconds`.
+        file_naming : `str`, optional
+            How the caller's call names alert files when config
+            ``alertFileNaming`` is ``"auto"``: ``"visit_detector"`` (today's
+            Rubin call) or ``"ccdVisitId"`` (the default).
 
         Raises
         ------
@@ -166,27 +217,45 @@ class AlertPackager:
             files (``inputs.files``) the message names the file.
         """
         try:
-            return self._run(inputs, stage_timer)
+            return self._run(inputs, stage_timer, self.file_naming(file_naming))
         except InputError as error:
             if not inputs.files:
                 raise
             raise name_catalog_files(error, inputs.files) from None
 
-    def _run(self, inputs: VisitInputs, stage_timer: StageTimer | None) -> PackageResult:
+    def file_naming(self, asked: str | None = None) -> str:
+        """How alert files are named: config ``alertFileNaming``, or ``asked`` when it is auto."""
+        naming = self.config.alertFileNaming
+        if naming != "auto":
+            return naming
+        return asked or "ccdVisitId"
+
+    def _run(
+        self, inputs: VisitInputs, stage_timer: StageTimer | None, file_naming: str
+    ) -> PackageResult:
         timings: dict[str, float] = {}
         stage = _timed_stages(timings, stage_timer)
         with stage("prepareCatalogs"):
-            catalogs = self.prepare(inputs)
+            catalogs = self.prepare(inputs, file_naming=file_naming)
         if catalogs.n_alerts == 0:
             self.log.info("No DiaSources to package; no alert file written.")
-            return PackageResult(alerts=self.batch(catalogs, []), stage_seconds=timings)
+            result = PackageResult(alerts=self.batch(catalogs, []), stage_seconds=timings)
+            difference = inputs.diffIm
+            if difference is not None:
+                visit_info = as_survey_image(difference, name="difference").visit_info
+                result.production = self._production(visit_info, catalogs)
+            return result
 
         with stage("makeCutouts"):
-            cutouts, statuses = self.make_cutouts(catalogs, inputs.images())
+            images = self.open_images(inputs.images())
+            visit_info = _visit_info(images.get("difference"))
+            fill_scheduler_fields(catalogs, visit_info.observation_reason, visit_info.target_name)
+            cutouts, statuses = self.make_cutouts(catalogs, images)
         with stage("encodeAlerts"):
             batch = self.encode(catalogs, cutouts)
         result = PackageResult(alerts=batch, cutout_status=dict(statuses), stage_seconds=timings,
-                               unmatched_orbits=catalogs.n_unmatched_orbits)
+                               unmatched_orbits=catalogs.n_unmatched_orbits,
+                               production=self._production(visit_info, catalogs))
         if result.unmatched_orbits:
             self.log.warning(
                 "%d solar-system source(s) match no mpc_orbits row (by ssObjectId or "
@@ -197,7 +266,16 @@ class AlertPackager:
                 result.paths = self.write(batch)
         if self.config.doProduceAlerts:
             with stage("produceAlerts"):
-                delivery = self.produce(batch)
+                start = time.time()
+                try:
+                    delivery = self.produce(batch)
+                finally:
+                    # recorded also when interrupted, as upstream's (producer.last_result)
+                    last = self.producer.last_result if self.producer is not None else None
+                    result.production = self._production(
+                        visit_info, catalogs, start=start, end=time.time(),
+                        delivered=last.delivered if last is not None else 0,
+                    )
             result.delivered = delivery.delivered
             result.failed = delivery.failed
             result.failed_path = delivery.failed_path
@@ -210,14 +288,60 @@ class AlertPackager:
     # ------------------------------------------------------------------
     # the stages of a run, each usable on its own
 
-    def prepare(self, inputs: VisitInputs) -> VisitCatalogs:
+    def prepare(self, inputs: VisitInputs, *, file_naming: str | None = None) -> VisitCatalogs:
         """Validate the catalogs once against the schema into typed columns."""
-        return prepare_visit(self.schema, inputs)
+        return prepare_visit(self.schema, inputs, file_naming=self.file_naming(file_naming))
+
+    def open_images(self, images: Mapping[str, Any]) -> dict[str, SurveyImage | None]:
+        """The configured cutouts' images as `SurveyImage` (files opened, headers checked).
+
+        The template stamp gets the boresight rotation of the science image
+        (else the difference image) as today's Rubin pipeline gives it: the
+        template is warped onto the science exposure's pixels, and a coadd's
+        own header has no rotation.
+
+        Raises
+        ------
+        InputError
+            ``diffIm`` missing while difference cutouts are configured, or an
+            image that cannot be used.
+        """
+        opened: dict[str, SurveyImage | None] = {}
+        for name in self.config.cutouts:
+            if CUTOUT_FIELDS[name] not in self.schema.field_names:
+                continue
+            if images.get(name) is None:
+                if name == "difference":
+                    raise InputError(
+                        "diffIm is None but the config asks for difference cutouts; pass the "
+                        "difference image or remove 'difference' from config.cutouts"
+                    )
+                opened[name] = None
+                continue
+            opened[name] = as_survey_image(images[name], name=name)
+        if "difference" not in opened and images.get("difference") is not None:
+            opened["difference"] = as_survey_image(images["difference"], name="difference")
+        template = opened.get("template")
+        if template is not None:
+            rotation = _boresight_of(opened.get("science"), opened.get("difference"))
+            if rotation is not None:
+                opened["template"] = dataclasses.replace(
+                    template,
+                    visit_info=dataclasses.replace(
+                        template.visit_info,
+                        boresight_rotation_deg=rotation.boresight_rotation_deg,
+                        rotation_type=rotation.rotation_type,
+                    ),
+                )
+        return opened
 
     def make_cutouts(
-        self, catalogs: VisitCatalogs, images: dict[str, Any]
+        self, catalogs: VisitCatalogs, images: Mapping[str, Any]
     ) -> tuple[dict[str, list[bytes | None]], Counter[str]]:
         """FITS cutouts of every configured image around every source.
+
+        ``images`` are what `open_images` takes (image name -> any image
+        input) or what it returns.
 
         Returns
         -------
@@ -238,20 +362,18 @@ class AlertPackager:
         )
         cutouts: dict[str, list[bytes | None]] = {}
         statuses: Counter[str] = Counter()
+        opened = self.open_images(images)
         for name in self.config.cutouts:
             field_name = CUTOUT_FIELDS[name]
             if field_name not in self.schema.field_names:
                 continue
-            if images.get(name) is None:
-                if name == "difference":
-                    raise InputError(
-                        "diffIm is None but the config asks for difference cutouts; pass the "
-                        "difference image or remove 'difference' from config.cutouts"
-                    )
+            image = opened.get(name)
+            if image is None:
                 self.log.debug("No %s image given: %s left null.", name, field_name)
                 continue
-            image = as_survey_image(images[name], name=name)
-            blobs, outcome = make_cutout_bytes(image, ra, dec, sizes)
+            blobs, outcome = make_cutout_bytes(
+                image, ra, dec, sizes, psf_per_source=not self.config.useAveragePsf
+            )
             cutouts[field_name] = blobs
             for status, count in zip(*np.unique(outcome, return_counts=True), strict=True):
                 statuses[f"{name}:{CutoutStatus(status).name}"] += int(count)
@@ -277,6 +399,32 @@ class AlertPackager:
         parts = build_alert_parts(catalogs, cutouts, window_days=self.config.historyWindowDays)
         return self.batch(catalogs, self.encoder.encode(parts))
 
+    def _production(
+        self,
+        visit_info: VisitInfo,
+        catalogs: VisitCatalogs,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        delivered: int = 0,
+    ) -> dict[str, float]:
+        """Today's Rubin pipeline's production metadata (see `PackageResult.production`)."""
+        production = dict.fromkeys(PRODUCTION_METADATA, -1.0)
+        midpoint_mjd = visit_info.midpoint_mjd_tai
+        if midpoint_mjd is None:
+            midpoint_mjd = _single_time(catalogs)
+        midpoint = -1.0 if midpoint_mjd is None else float(unix_seconds_of_mjd_tai(midpoint_mjd))
+        production["visit_midpoint"] = midpoint
+        if start is None or end is None:
+            return production
+        production["produce_start_timestamp"] = start
+        production["produce_end_timestamp"] = end
+        production["total_alerts"] = float(delivered)
+        exposure_time = visit_info.exposure_time_s
+        if midpoint_mjd is not None and exposure_time is not None:
+            production["alert_timing_since_shutter_close"] = end - (midpoint + exposure_time / 2)
+        return production
+
     def batch(self, catalogs: VisitCatalogs, payloads: list[bytes]) -> AlertBatch:
         """An `AlertBatch` of encoded ``payloads`` with the routing keys of ``catalogs``."""
         sources = catalogs.sources
@@ -291,10 +439,14 @@ class AlertPackager:
             object_ids=object_ids,
             ccd_visit_ids=catalogs.ccd_visit_ids,
             times_mjd_tai=sources.columns[time_column(sources)],
+            visits=catalogs.visits,
+            detectors=catalogs.detectors,
+            file_naming=catalogs.file_naming,
         )
 
     def write(self, batch: AlertBatch) -> list[Path]:
-        """Write the batch to one Avro file per ccdVisit under ``alertWriteLocation``."""
+        """Write the batch to one Avro file per ccdVisit (or visit and detector) under
+        ``alertWriteLocation``."""
         return write_alert_files(
             batch, self.config.alertWriteLocation, codec=self.config.fileCodec
         )
@@ -334,6 +486,26 @@ class AlertPackager:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _visit_info(image: SurveyImage | None) -> VisitInfo:
+    return image.visit_info if image is not None else VisitInfo()
+
+
+def _boresight_of(*images: SurveyImage | None) -> VisitInfo | None:
+    """The visit info of the first image that records a boresight rotation."""
+    for image in images:
+        if image is not None and image.visit_info.boresight_rotation_deg is not None:
+            return image.visit_info
+    return None
+
+
+def _single_time(catalogs: VisitCatalogs) -> float | None:
+    """The sources' exposure midpoint (MJD TAI) when they all share one, else `None`."""
+    times = catalogs.sources.columns[time_column(catalogs.sources)]
+    if len(times) == 0 or not np.all(times == times[0]) or not np.isfinite(times[0]):
+        return None
+    return float(times[0])
 
 
 def _timed_stages(

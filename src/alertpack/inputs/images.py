@@ -219,10 +219,25 @@ def _from_afw_exposure(exposure: Any, name: str, calibration: Any) -> SurveyImag
         psf=None
         if psf is None
         else psf_array(psf.computeKernelImage(bbox.getCenter()).getArray(), label),
+        psf_model=None if psf is None else _afw_psf_model(psf, bbox.getCenter(), label),
         name=name,
         photo_calib=scale,
         visit_info=_afw_visit_info(exposure),
     )
+
+
+def _afw_psf_model(psf: Any, center: Any, label: str) -> Any:
+    """``(x, y) -> PSF image`` of an afw ``Psf`` at a parent-frame position (as afw computes it).
+
+    The point type is the one of ``center`` (an ``lsst.geom.Point2D`` from
+    the Exposure's box), so that afw itself is never imported here.
+    """
+    point_type = type(center)
+
+    def at(x: float, y: float) -> Any:
+        return psf_array(psf.computeKernelImage(point_type(x, y)).getArray(), label)
+
+    return at
 
 
 def _afw_visit_info(exposure: Any) -> VisitInfo:

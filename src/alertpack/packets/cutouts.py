@@ -30,7 +30,7 @@ __all__ = ["extract_stamps", "make_cutout_bytes", "stamp_mask_planes"]
 
 
 def extract_stamps(
-    image: SurveyImage, ra_deg: Any, dec_deg: Any, sizes: Any
+    image: SurveyImage, ra_deg: Any, dec_deg: Any, sizes: Any, *, psf_per_source: bool = False
 ) -> tuple[list[Stamp | None], np.ndarray]:
     """Cut a stamp around every source.
 
@@ -43,6 +43,10 @@ def extract_stamps(
     sizes : `int` or array-like of `int`
         Edge length per source (see `~alertpack.packets.placement.cutout_sizes`),
         or one for all.
+    psf_per_source : `bool`, optional
+        Give each stamp the PSF at its source where the image has a PSF
+        model (``image.psf_model``; `None` where the model fails there, as
+        upstream's), instead of the image's average PSF (``image.psf``).
 
     Returns
     -------
@@ -82,7 +86,8 @@ def extract_stamps(
             mask_planes=planes,
             local_wcs=local,
             origin=(image.origin[0] + x_start, image.origin[1] + y_start),
-            psf=image.psf,
+            psf=_stamp_psf(image, float(placement.x[row]), float(placement.y[row]))
+            if psf_per_source and image.psf_model is not None else image.psf,
             position_angle=angles[k],
             center_pixel=(float(placement.x[row] - x_start), float(placement.y[row] - y_start)),
             ra=float(placement.ra[row]),
@@ -91,6 +96,17 @@ def extract_stamps(
             status=CutoutStatus(int(placement.status[row])),
         )
     return stamps, placement.status
+
+
+def _stamp_psf(image: SurveyImage, x: float, y: float) -> np.ndarray | None:
+    """The PSF of ``image``'s model at array position (x, y); `None` where it fails there."""
+    assert image.psf_model is not None
+    try:
+        # the model is in the parent (detector) frame, as afw's Psf is
+        psf = image.psf_model(image.origin[0] + x, image.origin[1] + y)
+    except Exception:  # afw raises its own types (InvalidParameterError, InvalidPsfError)
+        return None
+    return np.asarray(psf, dtype=np.float32)
 
 
 def stamp_mask_planes(planes: dict[str, int]) -> tuple[dict[str, int], int]:
@@ -149,13 +165,13 @@ def _read_only(view: np.ndarray) -> np.ndarray:
 
 
 def make_cutout_bytes(
-    image: SurveyImage, ra_deg: Any, dec_deg: Any, sizes: Any
+    image: SurveyImage, ra_deg: Any, dec_deg: Any, sizes: Any, *, psf_per_source: bool = False
 ) -> tuple[list[bytes | None], np.ndarray]:
     """Cutouts of one image for many sources, as FITS bytes.
 
     Parameters
     ----------
-    image, ra_deg, dec_deg, sizes
+    image, ra_deg, dec_deg, sizes, psf_per_source
         As for `extract_stamps`.
 
     Returns
@@ -170,5 +186,5 @@ def make_cutout_bytes(
     alertpack.errors.InputError
         As `extract_stamps` and `~alertpack.packets.stamp_fits.stamp_fits_bytes`.
     """
-    stamps, status = extract_stamps(image, ra_deg, dec_deg, sizes)
+    stamps, status = extract_stamps(image, ra_deg, dec_deg, sizes, psf_per_source=psf_per_source)
     return [None if stamp is None else stamp_fits_bytes(stamp) for stamp in stamps], status

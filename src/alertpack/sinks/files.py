@@ -261,15 +261,19 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         raise
 
 
-def alert_file_path(directory: str | os.PathLike[str], ccd_visit_id: int) -> Path:
-    """Where the alerts of one ccdVisit go: ``{directory}/{ccdVisitId}.avro``."""
-    return Path(directory) / f"{ccd_visit_id}.avro"
+def alert_file_path(directory: str | os.PathLike[str], stem: int | str) -> Path:
+    """Where the alerts of one file go: ``{directory}/{stem}.avro``.
+
+    ``stem`` is a ccdVisitId (the seed's naming) or ``"{visit}_{detector}"``
+    (today's Rubin pipeline's), as `AlertBatch.by_file` gives them.
+    """
+    return Path(directory) / f"{stem}.avro"
 
 
 def write_alert_files(
     batch: AlertBatch, directory: str | os.PathLike[str], *, codec: str = "null"
 ) -> list[Path]:
-    """Write a batch as one Avro container file per ccdVisit, atomically.
+    """Write a batch as one Avro container file per ccdVisit (or visit and detector), atomically.
 
     Parameters
     ----------
@@ -283,16 +287,17 @@ def write_alert_files(
     Returns
     -------
     paths : `list` [`pathlib.Path`]
-        The files written, in ccdVisitId order. An existing file of the same
-        ccdVisit is replaced whole (a re-run of the visit).
+        The files written, in key order (``batch.by_file``: ``{ccdVisitId}.avro``
+        or ``{visit}_{detector}.avro``). An existing file of the same key is
+        replaced whole (a re-run of the visit).
     """
     # packets.avro (with numpy and the conform modules): only the alert writer needs it,
     # not the users of atomic_output (the consumer, sample files, plots)
     from alertpack.packets.avro import write_container
 
     paths = []
-    for ccd_visit_id, rows in batch.by_ccd_visit():
-        path = alert_file_path(directory, ccd_visit_id)
+    for stem, rows in batch.by_file():
+        path = alert_file_path(directory, stem)
         with atomic_output(path) as stream:
             write_container(
                 stream,
