@@ -160,10 +160,12 @@ def _as_catalog(value: Any) -> Any:
 
 def _call_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[VisitInputs, str | None]:
     """The inputs of a ``run`` call and the file naming it implies, or a `TypeError`."""
+    fourth = args[3] if len(args) >= 4 else None
     upstream = (
         any(name in kwargs for name in _UPSTREAM_KEYWORDS)
-        or (len(args) >= 4 and _is_catalog(args[3]))
-        or len(args) > _positional_count(_SEED_CALL)  # the seed's call has 6 at most
+        or _is_catalog(fourth)
+        # no forced sources (None) 4th: today's call has 7 positional, the seed's 6 at most
+        or (fourth is None and len(args) > _positional_count(_SEED_CALL))
     )
     signature, build = (
         (_UPSTREAM_CALL, upstream_call_inputs) if upstream else (_SEED_CALL, seed_call_inputs)

@@ -601,7 +601,9 @@ class AlertProducer:
         producer = client.live_producer()
         while True:
             try:
-                headers = [(PRODUCER_TIMESTAMP_HEADER, str(time.time() * 1000).encode("utf-8"))]
+                headers: list[tuple[str, str | bytes | None]] = [
+                    (PRODUCER_TIMESTAMP_HEADER, str(time.time() * 1000).encode("utf-8"))
+                ]
                 producer.produce(
                     topic, value, key, on_delivery=on_delivery, timestamp=timestamp,
                     headers=headers,

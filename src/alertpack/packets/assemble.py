@@ -187,7 +187,7 @@ def _visit_detector(
                 "detector columns, or name the files {ccdVisitId}.avro "
                 "(alertFileNaming=ccdVisitId, with ccdExposureIdBits or a ccdVisitId column)"
             )
-        values, nulls = sources.column(column)
+        _, nulls = sources.column(column)
         if nulls.any():
             raise InputError(
                 f"diaSourceCat has a null {column} in row {int(np.flatnonzero(nulls)[0])}; "

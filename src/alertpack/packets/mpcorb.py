@@ -1,4 +1,4 @@
-"""Orbits from the ``MPCORB_*`` columns of solar-system sources, as today's Rubin pipeline gives them.
+"""Orbits from the ``MPCORB_*`` columns of solar-system sources (today's Rubin pipeline).
 
 Rubin's ``diaPipe`` hands the alert Task one ``ssSrc`` table: the SSSource
 columns of each solar-system DiaSource and, beside them, the MPC orbit of its
