@@ -379,3 +379,15 @@ def test_psf_per_source_from_a_psf_model_unless_use_average_psf(visit):
         assert abs(x - (stamp.origin[0] + stamp.center_pixel[0])) < 1e-6
     average, _ = extract_stamps(image, ra, dec, 30, psf_per_source=False)
     assert all(s.psf is image.psf for s in average if s is not None)
+
+
+def test_empty_scheduler_fields_are_null_from_arguments_and_columns(visit):
+    config = PackageAlertsConfig()
+    config.doWriteAlerts = False
+    task = PackageAlertsTask(config=config)
+    result = task.run(**{**visit.run_kwargs(), "observation_reason": ""})
+    assert all(alert["observation_reason"] is None for alert in result.alerts)
+    sources = visit.diaSourceCat.assign(target_name="", observation_reason="wfd")
+    result = task.run(**{**visit.run_kwargs(), "diaSourceCat": sources})
+    assert all(alert["target_name"] is None for alert in result.alerts)
+    assert all(alert["observation_reason"] == "wfd" for alert in result.alerts)
