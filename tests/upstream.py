@@ -133,7 +133,7 @@ def afw_visit_keys(
 
 
 def write_afw_exposure(path: Path, ccd: Any, primary_keys: dict[str, Any]) -> Path:
-    """Write a CCDData (nJy, variance, bit mask with ``MP_*`` planes) as afw lays out an Exposure."""
+    """Write a CCDData (nJy, variance, bit mask with ``MP_*`` planes) as afw writes an Exposure."""
     primary = fits.PrimaryHDU()
     for key, value in primary_keys.items():
         # keys longer than 8 characters are HIERARCH cards, as cfitsio writes them for afw

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -28,7 +29,7 @@ import numpy as np
 from alertpack.config import CUTOUT_FIELDS, PackageAlertsConfig
 from alertpack.errors import InputError
 from alertpack.inputs.catalogs import name_catalog_files
-from alertpack.inputs.images import as_survey_image
+from alertpack.inputs.images import as_survey_image, image_visit_info
 from alertpack.kafka.settings import KafkaSettings
 from alertpack.packets.assemble import (
     VisitCatalogs,
@@ -86,14 +87,13 @@ class PackageResult:
         matches (their orbit field is null).
     stage_seconds : `dict` [`str`, `float`]
         Wall time of each stage of the run.
-    production : `dict` [`str`, `float`]
-        Today's Rubin pipeline's production metadata (`PRODUCTION_METADATA`):
-        ``visit_midpoint`` (Unix seconds, UTC, of the difference image's
-        exposure midpoint; -1 when unknown), ``produce_start_timestamp`` and
-        ``produce_end_timestamp`` (Unix seconds around the Kafka delivery),
-        ``alert_timing_since_shutter_close`` (delivery end minus the
-        exposure's end, seconds), ``total_alerts`` (alerts delivered); all -1
-        but ``visit_midpoint`` when not producing.
+    visit_midpoint_mjd_tai : `float` or `None`
+        The visit's exposure midpoint (the difference image's, else the
+        sources' when they share one), MJD TAI.
+    exposure_time_s : `float` or `None`
+        The difference image's exposure time, seconds.
+    produce_start, produce_end : `float` or `None`
+        Unix time (s) around the Kafka delivery; `None` when not producing.
     """
 
     alerts: AlertBatch
@@ -104,9 +104,37 @@ class PackageResult:
     cutout_status: dict[str, int] = field(default_factory=dict)
     unmatched_orbits: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
-    production: dict[str, float] = field(
-        default_factory=lambda: dict.fromkeys(PRODUCTION_METADATA, -1.0)
-    )
+    visit_midpoint_mjd_tai: float | None = None
+    exposure_time_s: float | None = None
+    produce_start: float | None = None
+    produce_end: float | None = None
+
+    def production_metadata(self) -> dict[str, float]:
+        """Today's Rubin pipeline's production metadata (`PRODUCTION_METADATA`).
+
+        ``visit_midpoint`` (Unix seconds, UTC, of the exposure midpoint; -1
+        when unknown), ``produce_start_timestamp`` and
+        ``produce_end_timestamp`` (Unix seconds around the Kafka delivery),
+        ``alert_timing_since_shutter_close`` (delivery end minus the
+        exposure's end, seconds; -1 without the exposure time),
+        ``total_alerts`` (alerts delivered); all -1 but ``visit_midpoint``
+        when not producing. Computed when asked: the time scales (ERFA and
+        astropy's leap seconds) load only then.
+        """
+        production = dict.fromkeys(PRODUCTION_METADATA, -1.0)
+        midpoint_mjd = self.visit_midpoint_mjd_tai
+        midpoint = -1.0 if midpoint_mjd is None else float(unix_seconds_of_mjd_tai(midpoint_mjd))
+        production["visit_midpoint"] = midpoint
+        if self.produce_start is None or self.produce_end is None:
+            return production
+        production["produce_start_timestamp"] = self.produce_start
+        production["produce_end_timestamp"] = self.produce_end
+        production["total_alerts"] = float(self.delivered)
+        if midpoint_mjd is not None and self.exposure_time_s is not None:
+            production["alert_timing_since_shutter_close"] = self.produce_end - (
+                midpoint + self.exposure_time_s / 2
+            )
+        return production
 
     @property
     def n_alerts(self) -> int:
@@ -237,25 +265,23 @@ class AlertPackager:
         stage = _timed_stages(timings, stage_timer)
         with stage("prepareCatalogs"):
             catalogs = self.prepare(inputs, file_naming=file_naming)
+        images = self.open_images(inputs.images())
+        visit_info = image_visit_info(images.get("difference"), name="difference")
         if catalogs.n_alerts == 0:
             self.log.info("No DiaSources to package; no alert file written.")
-            result = PackageResult(alerts=self.batch(catalogs, []), stage_seconds=timings)
-            difference = inputs.diffIm
-            if difference is not None:
-                visit_info = as_survey_image(difference, name="difference").visit_info
-                result.production = self._production(visit_info, catalogs)
-            return result
+            return PackageResult(alerts=self.batch(catalogs, []), stage_seconds=timings,
+                                 visit_midpoint_mjd_tai=_visit_midpoint(visit_info, catalogs),
+                                 exposure_time_s=visit_info.exposure_time_s)
 
+        fill_scheduler_fields(catalogs, visit_info.observation_reason, visit_info.target_name)
         with stage("makeCutouts"):
-            images = self.open_images(inputs.images())
-            visit_info = _visit_info(images.get("difference"))
-            fill_scheduler_fields(catalogs, visit_info.observation_reason, visit_info.target_name)
             cutouts, statuses = self.make_cutouts(catalogs, images)
         with stage("encodeAlerts"):
             batch = self.encode(catalogs, cutouts)
         result = PackageResult(alerts=batch, cutout_status=dict(statuses), stage_seconds=timings,
                                unmatched_orbits=catalogs.n_unmatched_orbits,
-                               production=self._production(visit_info, catalogs))
+                               visit_midpoint_mjd_tai=_visit_midpoint(visit_info, catalogs),
+                               exposure_time_s=visit_info.exposure_time_s)
         if result.unmatched_orbits:
             self.log.warning(
                 "%d solar-system source(s) match no mpc_orbits row (by ssObjectId or "
@@ -266,16 +292,12 @@ class AlertPackager:
                 result.paths = self.write(batch)
         if self.config.doProduceAlerts:
             with stage("produceAlerts"):
-                start = time.time()
+                result.produce_start = time.time()
                 try:
                     delivery = self.produce(batch)
                 finally:
-                    # recorded also when interrupted, as upstream's (producer.last_result)
-                    last = self.producer.last_result if self.producer is not None else None
-                    result.production = self._production(
-                        visit_info, catalogs, start=start, end=time.time(),
-                        delivered=last.delivered if last is not None else 0,
-                    )
+                    # recorded also when interrupted, as upstream's
+                    result.produce_end = time.time()
             result.delivered = delivery.delivered
             result.failed = delivery.failed
             result.failed_path = delivery.failed_path
@@ -292,56 +314,28 @@ class AlertPackager:
         """Validate the catalogs once against the schema into typed columns."""
         return prepare_visit(self.schema, inputs, file_naming=self.file_naming(file_naming))
 
-    def open_images(self, images: Mapping[str, Any]) -> dict[str, SurveyImage | None]:
-        """The configured cutouts' images as `SurveyImage` (files opened, headers checked).
+    def open_images(self, images: Mapping[str, Any]) -> dict[str, Any]:
+        """The run's images with their FITS files opened (lazily: headers checked, no pixels).
 
-        The template stamp gets the boresight rotation of the science image
-        (else the difference image) as today's Rubin pipeline gives it: the
-        template is warped onto the science exposure's pixels, and a coadd's
-        own header has no rotation.
-
-        Raises
-        ------
-        InputError
-            ``diffIm`` missing while difference cutouts are configured, or an
-            image that cannot be used.
+        Images in memory stay as given: `make_cutouts` converts one at a
+        time, so that a run holds one converted image, not three.
         """
-        opened: dict[str, SurveyImage | None] = {}
-        for name in self.config.cutouts:
-            if CUTOUT_FIELDS[name] not in self.schema.field_names:
-                continue
-            if images.get(name) is None:
-                if name == "difference":
-                    raise InputError(
-                        "diffIm is None but the config asks for difference cutouts; pass the "
-                        "difference image or remove 'difference' from config.cutouts"
-                    )
-                opened[name] = None
-                continue
-            opened[name] = as_survey_image(images[name], name=name)
-        if "difference" not in opened and images.get("difference") is not None:
-            opened["difference"] = as_survey_image(images["difference"], name="difference")
-        template = opened.get("template")
-        if template is not None:
-            rotation = _boresight_of(opened.get("science"), opened.get("difference"))
-            if rotation is not None:
-                opened["template"] = dataclasses.replace(
-                    template,
-                    visit_info=dataclasses.replace(
-                        template.visit_info,
-                        boresight_rotation_deg=rotation.boresight_rotation_deg,
-                        rotation_type=rotation.rotation_type,
-                    ),
-                )
-        return opened
+        return {
+            name: as_survey_image(image, name=name)
+            if isinstance(image, (str, os.PathLike)) else image
+            for name, image in images.items()
+        }
 
     def make_cutouts(
         self, catalogs: VisitCatalogs, images: Mapping[str, Any]
     ) -> tuple[dict[str, list[bytes | None]], Counter[str]]:
         """FITS cutouts of every configured image around every source.
 
-        ``images`` are what `open_images` takes (image name -> any image
-        input) or what it returns.
+        ``images``: image name -> any image input (`open_images` opens the
+        files of a run once). The template's stamps get the boresight
+        rotation of the science image (else the difference image), as today's
+        Rubin pipeline gives them: the template is warped onto the science
+        exposure's pixels, and a coadd's own header has none.
 
         Returns
         -------
@@ -362,15 +356,21 @@ class AlertPackager:
         )
         cutouts: dict[str, list[bytes | None]] = {}
         statuses: Counter[str] = Counter()
-        opened = self.open_images(images)
         for name in self.config.cutouts:
             field_name = CUTOUT_FIELDS[name]
             if field_name not in self.schema.field_names:
                 continue
-            image = opened.get(name)
-            if image is None:
+            if images.get(name) is None:
+                if name == "difference":
+                    raise InputError(
+                        "diffIm is None but the config asks for difference cutouts; pass the "
+                        "difference image or remove 'difference' from config.cutouts"
+                    )
                 self.log.debug("No %s image given: %s left null.", name, field_name)
                 continue
+            image = as_survey_image(images[name], name=name)
+            if name == "template":
+                image = _with_boresight_of(image, images.get("science"), images.get("difference"))
             blobs, outcome = make_cutout_bytes(
                 image, ra, dec, sizes, psf_per_source=not self.config.useAveragePsf
             )
@@ -398,32 +398,6 @@ class AlertPackager:
         """Assemble and encode one alert per source."""
         parts = build_alert_parts(catalogs, cutouts, window_days=self.config.historyWindowDays)
         return self.batch(catalogs, self.encoder.encode(parts))
-
-    def _production(
-        self,
-        visit_info: VisitInfo,
-        catalogs: VisitCatalogs,
-        *,
-        start: float | None = None,
-        end: float | None = None,
-        delivered: int = 0,
-    ) -> dict[str, float]:
-        """Today's Rubin pipeline's production metadata (see `PackageResult.production`)."""
-        production = dict.fromkeys(PRODUCTION_METADATA, -1.0)
-        midpoint_mjd = visit_info.midpoint_mjd_tai
-        if midpoint_mjd is None:
-            midpoint_mjd = _single_time(catalogs)
-        midpoint = -1.0 if midpoint_mjd is None else float(unix_seconds_of_mjd_tai(midpoint_mjd))
-        production["visit_midpoint"] = midpoint
-        if start is None or end is None:
-            return production
-        production["produce_start_timestamp"] = start
-        production["produce_end_timestamp"] = end
-        production["total_alerts"] = float(delivered)
-        exposure_time = visit_info.exposure_time_s
-        if midpoint_mjd is not None and exposure_time is not None:
-            production["alert_timing_since_shutter_close"] = end - (midpoint + exposure_time / 2)
-        return production
 
     def batch(self, catalogs: VisitCatalogs, payloads: list[bytes]) -> AlertBatch:
         """An `AlertBatch` of encoded ``payloads`` with the routing keys of ``catalogs``."""
@@ -488,16 +462,23 @@ class AlertPackager:
         self.close()
 
 
-def _visit_info(image: SurveyImage | None) -> VisitInfo:
-    return image.visit_info if image is not None else VisitInfo()
-
-
-def _boresight_of(*images: SurveyImage | None) -> VisitInfo | None:
-    """The visit info of the first image that records a boresight rotation."""
+def _with_boresight_of(template: SurveyImage, *images: Any) -> SurveyImage:
+    """``template`` with the boresight rotation of the first of ``images`` that records one."""
     for image in images:
-        if image is not None and image.visit_info.boresight_rotation_deg is not None:
-            return image.visit_info
-    return None
+        info = image_visit_info(image, name="image")
+        if info.boresight_rotation_deg is not None:
+            return dataclasses.replace(template, visit_info=dataclasses.replace(
+                template.visit_info,
+                boresight_rotation_deg=info.boresight_rotation_deg,
+                rotation_type=info.rotation_type,
+            ))
+    return template
+
+
+def _visit_midpoint(visit_info: VisitInfo, catalogs: VisitCatalogs) -> float | None:
+    """The visit's exposure midpoint (MJD TAI): the difference image's, else the sources'."""
+    midpoint = visit_info.midpoint_mjd_tai
+    return midpoint if midpoint is not None else _single_time(catalogs)
 
 
 def _single_time(catalogs: VisitCatalogs) -> float | None:

@@ -381,7 +381,7 @@ class PackageAlertsTask(SchemaCatalogTask):
         """The run's result as the Task returns it, its counts in the metadata."""
         for key, value in result.counts().items():
             self.metadata[key] = value
-        for key, number in result.production.items():
+        for key, number in result.production_metadata().items():
             self.metadata[key] = number
         return pipeBase.Struct(
             alerts=result.alerts,
