@@ -169,10 +169,10 @@ class AlertPackager:
     With ``doProduceAlerts`` the packager creates its Kafka producer here
     (`producer`) and checks the connection and the topic within
     ``maxTimeout`` (`AlertProducer.check_connection`, as ``kafkaCheck``
-    says); the idempotent
-    producer's initialisation then runs in the background while the first
-    run packages, and every run reuses it. `close` (or the context manager,
-    or a finalizer at exit) flushes and closes it.
+    says); the idempotent producer's initialisation then runs in the
+    background while the first run packages, and every run reuses it.
+    `close` (or the context manager, or a finalizer at exit) flushes and
+    closes it.
     """
 
     def __init__(
@@ -265,16 +265,18 @@ class AlertPackager:
         stage = _timed_stages(timings, stage_timer)
         with stage("prepareCatalogs"):
             catalogs = self.prepare(inputs, file_naming=file_naming)
-        images = self.open_images(inputs.images())
-        visit_info = image_visit_info(images.get("difference"), name="difference")
         if catalogs.n_alerts == 0:
             self.log.info("No DiaSources to package; no alert file written.")
+            # the metadata still says when the visit was, as upstream's (no image is cut)
+            visit_info = image_visit_info(inputs.diffIm, name="difference")
             return PackageResult(alerts=self.batch(catalogs, []), stage_seconds=timings,
                                  visit_midpoint_mjd_tai=_visit_midpoint(visit_info, catalogs),
                                  exposure_time_s=visit_info.exposure_time_s)
 
-        fill_scheduler_fields(catalogs, visit_info.observation_reason, visit_info.target_name)
         with stage("makeCutouts"):
+            images = self.open_images(inputs.images())
+            visit_info = image_visit_info(images.get("difference"), name="difference")
+            fill_scheduler_fields(catalogs, visit_info.observation_reason, visit_info.target_name)
             cutouts, statuses = self.make_cutouts(catalogs, images)
         with stage("encodeAlerts"):
             batch = self.encode(catalogs, cutouts)
