@@ -299,6 +299,8 @@ class _Client:
         self.log_token: int | None = None
         #: ``(code name, text)`` of the client errors reported so far (the connection check's)
         self.errors_seen: list[tuple[str, str]] = []
+        #: during the connection check: errors are recorded, not logged (its message has them)
+        self.quiet = False
         #: the confluent-kafka producer; `None` once released
         self.producer: Producer | None = self._make_producer()
 
@@ -340,7 +342,7 @@ class _Client:
         if error.fatal():
             self.fatal = text
             self.log.warning("Kafka producer failed fatally: %s", text)
-        elif text != self.last_error:
+        elif text != self.last_error and not self.quiet:
             self.log.warning("Kafka client error: %s", text)
         self.last_error = text
         if self.run is not None:
@@ -514,19 +516,23 @@ class AlertProducer:
         client = self._client
         producer = client.live_producer()
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                metadata = producer.list_topics(timeout=min(_CHECK_SLICE_S, timeout))
-                break
-            except client.KafkaException as error:
-                last = error_text(error)
-            client.serve()  # the client errors reported meanwhile, by the error callback
-            failure = connection_failure(
-                self.settings, client.errors_seen, last, timeout,
-                timed_out=time.monotonic() >= deadline,
-            )
-            if failure is not None:
-                raise failure
+        client.quiet = True
+        try:
+            while True:
+                try:
+                    metadata = producer.list_topics(timeout=min(_CHECK_SLICE_S, timeout))
+                    break
+                except client.KafkaException as error:
+                    last = error_text(error)
+                client.serve()  # the client errors reported meanwhile, by the error callback
+                failure = connection_failure(
+                    self.settings, client.errors_seen, last, timeout,
+                    timed_out=time.monotonic() >= deadline,
+                )
+                if failure is not None:
+                    raise failure
+        finally:
+            client.quiet = False
         topic = self.settings.topic
         if require_topic and topic not in metadata.topics:
             known = sorted(name for name in metadata.topics if not name.startswith("__"))
