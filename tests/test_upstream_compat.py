@@ -393,3 +393,55 @@ def test_empty_scheduler_fields_are_null_from_arguments_and_columns(visit):
     result = task.run(**{**visit.run_kwargs(), "diaSourceCat": sources})
     assert all(alert["target_name"] is None for alert in result.alerts)
     assert all(alert["observation_reason"] == "wfd" for alert in result.alerts)
+
+
+def test_as_diapipes_alert_packager_subtask(shaped, exposures, tmp_path):
+    """diaPipe's ``alertPackager`` subtask retargeted to alertpack's Task in diaPipe's own
+    override file, which configures it as upstream's (``config.alertPackager.<field>``)."""
+    import lsst.pex.config as pexConfig
+    import lsst.pipe.base as pipeBase
+
+    class UpstreamPackagerConfig(pexConfig.Config):
+        maxCutoutSize = pexConfig.Field(dtype=int, default=102, doc="stands in for upstream's")
+
+    class UpstreamPackager(pipeBase.Task):
+        ConfigClass = UpstreamPackagerConfig
+        _DefaultName = "packageAlerts"
+
+    class DiaPipeConfig(pexConfig.Config):
+        alertPackager = pexConfig.ConfigurableField(target=UpstreamPackager, doc="alerts")
+        doPackageAlerts = pexConfig.Field(dtype=bool, default=False, doc="package alerts")
+
+    class DiaPipe(pipeBase.Task):
+        ConfigClass = DiaPipeConfig
+        _DefaultName = "diaPipe"
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            if self.config.doPackageAlerts:
+                self.makeSubtask("alertPackager")
+
+        def run(self, inputs, diff_im, calexp, template):
+            self.alertPackager.run(inputs.diaSourceCat, inputs.diaObjectCat, inputs.diaSrcHistory,
+                                   inputs.diaForcedSources, diff_im, calexp, template,
+                                   ssSrc=inputs.ssSrc, doRunForcedMeasurement=True,
+                                   forcedSourceHistoryThreshold=THRESHOLD)
+
+    overrides = tmp_path / "diaPipe_config.py"
+    overrides.write_text(
+        "from alertpack import PackageAlertsTask\n"
+        "config.alertPackager.retarget(PackageAlertsTask)\n"
+        "config.doPackageAlerts = True\n"
+        f"config.alertPackager.alertWriteLocation = {str(tmp_path / 'alerts')!r}\n"
+        "config.alertPackager.deliveryTimeout = 2000.0\n"
+        "config.alertPackager.maxCutoutSize = 64\n"
+    )
+    config = DiaPipeConfig()
+    config.load(str(overrides))
+    task = DiaPipe(config=config)
+    assert task.alertPackager.config.kafkaDeliveryTimeout == 2.0
+    task.run(shaped, exposures["diffIm"], exposures["calexp"], exposures["template"])
+    assert (tmp_path / "alerts" / f"{shaped.visit}_{shaped.detector}.avro").is_file()
+    metadata = task.getFullMetadata().to_dict()
+    assert metadata["diaPipe:alertPackager"]["total_alerts"] == -1
+    assert metadata["diaPipe:alertPackager"]["nAlerts"] == len(shaped.diaSourceCat)
