@@ -311,6 +311,8 @@ def _producing_config(bootstrap: str) -> PackageAlertsConfig:
     config.kafkaServer = bootstrap
     config.kafkaTopic = "bench-detector"
     config.kafkaFlushTimeout = 60.0
+    config.kafkaDeliveryTimeout = 30.0  # the figures were measured with this bound
+    config.kafkaCheck = "connection"  # Tansu creates the topic on first produce
     return config
 
 

@@ -98,6 +98,8 @@ def soak(args: argparse.Namespace, workdir: Path, server: str | None) -> list[Vi
         config.doProduceAlerts = True
         config.kafkaServer = server
         config.kafkaTopic = TOPIC
+        config.kafkaDeliveryTimeout = 30.0  # 2,000 alerts queued at once on a shared machine
+        config.kafkaCheck = "connection"  # a topic per visit, created on first produce
     figures = []
     with AlertPackager(config) as packager:
         for visit in range(args.visits):

@@ -10,7 +10,8 @@ again on the same port (fault tests). Fixtures:
     A broker of its own for a test that stops or restarts it.
 
 Topics are created on first produce with 4 partitions; consumers must read
-all of them (`partitions_of`).
+all of them (`partitions_of`). The packager checks that its topic exists
+before producing (config ``kafkaCheck``): `create_topic` makes one first.
 
 Also here: `make_alerts`, realistic schemaless alert payloads built with
 lsst.alert.packet from the sample alert it ships, for tests that need
@@ -33,6 +34,7 @@ import pytest
 
 __all__ = [
     "TansuBroker",
+    "create_topic",
     "free_port",
     "fresh_kafka_broker",
     "kafka_broker",
@@ -198,9 +200,33 @@ def read_topic(server: str, topic: str, expected: int | None = None, idle: float
     return messages
 
 
-def producing_config(tmp_path: Path, server: str, topic: str, **overrides):
-    """A `PackageAlertsConfig` writing under ``tmp_path`` and producing to ``server``/``topic``."""
+def create_topic(server: str, topic: str, partitions: int = 4, timeout: float = 10.0) -> None:
+    """Create ``topic`` on the broker at ``server`` (an existing one is fine)."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": server})  # alive until the answer is in
+    futures = admin.create_topics(
+        [NewTopic(topic, partitions, 1)], operation_timeout=timeout, request_timeout=timeout
+    )
+    try:
+        futures[topic].result(timeout)
+    except KafkaException as error:
+        if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+
+
+def producing_config(
+    tmp_path: Path, server: str, topic: str, *, create: bool = True, **overrides
+):
+    """A `PackageAlertsConfig` writing under ``tmp_path`` and producing to ``server``/``topic``.
+
+    The topic is created on the broker first unless ``create`` is False.
+    """
     from alertpack.config import PackageAlertsConfig
+
+    if create:
+        create_topic(server, topic)
 
     config = PackageAlertsConfig()
     config.alertWriteLocation = str(tmp_path / "alerts")

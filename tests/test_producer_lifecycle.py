@@ -200,7 +200,8 @@ def test_fatally_failed_producer_is_rebuilt_for_the_next_run(kafka_broker, tmp_p
 def test_kafka_settings_errors_fail_at_construction(tmp_path):
     # librdkafka itself refuses this one, when the producer is created with the Task
     config = producing_config(
-        tmp_path, "127.0.0.1:9", "t", doWriteAlerts=False, kafkaUsername="u", kafkaPassword="p",
+        tmp_path, "127.0.0.1:9", "t", create=False, doWriteAlerts=False, kafkaUsername="u",
+        kafkaPassword="p",
         kafkaSecurityProtocol="SASL_PLAINTEXT", kafkaSaslMechanism="NO-SUCH-MECHANISM",
     )
     with pytest.raises(ConfigError, match="NO-SUCH-MECHANISM"):

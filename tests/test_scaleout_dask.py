@@ -125,7 +125,7 @@ def _kill_mid_detector(address: str, workers: dict, out: Path,
 
 @pytest.mark.kafka
 def test_a_killed_worker_loses_no_detector(cluster, kafka_broker, tmp_path):
-    from broker import read_topic
+    from broker import create_topic, read_topic
 
     address, workers = cluster
     out = tmp_path / "alerts"
@@ -134,6 +134,7 @@ def test_a_killed_worker_loses_no_detector(cluster, kafka_broker, tmp_path):
     config.doProduceAlerts = True
     config.kafkaServer = kafka_broker.bootstrap
     config.kafkaTopic = topic = "dask-killed-worker"
+    create_topic(kafka_broker.bootstrap, topic)  # each worker's packager checks it exists
     n_detectors, n_sources = 8, 7
     loaders = [sample_detector_loader(d, n_sources, (900, 900)) for d in range(n_detectors)]
     result = {}

@@ -70,9 +70,10 @@ def test_simulate_to_files_exact_counts_unique_ids(tmp_path):
 @pytest.mark.kafka
 def test_simulate_to_the_broker_at_cadence(kafka_broker, tmp_path):
     from alertpack.schema import unpack_wire
-    from broker import read_topic
+    from broker import create_topic, read_topic
 
     topic = "simulate-stream"
+    create_topic(kafka_broker.bootstrap, topic)  # the packagers check it exists
     run = _simulate("--cadence", "1", "--produce", "-c", f"kafkaServer={kafka_broker.bootstrap}",
                     "-c", f"kafkaTopic={topic}", "-c", "kafkaFlushTimeout=10")
     assert run.returncode == 0, run.stderr

@@ -17,10 +17,12 @@ def visit():
     return make_visit(n_sources=12, image_shape=(700, 700), seed=5)
 
 
-def producing_task(tmp_path, server, topic, **overrides):
+def producing_task(tmp_path, server, topic, *, create=True, **overrides):
     from broker import producing_config
 
-    return PackageAlertsTask(config=producing_config(tmp_path, server, topic, **overrides))
+    return PackageAlertsTask(
+        config=producing_config(tmp_path, server, topic, create=create, **overrides)
+    )
 
 
 def test_run_delivers_every_alert_once_byte_identical(kafka_broker, visit, tmp_path):
@@ -58,9 +60,10 @@ def test_run_delivers_every_alert_once_byte_identical(kafka_broker, visit, tmp_p
 def test_broker_down_puts_every_alert_in_the_failed_file(visit, tmp_path):
     from broker import free_port
 
+    # no check at the start (kafkaCheck=none): the alerts meet the broker down
     task = producing_task(
-        tmp_path, f"127.0.0.1:{free_port()}", "nowhere", doWriteAlerts=False,
-        kafkaFlushTimeout=3.0, kafkaDeliveryTimeout=2.0,
+        tmp_path, f"127.0.0.1:{free_port()}", "nowhere", create=False, doWriteAlerts=False,
+        kafkaFlushTimeout=3.0, kafkaDeliveryTimeout=2.0, kafkaCheck="none",
     )
     result = task.run(**visit.run_kwargs())
     assert result.nDelivered == 0 and result.nFailed == result.nAlerts == 12

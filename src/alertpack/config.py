@@ -1,22 +1,36 @@
-"""Configuration of the `~alertpack.task.PackageAlertsTask`."""
+"""Configuration of the `~alertpack.task.PackageAlertsTask`.
+
+`PackageAlertsConfig` holds alertpack's fields and today's
+``lsst.ap.association`` ones (``schemaFile``, ``maxTimeout``,
+``deliveryTimeout``, ``useAveragePsf``, ...), so that override files written
+for either load. Where the two name the same setting, one is a field and the
+other a `ConfigAlias` of it (another name, perhaps another unit): one value,
+two names. `ALIASES` lists them; `apply_config_overrides` and override files
+take either name, and `config_text` prints both.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import lsst.pex.config as pexConfig
 
 from alertpack.errors import ConfigError
-from alertpack.schema import SchemaVersion, available_versions, latest_version
+from alertpack.schema import SchemaVersion, available_versions, latest_version, load_schema
 
 __all__ = [
+    "ALIASES",
     "CUTOUT_FIELDS",
+    "ConfigAlias",
     "PackageAlertsConfig",
     "apply_config_overrides",
     "config_text",
     "load_config_file",
+    "schema_file_uri",
+    "schema_version_of_file",
 ]
 
 #: cutout name in config -> alert schema field carrying its FITS bytes
@@ -29,6 +43,129 @@ CUTOUT_FIELDS = {
 
 def _schema_choices() -> dict[str, str]:
     return {str(version): f"Rubin alert schema v{version}" for version in available_versions()}
+
+
+# lsst-alert-packet names every schema it ships lsst.vMAJOR_MINOR.alert.avsc
+_SCHEMA_FILE_NAME = re.compile(r"lsst\.v(\d+)_(\d+)\.alert\.avsc")
+_PACKAGE_SCHEMA_URI = "resource://lsst.alert.packet/schema/"
+
+
+def schema_file_uri(version: str) -> str:
+    """The URI of a shipped schema, as ``lsst.alert.packet.get_uri_to_latest_schema`` spells it.
+
+    ``"11.1"`` -> ``resource://lsst.alert.packet/schema/11/1/lsst.v11_1.alert.avsc``.
+    """
+    parsed = SchemaVersion.parse(version)
+    return (
+        f"{_PACKAGE_SCHEMA_URI}{parsed.major}/{parsed.minor}/"
+        f"lsst.v{parsed.major}_{parsed.minor}.alert.avsc"
+    )
+
+
+def schema_version_of_file(uri: str) -> str:
+    """The schema version a ``schemaFile`` value names, e.g. ``"11.1"``.
+
+    Parameters
+    ----------
+    uri : `str`
+        ``resource://lsst.alert.packet/schema/...`` (upstream's default), a
+        ``file://`` URI or a path. The version follows from the file name,
+        ``lsst.vMAJOR_MINOR.alert.avsc``, as lsst-alert-packet names every
+        schema it ships.
+
+    Raises
+    ------
+    ConfigError
+        A name not of that form, a version lsst-alert-packet does not ship, a
+        local file that does not exist or whose content is not the shipped
+        schema of its version (alertpack encodes the shipped schemas only), or
+        a URI scheme alertpack does not read.
+    """
+    text = str(uri).strip()
+    name = text.rstrip("/").rsplit("/", 1)[-1]
+    match = _SCHEMA_FILE_NAME.fullmatch(name)
+    if match is None:
+        raise ConfigError(
+            f"schemaFile {text!r}: the schema version follows from the file name "
+            f"lsst.vMAJOR_MINOR.alert.avsc, as lsst-alert-packet names its schemas (e.g. "
+            f"{schema_file_uri(str(latest_version()))}); or set schemaVersion instead"
+        )
+    version = SchemaVersion(int(match[1]), int(match[2]))
+    if version not in available_versions():
+        raise ConfigError(
+            f"schemaFile {text!r}: schema {version} is not shipped by the installed "
+            f"lsst-alert-packet; choose one of {', '.join(map(str, available_versions()))}"
+        )
+    if text.startswith(_PACKAGE_SCHEMA_URI):
+        if text != schema_file_uri(str(version)):
+            raise ConfigError(
+                f"schemaFile {text!r}: not where lsst-alert-packet keeps schema {version} "
+                f"({schema_file_uri(str(version))})"
+            )
+        return str(version)
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", text)
+    if scheme is not None and scheme[1].lower() != "file":
+        raise ConfigError(
+            f"schemaFile {text!r}: alertpack reads {_PACKAGE_SCHEMA_URI}... URIs, file:// URIs "
+            f"and paths, not {scheme[1]}://; the schemas are those lsst-alert-packet ships"
+        )
+    path = Path(text[len("file://"):] if scheme is not None else text)
+    if not path.is_file():
+        raise ConfigError(f"schemaFile {text!r}: no such file")
+    shipped = load_schema(version).path
+    if path.resolve() != shipped.resolve() and path.read_bytes() != shipped.read_bytes():
+        raise ConfigError(
+            f"schemaFile {text!r}: not the schema {version} lsst-alert-packet ships "
+            f"({shipped}); alertpack encodes the shipped schemas only"
+        )
+    return str(version)
+
+
+class ConfigAlias:
+    """Another name of a config field: reading and setting it reads and sets that field.
+
+    The value lives in the field alone (one source of truth); the alias
+    converts on the way when its unit or form differs (``deliveryTimeout``
+    in ms is ``kafkaDeliveryTimeout`` in s).
+
+    Parameters
+    ----------
+    field : `str`
+        The field that holds the value.
+    dtype : `type`
+        The alias's own value type (for ``NAME=VALUE`` text and the docs).
+    doc : `str`
+        What the alias means, in upstream's words.
+    to_field, from_field : callable, optional
+        Alias value -> field value, and back; identity by default.
+    """
+
+    def __init__(
+        self,
+        field: str,
+        dtype: type,
+        doc: str,
+        *,
+        to_field: Callable[[Any], Any] | None = None,
+        from_field: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self.field = field
+        self.dtype = dtype
+        self.doc = doc
+        self.name = ""
+        self._to_field = to_field or (lambda value: value)
+        self._from_field = from_field or (lambda value: value)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return self._from_field(getattr(instance, self.field))
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        setattr(instance, self.field, self._to_field(value))
 
 
 class PackageAlertsConfig(pexConfig.Config):
@@ -45,11 +182,27 @@ class PackageAlertsConfig(pexConfig.Config):
     )
     alertWriteLocation: pexConfig.Field[str] = pexConfig.Field(
         dtype=str,
-        doc="Directory where one Avro file per ccdVisit ({ccdVisitId}.avro) is written.",
+        doc="Directory where the alert files are written (names: alertFileNaming); a relative "
+        "path is taken from the working directory when writing (upstream: cwd/alerts).",
         default="alerts",
     )
     doWriteAlerts: pexConfig.Field[bool] = pexConfig.Field(
-        dtype=bool, doc="Write alerts to Avro files under alertWriteLocation.", default=True
+        dtype=bool,
+        doc="Write alerts to Avro files under alertWriteLocation (upstream's default: False).",
+        default=True,
+    )
+    alertFileNaming: pexConfig.ChoiceField[str] = pexConfig.ChoiceField(
+        dtype=str,
+        doc="How alert files are named.",
+        allowed={
+            "auto": "as the call asks: today's lsst.ap.association call {visit}_{detector}.avro, "
+            "the seed's call (and the command line) {ccdVisitId}.avro",
+            "visit_detector": "{visit}_{detector}.avro from the sources' visit and detector "
+            "columns, as today's lsst.ap.association (no id bits needed)",
+            "ccdVisitId": "{ccdVisitId}.avro from a ccdVisitId column or ccdExposureIdBits, as "
+            "the seed's Task",
+        },
+        default="auto",
     )
     overwriteAlertFiles: pexConfig.Field[bool] = pexConfig.Field(
         dtype=bool,
@@ -81,7 +234,12 @@ class PackageAlertsConfig(pexConfig.Config):
         dtype=int, doc="Smallest cutout edge (pixels) for bboxSize sizing.", default=30, min=1
     )
     maxCutoutSize: pexConfig.Field[int] = pexConfig.RangeField(
-        dtype=int, doc="Largest cutout edge (pixels) for bboxSize sizing.", default=200, min=1
+        dtype=int,
+        doc="Largest cutout edge (pixels) for bboxSize sizing. The default, upstream's, is the "
+        "longest trail (10 deg/day over 30 s, 62.5 pixels of 0.2 arcsec) plus a 40-pixel PSF; "
+        "three 102x102 planes keep an alert under Kafka's usual 1 MB message limit.",
+        default=102,
+        min=1,
     )
     cutouts: pexConfig.ListField[str] = pexConfig.ListField(
         dtype=str,
@@ -118,6 +276,13 @@ class PackageAlertsConfig(pexConfig.Config):
         default=365.0,
         min=0.0,
         inclusiveMin=False,
+    )
+    useAveragePsf: pexConfig.Field[bool] = pexConfig.Field(
+        dtype=bool,
+        doc="Give every cutout the image's average PSF instead of the PSF at its source. "
+        "Images with a PSF model (an afw Exposure) give a PSF per source unless this is set; "
+        "FITS files and CCDData carry one PSF image, which every cutout gets either way.",
+        default=False,
     )
 
     # Delivery to Kafka. Unset values fall back to the AP_KAFKA_* environment
@@ -189,9 +354,29 @@ class PackageAlertsConfig(pexConfig.Config):
     )
     kafkaDeliveryTimeout: pexConfig.Field[float] = pexConfig.RangeField(
         dtype=float,
-        doc="Seconds librdkafka retries one message before it counts as failed.",
-        default=30.0,
+        doc="Seconds librdkafka retries one message before it counts as failed "
+        "(delivery.timeout.ms; alias deliveryTimeout, in ms, default upstream's 1200 ms).",
+        default=1.2,
         min=0.0,
+    )
+    maxTimeout: pexConfig.Field[float] = pexConfig.RangeField(
+        dtype=float,
+        doc="Seconds to wait for the Kafka broker to answer the connection and topic check "
+        "made before producing (as upstream's; kafkaCheck says what is checked).",
+        default=15.0,
+        min=0.0,
+        inclusiveMin=False,
+    )
+    kafkaCheck: pexConfig.ChoiceField[str] = pexConfig.ChoiceField(
+        dtype=str,
+        doc="What is checked, within maxTimeout, when the producer is created (before any work).",
+        allowed={
+            "topic": "the broker answers and has kafkaTopic (as upstream's)",
+            "connection": "the broker answers (for a broker that creates topics on first use)",
+            "none": "nothing: a broker down at the start fails each alert into the "
+            "failed-alert file, for alertpack replay",
+        },
+        default="topic",
     )
     kafkaTimestamp: pexConfig.ChoiceField[str] = pexConfig.ChoiceField(
         dtype=str,
@@ -207,6 +392,21 @@ class PackageAlertsConfig(pexConfig.Config):
         doc="Confluent schema registry to register the alert schema with; empty: use Rubin's "
         "schema id convention (major*100+minor).",
         default="",
+    )
+
+    # today's lsst.ap.association names of the fields above (one value, two names)
+    schemaFile = ConfigAlias(
+        "schemaVersion", str,
+        "Schema definition file URI for the avro alerts (upstream's; the version follows "
+        "from the file name lsst.vMAJOR_MINOR.alert.avsc; alertpack encodes shipped schemas)",
+        to_field=schema_version_of_file,
+        from_field=schema_file_uri,
+    )
+    deliveryTimeout = ConfigAlias(
+        "kafkaDeliveryTimeout", float,
+        "Time the producer waits to deliver an alert, in milliseconds (upstream's)",
+        to_field=lambda milliseconds: float(milliseconds) / 1000.0,
+        from_field=lambda seconds: round(float(seconds) * 1000.0, 6),
     )
 
     def validate(self) -> None:
@@ -242,8 +442,24 @@ class PackageAlertsConfig(pexConfig.Config):
         return SchemaVersion.parse(self.schemaVersion)
 
 
+#: alias name -> the `ConfigAlias` (its ``field`` holds the value)
+ALIASES: dict[str, ConfigAlias] = {
+    name: value for name, value in vars(PackageAlertsConfig).items()
+    if isinstance(value, ConfigAlias)
+}
+
+
+def _aliases_of(config: Any) -> dict[str, ConfigAlias]:
+    return {
+        name: value for name, value in vars(type(config)).items()
+        if isinstance(value, ConfigAlias)
+    }
+
+
 def apply_config_overrides(config: Any, overrides: list[str]) -> None:
     """Set ``NAME=VALUE`` pairs on a pex_config Config, converting to each field's type.
+
+    ``NAME`` is a field or an alias of one (`ALIASES`, e.g. ``deliveryTimeout``).
 
     Raises
     ------
@@ -252,12 +468,16 @@ def apply_config_overrides(config: Any, overrides: list[str]) -> None:
         field refuses; the message starts with the pair or the field's name
         (the command line puts ``--config`` before it).
     """
+    aliases = _aliases_of(config)
     for item in overrides:
         name, sep, text = item.partition("=")
         name = name.strip()
-        if not sep or name not in config._fields:
-            known = ", ".join(sorted(config._fields))
+        if not sep or (name not in config._fields and name not in aliases):
+            known = ", ".join(sorted([*config._fields, *aliases]))
             raise ConfigError(f"{item!r}: expected NAME=VALUE with NAME among {known}")
+        if name in aliases:
+            _apply_alias(config, aliases[name], text)
+            continue
         field = config._fields[name]
         value: Any
         if field.dtype is bool:
@@ -282,6 +502,22 @@ def apply_config_overrides(config: Any, overrides: list[str]) -> None:
             setattr(config, name, value)
         except Exception as error:  # pex_config raises several types; show its message
             raise ConfigError(f"{name}={text}: {error}") from None
+
+
+def _apply_alias(config: Any, alias: ConfigAlias, text: str) -> None:
+    """Set an alias from its ``NAME=VALUE`` text (its own type and unit)."""
+    try:
+        value = alias.dtype(text.strip())
+    except ValueError:
+        raise ConfigError(
+            f"{alias.name}: {text!r} is not a valid {alias.dtype.__name__}"
+        ) from None
+    try:
+        setattr(config, alias.name, value)
+    except ConfigError:
+        raise  # its message names the alias and the value already
+    except Exception as error:  # pex_config raises several types; show its message
+        raise ConfigError(f"{alias.name}={text}: {_first_line(error)}") from None
 
 
 def load_config_file(config: PackageAlertsConfig, path: str | Path) -> None:
@@ -318,10 +554,12 @@ SECRET_FIELDS = ("kafkaPassword",)
 
 
 def config_text(config: PackageAlertsConfig) -> str:
-    """The config as a pex_config override file, secrets masked.
+    """The config as a pex_config override file, secrets masked, aliases as comments.
 
     The text loads back with `load_config_file` (a masked secret loads as
-    the mask, so pass secrets through the environment instead).
+    the mask, so pass secrets through the environment instead). Each alias
+    follows as a comment with its value (``# config.deliveryTimeout=1200.0``),
+    so that both names are shown and the value is loaded once.
     """
     text = config.saveToString()
     for name in SECRET_FIELDS:
@@ -329,4 +567,8 @@ def config_text(config: PackageAlertsConfig) -> str:
             text = re.sub(
                 rf"^(config\.{name}=).*$", r"\g<1>'********'", text, flags=re.MULTILINE
             )
-    return text
+    lines = ["", "# today's lsst.ap.association names of fields above (aliases: one value)"]
+    for name, alias in _aliases_of(config).items():
+        lines.append(f"# {alias.doc}; the same as {alias.field}")
+        lines.append(f"# config.{name}={getattr(config, name)!r}")
+    return text.rstrip("\n") + "\n" + "\n".join(lines) + "\n"

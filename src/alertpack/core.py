@@ -13,10 +13,12 @@ encoder and, with ``doProduceAlerts``, the Kafka producer are built once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,20 +29,22 @@ import numpy as np
 from alertpack.config import CUTOUT_FIELDS, PackageAlertsConfig
 from alertpack.errors import InputError
 from alertpack.inputs.catalogs import name_catalog_files
-from alertpack.inputs.images import as_survey_image
+from alertpack.inputs.images import as_survey_image, image_visit_info
 from alertpack.kafka.settings import KafkaSettings
 from alertpack.packets.assemble import (
     VisitCatalogs,
     absent_catalogs,
     build_alert_parts,
+    fill_scheduler_fields,
     prepare_visit,
     time_column,
 )
 from alertpack.packets.avro import AlertEncoder
-from alertpack.packets.batch import AlertBatch
+from alertpack.packets.batch import AlertBatch, unix_seconds_of_mjd_tai
 from alertpack.packets.cutouts import make_cutout_bytes
 from alertpack.packets.placement import cutout_sizes
 from alertpack.packets.stamp import CutoutStatus
+from alertpack.packets.survey_image import SurveyImage, VisitInfo
 from alertpack.schema import WIRE_HEADER_SIZE, load_schema
 from alertpack.sinks.files import write_alert_files
 from alertpack.visit_inputs import VisitInputs
@@ -48,7 +52,7 @@ from alertpack.visit_inputs import VisitInputs
 if TYPE_CHECKING:  # the producer loads only with doProduceAlerts
     from alertpack.kafka.producer import AlertProducer, DeliveryResult
 
-__all__ = ["SUMMARIZED", "AlertPackager", "PackageResult"]
+__all__ = ["PRODUCTION_METADATA", "SUMMARIZED", "AlertPackager", "PackageResult"]
 
 #: a context manager factory timing one named stage of a run
 StageTimer = Callable[[str], AbstractContextManager[Any]]
@@ -57,6 +61,14 @@ StageTimer = Callable[[str], AbstractContextManager[Any]]
 #: `PackageResult.renamed` also hold: a caller printing the result's summary (a pool
 #: worker, whose parent prints it) may drop them
 SUMMARIZED = "alertpack_summarized"
+#: the metadata today's Rubin pipeline's Task records about producing (-1: not produced)
+PRODUCTION_METADATA = (
+    "visit_midpoint",
+    "produce_start_timestamp",
+    "produce_end_timestamp",
+    "alert_timing_since_shutter_close",
+    "total_alerts",
+)
 
 
 @dataclass
@@ -92,6 +104,13 @@ class PackageResult:
     renamed : `dict` [`str`, `dict` [`str`, `str`]]
         Catalog -> {schema field: the column read for it under another
         name} (see `alertpack.packets.conform`).
+    visit_midpoint_mjd_tai : `float` or `None`
+        The visit's exposure midpoint (the difference image's, else the
+        sources' when they share one), MJD TAI.
+    exposure_time_s : `float` or `None`
+        The difference image's exposure time, seconds.
+    produce_start, produce_end : `float` or `None`
+        Unix time (s) around the Kafka delivery; `None` when not producing.
     """
 
     alerts: AlertBatch
@@ -106,6 +125,37 @@ class PackageResult:
     stamp_bytes: int = 0
     absent: dict[str, str] = field(default_factory=dict)
     renamed: dict[str, dict[str, str]] = field(default_factory=dict)
+    visit_midpoint_mjd_tai: float | None = None
+    exposure_time_s: float | None = None
+    produce_start: float | None = None
+    produce_end: float | None = None
+
+    def production_metadata(self) -> dict[str, float]:
+        """Today's Rubin pipeline's production metadata (`PRODUCTION_METADATA`).
+
+        ``visit_midpoint`` (Unix seconds, UTC, of the exposure midpoint; -1
+        when unknown), ``produce_start_timestamp`` and
+        ``produce_end_timestamp`` (Unix seconds around the Kafka delivery),
+        ``alert_timing_since_shutter_close`` (delivery end minus the
+        exposure's end, seconds; -1 without the exposure time),
+        ``total_alerts`` (alerts delivered); all -1 but ``visit_midpoint``
+        when not producing. Computed when asked: the time scales (ERFA and
+        astropy's leap seconds) load only then.
+        """
+        production = dict.fromkeys(PRODUCTION_METADATA, -1.0)
+        midpoint_mjd = self.visit_midpoint_mjd_tai
+        midpoint = -1.0 if midpoint_mjd is None else float(unix_seconds_of_mjd_tai(midpoint_mjd))
+        production["visit_midpoint"] = midpoint
+        if self.produce_start is None or self.produce_end is None:
+            return production
+        production["produce_start_timestamp"] = self.produce_start
+        production["produce_end_timestamp"] = self.produce_end
+        production["total_alerts"] = float(self.delivered)
+        if midpoint_mjd is not None and self.exposure_time_s is not None:
+            production["alert_timing_since_shutter_close"] = self.produce_end - (
+                midpoint + self.exposure_time_s / 2
+            )
+        return production
 
     @property
     def n_alerts(self) -> int:
@@ -147,18 +197,21 @@ class AlertPackager:
     Parameters
     ----------
     config : `PackageAlertsConfig`, optional
-        Validated here; Kafka settings are resolved here too, so that a
-        missing server fails before any work is done.
+        Validated here; Kafka settings are resolved and the broker checked
+        here too, so that a missing server, an unreachable broker or a
+        missing topic fails before any work is done.
     log : `logging.Logger` or `logging.LoggerAdapter`, optional
         Where progress and non-fatal outcomes are logged (the Task gives its own).
 
     Notes
     -----
     With ``doProduceAlerts`` the packager creates its Kafka producer here
-    (`producer`): connecting and the idempotent producer's initialisation
-    run in the background while the first run packages, and every run
-    reuses it. `close` (or the context manager, or a finalizer at exit)
-    flushes and closes it.
+    (`producer`) and checks the connection and the topic within
+    ``maxTimeout`` (`AlertProducer.check_connection`, as ``kafkaCheck``
+    says); the idempotent producer's initialisation then runs in the
+    background while the first run packages, and every run reuses it.
+    `close` (or the context manager, or a finalizer at exit) flushes and
+    closes it.
     """
 
     def __init__(
@@ -182,16 +235,32 @@ class AlertPackager:
             from alertpack.kafka.producer import AlertProducer
 
             self.kafka_settings = KafkaSettings.from_config(self.config)
-            self.producer = AlertProducer(
+            producer = AlertProducer(
                 self.kafka_settings,
                 failed_dir=self.failed_dir,
                 write_failed=self.config.doWriteFailedAlerts,
                 log=self.log,
             )
+            try:
+                # as upstream's Task: the broker answers and has the topic, or no work is done
+                if self.config.kafkaCheck != "none":
+                    producer.check_connection(
+                        self.config.maxTimeout, require_topic=self.config.kafkaCheck == "topic"
+                    )
+            except BaseException:
+                producer.close()
+                raise
+            self.producer = producer
 
     # ------------------------------------------------------------------
 
-    def run(self, inputs: VisitInputs, *, stage_timer: StageTimer | None = None) -> PackageResult:
+    def run(
+        self,
+        inputs: VisitInputs,
+        *,
+        stage_timer: StageTimer | None = None,
+        file_naming: str | None = None,
+    ) -> PackageResult:
         """Package one run's sources into alerts, written and sent as configured.
 
         Parameters
@@ -203,6 +272,10 @@ class AlertPackager:
             A context-manager factory called with each stage's name (the
             Task passes its ``timer``); stage times are also returned in
             `PackageResult.stage_seconds`.
+        file_naming : `str`, optional
+            How the caller's call names alert files when config
+            ``alertFileNaming`` is ``"auto"``: ``"visit_detector"`` (today's
+            Rubin call) or ``"ccdVisitId"`` (the default).
 
         Raises
         ------
@@ -211,28 +284,41 @@ class AlertPackager:
             files (``inputs.files``) the message names the file.
         """
         try:
-            return self._run(inputs, stage_timer)
+            return self._run(inputs, stage_timer, self.file_naming(file_naming))
         except InputError as error:
             if not inputs.files:
                 raise
             raise name_catalog_files(error, inputs.files) from None
 
-    def _run(self, inputs: VisitInputs, stage_timer: StageTimer | None) -> PackageResult:
+    def file_naming(self, asked: str | None = None) -> str:
+        """How alert files are named (`file_naming_of` this packager's config)."""
+        return file_naming_of(self.config, asked)
+
+    def _run(
+        self, inputs: VisitInputs, stage_timer: StageTimer | None, file_naming: str
+    ) -> PackageResult:
         timings: dict[str, float] = {}
         stage = _timed_stages(timings, stage_timer)
         with stage("prepareCatalogs"):
-            catalogs = self.prepare(inputs)
+            catalogs = self.prepare(inputs, file_naming=file_naming)
         for catalog, columns in catalogs.renamed.items():
             for field_name, column in columns.items():
                 self.log.info("%s column %r is read as %s.", catalog, column, field_name,
                               extra={SUMMARIZED: True})
         if catalogs.n_alerts == 0:
             self.log.info("No DiaSources to package; no alert file written.")
+            # the metadata still says when the visit was, as upstream's (no image is cut)
+            visit_info = image_visit_info(inputs.diffIm, name="difference")
             return PackageResult(alerts=self.batch(catalogs, []), stage_seconds=timings,
-                                 renamed=catalogs.renamed)
+                                 renamed=catalogs.renamed,
+                                 visit_midpoint_mjd_tai=_visit_midpoint(visit_info, catalogs),
+                                 exposure_time_s=visit_info.exposure_time_s)
 
         with stage("makeCutouts"):
-            cutouts, statuses, missing_psf = self.make_cutouts(catalogs, inputs.images())
+            images = self.open_images(inputs.images())
+            visit_info = image_visit_info(images.get("difference"), name="difference")
+            fill_scheduler_fields(catalogs, visit_info.observation_reason, visit_info.target_name)
+            cutouts, statuses, missing_psf = self.make_cutouts(catalogs, images)
         with stage("encodeAlerts"):
             batch = self.encode(catalogs, cutouts)
         stamps = [blob for blobs in cutouts.values() for blob in blobs if blob is not None]
@@ -240,7 +326,9 @@ class AlertPackager:
                                unmatched_orbits=catalogs.n_unmatched_orbits,
                                n_stamps=len(stamps), stamp_bytes=sum(map(len, stamps)),
                                renamed=catalogs.renamed,
-                               absent=self._absent(catalogs, inputs, missing_psf, statuses))
+                               absent=self._absent(catalogs, inputs, missing_psf, statuses),
+                               visit_midpoint_mjd_tai=_visit_midpoint(visit_info, catalogs),
+                               exposure_time_s=visit_info.exposure_time_s)
         for sentence in result.absent.values():
             self.log.warning("%s.", sentence, extra={SUMMARIZED: True})
         if result.unmatched_orbits:
@@ -253,7 +341,12 @@ class AlertPackager:
                 result.paths = self.write(batch)
         if self.config.doProduceAlerts:
             with stage("produceAlerts"):
-                delivery = self.produce(batch)
+                result.produce_start = time.time()
+                try:
+                    delivery = self.produce(batch)
+                finally:
+                    # recorded also when interrupted, as upstream's
+                    result.produce_end = time.time()
             result.delivered = delivery.delivered
             result.failed = delivery.failed
             result.failed_path = delivery.failed_path
@@ -266,14 +359,32 @@ class AlertPackager:
     # ------------------------------------------------------------------
     # the stages of a run, each usable on its own
 
-    def prepare(self, inputs: VisitInputs) -> VisitCatalogs:
+    def prepare(self, inputs: VisitInputs, *, file_naming: str | None = None) -> VisitCatalogs:
         """Validate the catalogs once against the schema into typed columns."""
-        return prepare_visit(self.schema, inputs)
+        return prepare_visit(self.schema, inputs, file_naming=self.file_naming(file_naming))
+
+    def open_images(self, images: Mapping[str, Any]) -> dict[str, Any]:
+        """The run's images with their FITS files opened (lazily: headers checked, no pixels).
+
+        Images in memory stay as given: `make_cutouts` converts one at a
+        time, so that a run holds one converted image, not three.
+        """
+        return {
+            name: as_survey_image(image, name=name)
+            if isinstance(image, (str, os.PathLike)) else image
+            for name, image in images.items()
+        }
 
     def make_cutouts(
-        self, catalogs: VisitCatalogs, images: dict[str, Any]
+        self, catalogs: VisitCatalogs, images: Mapping[str, Any]
     ) -> tuple[dict[str, list[bytes | None]], Counter[str], dict[str, str]]:
         """FITS cutouts of every configured image around every source.
+
+        ``images``: image name -> any image input (`open_images` opens the
+        files of a run once). The template's stamps get the boresight
+        rotation of the science image (else the difference image), as today's
+        Rubin pipeline gives them: the template is warped onto the science
+        exposure's pixels, and a coadd's own header has none.
 
         Returns
         -------
@@ -311,10 +422,13 @@ class AlertPackager:
                 self.log.debug("No %s image given: %s left null.", name, field_name)
                 continue
             image = as_survey_image(images[name], name=name)
+            if name == "template":
+                image = _with_boresight_of(image, images.get("science"), images.get("difference"))
             blobs, outcome = make_cutout_bytes(
                 image, ra, dec, sizes,
                 compression=self.config.cutoutCompression,
                 orientation=self.config.cutoutOrientation,
+                psf_per_source=not self.config.useAveragePsf,
             )
             cutouts[field_name] = blobs
             for status, count in zip(*np.unique(outcome, return_counts=True), strict=True):
@@ -376,10 +490,14 @@ class AlertPackager:
             object_ids=object_ids,
             ccd_visit_ids=catalogs.ccd_visit_ids,
             times_mjd_tai=sources.columns[time_column(sources)],
+            visits=catalogs.visits,
+            detectors=catalogs.detectors,
+            file_naming=catalogs.file_naming,
         )
 
     def write(self, batch: AlertBatch) -> list[Path]:
-        """Write the batch to one Avro file per ccdVisit under ``alertWriteLocation``."""
+        """Write the batch to one Avro file per ccdVisit (or visit and detector) under
+        ``alertWriteLocation``."""
         return write_alert_files(
             batch, self.config.alertWriteLocation, codec=self.config.fileCodec,
             overwrite=self.config.overwriteAlertFiles,
@@ -441,6 +559,33 @@ class AlertPackager:
         self.close()
 
 
+def _with_boresight_of(template: SurveyImage, *images: Any) -> SurveyImage:
+    """``template`` with the boresight rotation of the first of ``images`` that records one."""
+    for image in images:
+        info = image_visit_info(image, name="image")
+        if info.boresight_rotation_deg is not None:
+            return dataclasses.replace(template, visit_info=dataclasses.replace(
+                template.visit_info,
+                boresight_rotation_deg=info.boresight_rotation_deg,
+                rotation_type=info.rotation_type,
+            ))
+    return template
+
+
+def _visit_midpoint(visit_info: VisitInfo, catalogs: VisitCatalogs) -> float | None:
+    """The visit's exposure midpoint (MJD TAI): the difference image's, else the sources'."""
+    midpoint = visit_info.midpoint_mjd_tai
+    return midpoint if midpoint is not None else _single_time(catalogs)
+
+
+def _single_time(catalogs: VisitCatalogs) -> float | None:
+    """The sources' exposure midpoint (MJD TAI) when they all share one, else `None`."""
+    times = catalogs.sources.columns[time_column(catalogs.sources)]
+    if len(times) == 0 or not np.all(times == times[0]) or not np.isfinite(times[0]):
+        return None
+    return float(times[0])
+
+
 def _timed_stages(
     timings: dict[str, float], outer: StageTimer | None
 ) -> Callable[[str], AbstractContextManager[None]]:
@@ -456,3 +601,17 @@ def _timed_stages(
                 timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
     return stage
+
+
+
+def file_naming_of(config: PackageAlertsConfig, asked: str | None = None) -> str:
+    """How a run names its alert files: config ``alertFileNaming``, or ``asked`` when it is auto.
+
+    ``asked`` is what the caller's call implies (the Task: ``"visit_detector"``
+    for today's Rubin pipeline's call); the command line and workers ask
+    nothing, so ``auto`` is ``"ccdVisitId"`` there.
+    """
+    naming = config.alertFileNaming
+    if naming != "auto":
+        return str(naming)
+    return asked or "ccdVisitId"

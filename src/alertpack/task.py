@@ -3,10 +3,21 @@
 This module orchestrates only: validation lives in `alertpack.packets.conform`,
 cutouts in `alertpack.packets.cutouts`, encoding in `alertpack.packets.avro`, delivery in
 `alertpack.sinks`.
+
+Two calls
+---------
+`PackageAlertsTask.run` takes the seed's call (2020) and today's
+lsst.ap.association call (``diaPipe.py``), told apart by the 4th positional
+argument (an image in the seed's, the forced-source catalog today) and by
+the keywords only today's has (``calexp``, ``ssSrc``); each maps onto one
+`~alertpack.visit_inputs.VisitInputs` (`seed_call_inputs`,
+`upstream_call_inputs`). A call that fits neither is a `TypeError` naming
+both signatures.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import lsst.pipe.base as pipeBase
@@ -21,7 +32,14 @@ from alertpack.packets.stamp import Stamp
 from alertpack.packets.stamp_fits import stamp_fits_bytes
 from alertpack.visit_inputs import VisitInputs
 
-__all__ = ["PackageAlertsConfig", "PackageAlertsTask", "SchemaCatalogTask", "all_schema_catalogs"]
+__all__ = [
+    "PackageAlertsConfig",
+    "PackageAlertsTask",
+    "SchemaCatalogTask",
+    "all_schema_catalogs",
+    "seed_call_inputs",
+    "upstream_call_inputs",
+]
 
 # Alert fields whose record types describe the catalogs run() takes.
 _CATALOG_FIELDS = {
@@ -31,6 +49,137 @@ _CATALOG_FIELDS = {
     "ssSource": "ssSource",
     "mpc_orbits": "mpc_orbits",
 }
+
+
+def seed_call_inputs(
+    diaSourceCat: Any,
+    diaObjectCat: Any,
+    diaSrcHistory: Any,
+    diffIm: Any,
+    template: Any,
+    ccdExposureIdBits: int | None = None,
+    *,
+    science: Any = None,
+    diaForcedSources: Any = None,
+    ssSource: Any = None,
+    mpc_orbits: Any = None,
+    observation_reason: str | None = None,
+    target_name: str | None = None,
+    doRunForcedMeasurement: bool = True,
+    forcedSourceHistoryThreshold: int = 0,
+) -> VisitInputs:
+    """The seed's call of ``run`` (2020), with alertpack's keywords, as `VisitInputs`.
+
+    Every argument is the `VisitInputs` field of its name; its files are
+    ``{ccdVisitId}.avro`` (config ``alertFileNaming="auto"``).
+    """
+    return VisitInputs(
+        diaSourceCat=diaSourceCat,
+        diaObjectCat=diaObjectCat,
+        diaSrcHistory=diaSrcHistory,
+        diaForcedSources=diaForcedSources,
+        ssSource=ssSource,
+        mpc_orbits=mpc_orbits,
+        diffIm=diffIm,
+        template=template,
+        science=science,
+        ccdExposureIdBits=ccdExposureIdBits,
+        observation_reason=observation_reason,
+        target_name=target_name,
+        doRunForcedMeasurement=doRunForcedMeasurement,
+        forcedSourceHistoryThreshold=forcedSourceHistoryThreshold,
+    )
+
+
+def upstream_call_inputs(
+    diaSourceCat: Any,
+    diaObjectCat: Any,
+    diaSrcHistory: Any,
+    diaForcedSources: Any,
+    diffIm: Any,
+    calexp: Any,
+    template: Any,
+    ssSrc: Any = None,
+    doRunForcedMeasurement: bool = True,
+    forcedSourceHistoryThreshold: int = 0,
+) -> VisitInputs:
+    """Today's lsst.ap.association call of ``run`` (``diaPipe.py``), as `VisitInputs`.
+
+    ``calexp`` is the science image, ``ssSrc`` (a DataFrame or an astropy
+    Table, its ``MPCORB_*`` columns giving each solar-system alert's orbit)
+    the ``ssSource`` catalog; the scheduler fields come from the difference
+    image's headers; its files are ``{visit}_{detector}.avro`` (config
+    ``alertFileNaming="auto"``).
+    """
+    return VisitInputs(
+        diaSourceCat=diaSourceCat,
+        diaObjectCat=diaObjectCat,
+        diaSrcHistory=diaSrcHistory,
+        diaForcedSources=diaForcedSources,
+        ssSource=_as_catalog(ssSrc),
+        diffIm=diffIm,
+        template=template,
+        science=calexp,
+        doRunForcedMeasurement=doRunForcedMeasurement,
+        forcedSourceHistoryThreshold=forcedSourceHistoryThreshold,
+    )
+
+
+_SEED_CALL = inspect.signature(seed_call_inputs)
+_UPSTREAM_CALL = inspect.signature(upstream_call_inputs)
+#: keywords only today's call has
+_UPSTREAM_KEYWORDS = ("calexp", "ssSrc")
+
+
+def _signature_text(signature: inspect.Signature) -> str:
+    """``run(a, b, c=..., *, d=...)``: a call's shape, for messages."""
+    parts: list[str] = []
+    for name, parameter in signature.parameters.items():
+        if parameter.kind is parameter.KEYWORD_ONLY and "*" not in parts:
+            parts.append("*")
+        parts.append(name if parameter.default is parameter.empty else f"{name}=...")
+    return f"run({', '.join(parts)})"
+
+
+def _positional_count(signature: inspect.Signature) -> int:
+    return sum(p.kind is p.POSITIONAL_OR_KEYWORD for p in signature.parameters.values())
+
+
+def _is_catalog(value: Any) -> bool:
+    """A DataFrame, an Arrow table or an astropy Table (never an image)."""
+    module = type(value).__module__
+    return module.startswith(("pandas", "pyarrow", "astropy.table")) and hasattr(value, "columns")
+
+
+def _as_catalog(value: Any) -> Any:
+    """An astropy Table as a DataFrame (what the catalogs are); anything else as it is."""
+    if value is not None and type(value).__module__.startswith("astropy.table"):
+        return value.to_pandas()
+    return value
+
+
+def _call_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[VisitInputs, str | None]:
+    """The inputs of a ``run`` call and the file naming it implies, or a `TypeError`."""
+    fourth = args[3] if len(args) >= 4 else None
+    upstream = (
+        any(name in kwargs for name in _UPSTREAM_KEYWORDS)
+        or _is_catalog(fourth)
+        # no forced sources (None) 4th: today's call has 7 positional, the seed's 6 at most
+        or (fourth is None and len(args) > _positional_count(_SEED_CALL))
+    )
+    signature, build = (
+        (_UPSTREAM_CALL, upstream_call_inputs) if upstream else (_SEED_CALL, seed_call_inputs)
+    )
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as error:
+        which = "today's lsst.ap.association call" if upstream else "the seed's call"
+        raise TypeError(
+            f"PackageAlertsTask.run(): {error} (taken as {which}); run takes the seed's call "
+            f"{_signature_text(_SEED_CALL)} or today's lsst.ap.association call "
+            f"{_signature_text(_UPSTREAM_CALL)}"
+        ) from None
+    return build(*args, **kwargs), "visit_detector" if upstream else None
 
 
 def all_schema_catalogs(task: pipeBase.Task) -> dict[str, Any]:
@@ -126,23 +275,27 @@ class PackageAlertsTask(SchemaCatalogTask):
     # ------------------------------------------------------------------
 
     @timeMethod
-    def run(
-        self,
-        diaSourceCat: Any,
-        diaObjectCat: Any,
-        diaSrcHistory: Any,
-        diffIm: Any,
-        template: Any,
-        ccdExposureIdBits: int | None = None,
-        *,
-        science: Any = None,
-        diaForcedSources: Any = None,
-        ssSource: Any = None,
-        mpc_orbits: Any = None,
-        observation_reason: str | None = None,
-        target_name: str | None = None,
-    ) -> pipeBase.Struct:
+    def run(self, *args: Any, **kwargs: Any) -> pipeBase.Struct:
         """Package DiaSources/Object and exposure data into Avro alerts.
+
+        Takes either call; the two are told apart by the 4th positional
+        argument (an image in the seed's, a catalog in today's) and by the
+        keywords only today's has (``calexp``, ``ssSrc``). Any other call
+        is a `TypeError` naming both signatures.
+
+        **The seed's call** (2020, with alertpack's keywords)::
+
+            run(diaSourceCat, diaObjectCat, diaSrcHistory, diffIm, template,
+                ccdExposureIdBits=None, *, science=None, diaForcedSources=None,
+                ssSource=None, mpc_orbits=None, observation_reason=None,
+                target_name=None, doRunForcedMeasurement=True,
+                forcedSourceHistoryThreshold=0)
+
+        **Today's lsst.ap.association call** (``diaPipe.py``)::
+
+            run(diaSourceCat, diaObjectCat, diaSrcHistory, diaForcedSources,
+                diffIm, calexp, template, ssSrc=None,
+                doRunForcedMeasurement=True, forcedSourceHistoryThreshold=0)
 
         Parameters
         ----------
@@ -160,24 +313,36 @@ class PackageAlertsTask(SchemaCatalogTask):
             ``NDData``, a FITS path or ``HDUList``, or an afw Exposure.
             ``template`` may be `None` (no template cutouts).
         ccdExposureIdBits : `int`, optional
-            Bits of the exposure id packed into ``diaSourceId``:
-            ``ccdVisitId = diaSourceId >> (64 - ccdExposureIdBits)``. Used
-            when ``diaSourceCat`` has no ``ccdVisitId`` column; with neither,
-            `run` raises `~alertpack.errors.InputError` (the alert file name
-            is not guessed from visit and detector).
-        science : image, optional
-            Science image, for ``cutoutScience``.
+            The seed's call: bits of the exposure id packed into
+            ``diaSourceId``: ``ccdVisitId = diaSourceId >> (64 -
+            ccdExposureIdBits)``. Used when ``diaSourceCat`` has no
+            ``ccdVisitId`` column; with neither, files named by ccdVisitId are
+            an `~alertpack.errors.InputError` (no name is guessed).
+        science, calexp : image, optional
+            Science image, for ``cutoutScience`` (``calexp`` in today's call).
         diaForcedSources : `pandas.DataFrame`, optional
-            Forced photometry history of the DiaObjects.
-        ssSource, mpc_orbits : `pandas.DataFrame`, optional
-            Solar-system rows for DiaSources of asteroids (``ssSource``
-            matched on ``diaSourceId``; orbits on ``ssObjectId`` or
-            ``designation``). A solar-system source no orbit row matches
-            gets a null orbit, counted in ``nOrbitsUnmatched`` (result and
-            metadata) with a warning in the log.
+            Forced photometry of the DiaObjects, this visit's included (as
+            ``diaPipe`` passes it): each alert carries its object's rows up
+            to and including its exposure, within ``historyWindowDays``.
+        ssSource, ssSrc : `pandas.DataFrame` or `astropy.table.Table`, optional
+            Solar-system rows of asteroid DiaSources, matched on
+            ``diaSourceId``; ``MPCORB_*`` columns give each one's orbit when
+            no ``mpc_orbits`` table is given.
+        mpc_orbits : `pandas.DataFrame`, optional
+            The seed's call: orbits, matched on ``ssObjectId`` or
+            ``designation``. A solar-system source no orbit matches gets a
+            null orbit, counted in ``nOrbitsUnmatched`` (result and metadata)
+            with a warning in the log.
         observation_reason, target_name : `str`, optional
-            Scheduler fields of schema v8+; default the catalog columns of
-            those names, else null.
+            The seed's call: scheduler fields of schema v8+; default the
+            catalog columns of those names, else the difference image's
+            headers (afw's ``REASON``/``OBJECT``); empty text is null.
+        doRunForcedMeasurement : `bool`, optional
+            False: forced measurement was not run; every alert's
+            ``prvDiaForcedSources`` is ``[]``.
+        forcedSourceHistoryThreshold : `int`, optional
+            Alerts of objects with fewer ``nDiaSources`` get
+            ``prvDiaForcedSources = []``.
 
         Returns
         -------
@@ -189,37 +354,38 @@ class PackageAlertsTask(SchemaCatalogTask):
             ``cutoutStatus`` (count per `CutoutStatus` and image, and
             ``<image>:NO_PSF``: stamps of an image without a PSF), and
             ``absent`` (input -> what the alerts lack without it; each also
-            logged as a warning).
+            logged as a warning). Upstream's Task returns nothing; the
+            metadata gets its keys (``visit_midpoint``,
+            ``produce_start_timestamp``, ``produce_end_timestamp``,
+            ``alert_timing_since_shutter_close``, ``total_alerts``) besides
+            alertpack's counts.
 
         Notes
         -----
         The arguments become one `~alertpack.visit_inputs.VisitInputs`
-        (fields of the same names), which `AlertPackager.run` packages;
-        ``VisitInputs.run_kwargs()`` gives such inputs back as keywords of
-        this call.
+        (`seed_call_inputs`, `upstream_call_inputs`), which
+        `AlertPackager.run` packages; ``VisitInputs.run_kwargs()`` gives such
+        inputs back as keywords of the seed's call. Alert files are named
+        ``{ccdVisitId}.avro`` for the seed's call and
+        ``{visit}_{detector}.avro`` for today's (config ``alertFileNaming``).
         """
-        # the one place the seed's argument list meets VisitInputs
-        inputs = VisitInputs(
-            diaSourceCat=diaSourceCat,
-            diaObjectCat=diaObjectCat,
-            diaSrcHistory=diaSrcHistory,
-            diaForcedSources=diaForcedSources,
-            ssSource=ssSource,
-            mpc_orbits=mpc_orbits,
-            diffIm=diffIm,
-            template=template,
-            science=science,
-            ccdExposureIdBits=ccdExposureIdBits,
-            observation_reason=observation_reason,
-            target_name=target_name,
-        )
-        result = self.packager.run(inputs, stage_timer=self.timer)
+        # the one place the calls meet VisitInputs
+        inputs, file_naming = _call_inputs(args, kwargs)
+        result = self.packager.run(inputs, stage_timer=self.timer, file_naming=file_naming)
         return self._struct(result)
+
+    # both signatures are documented above; introspection shows the seed's
+    run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+         *_SEED_CALL.parameters.values()]
+    )
 
     def _struct(self, result: PackageResult) -> pipeBase.Struct:
         """The run's result as the Task returns it, its counts in the metadata."""
         for key, value in result.counts().items():
             self.metadata[key] = value
+        for key, number in result.production_metadata().items():
+            self.metadata[key] = number
         return pipeBase.Struct(
             alerts=result.alerts,
             nAlerts=result.n_alerts,

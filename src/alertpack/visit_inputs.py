@@ -12,21 +12,27 @@ Naming
 ------
 A field that is an argument of ``PackageAlertsTask.run`` carries that
 argument's name exactly, as LSST spells it (``diaSourceCat``, ``diffIm``,
-``ccdExposureIdBits``, and ``mpc_orbits``, ``observation_reason``,
-``target_name``, which are snake_case there too). So ``VisitInputs(**kwargs)``
-takes the keywords of a ``run`` call, `VisitInputs.run_kwargs` gives them back,
-and a validation message about ``diaSourceCat`` names the field. What
-alertpack adds that is not an argument of ``run`` (``files``) is snake_case
-and marked so in its field metadata (`is_run_argument`).
+``ccdExposureIdBits``, ``doRunForcedMeasurement``, and ``mpc_orbits``,
+``observation_reason``, ``target_name``, which are snake_case there too). So
+``VisitInputs(**kwargs)`` takes the keywords of the seed's ``run`` call,
+`VisitInputs.run_kwargs` gives them back, and a validation message about
+``diaSourceCat`` names the field. What alertpack adds that is not an argument
+of ``run`` (``files``) is snake_case and marked so in its
+field metadata (`is_run_argument`).
+
+Today's lsst.ap.association call (``run(diaSourceCat, diaObjectCat,
+diaSrcHistory, diaForcedSources, diffIm, calexp, template, ssSrc=...,
+doRunForcedMeasurement=..., forcedSourceHistoryThreshold=...)``) maps onto
+the same fields in `alertpack.task`: ``calexp`` is ``science``, ``ssSrc`` is
+``ssSource`` (its ``MPCORB_*`` columns give the orbits); that call's file
+naming (``{visit}_{detector}.avro``) is an option of the packager's run, not
+an input.
 
 Extending
 ---------
 A new input is one field here, with a default (`None` for "not given"), so
 that every producer keeps working unchanged; the Task maps its argument onto
-the field and the core reads it. Today's upstream call (issue 17: ``calexp``
-as ``science``, ``ssSrc``, ``doRunForcedMeasurement``,
-``forcedSourceHistoryThreshold``, visit/detector file naming) is added this
-way.
+the field and the core reads it.
 """
 
 from __future__ import annotations
@@ -100,7 +106,14 @@ class VisitInputs:
         catalogs without a ``ccdVisitId`` column.
     observation_reason, target_name : `str`, optional
         Scheduler fields of schema v8+; `None`: the catalog columns of those
-        names, else null.
+        names, else what the difference image's headers say (afw's
+        ``REASON``/``OBJECT``); an empty text is null.
+    doRunForcedMeasurement : `bool`
+        Whether forced photometry was run for this visit (upstream's
+        argument); False: every alert's ``prvDiaForcedSources`` is ``[]``.
+    forcedSourceHistoryThreshold : `int`
+        Objects with fewer ``nDiaSources`` than this get
+        ``prvDiaForcedSources = []`` (upstream's argument; 0: none).
     files : `~collections.abc.Mapping` [`str`, `pathlib.Path`]
         Catalog field -> the file it was read from, for catalogs read from
         files; validation messages name the file beside the catalog
@@ -120,13 +133,15 @@ class VisitInputs:
     ccdExposureIdBits: int | None = None
     observation_reason: str | None = None
     target_name: str | None = None
+    doRunForcedMeasurement: bool = True
+    forcedSourceHistoryThreshold: int = 0
     files: Mapping[str, Path] = field(default_factory=dict, metadata={_RUN_ARGUMENT: False})
 
     def run_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``PackageAlertsTask.run`` for these inputs.
 
-        Every field that is an argument of ``run`` (not ``files``), with
-        its value itself, not a copy.
+        Every field that is an argument of the seed's ``run`` call (not
+        ``files``), with its value itself, not a copy.
         """
         return {
             item.name: getattr(self, item.name)
@@ -146,7 +161,7 @@ class VisitInputs:
         # the default repr would print whole catalogs and pixel arrays into logs
         parts = [f"{item.name}={_describe(getattr(self, item.name))}"
                  for item in dataclasses.fields(self)
-                 if getattr(self, item.name) is not None and item.name != "files"]
+                 if item.name != "files" and not _is_default(getattr(self, item.name), item)]
         if self.files:
             parts.append(f"files={ {name: str(path) for name, path in self.files.items()} }")
         return f"VisitInputs({', '.join(parts)})"
@@ -160,9 +175,17 @@ def is_run_argument(name: str) -> bool:
     raise KeyError(f"VisitInputs has no field {name!r}")
 
 
+def _is_default(value: Any, item: dataclasses.Field[Any]) -> bool:
+    """Whether a field holds nothing to show: `None`, or a plain value equal to its default."""
+    if value is None:
+        return True
+    plain = isinstance(value, (bool, int, float, str))
+    return plain and item.default is not dataclasses.MISSING and value == item.default
+
+
 def _describe(value: Any) -> str:
     """A short description of a field's value: its type and size, not its contents."""
-    if isinstance(value, (str, int, float, Path)):
+    if isinstance(value, (str, int, float, bool, Path)):
         return repr(value) if not isinstance(value, Path) else repr(str(value))
     rows = getattr(value, "num_rows", None)
     if rows is None and hasattr(value, "columns") and hasattr(value, "__len__"):

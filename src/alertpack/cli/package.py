@@ -380,12 +380,16 @@ def _check_distinct_alert_files(
 ) -> None:
     """Before any work: no two detectors of the run may write the same alert file."""
     # the parser stays light: imported when the command runs
+    from alertpack.core import file_naming_of
     from alertpack.scaleout.jobs import check_distinct_alert_files, detector_alert_files
 
+    naming = file_naming_of(config)
     planned: dict[str, list[Path]] = {}
     for path in directories:
         try:
-            planned[str(path)] = detector_alert_files(path, config.alertWriteLocation, defaults)
+            planned[str(path)] = detector_alert_files(
+                path, config.alertWriteLocation, defaults, naming
+            )
         except InputError:
             continue  # that detector's run fails on its own, with the same message
     check_distinct_alert_files(planned)

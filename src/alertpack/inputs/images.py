@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     import astropy.units
     from astropy.wcs import WCS
 
-__all__ = ["as_survey_image"]
+__all__ = ["as_survey_image", "image_visit_info"]
 
 
 def as_survey_image(
@@ -150,6 +150,41 @@ def _survey_image(obj: Any, name: str, calibration: Any) -> SurveyImage:
         "astropy CCDData/NDData (with wcs and unit), a FITS file path or HDUList, an "
         "lsst.afw.image.Exposure, or an alertpack.packets.survey_image.SurveyImage"
     )
+
+
+def image_visit_info(obj: Any, *, name: str) -> VisitInfo:
+    """What an image input says about its visit, without converting its pixels.
+
+    Parameters
+    ----------
+    obj
+        Anything `as_survey_image` takes, or `None` (nothing said).
+    name : `str`
+        What the image is, for messages.
+
+    Raises
+    ------
+    ImageInputError
+        A FITS file or header that cannot be read, or a visit key whose value
+        cannot mean what the key says (as `as_survey_image`).
+    """
+    if obj is None:
+        return VisitInfo()
+    if isinstance(obj, SurveyImage):
+        return obj.visit_info
+    if isinstance(obj, (str, os.PathLike)):
+        return open_fits_image(Path(obj), name=name).visit_info  # headers only
+    if _is_afw_exposure(obj):
+        return _afw_visit_info(obj)
+    # astropy when used, as in as_survey_image
+    from astropy.io import fits
+
+    if isinstance(obj, fits.HDUList):
+        return resolve_exposure_layout(obj, name=name, source="the HDUList").visit_info
+    meta = getattr(obj, "meta", None)
+    if isinstance(meta, Mapping):
+        return visit_info_from_header(meta, f"{name} image ({type(obj).__name__})")
+    return VisitInfo()
 
 
 # --- NDData / CCDData -------------------------------------------------------------------------
@@ -240,10 +275,25 @@ def _from_afw_exposure(exposure: Any, name: str, calibration: Any) -> SurveyImag
         psf=None
         if psf is None
         else psf_array(psf.computeKernelImage(bbox.getCenter()).getArray(), label),
+        psf_model=None if psf is None else _afw_psf_model(psf, bbox.getCenter(), label),
         name=name,
         photo_calib=scale,
         visit_info=_afw_visit_info(exposure),
     )
+
+
+def _afw_psf_model(psf: Any, center: Any, label: str) -> Any:
+    """``(x, y) -> PSF image`` of an afw ``Psf`` at a parent-frame position (as afw computes it).
+
+    The point type is the one of ``center`` (an ``lsst.geom.Point2D`` from
+    the Exposure's box), so that afw itself is never imported here.
+    """
+    point_type = type(center)
+
+    def at(x: float, y: float) -> Any:
+        return psf_array(psf.computeKernelImage(point_type(x, y)).getArray(), label)
+
+    return at
 
 
 def _afw_visit_info(exposure: Any) -> VisitInfo:

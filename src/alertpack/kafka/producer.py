@@ -38,6 +38,21 @@ timestamp
     uses the source's exposure midpoint by default, config ``kafkaTimestamp``),
     else the producer's clock when the alert is queued. A replayed alert keeps
     the timestamp it was first given.
+header ``producer_timestamp``
+    On every message, as today's Rubin pipeline sends it: the producer's clock
+    when the alert is queued, milliseconds since the Unix epoch, as the UTF-8
+    text of a float (``str(time.time() * 1000)``); a replayed alert gets the
+    time it is sent again.
+
+Connection check
+----------------
+`AlertProducer.check_connection` asks the broker for its topics, bounded
+by a timeout (config ``maxTimeout``), before anything is produced: the
+packager calls it when it creates its producer, as upstream's Task does in
+its constructor. It fails with one line that says what went wrong: no
+answer (naming the security protocol in use, since a TLS client facing a
+plaintext listener hears nothing back), a refused SASL handshake or
+credentials, or a topic the broker does not have.
 
 Every text that leaves this module (log lines, librdkafka's, failure
 reasons, error messages) is masked with the settings' redaction first
@@ -65,7 +80,13 @@ import numpy.typing as npt
 
 from alertpack.errors import ConfigError, StreamError, UnknownSchemaError
 from alertpack.kafka.registry import register_schema
-from alertpack.kafka.settings import KafkaSettings, client_log, error_text, new_client
+from alertpack.kafka.settings import (
+    KafkaSettings,
+    client_log,
+    connection_failure,
+    error_text,
+    new_client,
+)
 from alertpack.kafka.signals import signals_deferred, stop_description
 from alertpack.packets.batch import OutgoingAlert
 from alertpack.schema import pack_wire, schema_for_id
@@ -76,10 +97,16 @@ from alertpack.sinks.failed import FailedAlert, write_failed_alerts
 if TYPE_CHECKING:
     from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-__all__ = ["FLUSH_SLICE_S", "AlertProducer", "DeliveryResult"]
+__all__ = ["FLUSH_SLICE_S", "PRODUCER_TIMESTAMP_HEADER", "AlertProducer", "DeliveryResult"]
 
 #: The end-of-run flush waits in slices this long (s), so that an interrupt is served promptly.
 FLUSH_SLICE_S = 0.1
+
+#: the header every message carries: when it was queued, ms since the epoch (float text)
+PRODUCER_TIMESTAMP_HEADER = "producer_timestamp"
+
+#: the connection check asks for metadata in slices this long (s), reading errors between
+_CHECK_SLICE_S = 0.25
 
 _TIMING_DETAIL = re.compile(r"\s*\(after \d+ms in state \w+\)")
 
@@ -270,6 +297,10 @@ class _Client:
         self.stale: str | None = None
         #: the producer's registration with `client_log` (its secrets are masked meanwhile)
         self.log_token: int | None = None
+        #: ``(code name, text)`` of the client errors reported so far (the connection check's)
+        self.errors_seen: list[tuple[str, str]] = []
+        #: during the connection check: errors are recorded, not logged (its message has them)
+        self.quiet = False
         #: the confluent-kafka producer; `None` once released
         self.producer: Producer | None = self._make_producer()
 
@@ -306,10 +337,12 @@ class _Client:
     def on_error(self, error: KafkaError) -> None:
         # Timing details ("after 3ms in state CONNECT") would make every reason unique.
         text = _TIMING_DETAIL.sub("", self.settings.redact(f"{error.name()}: {error.str()}"))
+        if len(self.errors_seen) < 100:
+            self.errors_seen.append((error.name(), text))
         if error.fatal():
             self.fatal = text
             self.log.warning("Kafka producer failed fatally: %s", text)
-        elif text != self.last_error:
+        elif text != self.last_error and not self.quiet:
             self.log.warning("Kafka client error: %s", text)
         self.last_error = text
         if self.run is not None:
@@ -458,6 +491,59 @@ class AlertProducer:
         """Flush what the client still holds (nothing after a `send` returned) and release it."""
         self._finalizer()
 
+    def check_connection(self, timeout: float, *, require_topic: bool = True) -> None:
+        """Ask the broker for its topics within ``timeout`` s; fail clearly if it cannot say.
+
+        Parameters
+        ----------
+        timeout : `float`
+            Seconds to wait for an answer (config ``maxTimeout``).
+        require_topic : `bool`
+            Fail when the settings' topic does not exist (config
+            ``kafkaCheck="topic"``); the topic list is asked for without
+            naming it, so a broker that creates topics on request does not
+            create it here.
+
+        Raises
+        ------
+        BrokerUnavailableError
+            No answer within ``timeout`` (the message names the security
+            protocol and what the client heard, if anything).
+        StreamError
+            The broker refused the SASL handshake or the credentials, or,
+            with ``require_topic``, has no such topic.
+        """
+        client = self._client
+        producer = client.live_producer()
+        deadline = time.monotonic() + timeout
+        client.quiet = True
+        try:
+            while True:
+                try:
+                    metadata = producer.list_topics(timeout=min(_CHECK_SLICE_S, timeout))
+                    break
+                except client.KafkaException as error:
+                    last = error_text(error)
+                client.serve()  # the client errors reported meanwhile, by the error callback
+                failure = connection_failure(
+                    self.settings, client.errors_seen, last, timeout,
+                    timed_out=time.monotonic() >= deadline,
+                )
+                if failure is not None:
+                    raise failure
+        finally:
+            client.quiet = False
+        topic = self.settings.topic
+        if require_topic and topic not in metadata.topics:
+            known = sorted(name for name in metadata.topics if not name.startswith("__"))
+            shown = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
+            raise StreamError(
+                f"topic {topic!r} does not exist on Kafka at {self.settings.shown_servers} "
+                f"(topics there: {shown or 'none'}); create it, correct kafkaTopic / "
+                "$AP_KAFKA_TOPIC, or set kafkaCheck=connection for a broker that creates "
+                "topics on first use"
+            )
+
     def send(self, alerts: Iterable[OutgoingAlert], *, topic: str | None = None) -> DeliveryResult:
         """Send a run of alerts and wait (bounded) until each is delivered or failed.
 
@@ -521,7 +607,13 @@ class AlertProducer:
         producer = client.live_producer()
         while True:
             try:
-                producer.produce(topic, value, key, on_delivery=on_delivery, timestamp=timestamp)
+                headers: list[tuple[str, str | bytes | None]] = [
+                    (PRODUCER_TIMESTAMP_HEADER, str(time.time() * 1000).encode("utf-8"))
+                ]
+                producer.produce(
+                    topic, value, key, on_delivery=on_delivery, timestamp=timestamp,
+                    headers=headers,
+                )
                 break
             except BufferError:
                 # local queue full: let librdkafka drain it, then retry (backpressure)

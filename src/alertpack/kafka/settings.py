@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
-from alertpack.errors import ConfigError
+from alertpack.errors import AlertPackError, BrokerUnavailableError, ConfigError, StreamError
 
 __all__ = [
     "CLIENT_LOGGER_NAME",
@@ -58,6 +58,7 @@ __all__ = [
     "KafkaSettings",
     "Secret",
     "client_log",
+    "connection_failure",
     "error_text",
     "looks_secret",
     "new_client",
@@ -539,6 +540,91 @@ class ConsumerSettings(ClientSettings):
         # what is committed decides what the group reads again: `extra` cannot change it
         config["enable.auto.commit"] = auto_commit and group is not None
         return config
+
+
+# --- the connection check ------------------------------------------------------------------
+
+# client errors after which waiting longer cannot help: the broker refused what this client
+# offers (SASL mechanism or credentials, a TLS handshake), or librdkafka itself suspects the
+# security protocol ("might be caused by incorrect security.protocol configuration")
+_REFUSED_CODES = ("_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED", "_SSL")
+_REFUSED_WORDS = (
+    "security.protocol", "SSL handshake", "SASL authentication", "mechanism handshake failed",
+)
+
+
+def connection_failure(
+    settings: ClientSettings,
+    errors_seen: Iterable[tuple[str, str]],
+    last_error: str,
+    timeout: float,
+    *,
+    timed_out: bool,
+) -> AlertPackError | None:
+    """The error a connection check without an answer yet should raise, or `None` to wait on.
+
+    Parameters
+    ----------
+    settings : `ClientSettings`
+        The client's settings (the protocol, servers and credentials named).
+    errors_seen : iterable of ``(code name, text)``
+        What the client's error callback reported so far (texts masked).
+    last_error : `str`
+        The last metadata request's failure (not yet masked).
+    timeout : `float`
+        The check's bound, seconds (config ``maxTimeout``).
+    timed_out : `bool`
+        Whether the bound is reached.
+
+    Returns
+    -------
+    error : `StreamError`, `BrokerUnavailableError` or `None`
+        `StreamError` at once when the broker refused the handshake (no wait
+        makes that work); `BrokerUnavailableError` once ``timed_out`` (a
+        broker down may come back: the executor retries it); `None` otherwise.
+        Each message names the servers and the security protocol in use.
+    """
+    protocol = settings.effective_security_protocol
+    servers = settings.shown_servers
+    seen = list(errors_seen)
+    for code, text in seen:
+        if code in _REFUSED_CODES or any(word in text for word in _REFUSED_WORDS):
+            return StreamError(
+                f"Kafka at {servers} refused the connection of this {protocol} client: {text}; "
+                + _protocol_hint(settings)
+            )
+    if not timed_out:
+        return None
+    heard = seen[-1][1] if seen else settings.redact(last_error)
+    if not seen and protocol in ("SSL", "SASL_SSL"):
+        hint = (
+            f"the connection was accepted but no TLS handshake answered: a broker listening in "
+            f"PLAINTEXT stays silent to a {protocol} client. " + _protocol_hint(settings)
+        )
+    else:
+        hint = "check the address, that the broker is up, and " + _protocol_hint(settings)
+    return BrokerUnavailableError(
+        f"no answer from Kafka at {servers} within {timeout:g} s (config maxTimeout) with "
+        f"security protocol {protocol} ({heard}); {hint}"
+    )
+
+
+def _protocol_hint(settings: ClientSettings) -> str:
+    """What to change when the security protocol may be the wrong one."""
+    protocol = settings.effective_security_protocol
+    if protocol.startswith("SASL"):
+        return (
+            f"the security protocol: this client uses {protocol} with SASL "
+            f"{settings.sasl_mechanism} as user {settings.username!r}; a broker without "
+            f"authentication needs PLAINTEXT (unset the username: "
+            f"{settings._source('username')}), one without TLS SASL_PLAINTEXT "
+            "(kafkaSecurityProtocol), and check the credentials and kafkaSaslMechanism"
+        )
+    return (
+        f"the security protocol: this client uses {protocol}; a broker with TLS needs SSL or "
+        "SASL_SSL, one with authentication a username and password "
+        f"({settings._source('username')})"
+    )
 
 
 # --- librdkafka's log, and creating clients ----------------------------------------------

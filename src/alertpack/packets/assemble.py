@@ -2,11 +2,26 @@
 
 `prepare_visit` conforms the catalogs of one `run` to the schema once
 (`alertpack.packets.conform`) and derives what the alerts need besides:
-each source's ccdVisitId (for the file name), the orbit row of each
-solar-system source. `build_alert_parts` then says, field by field, which
-rows each alert carries (`~alertpack.packets.tables.AlertParts`): its
-DiaSource, its DiaObject, its previous sources within the history window
-(`group_history`, one sort for the whole visit), its cutouts.
+each source's file key (ccdVisitId, or visit and detector), the orbit row of
+each solar-system source (from an orbit table, or from the ``MPCORB_*``
+columns of the solar-system sources: `alertpack.packets.mpcorb`).
+`build_alert_parts` then says, field by field, which rows each alert carries
+(`~alertpack.packets.tables.AlertParts`): its DiaSource, its DiaObject, its
+history within the window (`group_history`, one sort for the whole visit),
+its cutouts.
+
+History rules
+-------------
+``prvDiaSources``: the object's sources strictly before the alert's, never
+itself, null when there is none (a first detection, as LSST's packageAlerts).
+``prvDiaForcedSources``: the object's forced measurements up to and
+including the alert's exposure (this visit's measurement too, as today's
+Rubin pipeline sends it: `SAME_EXPOSURE_DAYS`), an empty list when there is
+none, when forced measurement was not run (``doRunForcedMeasurement``), or
+when the object has fewer than ``forcedSourceHistoryThreshold`` sources.
+Both: within ``window_days`` before the alert, oldest first; null for a source
+without an object (``diaObjectId`` 0 or null). Scheduler fields: an empty
+text is null.
 """
 
 from __future__ import annotations
@@ -19,13 +34,17 @@ import numpy as np
 import numpy.typing as npt
 
 from alertpack.errors import InputError, UnsupportedSchemaError
+from alertpack.packets.batch import visit_detector_stem
 from alertpack.packets.columns import CatalogColumns
 from alertpack.packets.conform import conform_table
+from alertpack.packets.mpcorb import orbits_from_mpcorb
 from alertpack.packets.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
 from alertpack.schema import AlertSchema
 from alertpack.visit_inputs import VisitInputs
 
 __all__ = [
+    "FILE_NAMINGS",
+    "SAME_EXPOSURE_DAYS",
     "VisitCatalogs",
     "absent_catalogs",
     "build_alert_parts",
@@ -36,6 +55,13 @@ __all__ = [
 ]
 
 _TIME_COLUMNS = ("midpointMjdTai", "midPointTai")
+
+#: a forced measurement this close to an alert's time (days; 1 s) is of the alert's own
+#: exposure: pipelines store the midpoint of one exposure in each table, rounded their way
+SAME_EXPOSURE_DAYS = 1.0 / 86400.0
+
+#: how alert files are named: by ccdVisitId (the seed's Task), by visit and detector (today's)
+FILE_NAMINGS = ("ccdVisitId", "visit_detector")
 
 
 def time_column(table: ColumnTable) -> str:
@@ -54,13 +80,15 @@ def group_history(
     *,
     id_column: str | None,
     window_days: float,
+    through_alert: bool = False,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Each alert's history rows, selected and ordered once for the whole visit.
 
     The history is sorted once by (object, time); every alert then takes its
     object's block, keeping rows strictly earlier than the alert's source and
     no older than ``window_days`` (``time - window_days <= t < time``), never
-    the alert's own source.
+    the alert's own source. With ``through_alert`` the rows of the alert's
+    own exposure are kept too (``t <= time + SAME_EXPOSURE_DAYS``).
 
     Returns
     -------
@@ -79,9 +107,12 @@ def group_history(
     first = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
     candidates = order[first + np.arange(counts.sum())] if counts.sum() else order[:0]
     candidate_times = times[candidates]
-    keep = (candidate_times >= alert_times[owner] - window_days) & (
-        candidate_times < alert_times[owner]
+    owner_times = alert_times[owner]
+    newest = (
+        candidate_times <= owner_times + SAME_EXPOSURE_DAYS
+        if through_alert else candidate_times < owner_times
     )
+    keep = (candidate_times >= owner_times - window_days) & newest
     if id_column is not None and alert_source_ids is not None:
         keep &= history.columns[id_column][candidates] != alert_source_ids[owner]
     kept_counts = np.bincount(owner[keep], minlength=n_alerts)
@@ -95,7 +126,13 @@ class VisitCatalogs:
 
     schema: AlertSchema
     sources: ColumnTable
+    #: per source; -1 where it cannot be derived (files named by visit and detector)
     ccd_visit_ids: npt.NDArray[np.int64]
+    #: how the alert files are named (`FILE_NAMINGS`)
+    file_naming: str = "ccdVisitId"
+    #: per source, with ``file_naming="visit_detector"``
+    visits: npt.NDArray[np.int64] | None = None
+    detectors: npt.NDArray[np.int64] | None = None
     objects: ColumnTable | None = None
     history: ColumnTable | None = None
     forced: ColumnTable | None = None
@@ -109,11 +146,35 @@ class VisitCatalogs:
     n_unmatched_orbits: int = 0
     #: catalog -> {schema field: the column read for it under another name}
     renamed: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: False: forced measurement was not run for the visit (every forced history is [])
+    run_forced_measurement: bool = True
+    #: objects with fewer nDiaSources get an empty forced history
+    forced_history_threshold: int = 0
 
     @property
     def n_alerts(self) -> int:
         """One alert per DiaSource."""
         return self.sources.n_rows
+
+
+def source_file_stems(catalog: Any, id_bits: int | None, file_naming: str) -> list[str]:
+    """The alert files (names without ``.avro``) a run of this DiaSource catalog writes.
+
+    As `prepare_visit` and `~alertpack.packets.batch.AlertBatch.by_file` name
+    them: ``{ccdVisitId}`` or ``{visit}_{detector}`` (``file_naming``). For
+    checking, before a run, which files it will write.
+
+    Raises
+    ------
+    InputError
+        The catalog lacks what the naming needs (see `source_ccd_visit_ids`).
+    """
+    if file_naming == "visit_detector":
+        visits, detectors = _visit_detector(CatalogColumns(catalog, "diaSourceCat"))
+        pairs = set(zip(visits.tolist(), detectors.tolist(), strict=True))
+        return [visit_detector_stem(visit, detector) for visit, detector in sorted(pairs)]
+    ccd_visit_ids = set(source_ccd_visit_ids(catalog, id_bits).tolist())
+    return [str(ccd_visit_id) for ccd_visit_id in sorted(ccd_visit_ids)]
 
 
 def source_ccd_visit_ids(catalog: Any, id_bits: int | None) -> npt.NDArray[np.int64]:
@@ -146,18 +207,42 @@ def _ccd_visit_ids(
     if "ccdVisitId" in sources:
         return sources.to_numpy("ccdVisitId", np.int64)
     if id_bits is None:
-        # No guess from visit and detector: the packing differs between cameras
-        # (the sample packs visit*256+detector), and a guessed name would put
-        # alerts in files no one looks for.
+        # No ccdVisitId guessed from visit and detector: the packing differs between
+        # cameras (the sample packs visit*256+detector), and a guessed name would put
+        # alerts in files no one looks for. Files named {visit}_{detector} need none.
         raise InputError(
             "diaSourceCat has no ccdVisitId column and ccdExposureIdBits was not given, so "
             "the alert file name ({ccdVisitId}.avro) is unknown; pass ccdExposureIdBits "
             "(--id-bits: the bits of the exposure id packed into diaSourceId) or add a "
-            "ccdVisitId column"
+            "ccdVisitId column, or name the files {visit}_{detector}.avro from the visit and "
+            "detector columns (config alertFileNaming=visit_detector)"
         )
     if not 0 < id_bits < 64:
         raise InputError(f"ccdExposureIdBits={id_bits} must be between 1 and 63")
     return (source_ids.astype(np.uint64) >> np.uint64(64 - id_bits)).astype(np.int64)
+
+
+def _visit_detector(
+    sources: CatalogColumns,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Per-source visit and detector, for files named ``{visit}_{detector}.avro``."""
+    arrays = []
+    for column in ("visit", "detector"):
+        if column not in sources:
+            raise InputError(
+                f"diaSourceCat has no {column} column, which alert files named "
+                "{visit}_{detector}.avro need (config alertFileNaming); add the visit and "
+                "detector columns, or name the files {ccdVisitId}.avro "
+                "(alertFileNaming=ccdVisitId, with ccdExposureIdBits or a ccdVisitId column)"
+            )
+        _, nulls = sources.column(column)
+        if nulls.any():
+            raise InputError(
+                f"diaSourceCat has a null {column} in row {int(np.flatnonzero(nulls)[0])}; "
+                "alert files named {visit}_{detector}.avro need it in every row"
+            )
+        arrays.append(sources.to_numpy(column, np.int64))
+    return arrays[0], arrays[1]
 
 
 def _optional_strings(
@@ -170,8 +255,28 @@ def _optional_strings(
     return None
 
 
+def fill_scheduler_fields(
+    catalogs: VisitCatalogs, observation_reason: str | None, target_name: str | None
+) -> None:
+    """Give the scheduler fields the catalogs and arguments left unset these values.
+
+    The core passes what the difference image's headers say (afw's
+    ``REASON`` and ``OBJECT``), as today's Rubin pipeline takes them from
+    the exposure's visit info; a field already set is kept.
+    """
+    n_alerts = catalogs.n_alerts
+    if catalogs.observation_reason is None and observation_reason is not None:
+        catalogs.observation_reason = np.full(n_alerts, observation_reason, dtype=object)
+    if catalogs.target_name is None and target_name is not None:
+        catalogs.target_name = np.full(n_alerts, target_name, dtype=object)
+
+
 def prepare_visit(
-    schema: AlertSchema, inputs: VisitInputs, *, require_ccd_visit: bool = True
+    schema: AlertSchema,
+    inputs: VisitInputs,
+    *,
+    require_ccd_visit: bool = True,
+    file_naming: str = "ccdVisitId",
 ) -> VisitCatalogs:
     """Validate a visit's catalogs once and conform them to ``schema``.
 
@@ -180,11 +285,20 @@ def prepare_visit(
     schema : `AlertSchema`
         The alert schema the catalogs are conformed to.
     inputs : `VisitInputs`
-        The run's catalogs, id bits and scheduler fields (its images are not
-        read here).
+        The run's catalogs, id bits, scheduler fields and forced-measurement
+        settings (its images are not read here).
     require_ccd_visit : `bool`, optional
-        With False, sources whose ccdVisitId cannot be derived get -1
+        With False, sources whose file key cannot be derived get -1
         instead of an error (for single alerts that go to no file).
+    file_naming : `str`, optional
+        ``"ccdVisitId"``: each source's ccdVisitId is needed (column or
+        ``ccdExposureIdBits``); ``"visit_detector"``: its ``visit`` and
+        ``detector`` columns are (the ccdVisitId is then -1 where unknown).
+
+    Raises
+    ------
+    InputError
+        A catalog that does not conform, or the file key missing.
 
     Notes
     -----
@@ -194,25 +308,35 @@ def prepare_visit(
     source_record = schema.record("diaSource")
     if source_record is None:
         raise UnsupportedSchemaError(f"alert schema {schema.version} has no diaSource record")
+    if file_naming not in FILE_NAMINGS:
+        raise InputError(f"file_naming={file_naming!r} is not one of {', '.join(FILE_NAMINGS)}")
     flat_sources = CatalogColumns(inputs.diaSourceCat, "diaSourceCat")
     sources = conform_table(flat_sources, source_record, catalog="diaSourceCat")
     _check_unique(sources, "diaSourceId", "diaSourceCat")
+    visits = detectors = None
+    if file_naming == "visit_detector":
+        visits, detectors = _visit_detector(flat_sources)
     try:
         ccd_visit_ids = _ccd_visit_ids(
             flat_sources, sources.columns["diaSourceId"], inputs.ccdExposureIdBits
         )
     except InputError:
-        if require_ccd_visit:
+        if require_ccd_visit and file_naming == "ccdVisitId":
             raise
         ccd_visit_ids = np.full(sources.n_rows, -1, dtype=np.int64)
     catalogs = VisitCatalogs(
         schema=schema,
         sources=sources,
         ccd_visit_ids=ccd_visit_ids,
+        file_naming=file_naming,
+        visits=visits,
+        detectors=detectors,
         observation_reason=_optional_strings(
             flat_sources, "observation_reason", inputs.observation_reason
         ),
         target_name=_optional_strings(flat_sources, "target_name", inputs.target_name),
+        run_forced_measurement=bool(inputs.doRunForcedMeasurement),
+        forced_history_threshold=_threshold(inputs.forcedSourceHistoryThreshold),
     )
     if sources.renamed:
         catalogs.renamed["diaSourceCat"] = dict(sources.renamed)
@@ -235,11 +359,21 @@ def prepare_visit(
             catalogs.renamed[catalog] = dict(table.renamed)
     if catalogs.objects is not None:
         _check_unique(catalogs.objects, "diaObjectId", "diaObjectCat")
+    if catalogs.orbits is None and inputs.mpc_orbits is None:
+        _orbits_from_ss_sources(catalogs, inputs)
     if catalogs.orbits is not None:
-        catalogs.orbit_rows = _orbit_rows(catalogs, catalogs.orbits)
+        if catalogs.orbit_rows is None:
+            catalogs.orbit_rows = _orbit_rows(catalogs, catalogs.orbits)
         catalogs.n_unmatched_orbits = int(
             np.count_nonzero(_solar_system_sources(catalogs) & (catalogs.orbit_rows < 0))
         )
+    if catalogs.forced_history_threshold > 0 and catalogs.forced is not None:
+        if catalogs.objects is None or "nDiaSources" not in catalogs.objects.columns:
+            raise InputError(
+                f"forcedSourceHistoryThreshold={catalogs.forced_history_threshold} needs each "
+                "DiaObject's nDiaSources, but diaObjectCat has no nDiaSources column; add it "
+                "or pass forcedSourceHistoryThreshold=0"
+            )
     return catalogs
 
 
@@ -300,6 +434,33 @@ def absent_catalogs(catalogs: VisitCatalogs) -> dict[str, str]:
     return absent
 
 
+def _threshold(value: Any) -> int:
+    if isinstance(value, bool) or not float(value).is_integer():
+        raise InputError(
+            f"forcedSourceHistoryThreshold={value!r} is not a whole number of DiaSources"
+        )
+    return int(value)
+
+
+def _orbits_from_ss_sources(catalogs: VisitCatalogs, inputs: VisitInputs) -> None:
+    """Orbits from the ``MPCORB_*`` columns of ``ssSource``, one per row, when it has them."""
+    orbit_field = _orbit_field(catalogs.schema)
+    record = catalogs.schema.record(orbit_field) if orbit_field else None
+    if inputs.ssSource is None or record is None or catalogs.ss_sources is None:
+        return
+    frame = orbits_from_mpcorb(inputs.ssSource, record, "ssSource")
+    if frame is None:
+        return
+    catalogs.orbits = conform_table(
+        CatalogColumns(frame, "ssSource MPCORB_* columns"), record,
+        catalog="ssSource MPCORB_* columns",
+    )
+    # orbit row i belongs to ssSource row i: each alert's is its ssSource's
+    catalogs.orbit_rows = _match_rows(
+        catalogs.sources.columns["diaSourceId"], catalogs.ss_sources.columns["diaSourceId"]
+    )
+
+
 def _solar_system_sources(catalogs: VisitCatalogs) -> npt.NDArray[np.bool_]:
     """Sources of a solar-system object: an ssObjectId, or an ssSource row."""
     sources = catalogs.sources
@@ -325,7 +486,11 @@ def _orbit_field(schema: AlertSchema) -> str | None:
 
 def _keep_match_keys(table: ColumnTable, flat: CatalogColumns, attribute: str) -> None:
     """Keep the non-schema key columns used to attach rows to alerts."""
-    keys = {"orbits": ("ssObjectId", "designation"), "ss_sources": ("diaSourceId",)}
+    keys = {
+        "orbits": ("ssObjectId", "designation"),
+        "ss_sources": ("diaSourceId",),
+        "objects": ("nDiaSources",),  # forcedSourceHistoryThreshold, in any schema version
+    }
     for key in keys.get(attribute, ()):
         if key not in table.columns and key in flat:
             table.columns[key] = flat.to_numpy(key)
@@ -404,12 +569,17 @@ def build_alert_parts(
     ):
         if table is None:
             continue
+        forced = field_name == "prvDiaForcedSources"
         offsets, index = group_history(
             object_ids, alert_times, source_ids, table,
-            id_column=id_column, window_days=window_days,
+            id_column=id_column, window_days=window_days, through_alert=forced,
         )
         present = ~no_object
-        if field_name == "prvDiaSources":
+        if forced:
+            offsets, index = _without_forced_rows(
+                offsets, index, ~_forced_history_wanted(catalogs, object_ids, no_object)
+            )
+        else:
             # as LSST's packageAlerts: a new DiaObject (no previous source) gets
             # null, not an empty list; consumers test ``is None`` for a first detection
             present &= np.diff(offsets) > 0
@@ -432,12 +602,45 @@ def build_alert_parts(
         ("target_name", catalogs.target_name),
     ):
         if values is not None and name in schema.field_names:
-            nulls = np.equal(values, np.array(None, dtype=object))
+            # as today's Rubin pipeline: a scheduler field left empty is null
+            nulls = np.equal(values, np.array(None, dtype=object)) | np.equal(values, "")
             parts.fields[name] = ScalarColumn(values, nulls if nulls.any() else None)
     for field_name, blobs in cutouts.items():
         if field_name in schema.field_names:
             parts.fields[field_name] = list(blobs)
     return parts
+
+
+def _forced_history_wanted(
+    catalogs: VisitCatalogs, object_ids: npt.NDArray[np.int64], no_object: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.bool_]:
+    """Per alert: does it carry forced photometry (measurement run, object above the threshold)?"""
+    n_alerts = len(object_ids)
+    if not catalogs.run_forced_measurement:
+        return np.zeros(n_alerts, dtype=bool)
+    threshold = catalogs.forced_history_threshold
+    if threshold <= 0 or catalogs.objects is None:
+        return np.ones(n_alerts, dtype=bool)
+    objects = catalogs.objects
+    rows = _match_rows(object_ids, objects.columns["diaObjectId"])
+    counts = np.asarray(objects.columns["nDiaSources"], dtype=np.int64)
+    count_nulls = objects.nulls.get("nDiaSources")
+    if count_nulls is not None:
+        counts = np.where(count_nulls, 0, counts)  # an unknown count passes no threshold
+    per_alert = np.where(rows >= 0, counts[np.clip(rows, 0, None)] if len(counts) else 0, 0)
+    return (per_alert >= threshold) | no_object
+
+
+def _without_forced_rows(
+    offsets: npt.NDArray[np.int64], index: npt.NDArray[np.int64], drop: npt.NDArray[np.bool_]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The CSR history with the rows of the ``drop`` alerts removed (their lists empty)."""
+    if not drop.any():
+        return offsets, index
+    counts = np.diff(offsets)
+    keep = np.repeat(~drop, counts)
+    kept_counts = np.where(drop, 0, counts)
+    return np.concatenate(([0], np.cumsum(kept_counts))).astype(np.int64), index[keep]
 
 
 def _orbit_rows(catalogs: VisitCatalogs, orbits: ColumnTable) -> npt.NDArray[np.int64]:

@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from alertpack.schema import AlertSchema
 
-__all__ = ["AlertBatch", "OutgoingAlert"]
+__all__ = ["AlertBatch", "OutgoingAlert", "unix_seconds_of_mjd_tai"]
 
 _MJD_ZERO_JD = 2400000.5  # Julian date of MJD 0
 _UNIX_EPOCH_JD = 2440587.5  # Julian date of 1970-01-01T00:00 UTC
@@ -26,6 +26,30 @@ def _use_astropy_leap_seconds() -> None:
     from astropy.time import update_leap_seconds
 
     update_leap_seconds()
+
+
+def unix_seconds_of_mjd_tai(mjd_tai: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Unix time (s since 1970-01-01 UTC, leap seconds applied) of TAI dates given as MJD.
+
+    ERFA's TAI->UTC (leap seconds included), the ufunc under astropy's
+    ``Time(..., scale="tai").unix`` (which is ``.tai.unix`` too), called
+    directly: the same values without the ~2 ms a `~astropy.time.Time` costs
+    on every run.
+    """
+    return _unix_days(mjd_tai) * 86_400.0
+
+
+def _unix_days(mjd_tai: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    import erfa  # erfa (~0.1 s): only for Kafka timestamps and timing metadata
+
+    _use_astropy_leap_seconds()
+    mjd = np.asarray(mjd_tai, dtype=np.float64)
+    with warnings.catch_warnings():
+        # "dubious year": a date past the leap-second table's horizon, as for astropy
+        warnings.simplefilter("ignore", erfa.ErfaWarning)
+        utc_day, utc_fraction = erfa.taiutc(np.full(mjd.shape, _MJD_ZERO_JD), mjd)
+    unix_days: npt.NDArray[np.float64] = (utc_day - _UNIX_EPOCH_JD) + utc_fraction
+    return unix_days
 
 
 @dataclass(slots=True)
@@ -69,9 +93,16 @@ class AlertBatch(Sequence[dict[str, Any]]):
     payloads : `list` [`bytes`]
         One schemaless Avro record per alert.
     alert_ids, object_ids, ccd_visit_ids : `numpy.ndarray`
-        diaSourceId, diaObjectId (-1 when none) and ccdVisitId per alert.
+        diaSourceId, diaObjectId (-1 when none) and ccdVisitId (-1 when
+        unknown) per alert.
     times_mjd_tai : `numpy.ndarray`
         Exposure midpoint of each alert's DiaSource (MJD, TAI).
+    visits, detectors : `numpy.ndarray` or `None`
+        Visit and detector per alert, when files are named by them.
+    file_naming : `str`
+        ``"ccdVisitId"``: one file per ccdVisit, ``{ccdVisitId}.avro`` (the
+        seed's Task); ``"visit_detector"``: one per visit and detector,
+        ``{visit}_{detector}.avro`` (today's Rubin pipeline).
     """
 
     schema: AlertSchema
@@ -80,6 +111,9 @@ class AlertBatch(Sequence[dict[str, Any]]):
     object_ids: npt.NDArray[np.int64]
     ccd_visit_ids: npt.NDArray[np.int64]
     times_mjd_tai: npt.NDArray[np.float64]
+    visits: npt.NDArray[np.int64] | None = None
+    detectors: npt.NDArray[np.int64] | None = None
+    file_naming: str = "ccdVisitId"
 
     def __len__(self) -> int:
         return len(self.payloads)
@@ -100,22 +134,8 @@ class AlertBatch(Sequence[dict[str, Any]]):
             yield self.schema.decode(payload)
 
     def timestamps_ms(self) -> npt.NDArray[np.int64]:
-        """Unix time in ms (UTC) of each alert's exposure midpoint (TAI in the catalogs).
-
-        ERFA's TAI->UTC (leap seconds included), the ufunc under astropy's
-        ``Time(..., scale="tai").unix``, called directly: the same values
-        without the ~2 ms a `~astropy.time.Time` costs on every run.
-        """
-        import erfa  # erfa (~0.1 s): only for Kafka timestamps, as above
-
-        _use_astropy_leap_seconds()
-        mjd_tai = np.asarray(self.times_mjd_tai, dtype=np.float64)
-        with warnings.catch_warnings():
-            # "dubious year": a date past the leap-second table's horizon, as for astropy
-            warnings.simplefilter("ignore", erfa.ErfaWarning)
-            utc_day, utc_fraction = erfa.taiutc(np.full(mjd_tai.shape, _MJD_ZERO_JD), mjd_tai)
-        unix_days: npt.NDArray[np.float64] = (utc_day - _UNIX_EPOCH_JD) + utc_fraction
-        return np.round(unix_days * 86_400_000.0).astype(np.int64)
+        """Unix time in ms (UTC) of each alert's exposure midpoint (TAI in the catalogs)."""
+        return np.round(_unix_days(self.times_mjd_tai) * 86_400_000.0).astype(np.int64)
 
     def outgoing(self, *, observation_time: bool = True) -> Iterator[OutgoingAlert]:
         """The alerts as Kafka messages: key diaObjectId, timestamp per ``observation_time``.
@@ -149,3 +169,27 @@ class AlertBatch(Sequence[dict[str, Any]]):
         ids, starts = np.unique(self.ccd_visit_ids[order], return_index=True)
         for ccd_visit_id, rows in zip(ids, np.split(order, starts[1:]), strict=True):
             yield int(ccd_visit_id), rows
+
+    def by_file(self) -> Iterator[tuple[str, npt.NDArray[np.intp]]]:
+        """``(file stem, alert positions)`` for each alert file, in key order.
+
+        The stem is ``"{ccdVisitId}"`` or ``"{visit}_{detector}"`` (`file_naming`).
+        """
+        if self.file_naming == "ccdVisitId":
+            for ccd_visit_id, rows in self.by_ccd_visit():
+                yield str(ccd_visit_id), rows
+            return
+        if self.file_naming != "visit_detector" or self.visits is None or self.detectors is None:
+            raise ValueError(
+                f"file_naming={self.file_naming!r} needs visits and detectors (or 'ccdVisitId')"
+            )
+        order = np.lexsort((self.detectors, self.visits))
+        keys = np.stack([self.visits[order], self.detectors[order]], axis=1)
+        unique, starts = np.unique(keys, axis=0, return_index=True)
+        for (visit, detector), rows in zip(unique, np.split(order, starts[1:]), strict=True):
+            yield visit_detector_stem(int(visit), int(detector)), rows
+
+
+def visit_detector_stem(visit: int, detector: int) -> str:
+    """The name (without ``.avro``) of today's Rubin pipeline's alert file of one detector."""
+    return f"{visit}_{detector}"

@@ -37,7 +37,13 @@ __all__ = ["extract_stamps", "make_cutout_bytes", "stamp_mask_planes"]
 
 
 def extract_stamps(
-    image: SurveyImage, ra_deg: Any, dec_deg: Any, sizes: Any, *, orientation: str = "native"
+    image: SurveyImage,
+    ra_deg: Any,
+    dec_deg: Any,
+    sizes: Any,
+    *,
+    orientation: str = "native",
+    psf_per_source: bool = False,
 ) -> tuple[list[Stamp | None], np.ndarray]:
     """Cut a stamp around every source.
 
@@ -54,6 +60,10 @@ def extract_stamps(
         ``native`` (the parent's pixel frame, as Rubin) or ``north-up``
         (`alertpack.packets.stamp_orientation`: an exact flip where one
         suffices, else resampled).
+    psf_per_source : `bool`, optional
+        Give each stamp the PSF at its source where the image has a PSF
+        model (``image.psf_model``; `None` where the model fails there, as
+        upstream's), instead of the image's average PSF (``image.psf``).
 
     Returns
     -------
@@ -74,13 +84,15 @@ def extract_stamps(
         raise InputError(
             f"cutout orientation {orientation!r} is not one of {', '.join(CUTOUT_ORIENTATIONS)}"
         )
-    stamps, status = _native_stamps(image, ra_deg, dec_deg, sizes)
+    stamps, status = _native_stamps(image, ra_deg, dec_deg, sizes, psf_per_source)
     if orientation == "north-up":
-        _turn_north_up(image, stamps, status)
+        _turn_north_up(image, stamps, status, psf_per_source)
     return stamps, status
 
 
-def _turn_north_up(image: SurveyImage, stamps: list[Stamp | None], status: np.ndarray) -> None:
+def _turn_north_up(
+    image: SurveyImage, stamps: list[Stamp | None], status: np.ndarray, psf_per_source: bool
+) -> None:
     """Each stamp turned north up in place: an exact flip, or resampled from a larger window."""
     to_resample: list[tuple[int, Stamp]] = []
     for k, stamp in enumerate(stamps):
@@ -99,6 +111,7 @@ def _turn_north_up(image: SurveyImage, stamps: list[Stamp | None], status: np.nd
         [stamp.dec for _, stamp in to_resample],
         np.array([resample_window(stamp.shape[0], stamp.position_angle)
                   for _, stamp in to_resample]),
+        psf_per_source,  # a window centred on the same source: the same PSF
     )
     for (k, stamp), window in zip(to_resample, windows, strict=True):
         if window is None:  # the WCS fails at the window's centre
@@ -110,7 +123,7 @@ def _turn_north_up(image: SurveyImage, stamps: list[Stamp | None], status: np.nd
 
 
 def _native_stamps(
-    image: SurveyImage, ra_deg: Any, dec_deg: Any, sizes: Any
+    image: SurveyImage, ra_deg: Any, dec_deg: Any, sizes: Any, psf_per_source: bool
 ) -> tuple[list[Stamp | None], np.ndarray]:
     placement = place_stamps(image, ra_deg, dec_deg, sizes)
     rows = np.flatnonzero(placement.status <= CutoutStatus.PADDED)
@@ -136,7 +149,8 @@ def _native_stamps(
             mask_planes=planes,
             local_wcs=local,
             origin=(image.origin[0] + x_start, image.origin[1] + y_start),
-            psf=image.psf,
+            psf=_stamp_psf(image, float(placement.x[row]), float(placement.y[row]))
+            if psf_per_source and image.psf_model is not None else image.psf,
             position_angle=angles[k],
             center_pixel=(float(placement.x[row] - x_start), float(placement.y[row] - y_start)),
             ra=float(placement.ra[row]),
@@ -147,6 +161,17 @@ def _native_stamps(
             rotation_source=rotation_source,
         )
     return stamps, placement.status
+
+
+def _stamp_psf(image: SurveyImage, x: float, y: float) -> np.ndarray | None:
+    """The PSF of ``image``'s model at array position (x, y); `None` where it fails there."""
+    assert image.psf_model is not None
+    try:
+        # the model is in the parent (detector) frame, as afw's Psf is
+        psf = image.psf_model(image.origin[0] + x, image.origin[1] + y)
+    except Exception:  # afw raises its own types (InvalidParameterError, InvalidPsfError)
+        return None
+    return np.asarray(psf, dtype=np.float32)
 
 
 def stamp_mask_planes(planes: dict[str, int]) -> tuple[dict[str, int], int]:
@@ -212,12 +237,13 @@ def make_cutout_bytes(
     *,
     compression: str = "none",
     orientation: str = "native",
+    psf_per_source: bool = False,
 ) -> tuple[list[bytes | None], np.ndarray]:
     """Cutouts of one image for many sources, as FITS bytes.
 
     Parameters
     ----------
-    image, ra_deg, dec_deg, sizes, orientation
+    image, ra_deg, dec_deg, sizes, orientation, psf_per_source
         As for `extract_stamps`.
     compression : `str`
         ``none``, ``gzip``, ``lossless`` or ``lossy16``
@@ -235,5 +261,7 @@ def make_cutout_bytes(
     alertpack.errors.InputError
         As `extract_stamps` and `~alertpack.packets.stamp_compression.encode_stamp`.
     """
-    stamps, status = extract_stamps(image, ra_deg, dec_deg, sizes, orientation=orientation)
+    stamps, status = extract_stamps(
+        image, ra_deg, dec_deg, sizes, orientation=orientation, psf_per_source=psf_per_source
+    )
     return [None if stamp is None else encode_stamp(stamp, compression) for stamp in stamps], status

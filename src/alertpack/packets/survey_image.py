@@ -149,7 +149,11 @@ class SurveyImage:
         ``(x0, y0)`` of ``image[0, 0]`` in the parent (detector) frame: LSST's
         ``xy0``; FITS ``LTV1, LTV2 = -x0, -y0``.
     psf : `numpy.ndarray` or `None`
-        PSF image at the detector center.
+        PSF image at the detector center: the image's average PSF.
+    psf_model : callable or `None`
+        ``(x, y) -> PSF image`` at a pixel position of the parent (detector)
+        frame, for images that carry a PSF model (an afw Exposure's ``Psf``);
+        `None` when the image has one PSF image only (FITS files, CCDData).
     name : `str`
         What the image is ("difference", "template", "science"), for messages.
     photo_calib : `float`
@@ -169,6 +173,7 @@ class SurveyImage:
     wcs: WCS
     origin: tuple[int, int] = (0, 0)
     psf: npt.NDArray[np.float32] | None = None
+    psf_model: Callable[[float, float], npt.NDArray[Any]] | None = None
     name: str = "image"
     photo_calib: float = 1.0
     visit_info: VisitInfo = field(default_factory=VisitInfo)

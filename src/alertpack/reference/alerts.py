@@ -19,7 +19,9 @@ own:
   histories; otherwise ``prvDiaSources`` holds the object's sources strictly
   before the alert's and within ``window_days``, oldest first, never the
   source itself, and is null when there is none (a new DiaObject, as LSST's
-  packageAlerts); ``prvDiaForcedSources`` likewise, but an empty list;
+  packageAlerts); ``prvDiaForcedSources`` likewise but up to and including
+  the alert's own exposure (this visit's forced measurement, within a
+  second), and an empty list when there is none;
 - ``ssSource`` is the row with the source's ``diaSourceId``; the orbit is
   the row with the source's ``ssObjectId``, else the ssSource's
   ``designation``;
@@ -157,13 +159,18 @@ def _rows_of(frame: Any, column: str, key: Any) -> list[dict[str, Any]]:
 
 def _history(
     rows: list[dict[str, Any]], time: float, source_id: int | None, record_schema: dict,
-    window_days: float,
+    window_days: float, *, through_alert: bool = False,
 ) -> list[dict[str, Any]]:
     records = [conform_record(row, record_schema) for row in rows]
+    newest = time + 1.0 / 86400.0 if through_alert else time  # the alert's exposure: 1 s
+
+    def in_window(record: dict[str, Any]) -> bool:
+        t = _time_of(record)
+        return time - window_days <= t and (t <= newest if through_alert else t < newest)
+
     kept = [
         r for r in records
-        if time - window_days <= _time_of(r) < time
-        and (source_id is None or r.get("diaSourceId") != source_id)
+        if in_window(r) and (source_id is None or r.get("diaSourceId") != source_id)
     ]
     return sorted(kept, key=_time_of)
 
@@ -180,7 +187,7 @@ def package_alerts_reference(
     mpc_orbits: Any = None,
     cutout_size: int = 30,
     min_size: int = 30,
-    max_size: int = 200,
+    max_size: int = 102,
     use_bbox_size: bool = True,
     window_days: float = 365.0,
 ) -> list[dict[str, Any]]:
@@ -253,7 +260,7 @@ def package_alerts_reference(
             if forced is not None and has_record("prvDiaForcedSources"):
                 alert["prvDiaForcedSources"] = _history(
                     _rows_of(forced, "diaObjectId", object_id), time, None,
-                    record_of("prvDiaForcedSources"), window_days,
+                    record_of("prvDiaForcedSources"), window_days, through_alert=True,
                 )
         ss_row = None
         if ss_rows is not None and has_record("ssSource"):

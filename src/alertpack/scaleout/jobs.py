@@ -34,7 +34,7 @@ from alertpack.inputs.visit_files import (
     visit_id_bits,
     visit_paths,
 )
-from alertpack.packets.assemble import source_ccd_visit_ids
+from alertpack.packets.assemble import source_file_stems
 from alertpack.sinks.files import alert_file_path
 from alertpack.visit_inputs import VisitInputs
 
@@ -264,13 +264,14 @@ def visit_dir_loader(
 
 def detector_alert_files(
     directory: str | os.PathLike[str], output: str | os.PathLike[str],
-    defaults: VisitDefaults | None = None,
+    defaults: VisitDefaults | None = None, file_naming: str = "ccdVisitId",
 ) -> list[Path]:
     """The alert files the run of one detector directory will write, before it runs.
 
-    The ccdVisitIds of its DiaSource catalog (`source_ccd_visit_ids`, as the
-    run derives them), each named as the run names its file
-    (`~alertpack.sinks.files.alert_file_path`).
+    Named from its DiaSource catalog as the run names them
+    (`~alertpack.packets.assemble.source_file_stems`, ``file_naming`` as
+    `alertpack.core.file_naming_of` resolves it; the directory:
+    `~alertpack.sinks.files.alert_file_path`).
 
     Raises
     ------
@@ -282,8 +283,8 @@ def detector_alert_files(
     if "diaSourceCat" not in paths:
         raise InputError(f"visit directory {directory} has no diaSourceCat file")
     catalog = read_catalog(paths["diaSourceCat"], "diaSourceCat")
-    ids = source_ccd_visit_ids(catalog, visit_id_bits(directory, defaults=defaults))
-    return [alert_file_path(output, int(ccd_visit_id)) for ccd_visit_id in sorted(set(ids))]
+    stems = source_file_stems(catalog, visit_id_bits(directory, defaults=defaults), file_naming)
+    return [alert_file_path(output, stem) for stem in stems]
 
 
 def check_distinct_alert_files(planned: dict[str, list[Path]]) -> None:

@@ -264,16 +264,20 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         raise
 
 
-def alert_file_path(directory: str | os.PathLike[str], ccd_visit_id: int) -> Path:
-    """Where the alerts of one ccdVisit go: ``{directory}/{ccdVisitId}.avro``."""
-    return Path(directory) / f"{ccd_visit_id}.avro"
+def alert_file_path(directory: str | os.PathLike[str], stem: int | str) -> Path:
+    """Where the alerts of one file go: ``{directory}/{stem}.avro``.
+
+    ``stem`` is a ccdVisitId (the seed's naming) or ``"{visit}_{detector}"``
+    (today's Rubin pipeline's), as `AlertBatch.by_file` gives them.
+    """
+    return Path(directory) / f"{stem}.avro"
 
 
 def write_alert_files(
     batch: AlertBatch, directory: str | os.PathLike[str], *, codec: str = "null",
     overwrite: bool = False,
 ) -> list[Path]:
-    """Write a batch as one Avro container file per ccdVisit, atomically.
+    """Write a batch as one Avro container file per ccdVisit (or visit and detector), atomically.
 
     Parameters
     ----------
@@ -289,7 +293,8 @@ def write_alert_files(
     Returns
     -------
     paths : `list` [`pathlib.Path`]
-        The files of the batch, in ccdVisitId order.
+        The files of the batch, in key order (``batch.by_file``:
+        ``{ccdVisitId}.avro`` or ``{visit}_{detector}.avro``).
 
     Raises
     ------
@@ -297,17 +302,14 @@ def write_alert_files(
         Before anything is written, when a file of the batch exists and holds
         other alerts (or is no alert file) and ``overwrite`` is false; the
         message names it and how to allow replacing it. An existing file
-        holding exactly the batch's alerts of its ccdVisit (a re-run, or the
+        holding exactly the batch's alerts of its key (a re-run, or the
         retry of a job whose worker died after writing) is left as it is.
     """
     # packets.avro (with numpy and the conform modules): only the alert writer needs it,
     # not the users of atomic_output (the consumer, sample files, plots)
     from alertpack.packets.avro import write_container
 
-    planned = [
-        (alert_file_path(directory, ccd_visit_id), rows)
-        for ccd_visit_id, rows in batch.by_ccd_visit()
-    ]
+    planned = [(alert_file_path(directory, stem), rows) for stem, rows in batch.by_file()]
     kept = set() if overwrite else _existing_alert_files(batch, planned)
     paths = []
     for path, rows in planned:
