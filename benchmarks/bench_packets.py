@@ -72,6 +72,7 @@ def _config(directory: Path, size: int, compression: str, orientation: str) -> A
     config.cutoutSize = size
     config.cutoutCompression = compression
     config.cutoutOrientation = orientation
+    config.overwriteAlertFiles = True  # repeats time the write, not the same-file check
     return config
 
 
