@@ -50,9 +50,17 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_kafka_source_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
-    """Add the options that name a topic and how much of it to read."""
-    group = parser.add_argument_group("Kafka")
+def add_kafka_source_options(
+    parser: argparse.ArgumentParser, *, required: bool, reads_files: bool = False
+) -> None:
+    """Add the options that name a topic and how much of it to read.
+
+    ``reads_files``: the command also reads alert files, where ``--max`` applies too.
+    """
+    group = parser.add_argument_group(
+        "Kafka", "read a topic (credentials: $AP_KAFKA_CONSUMER_USERNAME and "
+        "$AP_KAFKA_CONSUMER_PASSWORD, when set)",
+    )
     group.add_argument(
         "--server",
         required=required,
@@ -68,7 +76,9 @@ def add_kafka_source_options(parser: argparse.ArgumentParser, *, required: bool)
     )
     group.add_argument(
         "--max", type=positive_int, default=None, metavar="N",
-        help="stop after N alerts (for inspect, also when reading files)",
+        help="stop after N alerts (selected ones, with --where/--object)"
+        + (", from files too" if reads_files else "; default: read until --timeout passes "
+           "without a message"),
     )
     group.add_argument(
         "--timeout",

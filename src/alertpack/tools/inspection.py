@@ -21,32 +21,44 @@ but the schema does not demand; lsst-alert-packet's own sample alerts do):
 - *history* (warnings): previous sources and forced sources are oldest first
   and earlier than the current source;
 - *cutouts* (errors): each stamp opens with astropy as a 2-D image and passes
-  ``fitsverify``, the reference FITS-standard checker.
+  ``fitsverify``, the reference FITS-standard checker, when it is installed
+  (`check_cutouts`); ``fitsverify`` checks many stamps per run, in threads
+  beside the decoding (`validate_alerts`).
+
+Both take alerts from files (`iter_alert_summaries`, `validate_paths`) or
+from Kafka (`kafka_alerts`, `validate_kafka`), and a
+`~alertpack.tools.selection.Selection` of them.
 """
 
 from __future__ import annotations
 
+import collections
 import datetime
 import io
 import itertools
 import json
 import math
 import os
+import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-import fastavro
 import numpy as np
-from fastavro import validation
 from fastavro.schema import to_parsing_canonical_form
 
 from alertpack.errors import InputError
 from alertpack.kafka.settings import ConsumerSettings
 from alertpack.packets.avro_types import FLOAT32_MAX, INT_RANGES
 from alertpack.schema import AlertSchema, collect_named_types, load_schema
-from alertpack.tools.consume import iter_kafka_alerts
-from alertpack.tools.fitsverify import run_fitsverify
+from alertpack.tools.consume import ConsumedAlert, iter_kafka_alerts
+from alertpack.tools.fitsverify import (
+    FitsverifyBatch,
+    fitsverify_available,
+    fitsverify_executable,
+    run_fitsverify_many,
+)
 from alertpack.tools.reading import (
     CUTOUT_FIELDS,
     AlertFile,
@@ -57,7 +69,9 @@ from alertpack.tools.reading import (
     field_value,
     iter_alert_files,
     iter_alerts,
+    signal_to_noise,
 )
+from alertpack.tools.selection import Selection
 
 __all__ = [
     "AlertReport",
@@ -70,6 +84,8 @@ __all__ = [
     "kafka_alerts",
     "summarize_alert",
     "validate_alert",
+    "validate_alerts",
+    "validate_kafka",
     "validate_paths",
 ]
 
@@ -90,23 +106,15 @@ def _list_length(record: dict[str, Any], name: str) -> int | None:
     return None if items is None else len(items)
 
 
-def _signal_to_noise(source: dict[str, Any] | None) -> float | None:
-    snr = field_value(source, "snr")
-    if snr is not None:
-        return float(snr)
-    flux, error = field_value(source, "flux"), field_value(source, "flux_err")
-    if flux is None or not error:
-        return None
-    return float(flux) / float(error)
-
-
 def summarize_alert(alert: LoadedAlert) -> dict[str, Any]:
     """The inspection row of one alert, as JSON-ready values (`None` when absent).
 
-    Keys: ``source``, ``index``, ``schema``, ``alertId``, ``diaSourceId``,
-    ``diaObjectId``, ``band``, ``mjd`` (the source's midpoint, MJD TAI),
-    ``ra``, ``dec`` (deg), ``snr``, ``psfFlux``, ``psfFluxErr`` (nJy),
-    ``nPrvDiaSources``, ``nPrvDiaForcedSources``, ``cutoutScience``,
+    Keys: ``source``, ``index``, ``location`` (``file#index``, or
+    ``topic[partition]@offset`` on Kafka), ``schema``, ``alertId``,
+    ``diaSourceId``, ``diaObjectId``, ``band``, ``mjd`` (the source's
+    midpoint, MJD TAI), ``ra``, ``dec`` (deg), ``snr`` (signed:
+    `~alertpack.tools.reading.signal_to_noise`), ``psfFlux``, ``psfFluxErr``
+    (nJy), ``nPrvDiaSources``, ``nPrvDiaForcedSources``, ``cutoutScience``,
     ``cutoutTemplate``, ``cutoutDifference`` (sizes in bytes), ``packetSize``
     (bytes, see `alertpack.tools.reading.LoadedAlert`).
     """
@@ -115,6 +123,7 @@ def summarize_alert(alert: LoadedAlert) -> dict[str, Any]:
     row: dict[str, Any] = {
         "source": alert.source,
         "index": alert.index,
+        "location": alert.label,
         "schema": str(alert.schema.version) if alert.schema else alert.schema_name,
         "alertId": alert_id(record),
         "diaSourceId": field_value(source, "diaSourceId"),
@@ -123,7 +132,7 @@ def summarize_alert(alert: LoadedAlert) -> dict[str, Any]:
         "mjd": field_value(source, "mjd"),
         "ra": field_value(source, "ra"),
         "dec": field_value(source, "dec"),
-        "snr": _signal_to_noise(source),
+        "snr": signal_to_noise(source),
         "psfFlux": field_value(source, "flux"),
         "psfFluxErr": field_value(source, "flux_err"),
         "nPrvDiaSources": _list_length(record, "prvDiaSources"),
@@ -146,25 +155,27 @@ def kafka_alerts(
     max_alerts: int | None = None,
     timeout: float = 10.0,
     group: str | None = None,
+    selection: Selection | None = None,
 ) -> Iterator[LoadedAlert]:
     """The alerts of a Kafka topic as `LoadedAlert` s, the shape `summarize_alert` takes.
 
     Parameters are those of `alertpack.tools.consume.iter_kafka_alerts`; a
     message that is not an alert raises `~alertpack.errors.AlertDecodeError`.
+    ``index`` counts the alerts read, ``label`` is ``topic[partition]@offset``.
     """
     messages = iter_kafka_alerts(
         settings, from_beginning=from_beginning, max_alerts=max_alerts, timeout=timeout,
-        group=group,
+        group=group, selection=selection,
     )
     for index, message in enumerate(messages):
-        schema = message.schema if isinstance(message.schema, AlertSchema) else None
         yield LoadedAlert(
             source=message.source,
             index=index,
-            schema=schema,
-            schema_name=schema.definition["name"] if schema else str(message.schema),
+            schema=message.schema,
+            schema_name=message.schema_name,
             alert=message.alert,
             packet_size=len(message.payload),
+            position=message.label,
         )
 
 
@@ -173,13 +184,17 @@ def iter_alert_summaries(
     max_alerts: int | None = None,
     *,
     report: ReadReport | None = None,
+    selection: Selection | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """`summarize_alert` rows of the alerts in ``paths``, at most ``max_alerts``.
+    """`summarize_alert` rows of the alerts in ``paths`` (those ``selection`` selects).
 
-    With a ``report``, unreadable and skipped files are recorded there and the
-    other files still read (see `alertpack.tools.reading.iter_alert_files`).
+    At most ``max_alerts``. With a ``report``, unreadable and skipped files are
+    recorded there and the other files still read (see
+    `alertpack.tools.reading.iter_alert_files`).
     """
     alerts = iter_alerts(list(paths), report=report, shipped_schema=True)
+    if selection is not None:
+        alerts = selection.select(alerts)
     for count, alert in enumerate(alerts):
         if max_alerts is not None and count >= max_alerts:
             return
@@ -223,13 +238,19 @@ def write_table(rows: Iterable[dict[str, Any]], stream: TextIO) -> int:
     count = 0
     rows = iter(rows)
     first = next(rows, None)  # a bad path fails here, before the header is printed
-    print(_table_line([header for header, _, _ in _TABLE_COLUMNS]) + "  file#index", file=stream)
+    print(_table_line([header for header, _, _ in _TABLE_COLUMNS]) + "  where", file=stream)
     for row in itertools.chain([] if first is None else [first], rows):
         cells = [format_cell(row) for _, _, format_cell in _TABLE_COLUMNS]
-        location = f"{os.path.basename(row['source'])}#{row['index']}"
-        print(_table_line(cells) + "  " + location, file=stream)
+        print(_table_line(cells) + "  " + _short_location(row), file=stream)
         count += 1
     return count
+
+
+def _short_location(row: dict[str, Any]) -> str:
+    """``file#index`` with the file's name only; a Kafka position as it is."""
+    if row["source"].startswith("kafka://"):
+        return str(row["location"])
+    return f"{os.path.basename(row['source'])}#{row['index']}"
 
 
 def write_json_lines(rows: Iterable[dict[str, Any]], stream: TextIO) -> int:
@@ -302,26 +323,30 @@ class AlertReport:
 class _SchemaChecker:
     """Finds where a record departs from an Avro schema, field by field.
 
-    fastavro's validator answers yes/no and, for a nested union, blames the
-    whole sub-record; this walk names the exact field and value instead.
+    The schema is compiled once into one test function per type (a record's
+    test calls its fields' tests), so that a valid alert, the common case, is
+    confirmed in one pass without interpreting the schema again. Only for a
+    record that fails does the walk look for the exact field and value, which
+    fastavro's validator does not name (for a nested union it blames the
+    whole sub-record). The tests are stricter than fastavro's: a ``float``
+    must fit float32 (fastavro would write a larger finite value as
+    infinity), booleans are not integers, map keys are text.
     """
 
     def __init__(self, definition: dict[str, Any]) -> None:
         self.definition = definition
         self.named: dict[str, Any] = {}
         collect_named_types(definition, self.named)
-        self._parsed = fastavro.parse_schema(definition)
+        # type (a name, or the id of a schema dict/list held by `definition`) -> its test
+        self._tests: dict[Any, Callable[[Any], bool]] = {}
+        self._test_record = self._test(definition)
 
     def problems(self, record: dict[str, Any]) -> list[str]:
-        # fastavro accepts a finite float beyond float32 (it would be written as
-        # infinity): the walk's own type test checks that too
-        if validation.validate(record, self._parsed, raise_errors=False) and self._matches(
-            record, self.definition
-        ):
+        if self._test_record(record):
             return []
         found: list[str] = []
         self._walk(record, self.definition, "", found)
-        return found or ["the record does not conform (fastavro validation failed)"]
+        return found or ["the record does not conform to the schema"]
 
     def _walk(self, datum: Any, avro_type: Any, path: str, found: list[str]) -> None:
         if len(found) > MAX_SCHEMA_PROBLEMS:
@@ -363,56 +388,98 @@ class _SchemaChecker:
 
     def _matches(self, datum: Any, avro_type: Any) -> bool:
         """Whether ``datum`` fits ``avro_type`` entirely (records checked in depth)."""
-        if isinstance(avro_type, str) and avro_type in self.named:
-            avro_type = self.named[avro_type]
+        return self._test(avro_type)(datum)
+
+    def _test(self, avro_type: Any) -> Callable[[Any], bool]:
+        """The compiled test of ``avro_type`` (a part of `definition`, or a type name)."""
+        key = avro_type if isinstance(avro_type, str) else id(avro_type)
+        test = self._tests.get(key)
+        if test is None:
+            if isinstance(avro_type, str) and avro_type in self.named:
+                # a named type may refer to itself: its test is looked up when it runs
+                self._tests[key] = lambda datum: self._tests[key](datum)
+                test = self._compile(self.named[avro_type])
+            else:
+                test = self._compile(avro_type)
+            self._tests[key] = test
+        return test
+
+    def _compile(self, avro_type: Any) -> Callable[[Any], bool]:
         if isinstance(avro_type, list):
-            return any(self._matches(datum, branch) for branch in avro_type)
-        if isinstance(avro_type, dict):
-            kind = avro_type["type"]
-            if kind == "record":
-                return isinstance(datum, dict) and all(
-                    self._matches(datum.get(f["name"]), f["type"]) for f in avro_type["fields"]
-                )
-            if kind == "array":
-                return isinstance(datum, list | tuple) and all(
-                    self._matches(item, avro_type["items"]) for item in datum
-                )
-            if kind == "map":
-                return isinstance(datum, dict) and all(
-                    self._matches(item, avro_type["values"]) for item in datum.values()
-                )
-            if kind == "enum":
-                return datum in avro_type["symbols"]
-            if kind == "fixed":
-                return isinstance(datum, bytes) and len(datum) == avro_type["size"]
-            if avro_type.get("logicalType", "").startswith("timestamp"):
-                return isinstance(datum, datetime.datetime) or self._matches(datum, kind)
-            return self._matches(datum, kind)
-        return _primitive_matches(datum, avro_type)
+            branches = [self._test(branch) for branch in avro_type]
+            if len(avro_type) == 2 and avro_type[0] == "null":
+                other = branches[1]
+                return lambda datum: datum is None or other(datum)
+            return lambda datum: any(branch(datum) for branch in branches)
+        if isinstance(avro_type, str):
+            return _primitive_test(avro_type)
+        kind = avro_type["type"]
+        if kind == "record":
+            fields = [(f["name"], self._test(f["type"])) for f in avro_type["fields"]]
+
+            def record(datum: Any) -> bool:
+                if not isinstance(datum, dict):
+                    return False
+                get = datum.get
+                for name, test in fields:
+                    if not test(get(name)):
+                        return False
+                return True
+
+            return record
+        if kind == "array":
+            item = self._test(avro_type["items"])
+            return lambda datum: isinstance(datum, list | tuple) and all(map(item, datum))
+        if kind == "map":
+            value = self._test(avro_type["values"])
+            return lambda datum: isinstance(datum, dict) and all(
+                isinstance(key, str) and value(item) for key, item in datum.items()
+            )
+        if kind == "enum":
+            symbols = frozenset(avro_type["symbols"])
+            return lambda datum: isinstance(datum, str) and datum in symbols
+        if kind == "fixed":
+            size = avro_type["size"]
+            return lambda datum: isinstance(datum, bytes) and len(datum) == size
+        base = self._test(kind)
+        if avro_type.get("logicalType", "").startswith("timestamp"):
+            return lambda datum: isinstance(datum, datetime.datetime) or base(datum)
+        return base
 
 
-def _primitive_matches(datum: Any, avro_type: str) -> bool:
+def _primitive_test(avro_type: str) -> Callable[[Any], bool]:
     if avro_type == "null":
-        return datum is None
+        return lambda datum: datum is None
     if avro_type == "boolean":
-        return isinstance(datum, bool | np.bool_)
+        return lambda datum: isinstance(datum, bool | np.bool_)
     if avro_type in INT_RANGES:
         low, high = INT_RANGES[avro_type]
-        return (
-            isinstance(datum, int | np.integer)
-            and not isinstance(datum, bool)
-            and bool(low <= datum <= high)
-        )
+
+        def integer(datum: Any) -> bool:
+            if type(datum) is not int and (
+                not isinstance(datum, int | np.integer) or isinstance(datum, bool)
+            ):
+                return False
+            return bool(low <= datum <= high)
+
+        return integer
     if avro_type in ("float", "double"):
-        if not isinstance(datum, int | float | np.number) or isinstance(datum, bool):
-            return False
         # a finite value beyond float32 would be written as infinity
-        return avro_type == "double" or not math.isfinite(datum) or abs(float(datum)) <= FLOAT32_MAX
+        limit = FLOAT32_MAX if avro_type == "float" else math.inf
+
+        def real(datum: Any) -> bool:
+            if type(datum) is not float and (
+                not isinstance(datum, int | float | np.number) or isinstance(datum, bool)
+            ):
+                return False
+            return not (limit < abs(float(datum)) < math.inf)
+
+        return real
     if avro_type == "string":
-        return isinstance(datum, str)
+        return lambda datum: isinstance(datum, str)
     if avro_type == "bytes":
-        return isinstance(datum, bytes | bytearray)
-    return False
+        return lambda datum: isinstance(datum, bytes | bytearray)
+    return lambda datum: False
 
 
 def _join(path: str, name: str) -> str:
@@ -574,52 +641,86 @@ def check_history(record: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def check_cutouts(record: dict[str, Any]) -> list[Problem]:
-    """Every cutout opens with astropy as a 2-D image and passes ``fitsverify``."""
+def check_cutouts(record: dict[str, Any], *, fitsverify: bool | None = None) -> list[Problem]:
+    """Every cutout opens with astropy as a 2-D image and passes ``fitsverify``.
+
+    Parameters
+    ----------
+    record : `dict`
+        A decoded alert.
+    fitsverify : `bool` or `None`
+        Run ``fitsverify`` over the cutouts: `True` always (an `InputError`
+        when it is not installed), `False` never, `None` when it is installed.
+    """
+    use_fitsverify = _use_fitsverify(fitsverify)
+    stamps = [(name, record[name]) for name in CUTOUT_FIELDS if record.get(name) is not None]
+    verified = run_fitsverify_many([data for _, data in stamps]) if use_fitsverify else []
     problems: list[Problem] = []
-    for name in CUTOUT_FIELDS:
-        data = record.get(name)
-        if data is None:
-            continue
-        problems.extend(_cutout_problems(name, data))
+    for position, (name, data) in enumerate(stamps):
+        problems.extend(_astropy_problems(name, data, whole=not use_fitsverify))
+        if use_fitsverify:
+            problems.extend(_fitsverify_problems(name, verified[position]))
     return problems
 
 
-def _cutout_problems(name: str, data: bytes) -> list[Problem]:
+def _use_fitsverify(wanted: bool | None) -> bool:
+    """Whether to run fitsverify; `True` when it is missing raises its install hint."""
+    if wanted is None:
+        return fitsverify_available()
+    if wanted:
+        fitsverify_executable()
+    return wanted
+
+
+def _astropy_problems(name: str, data: bytes, *, whole: bool = True) -> list[Problem]:
+    """The cutout opens with astropy and its first image (header and pixels) is 2-D.
+
+    ``whole``: open every HDU, as astropy users do; without it (fitsverify
+    checks the whole file's structure), the primary HDU alone when it holds
+    the pixels, which is a third of the work.
+    """
     # astropy.io.fits (~0.2 s) only for checking cutouts: inspect never opens them
     from astropy.io import fits
+    from astropy.utils.exceptions import AstropyWarning
 
-    problems: list[Problem] = []
     try:
-        with fits.open(io.BytesIO(data)) as hdus:
-            images = [hdu for hdu in hdus if hdu.is_image and hdu.data is not None]
-            if not images:
-                problems.append(Problem("cutouts", f"{name} holds no image data"))
-            elif images[0].data.ndim != 2:
-                problems.append(
-                    Problem(
-                        "cutouts",
-                        f"{name} image is {images[0].data.ndim}-D "
-                        f"(shape {images[0].data.shape}), not 2-D",
-                    )
-                )
+        with warnings.catch_warnings():
+            # what astropy warns about (a truncated file) it fails on too: one problem, no noise
+            warnings.simplefilter("ignore", AstropyWarning)
+            return _first_image_problems(fits, name, data, whole=whole)
     except Exception as error:  # astropy raises many types for unreadable FITS
-        problems.append(Problem("cutouts", f"{name} does not open with astropy.io.fits: {error}"))
-    try:
-        messages = run_fitsverify(data)
-    except InputError as error:  # fitsverify not installed
-        return [*problems, Problem("cutouts", f"{name} not checked against the FITS standard: "
-                                   f"{error}")]
+        return [Problem("cutouts", f"{name} does not open with astropy.io.fits: {error}")]
+
+
+def _first_image_problems(fits: Any, name: str, data: bytes, *, whole: bool) -> list[Problem]:
+    if not whole:
+        primary = fits.PrimaryHDU.readfrom(io.BytesIO(data))
+        if primary.header.get("NAXIS", 0) and primary.data is not None:
+            return _dimension_problems(name, primary.data)
+    with fits.open(io.BytesIO(data)) as hdus:
+        # the first HDU with pixels is the stamp (the planes after it are read too)
+        for hdu in hdus:
+            if hdu.is_image and hdu.header.get("NAXIS", 0) and hdu.data is not None:
+                return _dimension_problems(name, hdu.data)
+    return [Problem("cutouts", f"{name} holds no image data")]
+
+
+def _dimension_problems(name: str, pixels: np.ndarray) -> list[Problem]:
+    if pixels.ndim == 2:
+        return []
+    return [Problem("cutouts", f"{name} image is {pixels.ndim}-D (shape {pixels.shape}), not 2-D")]
+
+
+def _fitsverify_problems(name: str, messages: list[str]) -> list[Problem]:
     # fitsverify's own warnings (e.g. a deprecated keyword) are advice, not a broken file
-    problems.extend(
+    return [
         Problem(
             "cutouts",
             f"{name}: fitsverify: {line}",
             WARNING if line.startswith("*** Warning") else ERROR,
         )
         for line in messages
-    )
-    return problems
+    ]
 
 
 def _writer_schema_problems(alert_file: AlertFile) -> list[Problem]:
@@ -640,35 +741,43 @@ def _writer_schema_problems(alert_file: AlertFile) -> list[Problem]:
 
 
 def validate_alert(
-    alert: LoadedAlert, schema: AlertSchema | None = None, *, cutouts: bool = True
+    alert: LoadedAlert | ConsumedAlert,
+    schema: AlertSchema | None = None,
+    *,
+    cutouts: bool = True,
+    fitsverify: bool | None = None,
 ) -> list[Problem]:
     """All problems of one alert.
 
     Parameters
     ----------
-    alert : `LoadedAlert`
-        The alert.
+    alert : `LoadedAlert` or `~alertpack.tools.consume.ConsumedAlert`
+        The alert, read from a file or from Kafka.
     schema : `AlertSchema`, optional
         Schema to check against; default: the shipped schema of the alert's
         writer schema (a problem if it has none).
     cutouts : `bool`
-        Run the cutout checks (astropy, fitsverify).
+        Run the cutout checks.
+    fitsverify : `bool` or `None`
+        As for `check_cutouts`.
     """
     target = schema or alert.schema
-    return _validate_record(alert, target, _checker_for(target), cutouts=cutouts)
+    problems = _record_problems(alert, target, _checker_for(target))
+    if cutouts:
+        problems.extend(check_cutouts(alert.alert, fitsverify=fitsverify))
+    return problems
 
 
 def _checker_for(schema: AlertSchema | None) -> _SchemaChecker | None:
     return None if schema is None else _SchemaChecker(schema.definition)
 
 
-def _validate_record(
-    alert: LoadedAlert,
+def _record_problems(
+    alert: LoadedAlert | ConsumedAlert,
     schema: AlertSchema | None,
     checker: _SchemaChecker | None,
-    *,
-    cutouts: bool = True,
 ) -> list[Problem]:
+    """The schema, id and history problems of one alert (not its cutouts)."""
     problems: list[Problem] = []
     if checker is None or schema is None:
         problems.append(
@@ -682,9 +791,147 @@ def _validate_record(
         problems.extend(check_schema(alert.alert, checker, str(schema.version)))
     problems.extend(check_ids(alert.alert))
     problems.extend(check_history(alert.alert))
-    if cutouts:
-        problems.extend(check_cutouts(alert.alert))
     return problems
+
+
+#: stamps checked by one fitsverify run: its start costs more than checking a stamp
+FITSVERIFY_BATCH = 96
+
+#: a batch smaller than that is sent anyway once its first stamp waited this long (seconds)
+FITSVERIFY_WAIT = 1.0
+
+
+@dataclass
+class _Waiting:
+    """An alert whose report waits for its cutouts' fitsverify results."""
+
+    report: AlertReport
+    astropy: dict[str, list[Problem]]
+    verified: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.verified) == len(self.astropy)
+
+    def finish(self) -> AlertReport:
+        for name, problems in self.astropy.items():
+            self.report.problems.extend(problems)
+            if name in self.verified:
+                self.report.problems.extend(_fitsverify_problems(name, self.verified[name]))
+        return self.report
+
+
+class _CutoutChecks:
+    """The cutout checks of a stream of alerts, reports handed back in input order.
+
+    astropy opens each stamp here; ``fitsverify`` runs over batches of
+    `FITSVERIFY_BATCH` stamps, ``workers`` runs at a time beside this process
+    (`~alertpack.tools.fitsverify.FitsverifyBatch`). The alerts held are
+    bounded by the runs in flight.
+    """
+
+    def __init__(self, fitsverify: bool, workers: int) -> None:
+        self.fitsverify = fitsverify
+        self.workers = max(1, workers)
+        self._waiting: collections.deque[_Waiting] = collections.deque()
+        self._batch: list[tuple[_Waiting, str, bytes]] = []
+        self._batch_started = 0.0
+        self._in_flight: collections.deque[
+            tuple[FitsverifyBatch, list[tuple[_Waiting, str]]]
+        ] = collections.deque()
+
+    def add(self, report: AlertReport) -> Iterator[AlertReport]:
+        """Check the cutouts of ``report``'s alert; the reports complete so far, in order."""
+        record = report.alert.alert
+        stamps = [(name, record[name]) for name in CUTOUT_FIELDS if record.get(name) is not None]
+        waiting = _Waiting(report, {
+            name: _astropy_problems(name, data, whole=not self.fitsverify) for name, data in stamps
+        })
+        if not self.fitsverify:
+            waiting.verified = {name: [] for name, _ in stamps}
+        else:
+            if not self._batch:
+                self._batch_started = time.monotonic()
+            self._batch.extend((waiting, name, data) for name, data in stamps)
+        self._waiting.append(waiting)
+        if self._batch and (
+            len(self._batch) >= FITSVERIFY_BATCH
+            or time.monotonic() - self._batch_started >= FITSVERIFY_WAIT
+        ):
+            self._send()
+        self._collect(block=len(self._in_flight) >= self.workers)
+        return self._complete()
+
+    def finish(self) -> Iterator[AlertReport]:
+        """The reports still waiting, once every batch is checked."""
+        if self._batch:
+            self._send()
+        self._collect(block=True, every=True)
+        return self._complete()
+
+    def close(self) -> None:
+        """Stop the runs still going (the reader stopped early) and remove their files."""
+        while self._in_flight:
+            batch, _ = self._in_flight.popleft()
+            batch.close()
+
+    def _send(self) -> None:
+        stamps, self._batch = self._batch, []
+        batch = FitsverifyBatch([data for _, _, data in stamps])
+        self._in_flight.append((batch, [(waiting, name) for waiting, name, _ in stamps]))
+
+    def _collect(self, *, block: bool, every: bool = False) -> None:
+        while self._in_flight and (block or self._in_flight[0][0].done()):
+            batch, stamps = self._in_flight.popleft()
+            for (waiting, name), messages in zip(stamps, batch.results(), strict=True):
+                waiting.verified[name] = messages
+            block = every
+
+    def _complete(self) -> Iterator[AlertReport]:
+        done = []
+        while self._waiting and self._waiting[0].complete:
+            done.append(self._waiting.popleft().finish())
+        return iter(done)
+
+
+def validate_alerts(
+    alerts: Iterable[tuple[LoadedAlert | ConsumedAlert, AlertSchema | None, list[Problem]]],
+    *,
+    cutouts: bool = True,
+    fitsverify: bool | None = None,
+    workers: int | None = None,
+) -> Iterator[AlertReport]:
+    """Validate a stream of alerts; the reports come in input order.
+
+    Parameters
+    ----------
+    alerts : iterable of ``(alert, schema, problems)``
+        Each alert (from a file or Kafka), the schema to check it against
+        (`None`: a problem, no Rubin schema) and problems already known (of
+        its file's writer schema).
+    cutouts : `bool`
+        Run the cutout checks.
+    fitsverify : `bool` or `None`
+        As for `check_cutouts` (checked once, before the first alert).
+    workers : `int`, optional
+        fitsverify runs at a time (default: the cores, at most 4).
+    """
+    use_fitsverify = cutouts and _use_fitsverify(fitsverify)
+    checks = _CutoutChecks(use_fitsverify, workers or min(4, os.cpu_count() or 1))
+    checkers: dict[Any, _SchemaChecker | None] = {}
+    try:
+        for alert, schema, known in alerts:
+            key = None if schema is None else schema.version
+            if key not in checkers:
+                checkers[key] = _checker_for(schema)
+            report = AlertReport(alert, [*known, *_record_problems(alert, schema, checkers[key])])
+            if cutouts:
+                yield from checks.add(report)
+            else:
+                yield report
+        yield from checks.finish()
+    finally:
+        checks.close()
 
 
 def validate_paths(
@@ -692,6 +939,10 @@ def validate_paths(
     schema: str | AlertSchema | None = None,
     *,
     report: ReadReport | None = None,
+    selection: Selection | None = None,
+    cutouts: bool = True,
+    fitsverify: bool | None = None,
+    workers: int | None = None,
 ) -> Iterator[AlertReport]:
     """Validate every alert in ``paths`` (files or directories).
 
@@ -705,6 +956,10 @@ def validate_paths(
     report : `ReadReport`, optional
         Collects failed-alert files skipped and files that cannot be read (or
         are corrupt part way), and the other files are still validated.
+    selection : `~alertpack.tools.selection.Selection`, optional
+        Validate only the alerts it selects.
+    cutouts, fitsverify, workers
+        As for `validate_alerts`.
 
     Yields
     ------
@@ -713,18 +968,38 @@ def validate_paths(
         Rubin name reports that on each of its alerts.
     """
     forced = load_schema(schema) if isinstance(schema, str) else schema
-    checkers: dict[Any, _SchemaChecker | None] = {}
-    for alert_file in iter_alert_files(list(paths), report=report):
-        target = forced or alert_file.schema
-        key = None if target is None else target.version
-        if key not in checkers:
-            checkers[key] = _checker_for(target)
-        file_problems = [] if forced else _writer_schema_problems(alert_file)
-        try:
-            for alert in alert_file:
-                problems = [*file_problems, *_validate_record(alert, target, checkers[key])]
-                yield AlertReport(alert, problems)
-        except InputError as error:
-            if report is None:
-                raise
-            report.errors.append(str(error))
+
+    def alerts() -> Iterator[tuple[LoadedAlert, AlertSchema | None, list[Problem]]]:
+        for alert_file in iter_alert_files(list(paths), report=report):
+            file_problems = [] if forced else _writer_schema_problems(alert_file)
+            read = iter(alert_file)
+            chosen = read if selection is None else selection.select(read)
+            try:
+                for alert in chosen:
+                    yield alert, forced or alert_file.schema, file_problems
+            except InputError as error:
+                if report is None:
+                    raise
+                report.errors.append(str(error))
+
+    return validate_alerts(alerts(), cutouts=cutouts, fitsverify=fitsverify, workers=workers)
+
+
+def validate_kafka(
+    alerts: Iterable[ConsumedAlert],
+    schema: str | AlertSchema | None = None,
+    *,
+    cutouts: bool = True,
+    fitsverify: bool | None = None,
+    workers: int | None = None,
+) -> Iterator[AlertReport]:
+    """Validate alerts read from Kafka (`~alertpack.tools.consume.iter_kafka_alerts`).
+
+    ``schema`` as for `validate_paths` (by default each message's schema id
+    names it); ``cutouts``, ``fitsverify``, ``workers`` as for `validate_alerts`.
+    """
+    forced = load_schema(schema) if isinstance(schema, str) else schema
+    return validate_alerts(
+        ((alert, forced or alert.schema, []) for alert in alerts),
+        cutouts=cutouts, fitsverify=fitsverify, workers=workers,
+    )
