@@ -141,17 +141,20 @@ def kafka_source_from_args(args: argparse.Namespace) -> tuple[ConsumerSettings, 
 
 
 def kafka_alerts_from_args(
-    args: argparse.Namespace, on_rejected: Callable[[Any], None] | None = None
+    args: argparse.Namespace,
+    on_rejected: Callable[[Any], None] | None = None,
+    selection: Any = None,
 ) -> tuple[ConsumerSettings, Iterator[Any]]:
     """``(settings, alerts)``: the `ConsumedAlert` s the options name, read lazily.
 
-    ``on_rejected`` as for `~alertpack.tools.consume.iter_kafka_alerts`.
+    ``on_rejected`` and ``selection`` as for `~alertpack.tools.consume.iter_kafka_alerts`.
     """
     # the parser stays light: imported when the command runs
     from alertpack.tools.consume import iter_kafka_alerts
 
     settings, options = kafka_source_from_args(args)
-    return settings, iter_kafka_alerts(settings, on_rejected=on_rejected, **options)
+    alerts = iter_kafka_alerts(settings, on_rejected=on_rejected, selection=selection, **options)
+    return settings, alerts
 
 
 @contextlib.contextmanager

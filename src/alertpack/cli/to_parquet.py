@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from alertpack.cli._files import report_file_problems, reported_on_error
+from alertpack.cli._select import add_selection_options, selection_from_args
 
 HELP = "flatten alerts to Parquet tables"
 
@@ -13,6 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``alertpack to-parquet``."""
     parser.add_argument("paths", nargs="+", metavar="PATH", help="Avro files or directories")
     parser.add_argument("-o", "--output", required=True, metavar="DIR")
+    add_selection_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,9 +23,10 @@ def run(args: argparse.Namespace) -> int:
     from alertpack.tools.parquet import ALERTS_TABLE, alerts_to_parquet
     from alertpack.tools.reading import ReadReport
 
+    selection = selection_from_args(args)
     report = ReadReport()
     with reported_on_error("to-parquet", report):
-        written = alerts_to_parquet(args.paths, args.output, report=report)
+        written = alerts_to_parquet(args.paths, args.output, report=report, selection=selection)
     for name, (path, rows) in written.items():
         print(f"{path}: {rows} {'alerts' if name == ALERTS_TABLE else 'rows'}")
     return report_file_problems("to-parquet", report)

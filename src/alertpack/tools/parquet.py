@@ -47,6 +47,7 @@ from alertpack.packets.avro_types import split_union
 from alertpack.schema import collect_named_types
 from alertpack.sinks.files import atomic_output, check_output_directory
 from alertpack.tools.reading import AlertFile, ReadReport, iter_alert_files
+from alertpack.tools.selection import Selection
 
 __all__ = [
     "ALERTS_TABLE",
@@ -291,8 +292,9 @@ def alerts_to_parquet(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     report: ReadReport | None = None,
+    selection: Selection | None = None,
 ) -> dict[str, tuple[Path, int]]:
-    """Flatten the alerts in ``paths`` into Parquet files in ``output_dir``.
+    """Flatten the alerts in ``paths`` (those ``selection`` selects) into Parquet files.
 
     Parameters
     ----------
@@ -308,6 +310,8 @@ def alerts_to_parquet(
         other files are still read, so that every bad file is named, but then
         nothing is written (`InputError`): the tables hold all the alerts
         given or none, never the part before a damaged block.
+    selection : `~alertpack.tools.selection.Selection`, optional
+        Write only the alerts it selects (and their history rows).
 
     Returns
     -------
@@ -332,7 +336,10 @@ def alerts_to_parquet(
                                               layout.alerts_schema)}
         for name, schema in layout.list_schemas.items():
             writers[name] = _TableWriter(stack, output / f"{name}.parquet", schema)
-        records = (alert.alert for alert in _alerts_of(_chain(first, files), report))
+        alerts = _alerts_of(_chain(first, files), report)
+        if selection is not None:
+            alerts = selection.select(alerts)
+        records = (alert.alert for alert in alerts)
         for batch in _batches(records, batch_size):
             alerts = layout.alerts_table(batch)
             writers[ALERTS_TABLE].write(alerts)

@@ -74,6 +74,7 @@ __all__ = [
     "Kind",
     "Quantity",
     "Selection",
+    "ab_flux",
     "ab_magnitude",
     "literal",
     "quantity_values",
@@ -157,6 +158,11 @@ def ab_magnitude(
     if flux_err is None or not math.isfinite(flux_err):
         return magnitude, None
     return magnitude, _MAG_PER_LN * abs(flux_err) / flux
+
+
+def ab_flux(magnitude: float) -> float:
+    """The flux in nJy of an AB magnitude (the inverse of `ab_magnitude`)."""
+    return float(10.0 ** ((_AB_ZERO_POINT_NJY - magnitude) / 2.5))
 
 
 def _source(alert: dict[str, Any]) -> dict[str, Any] | None:
