@@ -526,7 +526,7 @@ def _figure(
 def plot_alert(
     alert: LoadedAlert | dict[str, Any],
     *,
-    figsize: tuple[float, float] = (13.0, 9.0),
+    figsize: tuple[float, float] = (13.0, 9.6),
     stretch: str = DEFAULT_STRETCH,
     magnitudes: bool = False,
 ) -> Figure:
@@ -563,7 +563,7 @@ def plot_alert(
 def plot_object(
     alerts: Sequence[LoadedAlert | dict[str, Any]],
     *,
-    figsize: tuple[float, float] = (13.0, 9.0),
+    figsize: tuple[float, float] = (13.0, 9.6),
     stretch: str = DEFAULT_STRETCH,
     magnitudes: bool = False,
 ) -> Figure:
