@@ -299,9 +299,14 @@ class Problem:
 
 @dataclass
 class AlertReport:
-    """The problems found in one alert (none when it is valid)."""
+    """The problems found in one alert (none when it is valid).
 
-    alert: LoadedAlert
+    ``alert`` is the alert as read: a `LoadedAlert` from a file, a
+    `~alertpack.tools.consume.ConsumedAlert` from Kafka (one shape: ``alert``,
+    ``alert_id``, ``label``...).
+    """
+
+    alert: LoadedAlert | ConsumedAlert
     problems: list[Problem]
 
     @property

@@ -129,10 +129,9 @@ def _stretch_norm_class() -> type:
 
         def __call__(self, value: Any, clip: bool | None = None) -> Any:
             pixels = np.ma.getdata(value).astype(float)
-            levels = display_levels(
-                pixels, (float(self.vmin), float(self.vmax)), self.stretch,
-                symmetric=self.symmetric,
-            )
+            assert self.vmin is not None and self.vmax is not None  # set when constructed
+            limits = (float(self.vmin), float(self.vmax))
+            levels = display_levels(pixels, limits, self.stretch, symmetric=self.symmetric)
             return np.ma.masked_invalid(levels)
 
     return StretchNorm
@@ -141,7 +140,8 @@ def _stretch_norm_class() -> type:
 def _grey_with_no_data() -> Any:
     from matplotlib import colormaps  # as in _stretch_norm_class
 
-    return colormaps["gray"].with_extremes(bad=tuple(c / 255 for c in NO_DATA_RGB))
+    red, green, blue = (channel / 255 for channel in NO_DATA_RGB)
+    return colormaps["gray"].with_extremes(bad=(red, green, blue))
 
 
 def _draw_compass(ax: Axes, wcs: WCS, shape: tuple[int, int]) -> bool:
