@@ -1,4 +1,4 @@
-"""``alertpack broker``: the bundled Tansu broker for first steps, started and stopped as a user does."""
+"""``alertpack broker``: the bundled Tansu broker, started and stopped as a user does."""
 
 from __future__ import annotations
 
