@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from alertpack.cli._files import report_file_problems, reported_on_error
 from alertpack.cli._kafka import positive_int
 from alertpack.cli._select import add_selection_options, object_id, selection_from_args
-from alertpack.errors import InputError
+from alertpack.errors import CommandError, InputError
 
 if TYPE_CHECKING:  # the read side loads when the command runs, not with --help
     from matplotlib.figure import Figure
@@ -73,6 +73,14 @@ def run(args: argparse.Namespace) -> int:
     # the parser stays light: imported when the command runs
     from alertpack.tools.reading import ReadReport
 
+    try:
+        # matplotlib is the optional `plot` extra: said before any file is read
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise CommandError(
+            "show draws with matplotlib, which is not installed; install the plot extra: "
+            "pip install '.[plot]' in alertpack's source tree (or pip install matplotlib)"
+        ) from None
     selection = _selection(args)
     report = ReadReport()
     with reported_on_error("show", report):
