@@ -295,14 +295,20 @@ def test_validate_command_in_a_subprocess_without_fitsverify(tmp_path):
 
 def test_validate_batches_fitsverify_and_keeps_each_alerts_problems(tmp_path, capsys,
                                                                    monkeypatch):
-    import alertpack.tools.inspection as inspection
+    import alertpack.tools.cutout_checks as cutout_checks
 
-    monkeypatch.setattr(inspection, "FITSVERIFY_BATCH", 7)  # several runs, stamps split
+    monkeypatch.setattr(cutout_checks, "FITSVERIFY_BATCH", 7)  # several runs, stamps split
     schema = load_schema("11.1")
     records = [build_alert(schema, number) for number in range(12)]
     bad = {3: "cutoutScience", 8: "cutoutTemplate", 11: "cutoutDifference"}
     for number, name in bad.items():
         records[number][name] = records[number][name].replace(b"WCSAXES ", b"wcsaxes ")
+    # standard FITS with the pixels in an extension (as afw writes stamps): valid, astropy opens it
+    from astropy.io import fits
+
+    buffer = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.ones((9, 9), np.float32))]).writeto(buffer)
+    records[5]["cutoutScience"] = buffer.getvalue()
     path = write_alert_file(tmp_path / "a.avro", schema, records)
     reports = list(validate_paths([path], workers=2))
     assert [r.alert.alert_id for r in reports] == [r["diaSourceId"] for r in records]

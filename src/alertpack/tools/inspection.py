@@ -32,17 +32,13 @@ from Kafka (`kafka_alerts`, `validate_kafka`), and a
 
 from __future__ import annotations
 
-import collections
 import datetime
-import io
 import itertools
 import json
 import math
 import os
-import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import numpy as np
@@ -53,11 +49,13 @@ from alertpack.kafka.settings import ConsumerSettings
 from alertpack.packets.avro_types import FLOAT32_MAX, INT_RANGES
 from alertpack.schema import AlertSchema, collect_named_types, load_schema
 from alertpack.tools.consume import ConsumedAlert, iter_kafka_alerts
-from alertpack.tools.fitsverify import (
-    FitsverifyBatch,
-    fitsverify_available,
-    fitsverify_executable,
-    run_fitsverify_many,
+from alertpack.tools.cutout_checks import (
+    ERROR,
+    WARNING,
+    CutoutChecks,
+    Problem,
+    check_cutouts,
+    use_fitsverify,
 )
 from alertpack.tools.reading import (
     CUTOUT_FIELDS,
@@ -263,38 +261,6 @@ def write_json_lines(rows: Iterable[dict[str, Any]], stream: TextIO) -> int:
 
 
 # -------------------------------------------------------------------------- validate
-
-
-ERROR = "error"
-WARNING = "warning"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with an alert.
-
-    Attributes
-    ----------
-    check : `str`
-        ``schema``, ``ids``, ``history`` or ``cutouts``.
-    message : `str`
-        What is wrong, naming the field and value.
-    severity : `str`
-        ``"error"`` (the alert is broken) or ``"warning"`` (it departs from a
-        packaging convention the schema does not demand).
-    """
-
-    check: str
-    message: str
-    severity: str = ERROR
-
-    def __str__(self) -> str:
-        return f"{self.severity}: {self.check}: {self.message}"
-
-    @property
-    def is_error(self) -> bool:
-        """True for an error, False for a warning."""
-        return self.severity == ERROR
 
 
 @dataclass
@@ -646,88 +612,6 @@ def check_history(record: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def check_cutouts(record: dict[str, Any], *, fitsverify: bool | None = None) -> list[Problem]:
-    """Every cutout opens with astropy as a 2-D image and passes ``fitsverify``.
-
-    Parameters
-    ----------
-    record : `dict`
-        A decoded alert.
-    fitsverify : `bool` or `None`
-        Run ``fitsverify`` over the cutouts: `True` always (an `InputError`
-        when it is not installed), `False` never, `None` when it is installed.
-    """
-    use_fitsverify = _use_fitsverify(fitsverify)
-    stamps = [(name, record[name]) for name in CUTOUT_FIELDS if record.get(name) is not None]
-    verified = run_fitsverify_many([data for _, data in stamps]) if use_fitsverify else []
-    problems: list[Problem] = []
-    for position, (name, data) in enumerate(stamps):
-        problems.extend(_astropy_problems(name, data, whole=not use_fitsverify))
-        if use_fitsverify:
-            problems.extend(_fitsverify_problems(name, verified[position]))
-    return problems
-
-
-def _use_fitsverify(wanted: bool | None) -> bool:
-    """Whether to run fitsverify; `True` when it is missing raises its install hint."""
-    if wanted is None:
-        return fitsverify_available()
-    if wanted:
-        fitsverify_executable()
-    return wanted
-
-
-def _astropy_problems(name: str, data: bytes, *, whole: bool = True) -> list[Problem]:
-    """The cutout opens with astropy and its first image (header and pixels) is 2-D.
-
-    ``whole``: open every HDU, as astropy users do; without it (fitsverify
-    checks the whole file's structure), the primary HDU alone when it holds
-    the pixels, which is a third of the work.
-    """
-    # astropy.io.fits (~0.2 s) only for checking cutouts: inspect never opens them
-    from astropy.io import fits
-    from astropy.utils.exceptions import AstropyWarning
-
-    try:
-        with warnings.catch_warnings():
-            # what astropy warns about (a truncated file) it fails on too: one problem, no noise
-            warnings.simplefilter("ignore", AstropyWarning)
-            return _first_image_problems(fits, name, data, whole=whole)
-    except Exception as error:  # astropy raises many types for unreadable FITS
-        return [Problem("cutouts", f"{name} does not open with astropy.io.fits: {error}")]
-
-
-def _first_image_problems(fits: Any, name: str, data: bytes, *, whole: bool) -> list[Problem]:
-    if not whole:
-        primary = fits.PrimaryHDU.readfrom(io.BytesIO(data))
-        if primary.header.get("NAXIS", 0) and primary.data is not None:
-            return _dimension_problems(name, primary.data)
-    with fits.open(io.BytesIO(data)) as hdus:
-        # the first HDU with pixels is the stamp (the planes after it are read too)
-        for hdu in hdus:
-            if hdu.is_image and hdu.header.get("NAXIS", 0) and hdu.data is not None:
-                return _dimension_problems(name, hdu.data)
-    return [Problem("cutouts", f"{name} holds no image data")]
-
-
-def _dimension_problems(name: str, pixels: np.ndarray) -> list[Problem]:
-    if pixels.ndim == 2:
-        return []
-    return [Problem("cutouts", f"{name} image is {pixels.ndim}-D (shape {pixels.shape}), not 2-D")]
-
-
-def _fitsverify_problems(name: str, messages: list[str]) -> list[Problem]:
-    # fitsverify's own warnings (e.g. a deprecated keyword) are advice, not a broken file
-    return [
-        Problem(
-            "cutouts",
-            f"{name}: fitsverify: {line}",
-            WARNING if line.startswith("*** Warning") else ERROR,
-        )
-        for line in messages
-    ]
-
-
 def _writer_schema_problems(alert_file: AlertFile) -> list[Problem]:
     """A writer schema that claims a Rubin version but is not its shipped definition."""
     if alert_file.schema is None:
@@ -799,106 +683,6 @@ def _record_problems(
     return problems
 
 
-#: stamps checked by one fitsverify run: its start costs more than checking a stamp
-FITSVERIFY_BATCH = 96
-
-#: a batch smaller than that is sent anyway once its first stamp waited this long (seconds)
-FITSVERIFY_WAIT = 1.0
-
-
-@dataclass
-class _Waiting:
-    """An alert whose report waits for its cutouts' fitsverify results."""
-
-    report: AlertReport
-    astropy: dict[str, list[Problem]]
-    verified: dict[str, list[str]] = field(default_factory=dict)
-
-    @property
-    def complete(self) -> bool:
-        return len(self.verified) == len(self.astropy)
-
-    def finish(self) -> AlertReport:
-        for name, problems in self.astropy.items():
-            self.report.problems.extend(problems)
-            if name in self.verified:
-                self.report.problems.extend(_fitsverify_problems(name, self.verified[name]))
-        return self.report
-
-
-class _CutoutChecks:
-    """The cutout checks of a stream of alerts, reports handed back in input order.
-
-    astropy opens each stamp here; ``fitsverify`` runs over batches of
-    `FITSVERIFY_BATCH` stamps, ``workers`` runs at a time beside this process
-    (`~alertpack.tools.fitsverify.FitsverifyBatch`). The alerts held are
-    bounded by the runs in flight.
-    """
-
-    def __init__(self, fitsverify: bool, workers: int) -> None:
-        self.fitsverify = fitsverify
-        self.workers = max(1, workers)
-        self._waiting: collections.deque[_Waiting] = collections.deque()
-        self._batch: list[tuple[_Waiting, str, bytes]] = []
-        self._batch_started = 0.0
-        self._in_flight: collections.deque[
-            tuple[FitsverifyBatch, list[tuple[_Waiting, str]]]
-        ] = collections.deque()
-
-    def add(self, report: AlertReport) -> Iterator[AlertReport]:
-        """Check the cutouts of ``report``'s alert; the reports complete so far, in order."""
-        record = report.alert.alert
-        stamps = [(name, record[name]) for name in CUTOUT_FIELDS if record.get(name) is not None]
-        waiting = _Waiting(report, {
-            name: _astropy_problems(name, data, whole=not self.fitsverify) for name, data in stamps
-        })
-        if not self.fitsverify:
-            waiting.verified = {name: [] for name, _ in stamps}
-        else:
-            if not self._batch:
-                self._batch_started = time.monotonic()
-            self._batch.extend((waiting, name, data) for name, data in stamps)
-        self._waiting.append(waiting)
-        if self._batch and (
-            len(self._batch) >= FITSVERIFY_BATCH
-            or time.monotonic() - self._batch_started >= FITSVERIFY_WAIT
-        ):
-            self._send()
-        self._collect(block=len(self._in_flight) >= self.workers)
-        return self._complete()
-
-    def finish(self) -> Iterator[AlertReport]:
-        """The reports still waiting, once every batch is checked."""
-        if self._batch:
-            self._send()
-        self._collect(block=True, every=True)
-        return self._complete()
-
-    def close(self) -> None:
-        """Stop the runs still going (the reader stopped early) and remove their files."""
-        while self._in_flight:
-            batch, _ = self._in_flight.popleft()
-            batch.close()
-
-    def _send(self) -> None:
-        stamps, self._batch = self._batch, []
-        batch = FitsverifyBatch([data for _, _, data in stamps])
-        self._in_flight.append((batch, [(waiting, name) for waiting, name, _ in stamps]))
-
-    def _collect(self, *, block: bool, every: bool = False) -> None:
-        while self._in_flight and (block or self._in_flight[0][0].done()):
-            batch, stamps = self._in_flight.popleft()
-            for (waiting, name), messages in zip(stamps, batch.results(), strict=True):
-                waiting.verified[name] = messages
-            block = every
-
-    def _complete(self) -> Iterator[AlertReport]:
-        done = []
-        while self._waiting and self._waiting[0].complete:
-            done.append(self._waiting.popleft().finish())
-        return iter(done)
-
-
 def validate_alerts(
     alerts: Iterable[tuple[LoadedAlert | ConsumedAlert, AlertSchema | None, list[Problem]]],
     *,
@@ -919,10 +703,12 @@ def validate_alerts(
     fitsverify : `bool` or `None`
         As for `check_cutouts` (checked once, before the first alert).
     workers : `int`, optional
-        fitsverify runs at a time (default: the cores, at most 4).
+        fitsverify runs at a time, each a process of its own beside this one
+        (default: the cores, at most 4).
     """
-    use_fitsverify = cutouts and _use_fitsverify(fitsverify)
-    checks = _CutoutChecks(use_fitsverify, workers or min(4, os.cpu_count() or 1))
+    verifying = cutouts and use_fitsverify(fitsverify)
+    runs = workers if workers is not None else min(4, os.cpu_count() or 1)
+    checks: CutoutChecks[AlertReport] = CutoutChecks(verifying, runs)
     checkers: dict[Any, _SchemaChecker | None] = {}
     try:
         for alert, schema, known in alerts:
