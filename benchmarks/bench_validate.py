@@ -17,8 +17,10 @@ writes it, three cutouts of four HDUs each) is validated by whole processes,
 - ours with ``--no-fitsverify`` and ours without fitsverify on the ``PATH``
   (a pip user), for information.
 
-Each runs on the same files, one after the other, ``--repeats`` times (the
-baseline once in a full run: it takes about a minute); the best run counts.
+Each runs on the same files, in rounds (every variant once a round, so that
+a change in the shared machine's load falls on all of them), ``--repeats``
+rounds (the baseline in ``--baseline-repeats`` of them: a full run of it
+takes about a minute); the best run of each counts.
 Per alert is the whole run divided by the alerts, start-up included; the
 marginal cost per alert (the run minus one on a 5-alert directory) is shown
 too. Both must print the same verdict. Target (issue 20): ours >= 10x faster
@@ -91,11 +93,6 @@ def run_validate(directory: Path, source: Path, *extra: str, path_env: str | Non
     return seconds, lines[-1]
 
 
-def best_of(repeats: int, *args, **kwargs) -> tuple[float, str]:
-    runs = [run_validate(*args, **kwargs) for _ in range(repeats)]
-    return min(seconds for seconds, _ in runs), runs[-1][1]
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="40 alerts, one run each")
@@ -120,22 +117,36 @@ def main(argv: list[str] | None = None) -> int:
         baseline = baseline_tree(scratch_path)
         no_fitsverify_path = str(scratch_path / "empty-path")
         os.mkdir(no_fitsverify_path)
+        variants = {
+            "ours": (ours, (), None),
+            "baseline": (baseline, (), None),
+            "ours --no-fitsverify": (ours, ("--no-fitsverify",), None),
+            "ours, no fitsverify on PATH": (ours, (), no_fitsverify_path),
+        }
+        # rounds: each variant once per round, so that a change of the machine's load
+        # (it is shared) falls on all of them; the baseline in the first rounds only
+        runs: dict[str, list[tuple[float, float, str]]] = {name: [] for name in variants}
+        for round_number in range(max(args.repeats, args.baseline_repeats)):
+            for name, (source, extra, path_env) in variants.items():
+                wanted = args.baseline_repeats if name == "baseline" else args.repeats
+                if round_number >= wanted:
+                    continue
+                seconds, verdict = run_validate(big, source, *extra, path_env=path_env)
+                small_seconds, _ = run_validate(small, source, *extra, path_env=path_env)
+                runs[name].append((seconds, small_seconds, verdict))
         measured = {}
-        for name, source, repeats, extra, path_env in (
-            ("ours", ours, args.repeats, (), None),
-            ("baseline", baseline, args.baseline_repeats, (), None),
-            ("ours --no-fitsverify", ours, args.repeats, ("--no-fitsverify",), None),
-            ("ours, no fitsverify on PATH", ours, args.repeats, (), no_fitsverify_path),
-        ):
-            seconds, verdict = best_of(repeats, big, source, *extra, path_env=path_env)
-            start_seconds, _ = best_of(repeats, small, source, *extra, path_env=path_env)
+        for name, done in runs.items():
+            seconds = min(run[0] for run in done)
+            start_seconds = min(run[1] for run in done)
             measured[name] = {
                 "seconds": seconds,
-                "verdict": verdict,
+                "verdict": done[-1][2],
                 "per_alert_ms": 1e3 * seconds / args.alerts,
                 "marginal_ms": 1e3 * max(seconds - start_seconds, 0.0) / (args.alerts - 5),
                 "five_alert_seconds": start_seconds,
+                "runs": len(done),
             }
+    print("load average at the end: " + " ".join(f"{load:.2f}" for load in os.getloadavg()))
     table = Table([Column("run", 28, align="<"), Column("seconds", 8, ".2f"),
                    Column("ms/alert", 9, ".2f"), Column("marginal", 9, ".2f"),
                    Column("5 alerts s", 10, ".2f"), Column("verdict", 40, align="<")])

@@ -310,7 +310,7 @@ def test_validate_batches_fitsverify_and_keeps_each_alerts_problems(tmp_path, ca
     fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.ones((9, 9), np.float32))]).writeto(buffer)
     records[5]["cutoutScience"] = buffer.getvalue()
     path = write_alert_file(tmp_path / "a.avro", schema, records)
-    reports = list(validate_paths([path], workers=2))
+    reports = list(validate_paths([path], runs=2))
     assert [r.alert.alert_id for r in reports] == [r["diaSourceId"] for r in records]
     for number, report in enumerate(reports):
         messages = [str(p) for p in report.problems]

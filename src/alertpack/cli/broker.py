@@ -5,19 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from alertpack.cli._kafka import port_number
 from alertpack.kafka.local_broker import DEFAULT_PORT, HOST, LocalBroker
 
 HELP = "run a Kafka broker on 127.0.0.1 for trying alertpack (Tansu, in memory; Ctrl-C stops)"
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port number (0 to 65535)")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "kept in memory until it stops. For first steps and tests, not for production."
     )
     parser.add_argument(
-        "--port", type=_port, default=DEFAULT_PORT,
+        "--port", type=port_number, default=DEFAULT_PORT,
         help=f"port on {HOST} (default {DEFAULT_PORT}; 0 for any free port)",
     )
     parser.add_argument(

@@ -20,10 +20,10 @@ but the schema does not demand; lsst-alert-packet's own sample alerts do):
   (the official samples do so), or a link is null where the alert has an id;
 - *history* (warnings): previous sources and forced sources are oldest first
   and earlier than the current source;
-- *cutouts* (errors): each stamp opens with astropy as a 2-D image and passes
-  ``fitsverify``, the reference FITS-standard checker, when it is installed
-  (`check_cutouts`); ``fitsverify`` checks many stamps per run, in threads
-  beside the decoding (`validate_alerts`).
+- *cutouts* (errors): each stamp passes ``fitsverify``, the reference
+  FITS-standard checker, when it is installed, and is a 2-D image astropy
+  opens (`alertpack.tools.cutout_checks`); ``fitsverify`` checks many stamps
+  per run, in the background beside the decoding (`validate_alerts`).
 
 Both take alerts from files (`iter_alert_summaries`, `validate_paths`) or
 from Kafka (`kafka_alerts`, `validate_kafka`), and a
@@ -688,7 +688,7 @@ def validate_alerts(
     *,
     cutouts: bool = True,
     fitsverify: bool | None = None,
-    workers: int | None = None,
+    runs: int | None = None,
 ) -> Iterator[AlertReport]:
     """Validate a stream of alerts; the reports come in input order.
 
@@ -702,13 +702,13 @@ def validate_alerts(
         Run the cutout checks.
     fitsverify : `bool` or `None`
         As for `check_cutouts` (checked once, before the first alert).
-    workers : `int`, optional
+    runs : `int`, optional
         fitsverify runs at a time, each a process of its own beside this one
         (default: the cores, at most 4).
     """
     verifying = cutouts and use_fitsverify(fitsverify)
-    runs = workers if workers is not None else min(4, os.cpu_count() or 1)
-    checks: CutoutChecks[AlertReport] = CutoutChecks(verifying, runs)
+    in_flight = runs if runs is not None else min(4, os.cpu_count() or 1)
+    checks: CutoutChecks[AlertReport] = CutoutChecks(verifying, in_flight)
     checkers: dict[Any, _SchemaChecker | None] = {}
     try:
         for alert, schema, known in alerts:
@@ -733,7 +733,7 @@ def validate_paths(
     selection: Selection | None = None,
     cutouts: bool = True,
     fitsverify: bool | None = None,
-    workers: int | None = None,
+    runs: int | None = None,
 ) -> Iterator[AlertReport]:
     """Validate every alert in ``paths`` (files or directories).
 
@@ -749,7 +749,7 @@ def validate_paths(
         are corrupt part way), and the other files are still validated.
     selection : `~alertpack.tools.selection.Selection`, optional
         Validate only the alerts it selects.
-    cutouts, fitsverify, workers
+    cutouts, fitsverify, runs
         As for `validate_alerts`.
 
     Yields
@@ -773,7 +773,7 @@ def validate_paths(
                     raise
                 report.errors.append(str(error))
 
-    return validate_alerts(alerts(), cutouts=cutouts, fitsverify=fitsverify, workers=workers)
+    return validate_alerts(alerts(), cutouts=cutouts, fitsverify=fitsverify, runs=runs)
 
 
 def validate_kafka(
@@ -782,15 +782,15 @@ def validate_kafka(
     *,
     cutouts: bool = True,
     fitsverify: bool | None = None,
-    workers: int | None = None,
+    runs: int | None = None,
 ) -> Iterator[AlertReport]:
     """Validate alerts read from Kafka (`~alertpack.tools.consume.iter_kafka_alerts`).
 
     ``schema`` as for `validate_paths` (by default each message's schema id
-    names it); ``cutouts``, ``fitsverify``, ``workers`` as for `validate_alerts`.
+    names it); ``cutouts``, ``fitsverify``, ``runs`` as for `validate_alerts`.
     """
     forced = load_schema(schema) if isinstance(schema, str) else schema
     return validate_alerts(
         ((alert, forced or alert.schema, []) for alert in alerts),
-        cutouts=cutouts, fitsverify=fitsverify, workers=workers,
+        cutouts=cutouts, fitsverify=fitsverify, runs=runs,
     )
