@@ -363,3 +363,35 @@ def test_inspect_reads_a_kafka_topic(kafka_broker, capsys):
     assert len(capsys.readouterr().out.splitlines()) == 2
     assert main(["inspect", "x.avro", "--topic", "t"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_validate_shows_a_progress_bar_on_a_terminal_only(tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    consistent_alert_file(tmp_path, n_alerts=3)
+    command = [sys.executable, "-m", "alertpack.cli", "validate", str(tmp_path)]
+    # stderr a terminal: a bar (tqdm) that counts the alerts of the files
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=follower, check=False,
+                               timeout=120)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed once everything was read
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert completed.returncode == 0
+    assert completed.stdout.decode().strip() == "all 3 alerts valid"
+    assert b"3/3" in shown and b"alert" in shown
+    # not a terminal (a log): no bar, no line per alert
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert completed.returncode == 0 and completed.stderr == ""

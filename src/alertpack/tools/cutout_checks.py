@@ -70,7 +70,6 @@ class Problem:
         return self.severity == ERROR
 
 
-
 class _Checked(Protocol):
     """What `CutoutChecks` takes: a report of an alert read, its problems still growing."""
 
