@@ -69,6 +69,9 @@ def test_inspect_and_to_parquet_select_with_where_and_object(alert_file, records
     assert set(history.column("alert_diaSourceId").to_pylist()) == set(_ids(records, [3, 4, 5]))
     assert history.num_rows == sum(len(records[n]["prvDiaSources"]) for n in (3, 4, 5))
 
+    assert main(["to-parquet", str(alert_file), "-o", str(out), "--where", "ra > 999"]) == 0
+    assert "no alerts selected" in capsys.readouterr().err
+    assert pq.read_table(out / "alerts.parquet").num_rows == 0
     assert main(["to-parquet", str(alert_file), "-o", str(out), "--where", "mag >"]) == 2
     assert "--where: selection 'mag >'" in capsys.readouterr().err
 

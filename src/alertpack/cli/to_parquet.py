@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from alertpack.cli._files import report_file_problems, reported_on_error
 from alertpack.cli._select import add_selection_options, selection_from_args
@@ -29,4 +30,6 @@ def run(args: argparse.Namespace) -> int:
         written = alerts_to_parquet(args.paths, args.output, report=report, selection=selection)
     for name, (path, rows) in written.items():
         print(f"{path}: {rows} {'alerts' if name == ALERTS_TABLE else 'rows'}")
+    if selection is not None and written[ALERTS_TABLE][1] == 0:
+        print("alertpack to-parquet: no alerts selected: the tables are empty", file=sys.stderr)
     return report_file_problems("to-parquet", report)
