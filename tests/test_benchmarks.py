@@ -164,3 +164,17 @@ def test_bench_apdb_quick_reads_both_backends(tmp_path):
         assert result["alerts"] == 20  # the quick APDB's new sources of detector 42
         assert 0 < result["query_s"] <= result["read_s"]
         assert result["package_s"] > 0
+
+
+@pytest.mark.slow
+def test_bench_validate_quick_runs_both_validates_on_the_same_files(tmp_path):
+    json_path = tmp_path / "validate.json"
+    completed = run_quick("bench_validate.py", "--json", str(json_path))
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads(json_path.read_text())
+    runs = results["runs"]
+    assert set(runs) >= {"ours", "baseline", "ours --no-fitsverify"}
+    # the code of before, extracted from git, validated the same alerts with the same verdict
+    assert runs["ours"]["verdict"] == runs["baseline"]["verdict"] == "all 40 alerts valid"
+    assert all(run["seconds"] > 0 for run in runs.values())
+    assert results["speedup"] > 1.0

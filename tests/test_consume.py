@@ -194,3 +194,36 @@ def test_consume_command_errors(monkeypatch, capsys):
     monkeypatch.delenv("AP_KAFKA_CONSUMER_PASSWORD", raising=False)
     assert cli_main(["consume", "--server", "h:1", "--topic", "t"]) == 2
     assert "AP_KAFKA_CONSUMER_PASSWORD" in capsys.readouterr().err
+
+
+def test_a_read_without_idle_limit_ends_when_its_stop_event_is_set(kafka_broker, tmp_path):
+    server, topic = kafka_broker.bootstrap, "no-idle-limit"
+    produce(server, topic, make_alerts(2, first_id=40_000), tmp_path)
+    stop = threading.Event()
+    read: list = []
+    finished = threading.Event()
+
+    def reader() -> None:
+        for alert in iter_kafka_alerts(server, topic, from_beginning=True, timeout=None,
+                                       stop=stop):
+            read.append(alert.alert_id)
+        finished.set()
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while len(read) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(read) == 2
+    # quiet for longer than any idle limit it could have: still reading
+    assert not finished.wait(3.0)
+    produce(server, topic, make_alerts(1, first_id=40_100), tmp_path)
+    deadline = time.monotonic() + 10
+    while len(read) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(read) == [40_000, 40_001, 40_100]
+    stopped = time.monotonic()
+    stop.set()
+    assert finished.wait(5.0)
+    assert time.monotonic() - stopped < 1.5  # within a poll or so
+    thread.join(5)

@@ -262,22 +262,79 @@ def test_cutout_checks_use_astropy_and_fitsverify(tmp_path, capsys):
     assert make_cutout(1.0, 2.0) != good  # cutouts differ per position
 
 
-def test_validate_command_in_a_subprocess_reports_missing_fitsverify(tmp_path):
-    consistent_alert_file(tmp_path, n_alerts=1)
+def test_validate_command_in_a_subprocess_without_fitsverify(tmp_path):
+    path = consistent_alert_file(tmp_path, n_alerts=3)
     command = [sys.executable, "-m", "alertpack.cli", "validate", str(tmp_path)]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.strip() == "all 1 alerts valid"
-    # without fitsverify on the PATH the cutouts cannot be certified: a problem
+    assert completed.stdout.strip() == "all 3 alerts valid"
+    assert completed.stderr == ""
+    # without fitsverify on the PATH (a pip user): one notice, the checks skipped, no errors
     environment = {**os.environ, "PATH": str(tmp_path)}
     completed = subprocess.run(command, capture_output=True, text=True, env=environment,
                                check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "all 3 alerts valid (cutouts not checked with fitsverify)"
+    (notice,) = completed.stderr.splitlines()
+    assert "fitsverify is not installed" in notice and "apt-get install fitsverify" in notice
+    # astropy still opens every cutout: a broken one is an error without fitsverify too
+    schema = load_schema("11.1")
+    record = build_alert(schema, 7)
+    record["cutoutDifference"] = record["cutoutDifference"][:3000]
+    write_alert_file(path, schema, [record])
+    completed = subprocess.run(command, capture_output=True, text=True, env=environment,
+                               check=False)
     assert completed.returncode == 1
-    lines = completed.stdout.splitlines()
-    assert len(lines) == 4 and "1 of 1 alerts invalid (3 errors)" == lines[-1]
-    assert "cutoutScience not checked against the FITS standard" in lines[0]
-    assert "apt-get install fitsverify" in lines[0]
+    assert "error: cutouts: cutoutDifference does not open with astropy.io.fits" \
+        in completed.stdout
+    # --no-fitsverify: no notice
+    completed = subprocess.run([*command, "--no-fitsverify"], capture_output=True, text=True,
+                               env=environment, check=False)
+    assert completed.returncode == 1 and completed.stderr == ""
 
+
+def test_validate_batches_fitsverify_and_keeps_each_alerts_problems(tmp_path, capsys,
+                                                                   monkeypatch):
+    import alertpack.tools.cutout_checks as cutout_checks
+
+    monkeypatch.setattr(cutout_checks, "FITSVERIFY_BATCH", 7)  # several runs, stamps split
+    schema = load_schema("11.1")
+    records = [build_alert(schema, number) for number in range(12)]
+    bad = {3: "cutoutScience", 8: "cutoutTemplate", 11: "cutoutDifference"}
+    for number, name in bad.items():
+        records[number][name] = records[number][name].replace(b"WCSAXES ", b"wcsaxes ")
+    # standard FITS with the pixels in an extension (as afw writes stamps): valid, astropy opens it
+    from astropy.io import fits
+
+    buffer = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.ones((9, 9), np.float32))]).writeto(buffer)
+    records[5]["cutoutScience"] = buffer.getvalue()
+    path = write_alert_file(tmp_path / "a.avro", schema, records)
+    reports = list(validate_paths([path], runs=2))
+    assert [r.alert.alert_id for r in reports] == [r["diaSourceId"] for r in records]
+    for number, report in enumerate(reports):
+        messages = [str(p) for p in report.problems]
+        if number in bad:
+            assert messages and all(f"{bad[number]}: fitsverify: *** Error" in m
+                                    for m in messages), messages
+        else:
+            assert messages == []
+    # the same, one alert at a time
+    for number in bad:
+        single = [str(p) for p in validate_alert(reports[number].alert)]
+        assert single == [str(p) for p in reports[number].problems]
+    # --where/--object: only the selected alerts are checked
+    assert main(["validate", str(path), "--where", f"id == {records[3]['diaSourceId']}"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "1 of 1 alerts invalid (1 errors)"
+    assert main(["validate", str(path), "--object", str(records[0]["diaObject"]["diaObjectId"]),
+                 "--object", str(records[1]["diaObject"]["diaObjectId"])]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "all 2 alerts valid"
+    assert main(["validate", str(path), "--where", "band == r"]) == 2
+    error = capsys.readouterr().err
+    assert "--where: selection 'band == r'" in error and "quoted: 'r'" in error
+    assert main(["validate", str(path), "--where", "band == 'nope'"]) == 1
+    assert "no alerts selected" in capsys.readouterr().err
 
 
 @pytest.mark.kafka
@@ -306,3 +363,35 @@ def test_inspect_reads_a_kafka_topic(kafka_broker, capsys):
     assert len(capsys.readouterr().out.splitlines()) == 2
     assert main(["inspect", "x.avro", "--topic", "t"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_validate_shows_a_progress_bar_on_a_terminal_only(tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    consistent_alert_file(tmp_path, n_alerts=3)
+    command = [sys.executable, "-m", "alertpack.cli", "validate", str(tmp_path)]
+    # stderr a terminal: a bar (tqdm) that counts the alerts of the files
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=follower, check=False,
+                               timeout=120)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed once everything was read
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert completed.returncode == 0
+    assert completed.stdout.decode().strip() == "all 3 alerts valid"
+    assert b"3/3" in shown and b"alert" in shown
+    # not a terminal (a log): no bar, no line per alert
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert completed.returncode == 0 and completed.stderr == ""

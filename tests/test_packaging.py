@@ -136,7 +136,7 @@ def test_console_script_runs_in_a_subprocess(tmp_path):
 
 def test_package_sample_focal_plane_through_the_pool(tmp_path, capsys):
     code = main([
-        "package", "--sample", "--detectors", "3", "--workers", "2", "--n-sources", "5",
+        "package", "--sample", "--sample-detectors", "3", "--workers", "2", "--n-sources", "5",
         "--image-size", "300x320", "-o", str(tmp_path),
     ])
     assert code == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -143,3 +144,139 @@ def test_show_in_a_subprocess_writes_a_pdf(tmp_path):
     )
     assert completed.returncode == 0, completed.stderr
     assert output.read_bytes().startswith(b"%PDF") and output.stat().st_size > 10_000
+
+
+def _object_file(tmp_path, n_alerts=4):
+    """``n_alerts`` alerts of one diaObject at later and later times, and one of another.
+
+    Alert k is the object's source k+2, its history the sources and forced
+    photometry before it, as a pipeline would send them.
+    """
+    schema = load_schema("11.1")
+    full = build_alert(schema, 0, n_previous=n_alerts + 1, n_forced=6)
+    sources = [*full["prvDiaSources"], full["diaSource"]]
+    records = []
+    for k in range(2, n_alerts + 2):
+        record = dict(full)
+        record["diaSource"] = sources[k]
+        record["diaSourceId"] = sources[k]["diaSourceId"]
+        record["prvDiaSources"] = sources[:k]
+        record["prvDiaForcedSources"] = [
+            f for f in full["prvDiaForcedSources"]
+            if f["midpointMjdTai"] < sources[k]["midpointMjdTai"]
+        ]
+        records.append(record)
+    records.append(build_alert(schema, 3))
+    return write_alert_file(tmp_path / "object.avro", schema, records), records
+
+
+def test_show_a_whole_object_and_several_alerts(tmp_path, monkeypatch, capsys):
+    from alertpack.tools.plotting import plot_object
+
+    path, records = _object_file(tmp_path)
+    object_id = records[0]["diaObject"]["diaObjectId"]
+    monkeypatch.chdir(tmp_path)
+    # the object: one figure, named after it when -o is absent
+    assert main(["show", str(path), "--object", str(object_id)]) == 0
+    assert f"wrote object-{object_id}.png (object {object_id}, 4 alert(s))" in \
+        capsys.readouterr().out
+    assert imread(tmp_path / f"object-{object_id}.png").shape[0] >= 800
+    figure = plot_object(records[:4])
+    assert f"diaObject {object_id}   4 alert(s)" in figure.get_suptitle()
+    assert f"latest alert {records[3]['diaSourceId']}" in figure.get_suptitle()
+    stars = [line for line in figure.axes[3].lines if line.get_marker() == "*"]
+    assert sum(len(line.get_xdata()) for line in stars) == 4  # each alert's own detection
+    plotted = np.concatenate([line.get_xdata() for line in figure.axes[3].lines
+                              if line.get_marker() in ("o", "s", "*")])
+    measured = {(s["diaSourceId"], s["midpointMjdTai"]) for r in records[:4]
+                for s in [r["diaSource"], *r["prvDiaSources"]]}
+    forced = {(s["diaForcedSourceId"], s["midpointMjdTai"]) for r in records[:4]
+              for s in r["prvDiaForcedSources"]}
+    assert len(plotted) == len(measured) + len(forced)  # each measurement once
+
+    # its alerts one by one: default names, a directory, the pages of a PDF, STEM-NAME files
+    where = ["--where", f"object == {object_id}"]
+    ids = [r["diaSourceId"] for r in records[:4]]
+    assert main(["show", str(path), *where, "--max", "2"]) == 1
+    assert sorted(p.name for p in tmp_path.glob("alert-*.png")) == [
+        f"alert-{i}.png" for i in ids[:2]]
+    assert "drew 2 of the 4 alerts selected; --max N for more" in capsys.readouterr().err
+    two = ["--id", str(ids[2]), "--id", str(ids[3])]
+    assert main(["show", str(path), *two, "-o", "figures/"]) == 0
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
+        f"alert-{i}.png" for i in ids[2:]]
+    assert main(["show", str(path), *two, "-o", "pages.pdf"]) == 0
+    assert "wrote pages.pdf: 2 page(s)" in capsys.readouterr().out
+    pdf = (tmp_path / "pages.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page\b", pdf)) == 2
+    assert main(["show", str(path), *two, "-o", "x.png"]) == 0
+    assert sorted(p.name for p in tmp_path.glob("x-*.png")) == [
+        f"x-alert-{i}.png" for i in ids[2:]]
+    assert main(["show", str(path), "--object", "12345"]) == 2
+    assert "no alert of diaObject 12345 among the 5 alerts" in capsys.readouterr().err
+
+
+def test_show_stretches_scale_bar_magnitudes_padding_and_designation(tmp_path):
+    import io
+
+    from astropy.io import fits
+
+    from test_reading import fill_record
+
+    schema = load_schema("11.1")
+    record = build_alert(schema, 1, n_previous=5, n_forced=6)
+    zscale = plot_alert(record)
+    asinh = plot_alert(record, stretch="asinh")
+    for figure, name in ((zscale, "zscale"), (asinh, "asinh")):
+        titles = [ax.get_title() for ax in figure.axes[:3]]
+        assert all(title.split("\n")[1].startswith(name) for title in titles)
+    science, template, difference = (ax.images[0] for ax in asinh.axes[:3])
+    assert science.get_clim() == template.get_clim()
+    assert difference.get_clim()[0] == pytest.approx(-difference.get_clim()[1])
+    # between the same limits as linear, asinh lifts the faint pixels
+    linear = plot_alert(record, stretch="linear")
+    assert linear.axes[0].images[0].get_clim() == science.get_clim()
+
+    def median_level(figure):
+        image = figure.axes[0].images[0]
+        return float(np.ma.median(image.norm(image.get_array()).compressed()))
+
+    assert median_level(asinh) > median_level(linear) + 0.1
+    # a scale bar of round arcseconds, at most 30% of the stamp (0.2"/pixel, 31 pixels: 1")
+    labels = [t.get_text() for ax in zscale.axes[:3] for t in ax.texts]
+    assert labels.count("1″") == 3
+    # flux with an AB magnitude axis on the right; or magnitudes with upper limits
+    magnitude_axis = zscale.axes[4]
+    assert magnitude_axis.get_ylabel() == "AB magnitude"
+    assert [float(t.get_text()) for t in magnitude_axis.get_yticklabels()]
+    record["prvDiaForcedSources"][0]["psfFlux"] = 30.0  # S/N 0.5: an upper limit
+    in_magnitudes = plot_alert(record, magnitudes=True).axes[3]
+    assert in_magnitudes.get_ylabel() == "AB magnitude" and in_magnitudes.yaxis_inverted()
+    limits = [line for line in in_magnitudes.lines if line.get_marker() == "v"]
+    assert len(limits) == 1 and limits[0].get_ydata()[0] == pytest.approx(
+        31.4 - 2.5 * np.log10(5 * 60.0))
+    # a padded stamp: NaN pixels drawn in a colour of their own and counted in the title
+    with fits.open(io.BytesIO(record["cutoutScience"])) as hdus:
+        hdus[0].data[:, :8] = np.nan
+        buffer = io.BytesIO()
+        hdus.writeto(buffer)
+    record["cutoutScience"] = buffer.getvalue()
+    # an asteroid: its designation in the header
+    record["ssSource"] = fill_record(schema.record("ssSource"),
+                                     {"designation": "2023 JJ180", "ssObjectId": 77})
+    output = save_alert_plot(record, tmp_path / "padded.png")
+    figure = plot_alert(record)
+    assert "padded: 248 px without data" in figure.axes[0].get_title()
+    assert "padded" not in figure.axes[1].get_title()
+    assert "asteroid 2023 JJ180 (ssObject 77)" in figure.get_suptitle()
+    science_panel = _stamp_panels(imread(output))[0]
+    assert _colour_present(science_panel, "#26547c", 0.03) > 500
+    with pytest.raises(InputError, match="unknown stretch 'log'"):
+        plot_alert(record, stretch="log")
+
+
+def test_i_band_is_not_drawn_nearly_black():
+    from matplotlib.colors import to_rgb
+
+    for band, colour in BAND_COLORS.items():
+        assert max(to_rgb(colour)) > 0.4, band

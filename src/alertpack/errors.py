@@ -28,7 +28,8 @@ The tree has two branches, which the detector executor treats differently:
     │   ├── CommandError                   a command line that cannot run as given
     │   ├── OutputError (OSError)          an output location that cannot be written
     │   ├── StreamError                    Kafka or the registry refuses the settings
-    │   └── SchedulerError                 no Dask scheduler to run on
+    │   ├── SchedulerError                 no Dask scheduler to run on
+    │   └── LocalBrokerError               the local test broker cannot start
     ├── TransientError
     │   ├── BrokerUnavailableError         no Kafka broker answers
     │   └── ApdbConnectionError            the APDB's database does not answer
@@ -57,6 +58,7 @@ __all__ = [
     "FailedAlertFileError",
     "ImageInputError",
     "InputError",
+    "LocalBrokerError",
     "OutputError",
     "PermanentError",
     "SchedulerError",
@@ -146,6 +148,10 @@ class StreamError(PermanentError):
 
 class SchedulerError(PermanentError):
     """The Dask scheduler cannot be reached or Dask is not installed."""
+
+
+class LocalBrokerError(PermanentError):
+    """The local test broker (``alertpack broker``) cannot start: not installed, port taken."""
 
 
 # --- transient -----------------------------------------------------------------

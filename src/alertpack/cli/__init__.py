@@ -35,6 +35,7 @@ COMMANDS = {
     "config": "config",
     "apdb": "apdb",
     "simulate": "simulate",
+    "broker": "broker",
 }
 
 

@@ -33,7 +33,8 @@ def add_apdb_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--visit", type=int, help="visit whose DiaSources become alerts")
     group.add_argument(
         "--detector", action="append", default=[], metavar="LIST",
-        help="detector(s): 42, 0-188 or 1,5,9-12 (repeatable); several run in worker processes",
+        help="APDB detector(s) to read: 42, 0-188 or 1,5,9-12 (repeatable); several run in "
+        "worker processes (--sample-detectors N simulates detectors instead)",
     )
     group.add_argument(
         "--visit-time", type=float, default=None, metavar="MJD",

@@ -23,20 +23,30 @@ __all__ = [
     "kafka_alerts_from_args",
     "kafka_source_from_args",
     "naming_kafka_flags",
+    "port_number",
     "positive_float",
     "positive_int",
 ]
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number >= 1."""
+def _whole_number(text: str, low: int, high: int | None, what: str, limits: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"{value} {limits}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    return _whole_number(text, 1, None, "a whole number", "must be at least 1")
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535 (0: any free one)."""
+    return _whole_number(text, 0, 65535, "a port number", "is not a port number (0 to 65535)")
 
 
 def positive_float(text: str) -> float:
@@ -50,9 +60,17 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_kafka_source_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
-    """Add the options that name a topic and how much of it to read."""
-    group = parser.add_argument_group("Kafka")
+def add_kafka_source_options(
+    parser: argparse.ArgumentParser, *, required: bool, reads_files: bool = False
+) -> None:
+    """Add the options that name a topic and how much of it to read.
+
+    ``reads_files``: the command also reads alert files, where ``--max`` applies too.
+    """
+    group = parser.add_argument_group(
+        "Kafka", "read a topic (credentials: $AP_KAFKA_CONSUMER_USERNAME and "
+        "$AP_KAFKA_CONSUMER_PASSWORD, when set)",
+    )
     group.add_argument(
         "--server",
         required=required,
@@ -68,7 +86,9 @@ def add_kafka_source_options(parser: argparse.ArgumentParser, *, required: bool)
     )
     group.add_argument(
         "--max", type=positive_int, default=None, metavar="N",
-        help="stop after N alerts (for inspect, also when reading files)",
+        help="stop after N alerts (selected ones, with --where/--object)"
+        + (", from files too" if reads_files else "; default: read until --timeout passes "
+           "without a message"),
     )
     group.add_argument(
         "--timeout",
@@ -131,17 +151,20 @@ def kafka_source_from_args(args: argparse.Namespace) -> tuple[ConsumerSettings, 
 
 
 def kafka_alerts_from_args(
-    args: argparse.Namespace, on_rejected: Callable[[Any], None] | None = None
+    args: argparse.Namespace,
+    on_rejected: Callable[[Any], None] | None = None,
+    selection: Any = None,
 ) -> tuple[ConsumerSettings, Iterator[Any]]:
     """``(settings, alerts)``: the `ConsumedAlert` s the options name, read lazily.
 
-    ``on_rejected`` as for `~alertpack.tools.consume.iter_kafka_alerts`.
+    ``on_rejected`` and ``selection`` as for `~alertpack.tools.consume.iter_kafka_alerts`.
     """
     # the parser stays light: imported when the command runs
     from alertpack.tools.consume import iter_kafka_alerts
 
     settings, options = kafka_source_from_args(args)
-    return settings, iter_kafka_alerts(settings, on_rejected=on_rejected, **options)
+    alerts = iter_kafka_alerts(settings, on_rejected=on_rejected, selection=selection, **options)
+    return settings, alerts
 
 
 @contextlib.contextmanager

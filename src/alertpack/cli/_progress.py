@@ -33,12 +33,16 @@ class Progress:
         Items expected.
     unit : `str`
         What an item is (``"detector"``, ``"visit"``).
+    log_lines : `bool`
+        Off a terminal, print one line per finished item; `False` prints
+        nothing there (items too many and too quick for a log, e.g. alerts).
     """
 
-    def __init__(self, total: int | None, unit: str) -> None:
+    def __init__(self, total: int | None, unit: str, *, log_lines: bool = True) -> None:
         self.total = total
         self.unit = unit
         self.done = 0
+        self.log_lines = log_lines
         self._bar: Any = None
         if sys.stderr.isatty():
             from tqdm import tqdm  # only on a terminal; the parser imports this module
@@ -60,9 +64,24 @@ class Progress:
             if status:
                 self._bar.write(f"{self.unit} {label}: {status}", file=sys.stderr)
             return
+        if not self.log_lines:
+            return
         of = f"/{self.total}" if self.total else ""
         print(f"[{self.done}{of}] {self.unit} {label}: {status or 'done'}"
               + (f" ({postfix})" if postfix else ""), file=sys.stderr, flush=True)
+
+    def advance(self, count: int = 1) -> None:
+        """``count`` more items finished, without a line of their own."""
+        self.done += count
+        if self._bar is not None:
+            self._bar.update(count)
+
+    def print(self, line: str) -> None:
+        """A line of the command's output (stdout), printed above the bar when there is one."""
+        if self._bar is not None:
+            self._bar.write(line, file=sys.stdout)
+        else:
+            print(line)
 
     def close(self) -> None:
         if self._bar is not None:

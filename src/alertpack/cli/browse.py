@@ -6,22 +6,12 @@ import argparse
 import os
 import sys
 
-from alertpack.cli._kafka import consumer_settings_from_args
+from alertpack.cli._kafka import consumer_settings_from_args, port_number
 from alertpack.errors import CommandError
 from alertpack.kafka.settings import ENV_SERVER, ENV_TOPIC
 from alertpack.tools.browse.server import DEFAULT_PORT, BrowseSession, bind, serve
 
 HELP = "look at alerts (files or a Kafka topic) in a local web page"
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port number (0 to 65535)")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="alert files (Avro container or wire format) or directories of *.avro files",
     )
     parser.add_argument(
-        "--port", type=_port, default=None,
+        "--port", type=port_number, default=None,
         help=f"port on 127.0.0.1 (default {DEFAULT_PORT}, or a free one when it is taken; "
         "0 for any free port)",
     )

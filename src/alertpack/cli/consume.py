@@ -13,6 +13,7 @@ from alertpack.cli._kafka import (
     kafka_source_from_args,
     naming_kafka_flags,
 )
+from alertpack.cli._select import add_selection_options, selection_from_args
 
 if TYPE_CHECKING:  # the read side loads when the command runs, not with --help
     from alertpack.tools.consume import RejectedMessage
@@ -23,6 +24,7 @@ HELP = "read alerts from a Kafka topic"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``alertpack consume``."""
     add_kafka_source_options(parser, required=False)
+    add_selection_options(parser)
     parser.add_argument(
         "--out",
         default=None,
@@ -52,6 +54,8 @@ def _consume(args: argparse.Namespace) -> int:
     # the parser stays light: imported when the command runs
     from alertpack.tools.consume import ConsumeResult, consume_to_directory
 
+    selection = selection_from_args(args)
+    unselected = ""
     if args.out:
         settings, options = kafka_source_from_args(args)
         result = ConsumeResult()
@@ -62,7 +66,7 @@ def _consume(args: argparse.Namespace) -> int:
         try:
             consume_to_directory(
                 settings, None, args.out, result=result, on_file=on_file,
-                on_rejected=_report_rejected, **options,
+                on_rejected=_report_rejected, selection=selection, **options,
             )
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as errors.Terminated (cli.main)
             committed = f", offsets of {result.committed} committed" if args.group else ""
@@ -73,6 +77,8 @@ def _consume(args: argparse.Namespace) -> int:
             )
             raise
         count, n_rejected = result.alerts, len(result.rejected)
+        if selection is not None:
+            unselected = f", left out {result.unselected} not selected"
     else:
         rejected: list[RejectedMessage] = []
 
@@ -80,7 +86,9 @@ def _consume(args: argparse.Namespace) -> int:
             rejected.append(message)
             _report_rejected(message)
 
-        settings, alerts = kafka_alerts_from_args(args, on_rejected=on_rejected)
+        settings, alerts = kafka_alerts_from_args(
+            args, on_rejected=on_rejected, selection=selection
+        )
         count = 0
         for consumed in alerts:
             print(consumed.summary(), flush=True)
@@ -88,5 +96,6 @@ def _consume(args: argparse.Namespace) -> int:
         n_rejected = len(rejected)
     skipped = f", skipped {n_rejected} message(s) that are not alerts" if n_rejected else ""
     where = f"{settings.topic} at {settings.shown_servers}"
-    print(f"read {count} alert(s) from {where}{skipped}", file=sys.stderr)
+    what = "selected alert(s)" if selection is not None else "alert(s)"
+    print(f"read {count} {what} from {where}{unselected}{skipped}", file=sys.stderr)
     return 1 if n_rejected else 0

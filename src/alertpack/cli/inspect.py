@@ -12,6 +12,7 @@ from alertpack.cli._kafka import (
     kafka_source_from_args,
     naming_kafka_flags,
 )
+from alertpack.cli._select import add_selection_options, selection_from_args
 from alertpack.errors import CommandError
 from alertpack.kafka.settings import ENV_SERVER, ENV_TOPIC
 
@@ -22,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``alertpack inspect``."""
     parser.add_argument("paths", nargs="*", metavar="PATH", help="Avro files or directories")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    add_kafka_source_options(parser, required=False)
+    add_selection_options(parser)
+    add_kafka_source_options(parser, required=False, reads_files=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,9 +42,12 @@ def run(args: argparse.Namespace) -> int:
     if args.paths and (args.server or args.topic):
         raise CommandError("give either alert files/directories or --server/--topic, not both")
 
+    selection = selection_from_args(args)
     report = ReadReport()
     if args.paths:
-        rows = iter_alert_summaries(args.paths, max_alerts=args.max, report=report)
+        rows = iter_alert_summaries(
+            args.paths, max_alerts=args.max, report=report, selection=selection
+        )
     else:
         if not (args.server or os.environ.get(ENV_SERVER)):
             raise CommandError(
@@ -50,12 +55,13 @@ def run(args: argparse.Namespace) -> int:
                 f"(or ${ENV_SERVER} and ${ENV_TOPIC})"
             )
         settings, options = kafka_source_from_args(args)
-        rows = (summarize_alert(alert) for alert in kafka_alerts(settings, **options))
+        alerts = kafka_alerts(settings, selection=selection, **options)
+        rows = (summarize_alert(alert) for alert in alerts)
     writer = write_json_lines if args.json else write_table
     with naming_kafka_flags():
         count = writer(rows, sys.stdout)
     sys.stdout.flush()
     status = report_file_problems("inspect", report)
     if count == 0 and status == 0:
-        print("alertpack inspect: no alerts", file=sys.stderr)
+        print(f"alertpack inspect: no alerts{' selected' if selection else ''}", file=sys.stderr)
     return status

@@ -56,7 +56,7 @@ def _add_sample_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sample", action="store_true", help="package the built-in sample visit")
     group.add_argument(
         "--n-sources", type=int, default=None, metavar="N",
-        help="number of DiaSources (default: 60; 53 per detector with --detectors)",
+        help="number of DiaSources (default: 60; 53 per detector with --sample-detectors)",
     )
     group.add_argument(
         "--image-size", default=None, metavar="NXxNY",
@@ -64,9 +64,10 @@ def _add_sample_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     group.add_argument(
-        "--detectors", type=int, default=1, metavar="N",
-        help="package a visit of this many sample detectors (189 for a full LSST visit), each "
-        "simulated and packaged in a worker process (default: 1)",
+        "--sample-detectors", dest="detectors", type=int, default=1, metavar="N",
+        help="package a visit of N simulated detectors (189 for a full LSST visit), each "
+        "simulated and packaged in a worker process (default: 1; --detector picks detectors "
+        "of an APDB instead)",
     )
 
 
@@ -190,12 +191,13 @@ def _sample_inputs(args: argparse.Namespace, schema_version: str) -> VisitInputs
 
 
 def _package_sample_visit(args: argparse.Namespace, config: PackageAlertsConfig) -> int:
-    """``--detectors N``: a whole focal plane of sample detectors through the process pool."""
+    """``--sample-detectors N``: a focal plane of sample detectors through the process pool."""
     # the parser stays light: imported when the command runs
     from alertpack.scaleout.pool import package_detectors, sample_detector_loader
 
     if not args.sample:
-        raise CommandError("--detectors is for the built-in sample (--sample)")
+        raise CommandError("--sample-detectors is for the built-in sample (--sample); "
+                           "--detector picks the detectors of an APDB (--apdb)")
     shape = _parse_image_size(args.image_size) or (4000, 4072)
     n_sources = args.n_sources if args.n_sources is not None else 53
     loaders = (
@@ -445,9 +447,12 @@ def run(args: argparse.Namespace) -> int:
     _check_outputs(config)
     if args.apdb is not None:
         return package_from_apdb(args, config, _calibrations(args), _psf_files(args))
+    if args.detector:
+        raise CommandError("--detector picks detectors of an APDB (with --apdb); for a visit of "
+                           "N simulated detectors use --sample --sample-detectors N")
     if args.detectors != 1:
         if args.detectors < 1:
-            raise CommandError(f"--detectors {args.detectors}: give at least 1")
+            raise CommandError(f"--sample-detectors {args.detectors}: give at least 1")
         return _package_sample_visit(args, config)
     directory = None
     if args.visit_dir is not None and not args.sample:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from alertpack.cli._files import report_file_problems, reported_on_error
+from alertpack.cli._select import add_selection_options, selection_from_args
 
 HELP = "flatten alerts to Parquet tables"
 
@@ -18,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="store each cutout as the plain FITS file it holds (gzipped and tile-compressed "
         "stamps decoded); by default the bytes stay as the alert carries them",
     )
+    add_selection_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,11 +29,15 @@ def run(args: argparse.Namespace) -> int:
     from alertpack.tools.parquet import ALERTS_TABLE, alerts_to_parquet
     from alertpack.tools.reading import ReadReport
 
+    selection = selection_from_args(args)
     report = ReadReport()
     with reported_on_error("to-parquet", report):
         written = alerts_to_parquet(
-            args.paths, args.output, report=report, decode_cutouts=args.decode_cutouts
+            args.paths, args.output, report=report, decode_cutouts=args.decode_cutouts,
+            selection=selection,
         )
     for name, (path, rows) in written.items():
         print(f"{path}: {rows} {'alerts' if name == ALERTS_TABLE else 'rows'}")
+    if selection is not None and written[ALERTS_TABLE][1] == 0:
+        print("alertpack to-parquet: no alerts selected: the tables are empty", file=sys.stderr)
     return report_file_problems("to-parquet", report)

@@ -4,8 +4,9 @@
 checks that the broker answers and the topic exists, and either assigns all
 partitions directly (no group: fast to start, commits nothing) or joins a
 consumer group and waits, bounded, for its partitions. The `TopicConsumer`
-it yields iterates messages until none arrived for a while, stores offsets
-of what was handed out and commits offsets explicitly.
+it yields iterates messages until none arrived for a while (or for as long as
+the caller wants: no idle limit, and a `threading.Event` that ends the read),
+stores offsets of what was handed out and commits offsets explicitly.
 
 What the messages mean (decoding alerts, keeping rejected ones aside,
 writing them to files) is the read side's: `alertpack.tools.consume`.
@@ -15,6 +16,7 @@ Every error text goes through the settings' redaction.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Literal, overload
@@ -27,14 +29,20 @@ from alertpack.kafka.settings import ConsumerSettings, client_log, error_text, n
 if TYPE_CHECKING:
     from confluent_kafka import Consumer, Message, TopicPartition
 
-__all__ = ["GROUP_JOIN_TIMEOUT", "TopicConsumer", "open_consumer"]
+__all__ = [
+    "GROUP_JOIN_TIMEOUT",
+    "POLL_SECONDS",
+    "TopicConsumer",
+    "message_position",
+    "open_consumer",
+]
 
 #: seconds a consumer group may take to hand out partitions (Kafka delays the
 #: first rebalance by 3 s by default)
 GROUP_JOIN_TIMEOUT = 30.0
 
-# how long one consume() call may block, so the idle timeout is checked often
-_POLL_SECONDS = 0.25
+#: longest a consume() call blocks: how often the idle limit and the stop event are checked
+POLL_SECONDS = 0.25
 
 # messages asked for per consume() call
 _BATCH = 500
@@ -126,24 +134,45 @@ class TopicConsumer:
                     f"consumer group {self.group!r} got no partitions of {self.topic!r} "
                     f"within {timeout:g} s"
                 )
-            messages = self.client.consume(_BATCH, timeout=_POLL_SECONDS)
+            messages = self.client.consume(_BATCH, timeout=POLL_SECONDS)
             if messages:
                 self._early = messages
                 return
 
     @overload
     def messages(
-        self, timeout: float, *, idle_ticks: Literal[False] = False
+        self,
+        timeout: float | None,
+        *,
+        idle_ticks: Literal[False] = False,
+        stop: threading.Event | None = None,
     ) -> Iterator[Message]: ...
 
     @overload
-    def messages(self, timeout: float, *, idle_ticks: bool) -> Iterator[Message | None]: ...
+    def messages(
+        self, timeout: float | None, *, idle_ticks: bool, stop: threading.Event | None = None
+    ) -> Iterator[Message | None]: ...
 
-    def messages(self, timeout: float, *, idle_ticks: bool = False) -> Iterator[Message | None]:
-        """Raw messages (not errors) until none arrived for ``timeout`` s.
+    def messages(
+        self,
+        timeout: float | None,
+        *,
+        idle_ticks: bool = False,
+        stop: threading.Event | None = None,
+    ) -> Iterator[Message | None]:
+        """Raw messages (not errors) until none arrived for ``timeout`` s, or ``stop`` is set.
 
-        With ``idle_ticks``, `None` comes after each poll that brought nothing,
-        so that the caller can do timed work while the topic is quiet.
+        Parameters
+        ----------
+        timeout : `float` or `None`
+            Seconds without a message after which the read ends; `None`: no
+            idle limit (the read ends only by ``stop``, or by the caller).
+        idle_ticks : `bool`
+            Yield `None` after each poll that brought nothing, so that the
+            caller can do timed work while the topic is quiet.
+        stop : `threading.Event`, optional
+            Ends the read once set (from any thread), within `POLL_SECONDS`;
+            messages already received but not handed out are not handed out.
 
         Raises
         ------
@@ -154,6 +183,8 @@ class TopicConsumer:
         last_arrival = time.monotonic()
         while True:
             for message in batch:
+                if stop is not None and stop.is_set():
+                    return
                 error = message.error()
                 if error is not None:
                     if error.fatal() or not error.retriable():
@@ -163,10 +194,15 @@ class TopicConsumer:
                     continue
                 last_arrival = time.monotonic()
                 yield message
-            idle = time.monotonic() - last_arrival
-            if idle >= timeout:
+            if stop is not None and stop.is_set():
                 return
-            batch = self.client.consume(_BATCH, timeout=min(_POLL_SECONDS, timeout - idle))
+            wait = POLL_SECONDS
+            if timeout is not None:
+                idle = time.monotonic() - last_arrival
+                if idle >= timeout:
+                    return
+                wait = min(wait, timeout - idle)
+            batch = self.client.consume(_BATCH, timeout=wait)
             if idle_ticks and not batch:
                 yield None
 
@@ -193,6 +229,11 @@ class TopicConsumer:
                 f"committing offsets of group {self.group!r} failed "
                 f"({self.settings.redact(error_text(error))})"
             ) from None
+
+
+def message_position(topic: str, partition: int, offset: int) -> str:
+    """Where a message is, as every alertpack message prints it: ``topic[partition]@offset``."""
+    return f"{topic}[{partition}]@{offset}"
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from alertpack.errors import AlertDecodeError, StreamError, UnknownSchemaError, WireFormatError
-from alertpack.kafka.consumer import TopicConsumer, open_consumer
+from alertpack.kafka.consumer import TopicConsumer, message_position, open_consumer
 from alertpack.kafka.settings import ConsumerSettings
 from alertpack.kafka.signals import signals_deferred
 from alertpack.schema import AlertSchema, schema_for_id, unpack_wire
@@ -33,7 +34,9 @@ from alertpack.tools.reading import (
     alert_object_id,
     cutout_fits,
     field_value,
+    signal_to_noise,
 )
+from alertpack.tools.selection import Selection
 
 __all__ = [
     "ConsumeResult",
@@ -54,6 +57,8 @@ FLUSH_SECONDS = 5.0
 #: subdirectory of ``consume --out DIR`` for messages that are not alerts
 REJECTED_DIR = "rejected"
 
+#: seconds the broker may take to answer the first request when the read has no idle limit
+CONNECT_SECONDS = 10.0
 
 
 @dataclass
@@ -119,7 +124,7 @@ class ConsumedAlert:
     @property
     def label(self) -> str:
         """``topic[partition]@offset`` for messages that point at one alert."""
-        return f"{self.topic}[{self.partition}]@{self.offset}"
+        return message_position(self.topic, self.partition, self.offset)
 
     @property
     def key_id(self) -> int | None:
@@ -141,7 +146,7 @@ class ConsumedAlert:
         """One line: where it was, ids, band, time, position, S/N and cutouts."""
         source = self.alert.get("diaSource")
         parts = [
-            f"{self.topic}[{self.partition}]@{self.offset}",
+            self.label,
             f"schema={self.schema_id}",
             f"alertId={self.alert_id}",
             f"diaObjectId={alert_object_id(self.alert)}",
@@ -155,9 +160,9 @@ class ConsumedAlert:
         ra, dec = field_value(source, "ra"), field_value(source, "dec")
         if ra is not None and dec is not None:
             parts.append(f"ra={ra:.6f} dec={dec:+.6f}")
-        flux, error = field_value(source, "flux"), field_value(source, "flux_err")
-        if flux is not None and error:
-            parts.append(f"psfFlux/err={flux / error:.1f}")
+        snr = signal_to_noise(source)
+        if snr is not None:
+            parts.append(f"snr={snr:.1f}")
         cutouts = sum(1 for name in CUTOUT_FIELDS if self.alert.get(name))
         parts.append(f"cutouts={cutouts}")
         parts.append(f"bytes={len(self.payload)}")
@@ -229,10 +234,12 @@ def iter_kafka_alerts(
     *,
     from_beginning: bool = False,
     max_alerts: int | None = None,
-    timeout: float = 10.0,
+    timeout: float | None = 10.0,
     group: str | None = None,
     config: Mapping[str, Any] | None = None,
     on_rejected: Callable[[RejectedMessage], None] | None = None,
+    stop: threading.Event | None = None,
+    selection: Selection | None = None,
 ) -> Iterator[ConsumedAlert]:
     """Alerts on a topic, decoded, in arrival order.
 
@@ -248,9 +255,11 @@ def iter_kafka_alerts(
         Start at the earliest offset; else only messages that arrive from now on
         (with a ``group``: where the group left off, this deciding only for a new group).
     max_alerts : `int`, optional
-        Stop after this many alerts.
-    timeout : `float`
-        Stop when no message arrived for this many seconds.
+        Stop after this many alerts (selected ones, with a ``selection``).
+    timeout : `float` or `None`
+        Stop when no message arrived for this many seconds; `None`: no idle
+        limit, the read goes on until ``stop`` is set or the caller stops
+        iterating (the broker then gets `CONNECT_SECONDS` to answer first).
     group : `str`, optional
         Consumer group to join and commit offsets in; by default no group
         (all partitions are assigned directly, which is much faster to start).
@@ -262,6 +271,13 @@ def iter_kafka_alerts(
     on_rejected : callable, optional
         Called with a `RejectedMessage` for each message that is not a
         decodable alert, and reading goes on; by default such a message raises.
+    stop : `threading.Event`, optional
+        Set it (from any thread) to end the read cleanly within
+        `~alertpack.kafka.consumer.POLL_SECONDS`: the consumer is closed and a
+        group's offsets of what was handed out are committed.
+    selection : `~alertpack.tools.selection.Selection`, optional
+        Yield only the alerts it selects; the offsets of the others are
+        stored as read (a group does not read them again).
 
     Yields
     ------
@@ -284,11 +300,12 @@ def iter_kafka_alerts(
     if max_alerts is not None and max_alerts <= 0:
         return
     opened = open_consumer(
-        settings, from_beginning=from_beginning, timeout=timeout, group=group, auto_commit=True
+        settings, from_beginning=from_beginning,
+        timeout=CONNECT_SECONDS if timeout is None else timeout, group=group, auto_commit=True,
     )
     count = 0
     with opened as consumer:
-        for message in consumer.messages(timeout):
+        for message in consumer.messages(timeout, stop=stop):
             try:
                 consumed = _to_consumed(message)
             except AlertDecodeError as error:
@@ -296,9 +313,10 @@ def iter_kafka_alerts(
                     raise
                 on_rejected(RejectedMessage.of(message, str(error)))
             else:
-                consumed.server = settings.shown_servers
-                yield consumed
-                count += 1
+                if selection is None or selection.matches(consumed.alert):
+                    consumed.server = settings.shown_servers
+                    yield consumed
+                    count += 1
             if group is not None:
                 consumer.store_offset(message)
             if max_alerts is not None and count >= max_alerts:
@@ -306,7 +324,7 @@ def iter_kafka_alerts(
 
 
 def _where(message: Any) -> str:
-    return f"{message.topic()}[{message.partition()}]@{message.offset()}"
+    return message_position(message.topic(), message.partition(), message.offset())
 
 
 def _to_consumed(message: Any) -> ConsumedAlert:
@@ -382,12 +400,15 @@ class ConsumeResult:
         Messages that were not alerts, kept in ``DIR/rejected/``.
     committed : `int`
         Messages (alerts and rejected) whose offsets were committed to the group.
+    unselected : `int`
+        Alerts read that the selection left out (not written).
     """
 
     alerts: int = 0
     files: list[Path] = field(default_factory=list)
     rejected: list[RejectedMessage] = field(default_factory=list)
     committed: int = 0
+    unselected: int = 0
 
 
 def _safe_name(topic: str) -> str:
@@ -522,6 +543,7 @@ def consume_to_directory(
     result: ConsumeResult | None = None,
     on_file: Callable[[Path], None] | None = None,
     on_rejected: Callable[[RejectedMessage], None] | None = None,
+    selection: Selection | None = None,
 ) -> ConsumeResult:
     """Read a topic into Avro files, committing each offset only once its alert is on disk.
 
@@ -535,11 +557,13 @@ def consume_to_directory(
 
     A message that is not a decodable alert is kept aside raw as
     ``directory/rejected/<topic>-p<partition>-o<offset>.msg`` and reported to
-    ``on_rejected``; its neighbours are read and written as usual.
+    ``on_rejected``; its neighbours are read and written as usual. An alert
+    that ``selection`` does not select is counted (``result.unselected``),
+    not written, and its offset committed with the others.
 
     Parameters
     ----------
-    source, topic, from_beginning, max_alerts, timeout, group, config
+    source, topic, from_beginning, max_alerts, timeout, group, config, selection
         As for `iter_kafka_alerts`.
     directory : path-like
         Output directory; checked before reading, created with the first file.
@@ -590,7 +614,12 @@ def consume_to_directory(
                         flush(consumer)
                     continue
                 try:
-                    pending.add(_to_consumed(message))
+                    consumed = _to_consumed(message)
+                    if selection is None or selection.matches(consumed.alert):
+                        pending.add(consumed)
+                    else:
+                        result.unselected += 1
+                        pending.cover(consumed.topic, consumed.partition, consumed.offset)
                 except AlertDecodeError as error:
                     rejected = _keep_aside(directory, RejectedMessage.of(message, str(error)))
                     result.rejected.append(rejected)

@@ -21,15 +21,20 @@ but the schema does not demand; lsst-alert-packet's own sample alerts do):
 - *history* (warnings): previous sources and forced sources are oldest first
   and earlier than the current source;
 - *cutouts* (errors): each stamp, of any packing (plain, gzipped or
-  tile-compressed FITS), decodes, opens with astropy as a 2-D image and
-  passes ``fitsverify``, the reference FITS-standard checker (a gzipped
-  stamp on the FITS file it holds, a tile-compressed one as it is).
+  tile-compressed FITS), decodes, passes ``fitsverify``, the reference
+  FITS-standard checker, when it is installed (a gzipped stamp on the FITS
+  file it holds, a tile-compressed one as it is), and is a 2-D image astropy
+  opens (`alertpack.tools.cutout_checks`); ``fitsverify`` checks many stamps
+  per run, in the background beside the decoding (`validate_alerts`).
+
+Both take alerts from files (`iter_alert_summaries`, `validate_paths`) or
+from Kafka (`kafka_alerts`, `validate_kafka`), and a
+`~alertpack.tools.selection.Selection` of them.
 """
 
 from __future__ import annotations
 
 import datetime
-import io
 import itertools
 import json
 import math
@@ -38,17 +43,22 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-import fastavro
 import numpy as np
-from fastavro import validation
 from fastavro.schema import to_parsing_canonical_form
 
 from alertpack.errors import InputError
 from alertpack.kafka.settings import ConsumerSettings
 from alertpack.packets.avro_types import FLOAT32_MAX, INT_RANGES
 from alertpack.schema import AlertSchema, collect_named_types, load_schema
-from alertpack.tools.consume import iter_kafka_alerts
-from alertpack.tools.fitsverify import run_fitsverify
+from alertpack.tools.consume import ConsumedAlert, iter_kafka_alerts
+from alertpack.tools.cutout_checks import (
+    ERROR,
+    WARNING,
+    CutoutChecks,
+    Problem,
+    check_cutouts,
+    use_fitsverify,
+)
 from alertpack.tools.reading import (
     CUTOUT_FIELDS,
     AlertFile,
@@ -59,7 +69,9 @@ from alertpack.tools.reading import (
     field_value,
     iter_alert_files,
     iter_alerts,
+    signal_to_noise,
 )
+from alertpack.tools.selection import Selection
 
 __all__ = [
     "AlertReport",
@@ -72,6 +84,8 @@ __all__ = [
     "kafka_alerts",
     "summarize_alert",
     "validate_alert",
+    "validate_alerts",
+    "validate_kafka",
     "validate_paths",
 ]
 
@@ -103,23 +117,15 @@ def _list_length(record: dict[str, Any], name: str) -> int | None:
     return None if items is None else len(items)
 
 
-def _signal_to_noise(source: dict[str, Any] | None) -> float | None:
-    snr = field_value(source, "snr")
-    if snr is not None:
-        return float(snr)
-    flux, error = field_value(source, "flux"), field_value(source, "flux_err")
-    if flux is None or not error:
-        return None
-    return float(flux) / float(error)
-
-
 def summarize_alert(alert: LoadedAlert) -> dict[str, Any]:
     """The inspection row of one alert, as JSON-ready values (`None` when absent).
 
-    Keys: ``source``, ``index``, ``schema``, ``alertId``, ``diaSourceId``,
-    ``diaObjectId``, ``band``, ``mjd`` (the source's midpoint, MJD TAI),
-    ``ra``, ``dec`` (deg), ``snr``, ``psfFlux``, ``psfFluxErr`` (nJy),
-    ``nPrvDiaSources``, ``nPrvDiaForcedSources``, ``cutoutScience``,
+    Keys: ``source``, ``index``, ``location`` (``file#index``, or
+    ``topic[partition]@offset`` on Kafka), ``schema``, ``alertId``,
+    ``diaSourceId``, ``diaObjectId``, ``band``, ``mjd`` (the source's
+    midpoint, MJD TAI), ``ra``, ``dec`` (deg), ``snr`` (signed:
+    `~alertpack.tools.reading.signal_to_noise`), ``psfFlux``, ``psfFluxErr``
+    (nJy), ``nPrvDiaSources``, ``nPrvDiaForcedSources``, ``cutoutScience``,
     ``cutoutTemplate``, ``cutoutDifference`` (sizes in bytes as carried),
     ``stampBytes`` (their sum), ``cutoutCompression`` (``none``, ``gzip``,
     ``lossless``, ``lossy16``, ``mixed`` or ``unknown``: how they are packed), ``packetSize``
@@ -130,6 +136,7 @@ def summarize_alert(alert: LoadedAlert) -> dict[str, Any]:
     row: dict[str, Any] = {
         "source": alert.source,
         "index": alert.index,
+        "location": alert.label,
         "schema": str(alert.schema.version) if alert.schema else alert.schema_name,
         "alertId": alert_id(record),
         "diaSourceId": field_value(source, "diaSourceId"),
@@ -138,7 +145,7 @@ def summarize_alert(alert: LoadedAlert) -> dict[str, Any]:
         "mjd": field_value(source, "mjd"),
         "ra": field_value(source, "ra"),
         "dec": field_value(source, "dec"),
-        "snr": _signal_to_noise(source),
+        "snr": signal_to_noise(source),
         "psfFlux": field_value(source, "flux"),
         "psfFluxErr": field_value(source, "flux_err"),
         "nPrvDiaSources": _list_length(record, "prvDiaSources"),
@@ -164,25 +171,27 @@ def kafka_alerts(
     max_alerts: int | None = None,
     timeout: float = 10.0,
     group: str | None = None,
+    selection: Selection | None = None,
 ) -> Iterator[LoadedAlert]:
     """The alerts of a Kafka topic as `LoadedAlert` s, the shape `summarize_alert` takes.
 
     Parameters are those of `alertpack.tools.consume.iter_kafka_alerts`; a
     message that is not an alert raises `~alertpack.errors.AlertDecodeError`.
+    ``index`` counts the alerts read, ``label`` is ``topic[partition]@offset``.
     """
     messages = iter_kafka_alerts(
         settings, from_beginning=from_beginning, max_alerts=max_alerts, timeout=timeout,
-        group=group,
+        group=group, selection=selection,
     )
     for index, message in enumerate(messages):
-        schema = message.schema if isinstance(message.schema, AlertSchema) else None
         yield LoadedAlert(
             source=message.source,
             index=index,
-            schema=schema,
-            schema_name=schema.definition["name"] if schema else str(message.schema),
+            schema=message.schema,
+            schema_name=message.schema_name,
             alert=message.alert,
             packet_size=len(message.payload),
+            position=message.label,
         )
 
 
@@ -191,13 +200,17 @@ def iter_alert_summaries(
     max_alerts: int | None = None,
     *,
     report: ReadReport | None = None,
+    selection: Selection | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """`summarize_alert` rows of the alerts in ``paths``, at most ``max_alerts``.
+    """`summarize_alert` rows of the alerts in ``paths`` (those ``selection`` selects).
 
-    With a ``report``, unreadable and skipped files are recorded there and the
-    other files still read (see `alertpack.tools.reading.iter_alert_files`).
+    At most ``max_alerts``. With a ``report``, unreadable and skipped files are
+    recorded there and the other files still read (see
+    `alertpack.tools.reading.iter_alert_files`).
     """
     alerts = iter_alerts(list(paths), report=report, shipped_schema=True)
+    if selection is not None:
+        alerts = selection.select(alerts)
     for count, alert in enumerate(alerts):
         if max_alerts is not None and count >= max_alerts:
             return
@@ -243,13 +256,19 @@ def write_table(rows: Iterable[dict[str, Any]], stream: TextIO) -> int:
     count = 0
     rows = iter(rows)
     first = next(rows, None)  # a bad path fails here, before the header is printed
-    print(_table_line([header for header, _, _ in _TABLE_COLUMNS]) + "  file#index", file=stream)
+    print(_table_line([header for header, _, _ in _TABLE_COLUMNS]) + "  where", file=stream)
     for row in itertools.chain([] if first is None else [first], rows):
         cells = [format_cell(row) for _, _, format_cell in _TABLE_COLUMNS]
-        location = f"{os.path.basename(row['source'])}#{row['index']}"
-        print(_table_line(cells) + "  " + location, file=stream)
+        print(_table_line(cells) + "  " + _short_location(row), file=stream)
         count += 1
     return count
+
+
+def _short_location(row: dict[str, Any]) -> str:
+    """``file#index`` with the file's name only; a Kafka position as it is."""
+    if row["source"].startswith("kafka://"):
+        return str(row["location"])
+    return f"{os.path.basename(row['source'])}#{row['index']}"
 
 
 def write_json_lines(rows: Iterable[dict[str, Any]], stream: TextIO) -> int:
@@ -264,43 +283,16 @@ def write_json_lines(rows: Iterable[dict[str, Any]], stream: TextIO) -> int:
 # -------------------------------------------------------------------------- validate
 
 
-ERROR = "error"
-WARNING = "warning"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with an alert.
-
-    Attributes
-    ----------
-    check : `str`
-        ``schema``, ``ids``, ``history`` or ``cutouts``.
-    message : `str`
-        What is wrong, naming the field and value.
-    severity : `str`
-        ``"error"`` (the alert is broken) or ``"warning"`` (it departs from a
-        packaging convention the schema does not demand).
-    """
-
-    check: str
-    message: str
-    severity: str = ERROR
-
-    def __str__(self) -> str:
-        return f"{self.severity}: {self.check}: {self.message}"
-
-    @property
-    def is_error(self) -> bool:
-        """True for an error, False for a warning."""
-        return self.severity == ERROR
-
-
 @dataclass
 class AlertReport:
-    """The problems found in one alert (none when it is valid)."""
+    """The problems found in one alert (none when it is valid).
 
-    alert: LoadedAlert
+    ``alert`` is the alert as read: a `LoadedAlert` from a file, a
+    `~alertpack.tools.consume.ConsumedAlert` from Kafka (one shape: ``alert``,
+    ``alert_id``, ``label``...).
+    """
+
+    alert: LoadedAlert | ConsumedAlert
     problems: list[Problem]
 
     @property
@@ -322,26 +314,30 @@ class AlertReport:
 class _SchemaChecker:
     """Finds where a record departs from an Avro schema, field by field.
 
-    fastavro's validator answers yes/no and, for a nested union, blames the
-    whole sub-record; this walk names the exact field and value instead.
+    The schema is compiled once into one test function per type (a record's
+    test calls its fields' tests), so that a valid alert, the common case, is
+    confirmed in one pass without interpreting the schema again. Only for a
+    record that fails does the walk look for the exact field and value, which
+    fastavro's validator does not name (for a nested union it blames the
+    whole sub-record). The tests are stricter than fastavro's: a ``float``
+    must fit float32 (fastavro would write a larger finite value as
+    infinity), booleans are not integers, map keys are text.
     """
 
     def __init__(self, definition: dict[str, Any]) -> None:
         self.definition = definition
         self.named: dict[str, Any] = {}
         collect_named_types(definition, self.named)
-        self._parsed = fastavro.parse_schema(definition)
+        # type (a name, or the id of a schema dict/list held by `definition`) -> its test
+        self._tests: dict[Any, Callable[[Any], bool]] = {}
+        self._test_record = self._test(definition)
 
     def problems(self, record: dict[str, Any]) -> list[str]:
-        # fastavro accepts a finite float beyond float32 (it would be written as
-        # infinity): the walk's own type test checks that too
-        if validation.validate(record, self._parsed, raise_errors=False) and self._matches(
-            record, self.definition
-        ):
+        if self._test_record(record):
             return []
         found: list[str] = []
         self._walk(record, self.definition, "", found)
-        return found or ["the record does not conform (fastavro validation failed)"]
+        return found or ["the record does not conform to the schema"]
 
     def _walk(self, datum: Any, avro_type: Any, path: str, found: list[str]) -> None:
         if len(found) > MAX_SCHEMA_PROBLEMS:
@@ -383,56 +379,98 @@ class _SchemaChecker:
 
     def _matches(self, datum: Any, avro_type: Any) -> bool:
         """Whether ``datum`` fits ``avro_type`` entirely (records checked in depth)."""
-        if isinstance(avro_type, str) and avro_type in self.named:
-            avro_type = self.named[avro_type]
+        return self._test(avro_type)(datum)
+
+    def _test(self, avro_type: Any) -> Callable[[Any], bool]:
+        """The compiled test of ``avro_type`` (a part of `definition`, or a type name)."""
+        key = avro_type if isinstance(avro_type, str) else id(avro_type)
+        test = self._tests.get(key)
+        if test is None:
+            if isinstance(avro_type, str) and avro_type in self.named:
+                # a named type may refer to itself: its test is looked up when it runs
+                self._tests[key] = lambda datum: self._tests[key](datum)
+                test = self._compile(self.named[avro_type])
+            else:
+                test = self._compile(avro_type)
+            self._tests[key] = test
+        return test
+
+    def _compile(self, avro_type: Any) -> Callable[[Any], bool]:
         if isinstance(avro_type, list):
-            return any(self._matches(datum, branch) for branch in avro_type)
-        if isinstance(avro_type, dict):
-            kind = avro_type["type"]
-            if kind == "record":
-                return isinstance(datum, dict) and all(
-                    self._matches(datum.get(f["name"]), f["type"]) for f in avro_type["fields"]
-                )
-            if kind == "array":
-                return isinstance(datum, list | tuple) and all(
-                    self._matches(item, avro_type["items"]) for item in datum
-                )
-            if kind == "map":
-                return isinstance(datum, dict) and all(
-                    self._matches(item, avro_type["values"]) for item in datum.values()
-                )
-            if kind == "enum":
-                return datum in avro_type["symbols"]
-            if kind == "fixed":
-                return isinstance(datum, bytes) and len(datum) == avro_type["size"]
-            if avro_type.get("logicalType", "").startswith("timestamp"):
-                return isinstance(datum, datetime.datetime) or self._matches(datum, kind)
-            return self._matches(datum, kind)
-        return _primitive_matches(datum, avro_type)
+            branches = [self._test(branch) for branch in avro_type]
+            if len(avro_type) == 2 and avro_type[0] == "null":
+                other = branches[1]
+                return lambda datum: datum is None or other(datum)
+            return lambda datum: any(branch(datum) for branch in branches)
+        if isinstance(avro_type, str):
+            return _primitive_test(avro_type)
+        kind = avro_type["type"]
+        if kind == "record":
+            fields = [(f["name"], self._test(f["type"])) for f in avro_type["fields"]]
+
+            def record(datum: Any) -> bool:
+                if not isinstance(datum, dict):
+                    return False
+                get = datum.get
+                for name, test in fields:
+                    if not test(get(name)):
+                        return False
+                return True
+
+            return record
+        if kind == "array":
+            item = self._test(avro_type["items"])
+            return lambda datum: isinstance(datum, list | tuple) and all(map(item, datum))
+        if kind == "map":
+            value = self._test(avro_type["values"])
+            return lambda datum: isinstance(datum, dict) and all(
+                isinstance(key, str) and value(item) for key, item in datum.items()
+            )
+        if kind == "enum":
+            symbols = frozenset(avro_type["symbols"])
+            return lambda datum: isinstance(datum, str) and datum in symbols
+        if kind == "fixed":
+            size = avro_type["size"]
+            return lambda datum: isinstance(datum, bytes) and len(datum) == size
+        base = self._test(kind)
+        if avro_type.get("logicalType", "").startswith("timestamp"):
+            return lambda datum: isinstance(datum, datetime.datetime) or base(datum)
+        return base
 
 
-def _primitive_matches(datum: Any, avro_type: str) -> bool:
+def _primitive_test(avro_type: str) -> Callable[[Any], bool]:
     if avro_type == "null":
-        return datum is None
+        return lambda datum: datum is None
     if avro_type == "boolean":
-        return isinstance(datum, bool | np.bool_)
+        return lambda datum: isinstance(datum, bool | np.bool_)
     if avro_type in INT_RANGES:
         low, high = INT_RANGES[avro_type]
-        return (
-            isinstance(datum, int | np.integer)
-            and not isinstance(datum, bool)
-            and bool(low <= datum <= high)
-        )
+
+        def integer(datum: Any) -> bool:
+            if type(datum) is not int and (
+                not isinstance(datum, int | np.integer) or isinstance(datum, bool)
+            ):
+                return False
+            return bool(low <= datum <= high)
+
+        return integer
     if avro_type in ("float", "double"):
-        if not isinstance(datum, int | float | np.number) or isinstance(datum, bool):
-            return False
         # a finite value beyond float32 would be written as infinity
-        return avro_type == "double" or not math.isfinite(datum) or abs(float(datum)) <= FLOAT32_MAX
+        limit = FLOAT32_MAX if avro_type == "float" else math.inf
+
+        def real(datum: Any) -> bool:
+            if type(datum) is not float and (
+                not isinstance(datum, int | float | np.number) or isinstance(datum, bool)
+            ):
+                return False
+            return not (limit < abs(float(datum)) < math.inf)
+
+        return real
     if avro_type == "string":
-        return isinstance(datum, str)
+        return lambda datum: isinstance(datum, str)
     if avro_type == "bytes":
-        return isinstance(datum, bytes | bytearray)
-    return False
+        return lambda datum: isinstance(datum, bytes | bytearray)
+    return lambda datum: False
 
 
 def _join(path: str, name: str) -> str:
@@ -594,64 +632,6 @@ def check_history(record: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def check_cutouts(record: dict[str, Any]) -> list[Problem]:
-    """Every cutout opens with astropy as a 2-D image and passes ``fitsverify``."""
-    problems: list[Problem] = []
-    for name in CUTOUT_FIELDS:
-        data = record.get(name)
-        if data is None:
-            continue
-        problems.extend(_cutout_problems(name, data))
-    return problems
-
-
-def _cutout_problems(name: str, data: bytes) -> list[Problem]:
-    # astropy.io.fits (~0.2 s) only for checking cutouts: inspect never opens them
-    from astropy.io import fits
-
-    from alertpack.packets.stamp_compression import decode_stamp, stamp_variant
-
-    problems: list[Problem] = []
-    try:
-        decoded = decode_stamp(data)
-    except InputError as error:
-        if stamp_variant(data) == "gzip":
-            return [Problem("cutouts", f"{name} cannot be decoded: {error}")]
-        decoded = data  # not FITS: astropy and fitsverify say what is wrong
-    # a gzipped stamp is checked as the FITS file it holds, a tile-compressed one as it is
-    checked = decoded if stamp_variant(data) == "gzip" else data
-    try:
-        with fits.open(io.BytesIO(decoded)) as hdus:
-            images = [hdu for hdu in hdus if hdu.is_image and hdu.data is not None]
-            if not images:
-                problems.append(Problem("cutouts", f"{name} holds no image data"))
-            elif images[0].data.ndim != 2:
-                problems.append(
-                    Problem(
-                        "cutouts",
-                        f"{name} image is {images[0].data.ndim}-D "
-                        f"(shape {images[0].data.shape}), not 2-D",
-                    )
-                )
-    except Exception as error:  # astropy raises many types for unreadable FITS
-        problems.append(Problem("cutouts", f"{name} does not open with astropy.io.fits: {error}"))
-    try:
-        messages = run_fitsverify(checked)
-    except InputError as error:  # fitsverify not installed
-        return [*problems, Problem("cutouts", f"{name} not checked against the FITS standard: "
-                                   f"{error}")]
-    # fitsverify's own warnings (e.g. a deprecated keyword) are advice, not a broken file
-    problems.extend(
-        Problem(
-            "cutouts",
-            f"{name}: fitsverify: {line}",
-            WARNING if line.startswith("*** Warning") else ERROR,
-        )
-        for line in messages
-    )
-    return problems
-
-
 def _writer_schema_problems(alert_file: AlertFile) -> list[Problem]:
     """A writer schema that claims a Rubin version but is not its shipped definition."""
     if alert_file.schema is None:
@@ -670,35 +650,43 @@ def _writer_schema_problems(alert_file: AlertFile) -> list[Problem]:
 
 
 def validate_alert(
-    alert: LoadedAlert, schema: AlertSchema | None = None, *, cutouts: bool = True
+    alert: LoadedAlert | ConsumedAlert,
+    schema: AlertSchema | None = None,
+    *,
+    cutouts: bool = True,
+    fitsverify: bool | None = None,
 ) -> list[Problem]:
     """All problems of one alert.
 
     Parameters
     ----------
-    alert : `LoadedAlert`
-        The alert.
+    alert : `LoadedAlert` or `~alertpack.tools.consume.ConsumedAlert`
+        The alert, read from a file or from Kafka.
     schema : `AlertSchema`, optional
         Schema to check against; default: the shipped schema of the alert's
         writer schema (a problem if it has none).
     cutouts : `bool`
-        Run the cutout checks (astropy, fitsverify).
+        Run the cutout checks.
+    fitsverify : `bool` or `None`
+        As for `check_cutouts`.
     """
     target = schema or alert.schema
-    return _validate_record(alert, target, _checker_for(target), cutouts=cutouts)
+    problems = _record_problems(alert, target, _checker_for(target))
+    if cutouts:
+        problems.extend(check_cutouts(alert.alert, fitsverify=fitsverify))
+    return problems
 
 
 def _checker_for(schema: AlertSchema | None) -> _SchemaChecker | None:
     return None if schema is None else _SchemaChecker(schema.definition)
 
 
-def _validate_record(
-    alert: LoadedAlert,
+def _record_problems(
+    alert: LoadedAlert | ConsumedAlert,
     schema: AlertSchema | None,
     checker: _SchemaChecker | None,
-    *,
-    cutouts: bool = True,
 ) -> list[Problem]:
+    """The schema, id and history problems of one alert (not its cutouts)."""
     problems: list[Problem] = []
     if checker is None or schema is None:
         problems.append(
@@ -712,9 +700,49 @@ def _validate_record(
         problems.extend(check_schema(alert.alert, checker, str(schema.version)))
     problems.extend(check_ids(alert.alert))
     problems.extend(check_history(alert.alert))
-    if cutouts:
-        problems.extend(check_cutouts(alert.alert))
     return problems
+
+
+def validate_alerts(
+    alerts: Iterable[tuple[LoadedAlert | ConsumedAlert, AlertSchema | None, list[Problem]]],
+    *,
+    cutouts: bool = True,
+    fitsverify: bool | None = None,
+    runs: int | None = None,
+) -> Iterator[AlertReport]:
+    """Validate a stream of alerts; the reports come in input order.
+
+    Parameters
+    ----------
+    alerts : iterable of ``(alert, schema, problems)``
+        Each alert (from a file or Kafka), the schema to check it against
+        (`None`: a problem, no Rubin schema) and problems already known (of
+        its file's writer schema).
+    cutouts : `bool`
+        Run the cutout checks.
+    fitsverify : `bool` or `None`
+        As for `check_cutouts` (checked once, before the first alert).
+    runs : `int`, optional
+        fitsverify runs at a time, each a process of its own beside this one
+        (default: the cores, at most 4).
+    """
+    verifying = cutouts and use_fitsverify(fitsverify)
+    in_flight = runs if runs is not None else min(4, os.cpu_count() or 1)
+    checks: CutoutChecks[AlertReport] = CutoutChecks(verifying, in_flight)
+    checkers: dict[Any, _SchemaChecker | None] = {}
+    try:
+        for alert, schema, known in alerts:
+            key = None if schema is None else schema.version
+            if key not in checkers:
+                checkers[key] = _checker_for(schema)
+            report = AlertReport(alert, [*known, *_record_problems(alert, schema, checkers[key])])
+            if cutouts:
+                yield from checks.add(report)
+            else:
+                yield report
+        yield from checks.finish()
+    finally:
+        checks.close()
 
 
 def validate_paths(
@@ -722,6 +750,10 @@ def validate_paths(
     schema: str | AlertSchema | None = None,
     *,
     report: ReadReport | None = None,
+    selection: Selection | None = None,
+    cutouts: bool = True,
+    fitsverify: bool | None = None,
+    runs: int | None = None,
 ) -> Iterator[AlertReport]:
     """Validate every alert in ``paths`` (files or directories).
 
@@ -735,6 +767,10 @@ def validate_paths(
     report : `ReadReport`, optional
         Collects failed-alert files skipped and files that cannot be read (or
         are corrupt part way), and the other files are still validated.
+    selection : `~alertpack.tools.selection.Selection`, optional
+        Validate only the alerts it selects.
+    cutouts, fitsverify, runs
+        As for `validate_alerts`.
 
     Yields
     ------
@@ -743,18 +779,38 @@ def validate_paths(
         Rubin name reports that on each of its alerts.
     """
     forced = load_schema(schema) if isinstance(schema, str) else schema
-    checkers: dict[Any, _SchemaChecker | None] = {}
-    for alert_file in iter_alert_files(list(paths), report=report):
-        target = forced or alert_file.schema
-        key = None if target is None else target.version
-        if key not in checkers:
-            checkers[key] = _checker_for(target)
-        file_problems = [] if forced else _writer_schema_problems(alert_file)
-        try:
-            for alert in alert_file:
-                problems = [*file_problems, *_validate_record(alert, target, checkers[key])]
-                yield AlertReport(alert, problems)
-        except InputError as error:
-            if report is None:
-                raise
-            report.errors.append(str(error))
+
+    def alerts() -> Iterator[tuple[LoadedAlert, AlertSchema | None, list[Problem]]]:
+        for alert_file in iter_alert_files(list(paths), report=report):
+            file_problems = [] if forced else _writer_schema_problems(alert_file)
+            read = iter(alert_file)
+            chosen = read if selection is None else selection.select(read)
+            try:
+                for alert in chosen:
+                    yield alert, forced or alert_file.schema, file_problems
+            except InputError as error:
+                if report is None:
+                    raise
+                report.errors.append(str(error))
+
+    return validate_alerts(alerts(), cutouts=cutouts, fitsverify=fitsverify, runs=runs)
+
+
+def validate_kafka(
+    alerts: Iterable[ConsumedAlert],
+    schema: str | AlertSchema | None = None,
+    *,
+    cutouts: bool = True,
+    fitsverify: bool | None = None,
+    runs: int | None = None,
+) -> Iterator[AlertReport]:
+    """Validate alerts read from Kafka (`~alertpack.tools.consume.iter_kafka_alerts`).
+
+    ``schema`` as for `validate_paths` (by default each message's schema id
+    names it); ``cutouts``, ``fitsverify``, ``runs`` as for `validate_alerts`.
+    """
+    forced = load_schema(schema) if isinstance(schema, str) else schema
+    return validate_alerts(
+        ((alert, forced or alert.schema, []) for alert in alerts),
+        cutouts=cutouts, fitsverify=fitsverify, runs=runs,
+    )

@@ -53,6 +53,7 @@ from alertpack.tools.reading import (
     cutout_fits,
     iter_alert_files,
 )
+from alertpack.tools.selection import Selection
 
 __all__ = [
     "ALERTS_TABLE",
@@ -298,8 +299,9 @@ def alerts_to_parquet(
     batch_size: int = DEFAULT_BATCH_SIZE,
     report: ReadReport | None = None,
     decode_cutouts: bool = False,
+    selection: Selection | None = None,
 ) -> dict[str, tuple[Path, int]]:
-    """Flatten the alerts in ``paths`` into Parquet files in ``output_dir``.
+    """Flatten the alerts in ``paths`` (those ``selection`` selects) into Parquet files.
 
     Parameters
     ----------
@@ -319,6 +321,8 @@ def alerts_to_parquet(
         Store every cutout as the plain FITS file it holds, whatever its
         packing (gzip, tile compression: `alertpack.tools.reading.cutout_fits`);
         by default the bytes are kept as the alert carries them.
+    selection : `~alertpack.tools.selection.Selection`, optional
+        Write only the alerts it selects (and their history rows).
 
     Returns
     -------
@@ -343,9 +347,10 @@ def alerts_to_parquet(
                                               layout.alerts_schema)}
         for name, schema in layout.list_schemas.items():
             writers[name] = _TableWriter(stack, output / f"{name}.parquet", schema)
-        records: Iterator[dict[str, Any]] = (
-            alert.alert for alert in _alerts_of(_chain(first, files), report)
-        )
+        alerts = _alerts_of(_chain(first, files), report)
+        if selection is not None:
+            alerts = selection.select(alerts)
+        records: Iterator[dict[str, Any]] = (alert.alert for alert in alerts)
         if decode_cutouts:
             records = map(_with_plain_cutouts, records)
         for batch in _batches(records, batch_size):

@@ -19,7 +19,8 @@ was: ``index`` in its file; ``topic``, ``partition``, ``offset``, ``key``,
 It also holds the small accessors that hide the field renames between
 schema versions (``alertId``/``diaSourceId``, ``decl``/``dec``,
 ``filterName``/``band``, ``midPointTai``/``midpointMjdTai``,
-``psFlux``/``psfFlux``), so that callers never branch on the version.
+``psFlux``/``psfFlux``), so that callers never branch on the version, and
+the one signed S/N every read tool prints (`signal_to_noise`).
 """
 
 from __future__ import annotations
@@ -57,12 +58,15 @@ __all__ = [
     "cutout_fits",
     "field_value",
     "find_alert",
+    "is_negative",
     "iter_alert_files",
     "iter_alerts",
     "rubin_schema_for_name",
+    "signal_to_noise",
 ]
 
 AVRO_CONTAINER_MAGIC = b"Obj\x01"
+_AVRO_SYNC_SIZE = 16
 ALERT_FILE_SUFFIX = ".avro"
 
 # Cutout fields in the order brokers show them (science, template, difference).
@@ -139,6 +143,39 @@ def cutout_fits(
     return decode_stamp(data, max_bytes=DEFAULT_MAX_STAMP_BYTES if max_bytes is None else max_bytes)
 
 
+def is_negative(source: dict[str, Any] | None) -> bool:
+    """Whether a diaSource is a negative difference: ``isNegative``, else ``psfFlux < 0``."""
+    flag = field_value(source, "isNegative")
+    if flag is not None:
+        return bool(flag)
+    flux = field_value(source, "flux")
+    return flux is not None and flux < 0
+
+
+def signal_to_noise(source: dict[str, Any] | None) -> float | None:
+    """The signed signal-to-noise of a diaSource: negative for a negative difference.
+
+    The size is the pipeline's detection S/N (``snr``; ``psfFlux/psfFluxErr``
+    where the schema or the alert has none); the sign is that of the
+    difference (`is_negative`), since Rubin's ``snr`` is unsigned. Every read
+    tool (inspect, consume, show, browse, ``--where snr``) prints this one.
+
+    Returns
+    -------
+    snr : `float` or `None`
+        `None` when neither ``snr`` nor a flux with a non-zero error is given;
+        NaN stays NaN.
+    """
+    snr = field_value(source, "snr")
+    if snr is None:
+        flux, error = field_value(source, "flux"), field_value(source, "flux_err")
+        if flux is None or not error:
+            return None
+        snr = float(flux) / float(error)
+    size = abs(float(snr))
+    return -size if is_negative(source) else size
+
+
 def alert_id(alert: dict[str, Any]) -> int | None:
     """The alert's own id: top-level ``diaSourceId`` (v8+) or ``alertId`` (v3-v7)."""
     return field_value(alert, "alert_id")
@@ -189,6 +226,9 @@ class LoadedAlert:
         wire framing: exactly the payload of a Kafka message after its 5-byte
         Confluent header. For container files it is measured while decoding
         the (decompressed) block, not estimated from the compressed block.
+    position : `str`
+        Where it was when not ``source#index``: ``topic[partition]@offset``
+        for an alert read from Kafka; ``''`` for files.
     """
 
     source: str
@@ -197,6 +237,7 @@ class LoadedAlert:
     schema_name: str
     alert: dict[str, Any]
     packet_size: int
+    position: str = ""
 
     @property
     def record(self) -> dict[str, Any]:
@@ -215,8 +256,8 @@ class LoadedAlert:
 
     @property
     def label(self) -> str:
-        """``source#index`` for messages that point at one alert."""
-        return f"{self.source}#{self.index}"
+        """``source#index`` (``topic[partition]@offset`` from Kafka) to point at one alert."""
+        return self.position or f"{self.source}#{self.index}"
 
     def cutout(self, name: str, *, max_bytes: int | None = None) -> bytes | None:
         """The cutout ``name`` as a plain FITS file, any variant decoded (`cutout_fits`)."""
@@ -346,6 +387,28 @@ class AlertFile:
             "magic 'Obj\\x01' nor a Confluent wire-format header (byte 0x00 + schema id)"
         )
 
+    def count_alerts(self) -> int | None:
+        """The alerts the file says it holds, read from its block headers (none decoded).
+
+        For progress bars: `None` when the headers cannot be read (iterating
+        the file then says why).
+        """
+        if not self.container:
+            return 1
+        count = 0
+        try:
+            with self.path.open("rb") as stream:
+                fastavro.reader(stream)  # the header: the stream is then at the first block
+                while (records := _read_long(stream)) is not None:
+                    size = _read_long(stream)
+                    if size is None or records < 0 or size < 0:
+                        return None
+                    count += records
+                    stream.seek(size + _AVRO_SYNC_SIZE, os.SEEK_CUR)
+        except Exception:  # fastavro raises many types for a bad header; counting is advisory
+            return None
+        return count
+
     def __iter__(self) -> Iterator[LoadedAlert]:
         parsed = self._parsed
         if parsed is None:
@@ -405,6 +468,21 @@ class AlertFile:
             alert=record,
             packet_size=size,
         )
+
+
+def _read_long(stream: BinaryIO) -> int | None:
+    """An Avro ``long`` (zig-zag varint) from ``stream``; `None` at the end of the file."""
+    shift = value = 0
+    while True:
+        byte = stream.read(1)
+        if not byte:
+            return None
+        value |= (byte[0] & 0x7F) << shift
+        if not byte[0] & 0x80:
+            return (value >> 1) ^ -(value & 1)
+        shift += 7
+        if shift > 63:
+            return None
 
 
 def _describe(error: BaseException) -> str:

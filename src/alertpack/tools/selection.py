@@ -3,7 +3,8 @@
 One language for every place that picks alerts: the filter box of
 ``alertpack browse`` and the ``--where EXPR`` option of the read tools. An
 expression is parsed once (`Selection.parse`; never given to `eval`) and then
-either tested on one decoded alert (`Selection.matches`) or evaluated on
+either tested on one decoded alert (`Selection.matches`; `Selection.select`
+filters alerts as the read tools yield them) or evaluated on
 columns of many alerts at once (`Selection.mask`, numpy), with the same
 meaning.
 
@@ -50,14 +51,21 @@ import enum
 import math
 import operator
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from alertpack.errors import SelectionError
-from alertpack.tools.reading import CUTOUT_FIELDS, alert_id, alert_object_id, field_value
+from alertpack.tools.reading import (
+    CUTOUT_FIELDS,
+    alert_id,
+    alert_object_id,
+    field_value,
+    is_negative,
+    signal_to_noise,
+)
 
 __all__ = [
     "MAX_EXPRESSION_LENGTH",
@@ -66,10 +74,18 @@ __all__ = [
     "Kind",
     "Quantity",
     "Selection",
+    "ab_flux",
     "ab_magnitude",
     "literal",
     "quantity_values",
 ]
+
+class _HasAlert(Protocol):
+    @property
+    def alert(self) -> dict[str, Any]: ...
+
+
+_Read = TypeVar("_Read", bound=_HasAlert)
 
 #: marks a missing value in the int64 columns of `Selection.mask`
 MISSING_INT = np.iinfo(np.int64).min
@@ -144,6 +160,11 @@ def ab_magnitude(
     return magnitude, _MAG_PER_LN * abs(flux_err) / flux
 
 
+def ab_flux(magnitude: float) -> float:
+    """The flux in nJy of an AB magnitude (the inverse of `ab_magnitude`)."""
+    return float(10.0 ** ((_AB_ZERO_POINT_NJY - magnitude) / 2.5))
+
+
 def _source(alert: dict[str, Any]) -> dict[str, Any] | None:
     return alert.get("diaSource")
 
@@ -153,16 +174,6 @@ def _from_source(quantity: str) -> Callable[[dict[str, Any]], Any]:
         return field_value(_source(alert), quantity)
 
     return get
-
-
-def _snr(alert: dict[str, Any]) -> float | None:
-    source = _source(alert)
-    snr = field_value(source, "snr")
-    if snr is None:
-        flux, error = field_value(source, "flux"), field_value(source, "flux_err")
-        if flux is not None and error:
-            snr = flux / error
-    return snr
 
 
 def _science_flux(alert: dict[str, Any]) -> float | None:
@@ -194,14 +205,6 @@ def _is_new(alert: dict[str, Any]) -> bool:
     if n_sources is not None:
         return n_sources <= 1
     return not alert.get("prvDiaSources")
-
-
-def _is_negative(alert: dict[str, Any]) -> bool:
-    flag = field_value(_source(alert), "isNegative")
-    if flag is not None:
-        return bool(flag)
-    flux = field_value(_source(alert), "flux")
-    return flux is not None and flux < 0
 
 
 def _visit(alert: dict[str, Any]) -> int | None:
@@ -237,8 +240,9 @@ def _quantities() -> dict[str, Quantity]:
         number("mjd", "midpoint of the exposure", "MJD TAI", _from_source("mjd")),
         number("ra", "right ascension", "deg", _from_source("ra")),
         number("dec", "declination", "deg", _from_source("dec")),
-        number("snr", "signed signal-to-noise (diaSource.snr, else psfFlux/psfFluxErr)", "",
-               _snr),
+        number("snr", "signed signal-to-noise: diaSource.snr (else psfFlux/psfFluxErr), "
+               "negative for a negative difference", "",
+               lambda a: signal_to_noise(_source(a))),
         number("flux", "difference-image PSF flux (psfFlux)", "nJy", _from_source("flux")),
         number("flux_err", "its error", "nJy", _from_source("flux_err")),
         number("mag", "AB magnitude of a positive psfFlux", "mag",
@@ -264,7 +268,7 @@ def _quantities() -> dict[str, Quantity]:
         Quantity("ss", Kind.FLAG, "a solar-system source (an ssObjectId or an ssSource)", "",
                  lambda a: _ss_object(a) is not None or a.get("ssSource") is not None),
         Quantity("negative", Kind.FLAG, "a negative difference (isNegative, or psfFlux < 0)", "",
-                 _is_negative),
+                 lambda a: is_negative(_source(a))),
     ]
     return {quantity.name: quantity for quantity in listed}
 
@@ -999,6 +1003,25 @@ class Selection:
         if self._tree is None:
             return True
         return _ScalarEvaluator(alert).test(self._tree)
+
+    def select(self, alerts: Iterable[_Read]) -> Iterator[_Read]:
+        """The alerts read from files or Kafka (anything with ``.alert``) that it selects."""
+        if self._tree is None:
+            yield from alerts
+            return
+        for alert in alerts:
+            if _ScalarEvaluator(alert.alert).test(self._tree):
+                yield alert
+
+    @classmethod
+    def of_objects(cls, object_ids: Iterable[int]) -> Selection:
+        """The alerts of these diaObjects: ``object == ID`` or ``object in (ID, ...)``."""
+        ids = list(dict.fromkeys(int(i) for i in object_ids))
+        if not ids:
+            return cls.parse("")
+        if len(ids) == 1:
+            return cls.parse(f"object == {ids[0]}")
+        return cls.parse(f"object in ({', '.join(map(str, ids))})")
 
     def mask(self, columns: Mapping[str, np.ndarray], size: int | None = None) -> np.ndarray:
         """Which alerts of ``columns`` are selected: a bool array.

@@ -1,9 +1,8 @@
 """Light curves for the page: photometry points of alerts, drawn as inline SVG.
 
-`photometry` gathers the points of one alert (its diaSource, the previous
-diaSources and the forced photometry it carries); `merge_photometry` those
-of several alerts of one diaObject, each measurement once (by its
-diaSourceId / diaForcedSourceId). `light_curve_svg` draws them against MJD,
+The points (`photometry`, `merge_photometry`), their placement in flux or
+magnitude and the band colours are `alertpack.tools.photometry`'s, shared
+with ``alertpack show``. `light_curve_svg` draws them against MJD,
 as difference-image PSF flux in nJy or as AB magnitude, a colour per band
 (named in a legend), filled circles for detections, open squares for forced
 photometry, a star for the alert's own detection, error bars, and a tooltip
@@ -15,121 +14,25 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
-from alertpack.tools.reading import field_value
+from alertpack.tools.photometry import (
+    BAND_COLOURS,
+    DETECTION_LIMIT_SIGMA,
+    UPPER_LIMIT_SIGMA,
+    Point,
+    band_colour,
+    band_order,
+    merge_photometry,
+    photometry,
+    placement,
+)
 from alertpack.tools.selection import ab_magnitude
 
 __all__ = ["BAND_COLOURS", "Point", "light_curve_svg", "merge_photometry", "photometry"]
 
-#: one colour per band, each told apart from the others and readable on white
-BAND_COLOURS = {
-    "u": "#6a3d9a",
-    "g": "#2ca02c",
-    "r": "#d62728",
-    "i": "#ff7f0e",
-    "z": "#8c564b",
-    "y": "#1f77b4",
-}
-_OTHER_COLOUR = "#7f7f7f"
-_DETECTION_LIMIT_SIGMA = 3.0
-_UPPER_LIMIT_SIGMA = 5.0
-
 _WIDTH, _HEIGHT = 920, 340
 _LEFT, _RIGHT, _TOP, _BOTTOM = 72, 150, 16, 46
-
-
-@dataclass(frozen=True)
-class Point:
-    """One photometric measurement.
-
-    Attributes
-    ----------
-    kind : `str`
-        ``alert`` (the alert's own diaSource), ``detection`` or ``forced``.
-    ident : `int` or `None`
-        diaSourceId or diaForcedSourceId.
-    mjd : `float`
-        Midpoint of the exposure, MJD TAI.
-    flux, flux_err : `float`
-        Difference-image PSF flux and error, nJy (NaN when missing).
-    band : `str`
-    """
-
-    kind: str
-    ident: int | None
-    mjd: float
-    flux: float
-    flux_err: float
-    band: str
-
-    @property
-    def snr(self) -> float:
-        if not (math.isfinite(self.flux) and math.isfinite(self.flux_err)) or self.flux_err <= 0:
-            return math.nan
-        return self.flux / self.flux_err
-
-
-def _number(value: Any) -> float:
-    return math.nan if value is None else float(value)
-
-
-def _points(records: Iterable[dict[str, Any]] | None, kind: str, id_field: str) -> list[Point]:
-    points = []
-    for record in records or ():
-        mjd = _number(field_value(record, "mjd"))
-        if not math.isfinite(mjd):
-            continue
-        points.append(
-            Point(
-                kind=kind,
-                ident=field_value(record, id_field),
-                mjd=mjd,
-                flux=_number(field_value(record, "flux")),
-                flux_err=_number(field_value(record, "flux_err")),
-                band=str(field_value(record, "band", "?")),
-            )
-        )
-    return points
-
-
-def photometry(alert: dict[str, Any]) -> list[Point]:
-    """The points of one alert: its diaSource, previous diaSources, forced photometry."""
-    source = alert.get("diaSource")
-    return (
-        _points([source] if source else [], "alert", "diaSourceId")
-        + _points(alert.get("prvDiaSources"), "detection", "diaSourceId")
-        + _points(alert.get("prvDiaForcedSources"), "forced", "diaForcedSourceId")
-    )
-
-
-def merge_photometry(alerts: Sequence[dict[str, Any]]) -> list[Point]:
-    """The points of several alerts of one object, each measurement once, by time.
-
-    The diaSource of each given alert stays an ``alert`` point (a star), also
-    where a later alert lists it among its previous diaSources.
-    """
-    merged: dict[tuple[str, Any], Point] = {}
-    for alert in alerts:
-        for point in photometry(alert):
-            family = "forced" if point.kind == "forced" else "source"
-            key = (family, point.ident if point.ident is not None else (point.mjd, point.band))
-            if point.kind == "alert" or key not in merged:
-                merged[key] = point
-    return sorted(merged.values(), key=lambda p: p.mjd)
-
-
-def band_order(bands: Iterable[str]) -> list[str]:
-    """Bands in wavelength order (ugrizy), others after them alphabetically."""
-    present = set(bands)
-    known = [band for band in BAND_COLOURS if band in present]
-    return known + sorted(present - set(known))
-
-
-def band_colour(band: str) -> str:
-    return BAND_COLOURS.get(band, _OTHER_COLOUR)
 
 
 def _nice_ticks(low: float, high: float, count: int = 6) -> list[float]:
@@ -151,24 +54,6 @@ def _format_tick(value: float) -> str:
     return f"{value:.10g}" if abs(value) < 1e6 else f"{value:.4g}"
 
 
-def _y_value(point: Point, magnitudes: bool) -> tuple[float, float, float, bool]:
-    """(y, y_low, y_high, upper_limit) of a point in flux or magnitude."""
-    if not magnitudes:
-        width = point.flux_err if math.isfinite(point.flux_err) else 0.0
-        return point.flux, point.flux - width, point.flux + width, False
-    if not (point.snr >= _DETECTION_LIMIT_SIGMA):
-        if not (math.isfinite(point.flux_err) and point.flux_err > 0):
-            return math.nan, math.nan, math.nan, True
-        limit = ab_magnitude(_UPPER_LIMIT_SIGMA * point.flux_err)[0]
-        shown = math.nan if limit is None else limit
-        return shown, shown, shown, True
-    magnitude, error = ab_magnitude(point.flux, point.flux_err)
-    if magnitude is None:
-        return math.nan, math.nan, math.nan, False
-    spread = error or 0.0
-    return magnitude, magnitude - spread, magnitude + spread, False
-
-
 def _tooltip(point: Point, magnitudes: bool) -> str:
     what = {"alert": "this alert", "detection": "detection", "forced": "forced photometry"}
     ident = "diaForcedSourceId" if point.kind == "forced" else "diaSourceId"
@@ -176,10 +61,10 @@ def _tooltip(point: Point, magnitudes: bool) -> str:
     if math.isfinite(point.flux):
         parts.append(f"{point.flux:.1f} ± {point.flux_err:.1f} nJy (S/N {point.snr:.1f})")
     magnitude, error = ab_magnitude(point.flux, point.flux_err)
-    if magnitude is not None and point.snr >= _DETECTION_LIMIT_SIGMA:
+    if magnitude is not None and point.snr >= DETECTION_LIMIT_SIGMA:
         parts.append(f"{magnitude:.2f} ± {error or 0:.2f} AB mag")
     elif magnitudes and math.isfinite(point.flux_err) and point.flux_err > 0:
-        limit, _ = ab_magnitude(_UPPER_LIMIT_SIGMA * point.flux_err)
+        limit, _ = ab_magnitude(UPPER_LIMIT_SIGMA * point.flux_err)
         parts.append(f"5σ upper limit {limit:.2f} AB mag")
     if point.ident is not None:
         parts.append(f"{ident} {point.ident}")
@@ -213,7 +98,7 @@ def light_curve_svg(points: Sequence[Point], *, magnitudes: bool = False) -> str
     plot_width = _WIDTH - _LEFT - _RIGHT
     plot_height = _HEIGHT - _TOP - _BOTTOM
     unit = "AB magnitude" if magnitudes else "difference flux [nJy]"
-    placed = [(p, *_y_value(p, magnitudes)) for p in points]
+    placed = [(p, *placement(p, magnitudes)) for p in points]
     placed = [item for item in placed if math.isfinite(item[1])]
     parts = [
         f'<svg class="lightcurve" viewBox="0 0 {_WIDTH} {_HEIGHT}" role="img" '

@@ -7,9 +7,9 @@ committed in it, as ``alertpack consume --group`` does). Each alert goes into
 the index, its payload into the index's temporary spool file. A message that
 is not an alert is one line (``on_problem``) and reading goes on.
 
-Stopping: librdkafka calls the statistics callback from inside the poll
-every `_TICK_MS`; once `LiveFeed.stop` is called that callback raises, which
-ends the read cleanly (the consumer is closed, a group's offsets committed).
+The read has no idle limit; `LiveFeed.stop` sets the event that
+`iter_kafka_alerts` checks after every poll, which ends the read cleanly (the
+consumer is closed, a group's offsets committed).
 """
 
 from __future__ import annotations
@@ -28,17 +28,9 @@ from alertpack.tools.consume import iter_kafka_alerts
 
 __all__ = ["LiveFeed", "LiveStatus"]
 
-#: seconds without a message after which the read is opened again (where it was, with a group)
-LIVE_IDLE_SECONDS = 86_400.0
 #: seconds the topic check before serving may take
 CHECK_SECONDS = 10.0
-_TICK_MS = 250
 _RETRY_SECONDS = 5.0
-
-
-
-class _Stopped(Exception):
-    """Raised inside the consumer's poll to end the read."""
 
 
 @dataclass
@@ -124,10 +116,6 @@ class LiveFeed:
         if self._on_problem is not None:
             self._on_problem(line)
 
-    def _tick(self, _stats: str) -> None:
-        if self._stop.is_set():
-            raise _Stopped
-
     def _client_error(self, error: Any) -> None:
         text = f"Kafka at {self.status.server}: {error.str()}"
         self.status.error = text
@@ -140,19 +128,15 @@ class LiveFeed:
         self._problem(f"skipped {message.reason}")
 
     def _run(self) -> None:
-        config = {
-            "stats_cb": self._tick,
-            "statistics.interval.ms": _TICK_MS,
-            "error_cb": self._client_error,
-        }
+        config = {"error_cb": self._client_error}
         from_beginning = self._from_beginning
         try:
             while not self._stop.is_set():
                 try:
                     for consumed in iter_kafka_alerts(
-                        self.settings, from_beginning=from_beginning,
-                        timeout=LIVE_IDLE_SECONDS, group=self._group, config=config,
-                        on_rejected=self._rejected,
+                        self.settings, from_beginning=from_beginning, timeout=None,
+                        group=self._group, config=config, on_rejected=self._rejected,
+                        stop=self._stop,
                     ):
                         self.index.add_alert(consumed.alert, consumed.payload, consumed.schema,
                                              consumed.source, consumed.label)
@@ -160,8 +144,6 @@ class LiveFeed:
                         self.status.last_arrival = time.time()
                         self.status.error = None
                     from_beginning = False
-                except _Stopped:
-                    return
                 except Exception as error:  # the read starts again; the page stays up
                     text = str(error) if isinstance(error, AlertPackError) else (
                         f"reading {self.status.topic} failed ({type(error).__name__}: {error})"

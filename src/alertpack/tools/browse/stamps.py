@@ -1,31 +1,18 @@
 """The three cutouts of an alert as images for the page: pixels, stretch, sky overlays.
 
 `render_stamps` decodes the difference, science and template cutouts of one
-alert (astropy, `alertpack.tools.plotting.read_stamp`) and turns each into a
-PNG (written here with numpy and zlib: an 8-bit RGB image, one byte per
-channel, no other dependency) plus what the page draws over it as vectors:
-north and east arrows from the stamp's WCS, a scale bar in arcseconds, and
-ticks around the source position.
-
-Stretches (`STRETCHES`), as astronomers' viewers name them:
-
-``zscale``
-    IRAF's zscale limits, linear between them.
-``linear``
-    The 0.25th to 99.75th percentiles, linear between them.
-``asinh``
-    The same percentiles, asinh stretch (astropy ``AsinhStretch(0.1)``): the
-    faint outskirts and the bright core at once.
-
-Science and template share one set of limits, so that a brightening reads as
-one; the difference has its own, symmetric about zero. Pixels without data
-(NaN: the part of a padded stamp outside the detector) are drawn in a colour
-of their own and counted.
+alert and turns each into a PNG (written here with numpy and zlib: an 8-bit
+RGB image, one byte per channel, no other dependency) plus what the page
+draws over it as vectors: north and east arrows from the stamp's WCS, a scale
+bar in arcseconds, and ticks around the source position. How a stamp is
+decoded, stretched (``asinh``, ``linear``, ``zscale``), oriented and scaled
+is `alertpack.tools.stamp_display`'s, shared with ``alertpack show``. Pixels
+without data (NaN: the part of a padded stamp outside the detector) are drawn
+in a colour of their own and counted.
 """
 
 from __future__ import annotations
 
-import math
 import struct
 import zlib
 from dataclasses import dataclass
@@ -34,14 +21,19 @@ from typing import Any
 import numpy as np
 
 from alertpack.errors import InputError
-from alertpack.tools.plotting import (
-    Stamp,
-    north_east_vectors,
-    read_stamp,
-    symmetric_zscale_limits,
-    zscale_limits,
-)
 from alertpack.tools.reading import field_value
+from alertpack.tools.stamp_display import (
+    NO_DATA_RGB,
+    STRETCHES,
+    Stamp,
+    check_stretch,
+    display_levels,
+    display_limits,
+    north_east_vectors,
+    pixel_scale,
+    read_stamp,
+    scale_bar,
+)
 
 __all__ = [
     "STAMP_KINDS",
@@ -52,8 +44,6 @@ __all__ = [
     "render_stamps",
 ]
 
-STRETCHES = ("asinh", "linear", "zscale")
-
 #: URL name -> alert field, in the order the page shows them
 STAMP_KINDS = {
     "difference": "cutoutDifference",
@@ -63,11 +53,6 @@ STAMP_KINDS = {
 
 #: largest stamp drawn (pixels a side); larger ones are offered as FITS only
 MAX_STAMP_SIDE = 1024
-
-_PERCENTILE = 99.5
-_ASINH_A = 0.1
-_NO_DATA_RGB = (38, 84, 124)  # a dark blue no grey level can be mistaken for
-_NICE_ARCSEC = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 
 @dataclass
@@ -153,59 +138,15 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     )
 
 
-def _percentile_limits(*images: np.ndarray) -> tuple[float, float]:
-    # astropy on first use: the pages are served before any stamp is drawn
-    from astropy.visualization import PercentileInterval
-
-    values = np.concatenate([image[np.isfinite(image)].ravel() for image in images])
-    if values.size == 0:
-        return 0.0, 1.0
-    low, high = PercentileInterval(_PERCENTILE).get_limits(values)
-    return (float(low), float(high)) if high > low else (float(low), float(low) + 1.0)
-
-
-def _stretch_function(stretch: str) -> Any:
-    from astropy.visualization import AsinhStretch, LinearStretch  # as in _percentile_limits
-
-    return AsinhStretch(_ASINH_A) if stretch == "asinh" else LinearStretch()
-
-
-def _direct_levels(pixels: np.ndarray, limits: tuple[float, float], stretch: str) -> np.ndarray:
-    low, high = limits
-    scaled = np.clip((pixels - low) / (high - low), 0.0, 1.0)
-    return _stretch_function(stretch)(scaled, clip=True)
-
-
-def _difference_levels(pixels: np.ndarray, half: float, stretch: str) -> np.ndarray:
-    # symmetric about zero: grey is no change, white brighter, black fainter
-    scaled = np.clip(pixels / half, -1.0, 1.0)
-    magnitude = _stretch_function(stretch)(np.abs(scaled), clip=True)
-    return 0.5 + 0.5 * np.sign(scaled) * magnitude
-
-
 def _to_rgb(levels: np.ndarray) -> np.ndarray:
     grey = np.nan_to_num(levels * 255.0 + 0.5, nan=0.0).astype(np.uint8)
     rgb = np.repeat(grey[:, :, None], 3, axis=2)
-    rgb[~np.isfinite(levels)] = _NO_DATA_RGB
+    rgb[~np.isfinite(levels)] = NO_DATA_RGB
     return rgb[::-1]  # FITS row 1 at the bottom
-
-
-def _scale_bar(arcsec_per_pixel: float, width: int) -> tuple[float, str] | None:
-    if not math.isfinite(arcsec_per_pixel) or arcsec_per_pixel <= 0:
-        return None
-    target = 0.3 * width * arcsec_per_pixel
-    fitting = [length for length in _NICE_ARCSEC if length <= target]
-    if not fitting:
-        return None
-    length = fitting[-1]
-    label = f"{length:g}″" if length < 60 else f"{length / 60:g}′"
-    return length / arcsec_per_pixel, label
 
 
 def _sky_overlays(panel: RenderedStamp, stamp: Stamp, ra: Any, dec: Any) -> None:
     """North/east arrows, scale bar and source position, from the stamp's WCS."""
-    from astropy.wcs.utils import proj_plane_pixel_scales  # as in _percentile_limits
-
     ny, nx = stamp.pixels.shape
     if stamp.wcs is None:
         panel.source = (nx / 2, ny / 2)
@@ -215,9 +156,8 @@ def _sky_overlays(panel: RenderedStamp, stamp: Stamp, ra: Any, dec: Any) -> None
         if np.all(np.isfinite(north)) and np.all(np.isfinite(east)):
             panel.north = (float(north[0]), -float(north[1]))
             panel.east = (float(east[0]), -float(east[1]))
-        scales = proj_plane_pixel_scales(stamp.wcs) * 3600.0
-        panel.pixel_scale = float(np.sqrt(abs(scales[0] * scales[1])))
-        bar = _scale_bar(panel.pixel_scale, nx)
+        panel.pixel_scale = pixel_scale(stamp.wcs)
+        bar = scale_bar(panel.pixel_scale, nx)
         if bar is not None:
             panel.scale_pixels, panel.scale_label = bar
         if ra is not None and dec is not None:
@@ -237,8 +177,7 @@ def render_stamps(alert: dict[str, Any], stretch: str = "asinh") -> dict[str, Re
         For an unknown ``stretch``. A cutout that is missing or cannot be read
         is not an error: its panel carries the reason.
     """
-    if stretch not in STRETCHES:
-        raise InputError(f"unknown stretch {stretch!r}; choose one of {', '.join(STRETCHES)}")
+    check_stretch(stretch)
     panels: dict[str, RenderedStamp] = {}
     stamps: dict[str, Stamp] = {}
     for kind, name in STAMP_KINDS.items():
@@ -258,11 +197,8 @@ def render_stamps(alert: dict[str, Any], stretch: str = "asinh") -> dict[str, Re
             panel.error = f"{nx}x{ny} pixels: too large to draw here; download the FITS file"
             continue
         stamps[kind] = stamp
-    direct = [stamps[k].pixels for k in ("science", "template") if k in stamps]
-    if direct:
-        direct_limits = zscale_limits(*direct) if stretch == "zscale" else _percentile_limits(
-            *direct
-        )
+    limits = display_limits({STAMP_KINDS[kind]: stamp for kind, stamp in stamps.items()},
+                            stretch)
     source = alert.get("diaSource")
     ra, dec = field_value(source, "ra"), field_value(source, "dec")
     twin: str | None = None
@@ -271,20 +207,9 @@ def render_stamps(alert: dict[str, Any], stretch: str = "asinh") -> dict[str, Re
         pixels = stamp.pixels
         panel.height, panel.width = pixels.shape
         panel.unit = stamp.unit
-        panel.no_data = int(np.count_nonzero(~np.isfinite(pixels)))
-        if kind == "difference":
-            if stretch == "zscale":
-                half = symmetric_zscale_limits(pixels)[1]
-            else:
-                finite = np.abs(pixels[np.isfinite(pixels)])
-                half = float(np.percentile(finite, _PERCENTILE)) if finite.size else 1.0
-            half = half if half > 0 else 1.0
-            panel.limits = (-half, half)
-            levels = _difference_levels(pixels, half, stretch)
-        else:
-            panel.limits = direct_limits
-            levels = _direct_levels(pixels, direct_limits, stretch)
-        levels[~np.isfinite(pixels)] = np.nan
+        panel.no_data = stamp.no_data
+        panel.limits = limits[STAMP_KINDS[kind]]
+        levels = display_levels(pixels, panel.limits, stretch, symmetric=kind == "difference")
         panel.png = png_bytes(_to_rgb(levels))
         panel.values = pixels[::-1]
         if twin is not None and _same_frame(stamps[twin], stamp):
