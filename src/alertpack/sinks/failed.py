@@ -7,6 +7,7 @@ container of `FAILED_ALERT_SCHEMA` records (``failed-<UTC time>-<pid>.avro``);
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -16,8 +17,10 @@ from typing import Any, cast
 
 import fastavro
 
-from alertpack.errors import FailedAlertFileError
+from alertpack.errors import FailedAlertFileError, LimitExceededError
+from alertpack.limits import ReadLimits, read_limits
 from alertpack.packets.batch import OutgoingAlert
+from alertpack.packets.container import iter_container_blocks, read_container_header
 from alertpack.sinks.files import atomic_output
 
 __all__ = [
@@ -127,30 +130,57 @@ def write_failed_alerts(
     return target
 
 
-def read_failed_alerts(path: str | os.PathLike[str]) -> list[FailedAlert]:
+def _full_name(schema: Any) -> str | None:
+    """The full name of a writer schema that is a named record, else `None`."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("name"), str):
+        return None
+    name: str = schema["name"]
+    namespace = schema.get("namespace")
+    return f"{namespace}.{name}" if "." not in name and isinstance(namespace, str) else name
+
+
+def read_failed_alerts(
+    path: str | os.PathLike[str], *, limits: ReadLimits | None = None
+) -> list[FailedAlert]:
     """The failures recorded in a failed-alerts file.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    limits : `~alertpack.limits.ReadLimits`, optional
+        Bounds on its blocks (``avro_block_bytes``); default: the environment.
 
     Raises
     ------
     FailedAlertFileError
-        If the file cannot be read or is not a failed-alerts file.
+        If the file cannot be read, is not a failed-alerts file, or holds a
+        block beyond the limit.
     """
     path = Path(path)
+    limits = read_limits(limits)
     try:
         with open(path, "rb") as stream:
-            reader = fastavro.reader(stream)
-            name = (
-                reader.writer_schema.get("name") if isinstance(reader.writer_schema, dict) else None
-            )
+            header = read_container_header(stream, str(path), limits=limits)
+            name = _full_name(header.schema)
             if name != FAILED_ALERT_SCHEMA_NAME:
                 raise FailedAlertFileError(
                     f"{path} holds {name or 'unknown'} records, not alertpack.failedAlert: "
                     "give replay the failed-*.avro files an AlertProducer wrote"
                 )
-            # records of the failedAlert record schema read as dicts
-            return [FailedAlert.from_record(cast(dict[str, Any], record)) for record in reader]
+            parsed = fastavro.parse_schema(header.schema)
+            failures = []
+            for block in iter_container_blocks(stream, header, str(path), limits=limits):
+                data = io.BytesIO(block.data)
+                for _ in range(block.count):
+                    # the failedAlert record schema reads as dicts
+                    record = cast(dict[str, Any], fastavro.schemaless_reader(data, parsed, None))
+                    failures.append(FailedAlert.from_record(record))
+            return failures
     except FailedAlertFileError:
         raise
+    except LimitExceededError as error:
+        raise FailedAlertFileError(str(error)) from None
     except OSError as error:
         raise FailedAlertFileError(f"cannot read failed-alerts file {path}: {error}") from None
     except MemoryError:
@@ -158,10 +188,11 @@ def read_failed_alerts(path: str | os.PathLike[str]) -> list[FailedAlert]:
             f"{path} is not a readable failed-alerts Avro file (a length in it is far larger "
             "than memory: corrupt data)"
         ) from None
-    except Exception as error:  # fastavro raises many types for a bad file
+    except Exception as error:  # fastavro and the container reader raise many types
+        detail = str(error).removeprefix(f"{path}: ")
         raise FailedAlertFileError(
             f"{path} is not a readable failed-alerts Avro file "
-            f"({type(error).__name__}: {error}); it is truncated or corrupt"
+            f"({type(error).__name__}: {detail}); it is truncated or corrupt"
         ) from None
 
 
@@ -172,10 +203,10 @@ def is_failed_alert_file(path: str | os.PathLike[str]) -> bool:
     """
     try:
         with open(path, "rb") as stream:
-            schema = fastavro.reader(stream).writer_schema
+            schema = read_container_header(stream, str(path)).schema
     except Exception:  # unreadable or not Avro: not a failed-alerts file
         return False
-    return isinstance(schema, dict) and schema.get("name") == FAILED_ALERT_SCHEMA_NAME
+    return _full_name(schema) == FAILED_ALERT_SCHEMA_NAME
 
 
 def find_failed_alert_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
