@@ -27,7 +27,6 @@ but the schema does not demand; lsst-alert-packet's own sample alerts do):
 from __future__ import annotations
 
 import datetime
-import io
 import itertools
 import json
 import math
@@ -41,7 +40,7 @@ import numpy as np
 from fastavro import validation
 from fastavro.schema import to_parsing_canonical_form
 
-from alertpack.errors import InputError
+from alertpack.errors import InputError, LimitExceededError
 from alertpack.kafka.settings import ConsumerSettings
 from alertpack.packets.avro_types import FLOAT32_MAX, INT_RANGES
 from alertpack.schema import AlertSchema, collect_named_types, load_schema
@@ -58,6 +57,7 @@ from alertpack.tools.reading import (
     iter_alert_files,
     iter_alerts,
 )
+from alertpack.tools.stamp_reader import open_stamp
 
 __all__ = [
     "AlertReport",
@@ -586,25 +586,14 @@ def check_cutouts(record: dict[str, Any]) -> list[Problem]:
 
 
 def _cutout_problems(name: str, data: bytes) -> list[Problem]:
-    # astropy.io.fits (~0.2 s) only for checking cutouts: inspect never opens them
-    from astropy.io import fits
-
-    problems: list[Problem] = []
     try:
-        with fits.open(io.BytesIO(data)) as hdus:
-            images = [hdu for hdu in hdus if hdu.is_image and hdu.data is not None]
-            if not images:
-                problems.append(Problem("cutouts", f"{name} holds no image data"))
-            elif images[0].data.ndim != 2:
-                problems.append(
-                    Problem(
-                        "cutouts",
-                        f"{name} image is {images[0].data.ndim}-D "
-                        f"(shape {images[0].data.shape}), not 2-D",
-                    )
-                )
-    except Exception as error:  # astropy raises many types for unreadable FITS
-        problems.append(Problem("cutouts", f"{name} does not open with astropy.io.fits: {error}"))
+        # headers within the read limits before any pixel is decoded (or fitsverify run)
+        problems = _image_problems(name, open_stamp(data, name=name))
+    except LimitExceededError as error:
+        # refused before decoding: fitsverify would decode it all, so it is not run
+        return [Problem("cutouts", str(error))]
+    except InputError as error:
+        problems = [Problem("cutouts", str(error))]
     try:
         messages = run_fitsverify(data)
     except InputError as error:  # fitsverify not installed
@@ -620,6 +609,23 @@ def _cutout_problems(name: str, data: bytes) -> list[Problem]:
         for line in messages
     )
     return problems
+
+
+def _image_problems(name: str, hdus: Any) -> list[Problem]:
+    """The cutout holds a 2-D image whose pixels astropy decodes."""
+    try:
+        with hdus:
+            images = [hdu for hdu in hdus if hdu.is_image and hdu.data is not None]
+            if not images:
+                return [Problem("cutouts", f"{name} holds no image data")]
+            if images[0].data.ndim != 2:
+                shape = images[0].data.shape
+                return [
+                    Problem("cutouts", f"{name} image is {len(shape)}-D (shape {shape}), not 2-D")
+                ]
+    except Exception as error:  # astropy raises many types for unreadable FITS
+        return [Problem("cutouts", f"{name} does not open with astropy.io.fits: {error}")]
+    return []
 
 
 def _writer_schema_problems(alert_file: AlertFile) -> list[Problem]:

@@ -12,7 +12,6 @@ first. Matplotlib runs on the Agg canvas: no display is ever needed.
 
 from __future__ import annotations
 
-import io
 import os
 import warnings
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from alertpack.tools.reading import (
     alert_object_id,
     field_value,
 )
+from alertpack.tools.stamp_reader import open_stamp
 
 if TYPE_CHECKING:
     from astropy.wcs import WCS
@@ -83,19 +83,21 @@ def read_stamp(data: bytes) -> Stamp:
     Raises
     ------
     InputError
-        If astropy cannot open the bytes or they hold no 2-D image.
+        If astropy cannot open the bytes (or they are truncated) or they hold
+        no 2-D image; `~alertpack.errors.LimitExceededError` beyond the read
+        limits (`~alertpack.tools.stamp_reader.open_stamp`).
     """
     # astropy on first use: browse imports this module and serves pages before any stamp
-    from astropy.io import fits
     from astropy.utils.exceptions import AstropyWarning
     from astropy.wcs import WCS, FITSFixedWarning
 
+    # headers checked against the read limits (pixels, SIP orders, gzip tiles) and the
+    # declared data against the bytes, before any pixel is decoded
+    hdus = open_stamp(data, name="the cutout")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), hdus:
             # a damaged header is reported as one InputError below, not as warnings
             warnings.simplefilter("ignore", AstropyWarning)
-            hdus = fits.open(io.BytesIO(data))
-        with hdus:
             for hdu in hdus:
                 if hdu.is_image and hdu.data is not None and hdu.data.ndim == 2:
                     pixels = np.asarray(hdu.data, dtype=float)
