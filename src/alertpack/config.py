@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import lsst.pex.config as pexConfig
 
 from alertpack.errors import ConfigError
+from alertpack.redaction import REDACTED, redact, url_secrets
 from alertpack.schema import SchemaVersion, available_versions, latest_version
 
 __all__ = [
@@ -288,17 +288,25 @@ def _first_line(error: BaseException) -> str:
 #: fields whose values never leave the process in clear text
 SECRET_FIELDS = ("kafkaPassword",)
 
+#: fields that may carry credentials as user-info (``user:password@``, ``TOKEN@``)
+ADDRESS_FIELDS = ("kafkaServer", "schemaRegistryUrl")
+
 
 def config_text(config: PackageAlertsConfig) -> str:
-    """The config as a pex_config override file, secrets masked.
+    """The config as a pex_config override file, secrets masked by the one rule.
 
-    The text loads back with `load_config_file` (a masked secret loads as
-    the mask, so pass secrets through the environment instead).
+    The secret fields (`SECRET_FIELDS`) show as ``'********'``; everything
+    else goes through `alertpack.redaction.redact` with the credentials of
+    the addresses (`ADDRESS_FIELDS`): a user-info password or token, secret
+    URL parameters and the base64 of a basic-authentication pair are masked
+    wherever they appear. The text loads back with `load_config_file` (a
+    masked secret loads as the mask, so pass secrets through the environment
+    instead).
     """
-    text = config.saveToString()
+    shown = type(config)()
+    shown.loadFromString(config.saveToString())
     for name in SECRET_FIELDS:
-        if getattr(config, name):
-            text = re.sub(
-                rf"^(config\.{name}=).*$", r"\g<1>'********'", text, flags=re.MULTILINE
-            )
-    return text
+        if getattr(shown, name):
+            setattr(shown, name, REDACTED)
+    secrets = [secret for name in ADDRESS_FIELDS for secret in url_secrets(getattr(config, name))]
+    return redact(shown.saveToString(), secrets)
