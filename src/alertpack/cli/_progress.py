@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from alertpack.terminal import printable
+
 if TYPE_CHECKING:
     from alertpack.config import PackageAlertsConfig
     from alertpack.scaleout.pool import VisitSummary
@@ -45,6 +47,8 @@ class Progress:
 
     def update(self, label: str, status: str = "", postfix: str = "") -> None:
         """One more item finished: ``label`` names it, ``status`` says how it went."""
+        # a detector's name is its directory's, its status may quote input: both escaped
+        label, status = printable(label), printable(status)
         self.done += 1
         if self._bar is not None:
             self._bar.update(1)

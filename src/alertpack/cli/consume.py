@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from alertpack.cli._files import say
 from alertpack.cli._kafka import (
     add_kafka_source_options,
     kafka_alerts_from_args,
@@ -32,9 +33,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _report_rejected(rejected: RejectedMessage) -> None:
-    kept = f"; kept in {rejected.path}" if rejected.path is not None else ""
-    print(f"alertpack consume: skipped {rejected.reason}{kept}", file=sys.stderr, flush=True)
+#: rejects reported one line each, before the rest is summarised
+REJECTS_SHOWN = 10
+#: then one line per this many rejects
+REJECTS_PER_LINE = 1000
+
+
+class _RejectReport:
+    """Prints the first rejects one line each, then one line per `REJECTS_PER_LINE`.
+
+    A flood of garbage (5,000 one-byte messages) is a few lines on stderr,
+    not one each: every reject is still kept (``DIR/rejected/``) and counted.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._unsaid = 0
+        self._last: RejectedMessage | None = None
+
+    def __call__(self, rejected: RejectedMessage) -> None:
+        self.count += 1
+        if self.count <= REJECTS_SHOWN:
+            kept = f"; kept in {rejected.path}" if rejected.path is not None else ""
+            say(f"alertpack consume: skipped {rejected.reason}{kept}", error=True)
+            if self.count == REJECTS_SHOWN:
+                say(
+                    f"alertpack consume: further rejects are summarised, one line per "
+                    f"{REJECTS_PER_LINE}", error=True,
+                )
+            return
+        self._unsaid += 1
+        self._last = rejected
+        if self._unsaid >= REJECTS_PER_LINE:
+            self.summarise()
+
+    def summarise(self) -> None:
+        """The line for the rejects not reported yet, if any."""
+        if not self._unsaid or self._last is None:
+            return
+        say(
+            f"alertpack consume: skipped {self._unsaid} more message(s) that are not alerts "
+            f"({self.count} in all; the last: {self._last.reason})",
+            error=True,
+        )
+        self._unsaid = 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,19 +94,21 @@ def _consume(args: argparse.Namespace) -> int:
     # the parser stays light: imported when the command runs
     from alertpack.tools.consume import ConsumeResult, consume_to_directory
 
+    rejects = _RejectReport()
     if args.out:
         settings, options = kafka_source_from_args(args)
         result = ConsumeResult()
 
         def on_file(path: Path) -> None:
-            print(path, flush=True)
+            say(path, flush=True)
 
         try:
             consume_to_directory(
                 settings, None, args.out, result=result, on_file=on_file,
-                on_rejected=_report_rejected, **options,
+                on_rejected=rejects, **options,
             )
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as errors.Terminated (cli.main)
+            rejects.summarise()
             committed = f", offsets of {result.committed} committed" if args.group else ""
             print(
                 f"alertpack consume: interrupted; wrote the {result.alerts} alert(s) read so far "
@@ -72,21 +116,15 @@ def _consume(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             raise
-        count, n_rejected = result.alerts, len(result.rejected)
+        count = result.alerts
     else:
-        rejected: list[RejectedMessage] = []
-
-        def on_rejected(message: RejectedMessage) -> None:
-            rejected.append(message)
-            _report_rejected(message)
-
-        settings, alerts = kafka_alerts_from_args(args, on_rejected=on_rejected)
+        settings, alerts = kafka_alerts_from_args(args, on_rejected=rejects)
         count = 0
         for consumed in alerts:
-            print(consumed.summary(), flush=True)
+            say(consumed.summary(), flush=True)
             count += 1
-        n_rejected = len(rejected)
-    skipped = f", skipped {n_rejected} message(s) that are not alerts" if n_rejected else ""
+    rejects.summarise()
+    skipped = f", skipped {rejects.count} message(s) that are not alerts" if rejects.count else ""
     where = f"{settings.topic} at {settings.shown_servers}"
-    print(f"read {count} alert(s) from {where}{skipped}", file=sys.stderr)
-    return 1 if n_rejected else 0
+    say(f"read {count} alert(s) from {where}{skipped}", error=True)
+    return 1 if rejects.count else 0

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     with naming_kafka_flags():
         count = writer(rows, sys.stdout)
     sys.stdout.flush()
-    status = report_file_problems("inspect", report)
+    status = report_file_problems("inspect", report, read_any=count > 0)
     if count == 0 and status == 0:
         print("alertpack inspect: no alerts", file=sys.stderr)
     return status

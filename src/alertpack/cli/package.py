@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from alertpack.cli._apdb import add_apdb_options, package_from_apdb
 from alertpack.cli._config import add_config_options, config_from_args
+from alertpack.cli._files import say
 from alertpack.cli._progress import Progress, print_pool_summary, print_table
 from alertpack.errors import CommandError, InputError
 
@@ -275,8 +276,8 @@ def _print_visit_summary(summary: VisitSummary, config: PackageAlertsConfig) -> 
     print(f"alert files under {config.alertWriteLocation}")
     for failure in summary.failures:
         tries = f" after {failure.attempts} attempts" if failure.attempts > 1 else ""
-        print(f"alertpack package: detector {failure.name} failed{tries}: {failure.error}",
-              file=sys.stderr)
+        say(f"alertpack package: detector {failure.name} failed{tries}: {failure.error}",
+            error=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -326,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  size: {result.alerts.nbytes / 1e6:.2f} MB, "
           f"{result.alerts.nbytes / max(result.n_alerts, 1) / 1e3:.1f} kB per alert")
     for path in result.paths:
-        print(f"  wrote {path}")
+        say(f"  wrote {path}")
     if not result.paths:
         print("  no alert file written" + ("" if result.n_alerts else " (no DiaSources)"))
     unusual = {key: count for key, count in result.cutout_status.items() if not key.endswith(":OK")}

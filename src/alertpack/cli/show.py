@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from alertpack.cli._files import report_file_problems, reported_on_error
+from alertpack.cli._files import report_file_problems, reported_on_error, say
 
 HELP = "plot an alert's cutouts and light curve"
 
@@ -32,9 +31,9 @@ def run(args: argparse.Namespace) -> int:
     with reported_on_error("show", report):
         alert = find_alert(args.path, args.id, report=report)
     written = save_alert_plot(alert, args.output)
-    print(f"wrote {written} (alert {alert.alert_id}, {alert.label})")
-    status = report_file_problems("show", report)
+    say(f"wrote {written} (alert {alert.alert_id}, {alert.label})")
+    status = report_file_problems("show", report, read_any=True)
     for name, reason in unreadable_cutouts(alert.record).items():
-        print(f"alertpack show: {alert.label}: {name} unreadable: {reason}", file=sys.stderr)
+        say(f"alertpack show: {alert.label}: {name} unreadable: {reason}", error=True)
         status = status or 1
     return status

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from alertpack.cli._files import report_file_problems, reported_on_error
+from alertpack.cli._files import report_file_problems, reported_on_error, say
 
 HELP = "flatten alerts to Parquet tables"
 
@@ -16,7 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Flatten alerts to Parquet tables in a directory: all the alerts given, or nothing."""
+    """Flatten alerts to Parquet tables in a directory: the alerts of every readable file.
+
+    Exit 0 when every file was converted; 1 when some could not be read (each
+    named; the tables hold the alerts of the others, whole files only); 2
+    when none could.
+    """
     # the parser stays light: imported when the command runs
     from alertpack.tools.parquet import ALERTS_TABLE, alerts_to_parquet
     from alertpack.tools.reading import ReadReport
@@ -25,5 +30,5 @@ def run(args: argparse.Namespace) -> int:
     with reported_on_error("to-parquet", report):
         written = alerts_to_parquet(args.paths, args.output, report=report)
     for name, (path, rows) in written.items():
-        print(f"{path}: {rows} {'alerts' if name == ALERTS_TABLE else 'rows'}")
-    return report_file_problems("to-parquet", report)
+        say(f"{path}: {rows} {'alerts' if name == ALERTS_TABLE else 'rows'}")
+    return report_file_problems("to-parquet", report, read_any=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from alertpack.cli._files import report_file_problems
+from alertpack.cli._files import report_file_problems, say
 from alertpack.errors import CommandError, UnknownSchemaError
 
 HELP = "check alerts against schema, cutouts, ids (errors vs convention warnings)"
@@ -44,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
         n_invalid += bool(errors)
         n_warned += bool(warnings)
         for problem in report.problems:
-            print(f"{report.alert.label} id={report.alert.alert_id}: {problem}")
+            say(f"{report.alert.label} id={report.alert.alert_id}: {problem}")
     sys.stdout.flush()
-    status = report_file_problems("validate", files)
+    status = report_file_problems("validate", files, read_any=n_alerts > 0)
     if n_alerts == 0:
         if status == 0:
             print("alertpack validate: no alerts found", file=sys.stderr)
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     summary = _summary(n_alerts, n_invalid, n_errors, n_warned, n_warnings)
     if status:
         print(f"{summary} (readable files); {len(files.errors)} file problem(s)")
-        return status
+        return 1
     print(summary)
     return 1 if n_errors or (args.strict and n_warnings) else 0
 

@@ -559,8 +559,26 @@ class ClientLog:
         logging.getLogger(CLIENT_LOGGER_NAME).debug("%s", self.redact(text))
 
 
+class _ClientLogger:
+    """The ``logger`` one client is given: `client_log`, and that client's own listener.
+
+    The listener sees the client's lines unmasked, in this process only
+    (the consumer looks in them for librdkafka's "increase
+    receive.message.max.bytes", which comes as a log line, not an error).
+    """
+
+    def __init__(self, log: ClientLog, on_line: Callable[[str], None]) -> None:
+        self._log = log
+        self._on_line = on_line
+
+    def log(self, level: int, msg: str, *args: Any) -> None:
+        self._log.log(level, msg, *args)
+        self._on_line(msg % args if args else msg)
+
+
 #: the one librdkafka logger, given to every client alertpack creates
 client_log = ClientLog()
+
 
 def new_client[Client](
     factory: Callable[[dict[str, Any]], Client],
@@ -568,6 +586,7 @@ def new_client[Client](
     config: dict[str, Any],
     *,
     kind: str,
+    on_line: Callable[[str], None] | None = None,
 ) -> tuple[Client, int]:
     """A confluent-kafka client ``factory(config)`` logging to `client_log`.
 
@@ -582,6 +601,8 @@ def new_client[Client](
         librdkafka properties (``logger`` is set here).
     kind : `str`
         ``producer`` or ``consumer``, for the error message.
+    on_line : callable, optional
+        Also called with each of this client's librdkafka lines.
 
     Returns
     -------
@@ -600,7 +621,8 @@ def new_client[Client](
     token = client_log.register(settings)
     try:
         # librdkafka's own lines go to the masked logger, not raw to stderr
-        return factory({**config, "logger": client_log}), token
+        logger = client_log if on_line is None else _ClientLogger(client_log, on_line)
+        return factory({**config, "logger": logger}), token
     except (KafkaException, ValueError, TypeError) as error:
         client_log.forget(token)
         raise ConfigError(

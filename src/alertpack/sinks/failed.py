@@ -209,14 +209,39 @@ def is_failed_alert_file(path: str | os.PathLike[str]) -> bool:
     return _full_name(schema) == FAILED_ALERT_SCHEMA_NAME
 
 
-def find_failed_alert_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+def _looks_failed(path: Path) -> bool:
+    """A name as `write_failed_alerts` gives (``failed-<UTC time>-<pid>.avro``)."""
+    return path.name.startswith("failed-") and path.name.endswith(".avro")
+
+
+def find_failed_alert_files(
+    paths: Iterable[str | os.PathLike[str]], *, problems: list[str] | None = None
+) -> list[Path]:
     """Expand files and directories into failed-alerts files.
 
     A directory is searched recursively (so ``<alertWriteLocation>`` finds its
     ``failed/`` subdirectory) for non-hidden ``*.avro`` files whose writer
     schema is `FAILED_ALERT_SCHEMA_NAME`, whatever their name; alert files
-    next to them are left alone. A file given by name is taken as it is
-    (`read_failed_alerts` says if it is not one).
+    next to them (readable Avro files of other records) are left alone. A
+    file given by name is taken as it is (`read_failed_alerts` says if it is
+    not one).
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        Files and directories.
+    problems : `list` [`str`], optional
+        Collects, one line each, what is wrong and left alone: a missing
+        path, an ``*.avro`` file under a directory that is not readable Avro
+        (it may be a damaged failed-alerts file), a file named like a
+        failed-alerts file that holds other records, a directory named like
+        one that holds none. Without it, a missing path raises and the rest
+        is passed over silently.
+
+    Raises
+    ------
+    FailedAlertFileError
+        Without ``problems``, for a path that does not exist.
     """
     found: list[Path] = []
     for given in paths:
@@ -225,9 +250,42 @@ def find_failed_alert_files(paths: Iterable[str | os.PathLike[str]]) -> list[Pat
             candidates = sorted(
                 p for p in path.rglob("*.avro") if p.is_file() and not p.name.startswith(".")
             )
-            found.extend(p for p in candidates if is_failed_alert_file(p))
+            before = len(found)
+            for candidate in candidates:
+                problem = _not_failed_file(candidate)
+                if problem is None:
+                    found.append(candidate)
+                elif problems is not None and problem:
+                    problems.append(problem)
+            if problems is not None and len(found) == before and path.suffix == ".avro":
+                problems.append(
+                    f"{path} is a directory named like an alert file, holding no failed-alerts "
+                    "file: give the failed-*.avro files themselves"
+                )
         elif path.is_file():
             found.append(path)
         else:
-            raise FailedAlertFileError(f"{path} does not exist: give failed-alert files or dirs")
+            message = f"{path} does not exist: give failed-alert files or dirs"
+            if problems is None:
+                raise FailedAlertFileError(message)
+            problems.append(message)
     return found
+
+
+def _not_failed_file(path: Path) -> str | None:
+    """`None` for a failed-alerts file; else why not, empty when that is no problem."""
+    try:
+        with open(path, "rb") as stream:
+            schema = read_container_header(stream, str(path)).schema
+    except Exception as error:  # unreadable or not Avro: possibly a damaged failed-alerts file
+        detail = str(error).removeprefix(f"{path}: ")
+        return f"{path} is not a readable Avro file ({detail}); left alone"
+    name = _full_name(schema)
+    if name == FAILED_ALERT_SCHEMA_NAME:
+        return None
+    if _looks_failed(path):
+        return (
+            f"{path} is named like a failed-alerts file but holds {name or 'other'} records; "
+            "left alone"
+        )
+    return ""  # an alert file beside the failed ones: not for replay, no problem

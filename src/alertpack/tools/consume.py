@@ -13,6 +13,7 @@ settings, partitions, group, offsets) is `alertpack.kafka.consumer`'s.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from alertpack.errors import AlertDecodeError, StreamError, UnknownSchemaError, WireFormatError
-from alertpack.kafka.consumer import TopicConsumer, open_consumer
+from alertpack.kafka.consumer import OversizedMessage, TopicConsumer, open_consumer
 from alertpack.kafka.settings import ConsumerSettings
 from alertpack.kafka.signals import signals_deferred
 from alertpack.schema import AlertSchema, schema_for_id, unpack_wire
@@ -36,6 +37,7 @@ __all__ = [
     "consume_to_directory",
     "decode_message",
     "iter_kafka_alerts",
+    "topic_file_stem",
     "write_alert_files",
 ]
 
@@ -47,6 +49,12 @@ FLUSH_SECONDS = 5.0
 
 #: subdirectory of ``consume --out DIR`` for messages that are not alerts
 REJECTED_DIR = "rejected"
+
+#: ``consume --out`` also writes (and commits) once the alerts read hold this many bytes
+MAX_PENDING_BYTES = 64 << 20
+
+# the most characters of a topic name that go into a file name (then a hash of the rest)
+_TOPIC_NAME_CHARS = 80
 
 
 
@@ -244,8 +252,10 @@ def iter_kafka_alerts(
         More librdkafka properties (e.g. ``security.protocol``, ``sasl.*``);
         secret ones are masked like the settings' password.
     on_rejected : callable, optional
-        Called with a `RejectedMessage` for each message that is not a
-        decodable alert, and reading goes on; by default such a message raises.
+        Called with a `RejectedMessage` for each message that is not exactly
+        one decodable alert, or too large to receive (skipped, see
+        `alertpack.kafka.consumer`), and reading goes on; by default such a
+        message raises.
 
     Yields
     ------
@@ -262,7 +272,8 @@ def iter_kafka_alerts(
         When the topic does not exist or reading fails.
     AlertDecodeError
         At a message that is not a decodable alert (it names topic, partition,
-        offset), unless ``on_rejected`` is given.
+        offset), unless ``on_rejected`` is given (a message too large to
+        receive is a `StreamError` then).
     """
     settings = consumer_settings(source, topic, config)
     if max_alerts is not None and max_alerts <= 0:
@@ -272,7 +283,15 @@ def iter_kafka_alerts(
     )
     count = 0
     with opened as consumer:
-        for message in consumer.messages(timeout):
+
+        def skipped(oversized: OversizedMessage) -> None:
+            if group is not None:
+                consumer.store_next(oversized.partition, oversized.offset + 1)
+            assert on_rejected is not None
+            on_rejected(RejectedMessage.oversized(oversized))
+
+        handler = None if on_rejected is None else skipped
+        for message in consumer.messages(timeout, on_oversized=handler):
             try:
                 consumed = _to_consumed(message)
             except AlertDecodeError as error:
@@ -323,9 +342,13 @@ class RejectedMessage:
     reason : `str`
         Why it is not an alert (names topic, partition and offset).
     value : `bytes`
-        The message value as received.
+        The message value as received; emptied once it is kept in a file
+        (``path``), so that a flood of rejects does not fill memory.
     path : `pathlib.Path` or `None`
         Where it was kept (``DIR/rejected/...``), when written to a directory.
+    received : `bool`
+        False for a message too large to receive, which was skipped and of
+        which only the place is known (it stays on the topic).
     """
 
     topic: str
@@ -334,6 +357,7 @@ class RejectedMessage:
     reason: str
     value: bytes
     path: Path | None = None
+    received: bool = True
 
     @classmethod
     def of(cls, message: Any, reason: str) -> RejectedMessage:
@@ -346,10 +370,22 @@ class RejectedMessage:
             value=bytes(message.value() or b""),
         )
 
+    @classmethod
+    def oversized(cls, skipped: OversizedMessage) -> RejectedMessage:
+        """A message too large to receive: only where it is is known (``received`` False)."""
+        return cls(
+            topic=skipped.topic,
+            partition=skipped.partition,
+            offset=skipped.offset,
+            reason=skipped.reason,
+            value=b"",
+            received=False,
+        )
+
     @property
     def file_name(self) -> str:
         """``<topic>-p<partition>-o<offset>.msg``: the raw value, named by where it was."""
-        return f"{_safe_name(self.topic)}-p{self.partition}-o{self.offset}.msg"
+        return f"{topic_file_stem(self.topic)}-p{self.partition}-o{self.offset}.msg"
 
 
 @dataclass
@@ -374,13 +410,25 @@ class ConsumeResult:
     committed: int = 0
 
 
-def _safe_name(topic: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in topic)
+def topic_file_stem(topic: str) -> str:
+    """A topic name as the start of a file name: visible, portable and short.
+
+    Characters other than ASCII letters, digits, ``-``, ``_`` and ``.`` become
+    ``_``, a leading ``.`` too (no hidden files); a name longer than 80
+    characters keeps its first 80 and a hash of the whole (``-h1a2b3c4d``),
+    so that distinct topics stay distinct and every name fits the filesystem.
+    """
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-_." else "_" for c in topic)
+    safe = "_" + safe[1:] if safe.startswith(".") else safe
+    if len(safe) > _TOPIC_NAME_CHARS:
+        digest = hashlib.sha256(topic.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        safe = f"{safe[:_TOPIC_NAME_CHARS]}-h{digest}"
+    return safe or "_"
 
 
 def _file_stem(topic: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    return f"{_safe_name(topic)}-{stamp}"
+    return f"{topic_file_stem(topic)}-{stamp}"
 
 
 def write_alert_files(
@@ -416,22 +464,31 @@ def write_alert_files(
 class _PendingFiles:
     """Alerts read but not yet on disk, by schema id, and the offsets they cover."""
 
-    def __init__(self, directory: Path, topic: str, per_file: int):
+    def __init__(
+        self, directory: Path, topic: str, per_file: int, max_bytes: int = MAX_PENDING_BYTES
+    ):
         self.directory = directory
         self.stem = _file_stem(topic)
         self.per_file = per_file
+        self.max_bytes = max_bytes
+        self.n_bytes = 0
         self.payloads: dict[int, list[bytes]] = {}
+        # the rejects since the last write: their reasons go into one file with it
+        self.rejected: list[RejectedMessage] = []
         # (topic, partition) -> next offset to commit, once the payloads are written
         self.next_offsets: dict[tuple[str, int], int] = {}
         self.n_messages = 0
         self.started = time.monotonic()
         self.written: list[Path] = []
+        self.n_reason_files = 0
 
     def __len__(self) -> int:
         return sum(len(batch) for batch in self.payloads.values())
 
     @property
     def full(self) -> bool:
+        if self.n_bytes >= self.max_bytes:
+            return True
         return any(len(batch) >= self.per_file for batch in self.payloads.values())
 
     def age(self) -> float:
@@ -439,6 +496,7 @@ class _PendingFiles:
 
     def add(self, consumed: ConsumedAlert) -> None:
         self.payloads.setdefault(consumed.schema_id, []).append(consumed.payload)
+        self.n_bytes += len(consumed.payload)
         self.cover(consumed.topic, consumed.partition, consumed.offset)
 
     def cover(self, topic: str, partition: int, offset: int) -> None:
@@ -459,6 +517,11 @@ class _PendingFiles:
                 self.written.append(path)
                 paths.append(path)
             del self.payloads[schema_id]
+        if self.rejected:
+            _write_reasons(self.directory, f"{self.stem}-{self.n_reason_files:04d}", self.rejected)
+            self.n_reason_files += 1
+            self.rejected = []
+        self.n_bytes = 0
         self.started = time.monotonic()
         return paths
 
@@ -483,12 +546,34 @@ def _write_batch(
 
 
 def _keep_aside(directory: Path, rejected: RejectedMessage) -> RejectedMessage:
-    """Write a rejected message's raw value to ``directory/rejected/``, atomically."""
-    path = directory / REJECTED_DIR / rejected.file_name
-    with atomic_output(path) as stream:
-        stream.write(rejected.value)
-    rejected.path = path
+    """Write a rejected message's raw value to ``directory/rejected/``, atomically.
+
+    The value then leaves memory (``path`` holds it). A message too large to
+    receive has no value: only its reason is kept (`_write_reasons`).
+    """
+    if rejected.received:
+        path = directory / REJECTED_DIR / rejected.file_name
+        with atomic_output(path) as stream:
+            stream.write(rejected.value)
+        rejected.path = path
+        rejected.value = b""
     return rejected
+
+
+def _write_reasons(directory: Path, stem: str, rejected: list[RejectedMessage]) -> Path:
+    """``rejected/<stem>.reasons``: one line per reject, ``<file or offset><TAB><reason>``."""
+    lines = []
+    for message in rejected:
+        where = (
+            message.path.name if message.path is not None
+            else f"{message.topic}[{message.partition}]@{message.offset} (not received)"
+        )
+        reason = message.reason.replace("\n", " ").replace("\t", " ")
+        lines.append(f"{where}\t{reason}\n")
+    path = directory / REJECTED_DIR / f"{stem}.reasons"
+    with atomic_output(path) as stream:
+        stream.write("".join(lines).encode("utf-8", "backslashreplace"))
+    return path
 
 
 def consume_to_directory(
@@ -503,6 +588,7 @@ def consume_to_directory(
     config: Mapping[str, Any] | None = None,
     per_file: int = ALERTS_PER_FILE,
     flush_seconds: float = FLUSH_SECONDS,
+    max_pending_bytes: int = MAX_PENDING_BYTES,
     result: ConsumeResult | None = None,
     on_file: Callable[[Path], None] | None = None,
     on_rejected: Callable[[RejectedMessage], None] | None = None,
@@ -517,9 +603,14 @@ def consume_to_directory(
     Delivery is at-least-once: a crash between a write and its commit makes the
     next run read those alerts again.
 
-    A message that is not a decodable alert is kept aside raw as
-    ``directory/rejected/<topic>-p<partition>-o<offset>.msg`` and reported to
-    ``on_rejected``; its neighbours are read and written as usual.
+    A message that is not exactly one decodable alert is kept aside raw as
+    ``directory/rejected/<topic>-p<partition>-o<offset>.msg``, its reason in
+    ``directory/rejected/<topic>-<UTC time>-<n>.reasons`` (written with the
+    alert files of the same flush), and reported to ``on_rejected``; its
+    neighbours are read and written as usual, and its offset is committed
+    with theirs. A message too large to receive is skipped (see
+    `alertpack.kafka.consumer`): its place and reason go to the reasons
+    file, its offset is committed like a reject's, so the group goes on.
 
     Parameters
     ----------
@@ -531,6 +622,9 @@ def consume_to_directory(
         Alerts per file at most.
     flush_seconds : `float`
         Write (and commit) pending alerts at least this often.
+    max_pending_bytes : `int`
+        Write (and commit) as soon as the alerts read hold this many bytes:
+        memory is bounded by bytes, not only by ``per_file`` alerts.
     result : `ConsumeResult`, optional
         Filled in as the work goes on (so that a caller catching an interrupt
         knows what was done); a new one by default.
@@ -546,7 +640,15 @@ def consume_to_directory(
     if max_alerts is not None and max_alerts <= 0:
         return result
     settings = consumer_settings(source, topic, config)
-    pending = _PendingFiles(directory, settings.topic, per_file)
+    pending = _PendingFiles(directory, settings.topic, per_file, max_pending_bytes)
+
+    def reject(rejected: RejectedMessage) -> None:
+        _keep_aside(directory, rejected)
+        result.rejected.append(rejected)
+        pending.rejected.append(rejected)
+        pending.cover(rejected.topic, rejected.partition, rejected.offset)
+        if on_rejected is not None:
+            on_rejected(rejected)
 
     def flush(consumer: TopicConsumer) -> None:
         # a second Ctrl-C must not cut a write or its commit short
@@ -568,7 +670,11 @@ def consume_to_directory(
     )
     with opened as consumer:
         try:
-            for message in consumer.messages(timeout, idle_ticks=True):
+            messages = consumer.messages(
+                timeout, idle_ticks=True,
+                on_oversized=lambda skipped: reject(RejectedMessage.oversized(skipped)),
+            )
+            for message in messages:
                 if message is None:
                     if pending.age() >= flush_seconds:
                         flush(consumer)
@@ -576,11 +682,7 @@ def consume_to_directory(
                 try:
                     pending.add(_to_consumed(message))
                 except AlertDecodeError as error:
-                    rejected = _keep_aside(directory, RejectedMessage.of(message, str(error)))
-                    result.rejected.append(rejected)
-                    pending.cover(rejected.topic, rejected.partition, rejected.offset)
-                    if on_rejected is not None:
-                        on_rejected(rejected)
+                    reject(RejectedMessage.of(message, str(error)))
                 if pending.full or pending.age() >= flush_seconds:
                     flush(consumer)
                 if max_alerts is not None and result.alerts + len(pending) >= max_alerts:

@@ -44,6 +44,7 @@ from alertpack.errors import InputError, LimitExceededError
 from alertpack.kafka.settings import ConsumerSettings
 from alertpack.packets.avro_types import FLOAT32_MAX, INT_RANGES
 from alertpack.schema import AlertSchema, collect_named_types, load_schema
+from alertpack.terminal import printable
 from alertpack.tools.consume import iter_kafka_alerts
 from alertpack.tools.fitsverify import run_fitsverify
 from alertpack.tools.reading import (
@@ -206,7 +207,8 @@ _TABLE_COLUMNS: list[tuple[str, int, Callable[[dict[str, Any]], str]]] = [
 
 
 def _text(value: Any) -> str:
-    return "-" if value is None else str(value)
+    # a band, a schema name, a file name: from input, escaped (alertpack.terminal)
+    return "-" if value is None else printable(value)
 
 
 def _number(value: Any, template: str) -> str:
@@ -226,7 +228,7 @@ def write_table(rows: Iterable[dict[str, Any]], stream: TextIO) -> int:
     print(_table_line([header for header, _, _ in _TABLE_COLUMNS]) + "  file#index", file=stream)
     for row in itertools.chain([] if first is None else [first], rows):
         cells = [format_cell(row) for _, _, format_cell in _TABLE_COLUMNS]
-        location = f"{os.path.basename(row['source'])}#{row['index']}"
+        location = printable(f"{os.path.basename(row['source'])}#{row['index']}")
         print(_table_line(cells) + "  " + location, file=stream)
         count += 1
     return count
