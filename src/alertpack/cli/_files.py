@@ -32,7 +32,7 @@ def report_lines(command: str, skipped: Iterable[str], errors: Iterable[str]) ->
     for line in errors:
         say(f"alertpack {command}: error: {line}", error=True)
         n_errors += 1
-    if n_errors:
+    if n_errors > 1:
         say(f"alertpack {command}: {n_errors} file problem(s)", error=True)
     return n_errors
 

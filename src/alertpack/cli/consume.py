@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,7 +56,9 @@ class _RejectReport:
         self.count += 1
         if self.count <= REJECTS_SHOWN:
             kept = f"; kept in {rejected.path}" if rejected.path is not None else ""
-            say(f"alertpack consume: skipped {rejected.reason}{kept}", error=True)
+            # a message too large to receive: its reason names the properties to raise
+            how = "" if rejected.received else " (-X NAME=VALUE)"
+            say(f"alertpack consume: skipped {rejected.reason}{how}{kept}", error=True)
             if self.count == REJECTS_SHOWN:
                 say(
                     f"alertpack consume: further rejects are summarised, one line per "
@@ -94,6 +97,9 @@ def _consume(args: argparse.Namespace) -> int:
     # the parser stays light: imported when the command runs
     from alertpack.tools.consume import ConsumeResult, consume_to_directory
 
+    # the consumer's WARNING for a message too large to receive is reported here, as a
+    # reject, once: not again by logging's last-resort handler
+    logging.getLogger("alertpack.kafka.consumer").addHandler(logging.NullHandler())
     rejects = _RejectReport()
     if args.out:
         settings, options = kafka_source_from_args(args)

@@ -37,7 +37,7 @@ import re
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 
@@ -211,7 +211,9 @@ def _read_with_astropy(path: Path, role: str, fmt: str, limits: ReadLimits) -> A
 
 def _open_raw(path: Path) -> BinaryIO:
     """The file's bytes as a stream: inflated as read for a ``.gz`` (bounded by the reads)."""
-    return gzip.open(path, "rb") if _gzipped(path) else open(path, "rb")
+    if _gzipped(path):
+        return cast(BinaryIO, gzip.open(path, "rb"))
+    return open(path, "rb")
 
 
 def _chunks(stream: BinaryIO, limit: int) -> Iterator[bytes]:

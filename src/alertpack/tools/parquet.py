@@ -323,8 +323,13 @@ def alerts_to_parquet(
     files = _readable(_same_schema_files(paths, report), report)
     first = next(files, None)
     if first is None:
+        if report is not None and len(report.errors) == 1:
+            # the one file given: its own problem is the outcome
+            raise InputError(report.errors.pop())
         if report is not None and report.errors:
-            raise InputError(f"none of the files can be read; nothing written to {output}")
+            raise InputError(
+                f"none of the {len(report.errors)} files can be read; nothing written to {output}"
+            )
         raise InputError("no alert files given")
     assert isinstance(first.writer_schema, dict), "iter_alert_files yields files of records"
     layout = ParquetLayout.from_avro(first.writer_schema)
