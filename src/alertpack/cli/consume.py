@@ -47,7 +47,8 @@ class _RejectReport:
     not one each: every reject is still kept (``DIR/rejected/``) and counted.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, kept_in: str | None = None) -> None:
+        self.kept_in = kept_in
         self.count = 0
         self._unsaid = 0
         self._last: RejectedMessage | None = None
@@ -55,7 +56,7 @@ class _RejectReport:
     def __call__(self, rejected: RejectedMessage) -> None:
         self.count += 1
         if self.count <= REJECTS_SHOWN:
-            kept = f"; kept in {rejected.path}" if rejected.path is not None else ""
+            kept = f"; kept in {self.kept_in}" if self.kept_in else ""
             # a message too large to receive: its reason names the properties to raise
             how = "" if rejected.received else " (-X NAME=VALUE)"
             say(f"alertpack consume: skipped {rejected.reason}{how}{kept}", error=True)
@@ -100,7 +101,7 @@ def _consume(args: argparse.Namespace) -> int:
     # the consumer's WARNING for a message too large to receive is reported here, as a
     # reject, once: not again by logging's last-resort handler
     logging.getLogger("alertpack.kafka.consumer").addHandler(logging.NullHandler())
-    rejects = _RejectReport()
+    rejects = _RejectReport(f"{Path(args.out) / 'rejected'}/" if args.out else None)
     if args.out:
         settings, options = kafka_source_from_args(args)
         result = ConsumeResult()

@@ -29,6 +29,7 @@ from alertpack.kafka.signals import signals_deferred
 from alertpack.schema import AlertSchema, schema_for_id, unpack_wire
 from alertpack.sinks.files import atomic_output, check_output_directory
 from alertpack.tools.reading import CUTOUT_FIELDS, alert_id, alert_object_id, field_value
+from alertpack.tools.rejected import write_rejected
 
 __all__ = [
     "ConsumeResult",
@@ -343,9 +344,10 @@ class RejectedMessage:
         Why it is not an alert (names topic, partition and offset).
     value : `bytes`
         The message value as received; emptied once it is kept in a file
-        (``path``), so that a flood of rejects does not fill memory.
+        (``path``), so that rejects do not fill memory.
     path : `pathlib.Path` or `None`
-        Where it was kept (``DIR/rejected/...``), when written to a directory.
+        The rejected-message file it was kept in (``DIR/rejected/...``, see
+        `alertpack.tools.rejected`), once written there.
     received : `bool`
         False for a message too large to receive, which was skipped and of
         which only the place is known (it stays on the topic).
@@ -382,10 +384,12 @@ class RejectedMessage:
             received=False,
         )
 
-    @property
-    def file_name(self) -> str:
-        """``<topic>-p<partition>-o<offset>.msg``: the raw value, named by where it was."""
-        return f"{topic_file_stem(self.topic)}-p{self.partition}-o{self.offset}.msg"
+    def record(self) -> dict[str, Any]:
+        """The `~alertpack.tools.rejected.REJECTED_SCHEMA` record that keeps it."""
+        return {
+            "topic": self.topic, "partition": self.partition, "offset": self.offset,
+            "reason": self.reason, "received": self.received, "value": self.value,
+        }
 
 
 @dataclass
@@ -480,7 +484,7 @@ class _PendingFiles:
         self.n_messages = 0
         self.started = time.monotonic()
         self.written: list[Path] = []
-        self.n_reason_files = 0
+        self.n_rejected_files = 0
 
     def __len__(self) -> int:
         return sum(len(batch) for batch in self.payloads.values())
@@ -498,6 +502,12 @@ class _PendingFiles:
         self.payloads.setdefault(consumed.schema_id, []).append(consumed.payload)
         self.n_bytes += len(consumed.payload)
         self.cover(consumed.topic, consumed.partition, consumed.offset)
+
+    def reject(self, rejected: RejectedMessage) -> None:
+        """Keep a rejected message for the next write (its value counts like an alert's)."""
+        self.rejected.append(rejected)
+        self.n_bytes += len(rejected.value)
+        self.cover(rejected.topic, rejected.partition, rejected.offset)
 
     def cover(self, topic: str, partition: int, offset: int) -> None:
         """Count a message (alert or rejected) among those committed with the next write."""
@@ -518,8 +528,13 @@ class _PendingFiles:
                 paths.append(path)
             del self.payloads[schema_id]
         if self.rejected:
-            _write_reasons(self.directory, f"{self.stem}-{self.n_reason_files:04d}", self.rejected)
-            self.n_reason_files += 1
+            name = f"{self.stem}-{self.n_rejected_files:04d}.avro"
+            path = write_rejected(
+                self.directory / REJECTED_DIR / name, (r.record() for r in self.rejected)
+            )
+            for rejected in self.rejected:
+                rejected.path, rejected.value = path, b""  # on disk now, not in memory
+            self.n_rejected_files += 1
             self.rejected = []
         self.n_bytes = 0
         self.started = time.monotonic()
@@ -542,37 +557,6 @@ def _write_batch(
     path = directory / f"{stem}-v{version.major}_{version.minor}-{n:04d}.avro"
     with atomic_output(path) as stream:
         write_container(stream, schema.definition, payloads)
-    return path
-
-
-def _keep_aside(directory: Path, rejected: RejectedMessage) -> RejectedMessage:
-    """Write a rejected message's raw value to ``directory/rejected/``, atomically.
-
-    The value then leaves memory (``path`` holds it). A message too large to
-    receive has no value: only its reason is kept (`_write_reasons`).
-    """
-    if rejected.received:
-        path = directory / REJECTED_DIR / rejected.file_name
-        with atomic_output(path) as stream:
-            stream.write(rejected.value)
-        rejected.path = path
-        rejected.value = b""
-    return rejected
-
-
-def _write_reasons(directory: Path, stem: str, rejected: list[RejectedMessage]) -> Path:
-    """``rejected/<stem>.reasons``: one line per reject, ``<file or offset><TAB><reason>``."""
-    lines = []
-    for message in rejected:
-        where = (
-            message.path.name if message.path is not None
-            else f"{message.topic}[{message.partition}]@{message.offset} (not received)"
-        )
-        reason = message.reason.replace("\n", " ").replace("\t", " ")
-        lines.append(f"{where}\t{reason}\n")
-    path = directory / REJECTED_DIR / f"{stem}.reasons"
-    with atomic_output(path) as stream:
-        stream.write("".join(lines).encode("utf-8", "backslashreplace"))
     return path
 
 
@@ -603,14 +587,15 @@ def consume_to_directory(
     Delivery is at-least-once: a crash between a write and its commit makes the
     next run read those alerts again.
 
-    A message that is not exactly one decodable alert is kept aside raw as
-    ``directory/rejected/<topic>-p<partition>-o<offset>.msg``, its reason in
-    ``directory/rejected/<topic>-<UTC time>-<n>.reasons`` (written with the
-    alert files of the same flush), and reported to ``on_rejected``; its
-    neighbours are read and written as usual, and its offset is committed
-    with theirs. A message too large to receive is skipped (see
-    `alertpack.kafka.consumer`): its place and reason go to the reasons
-    file, its offset is committed like a reject's, so the group goes on.
+    A message that is not exactly one decodable alert is reported to
+    ``on_rejected`` and kept, with where it was and why, in the
+    rejected-message file of the next write,
+    ``directory/rejected/<topic>-<UTC time>-<n>.avro``
+    (`alertpack.tools.rejected`); its neighbours are read and written as
+    usual, and its offset is committed with theirs. A message too large to
+    receive is skipped (see `alertpack.kafka.consumer`) and kept the same way,
+    without its value: its offset is committed like a reject's, so the group
+    goes on.
 
     Parameters
     ----------
@@ -643,10 +628,8 @@ def consume_to_directory(
     pending = _PendingFiles(directory, settings.topic, per_file, max_pending_bytes)
 
     def reject(rejected: RejectedMessage) -> None:
-        _keep_aside(directory, rejected)
         result.rejected.append(rejected)
-        pending.rejected.append(rejected)
-        pending.cover(rejected.topic, rejected.partition, rejected.offset)
+        pending.reject(rejected)
         if on_rejected is not None:
             on_rejected(rejected)
 

@@ -53,6 +53,7 @@ from alertpack.schema import (
     schema_for_id,
     unpack_wire,
 )
+from alertpack.tools.rejected import REJECTED_SCHEMA_NAME
 
 __all__ = [
     "CUTOUT_FIELDS",
@@ -254,6 +255,11 @@ class AlertFile:
         from alertpack.sinks.failed import FAILED_ALERT_SCHEMA_NAME
 
         return self.schema_name == FAILED_ALERT_SCHEMA_NAME
+
+    @property
+    def is_rejected_messages(self) -> bool:
+        """True for a file of messages ``consume --out`` rejected (`alertpack.tools.rejected`)."""
+        return self.schema_name == REJECTED_SCHEMA_NAME
 
     def check_is_alert_file(self, *, shipped_schema: bool = False) -> None:
         """Raise `InputError` unless the file holds alert records.
@@ -554,6 +560,13 @@ def iter_alert_files(
                         report.skipped.append(
                             f"{file_path}: a failed-alerts file (alertpack.failedAlert), "
                             "not alerts; send it again with `alertpack replay`"
+                        )
+                    continue
+                if alert_file.is_rejected_messages:
+                    if report is not None:
+                        report.skipped.append(
+                            f"{file_path}: messages `alertpack consume` rejected "
+                            f"({REJECTED_SCHEMA_NAME}), not alerts"
                         )
                     continue
                 alert_file.check_is_alert_file(shipped_schema=shipped_schema)
