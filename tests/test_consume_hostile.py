@@ -90,7 +90,9 @@ def test_a_message_too_large_to_receive_is_skipped_and_the_group_goes_on(
     produce(server, topic, [(0, b"\x00" * 3_000_000), (0, wire(good)), (1, wire(other))],
             **{"message.max.bytes": 10_000_000})
     limits = ["-X", "receive.message.max.bytes=1000000", "-X", "fetch.max.bytes=500000",
-              "-X", "max.partition.fetch.bytes=500000", "-X", "message.max.bytes=500000"]
+              "-X", "max.partition.fetch.bytes=500000", "-X", "message.max.bytes=500000",
+              # the wait for librdkafka's reconnection after the refused answers, kept short
+              "-X", "reconnect.backoff.max.ms=1000"]
     out = tmp_path / "out"
     assert cli_main(argv(server, topic, out, "--group", "g-large", *limits)) == 1
     err = capsys.readouterr().err

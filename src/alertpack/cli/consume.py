@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out",
         default=None,
         metavar="DIR",
-        help="write alerts to Avro files in DIR (messages that are not alerts go raw to "
+        help="write alerts to Avro files in DIR (messages that are not alerts are kept in "
         "DIR/rejected/); with --group, offsets are committed only once the alerts are on disk",
     )
 

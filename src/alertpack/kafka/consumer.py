@@ -130,6 +130,9 @@ class TopicConsumer:
         self._early: list[Message] = []
         # (answer bytes, limit) of the last "increase receive.message.max.bytes" line
         self._too_large: tuple[int, int] | None = None
+        # partition -> the offset after the last message skipped as too large: a line of a
+        # fetch made before the seek must not make it be found (and reported) again
+        self._skipped: dict[int, int] = {}
 
     def notice_line(self, line: str) -> None:
         """Look at one of this client's librdkafka lines (`new_client`'s ``on_line``)."""
@@ -249,7 +252,9 @@ class TopicConsumer:
             if self._too_large is not None:
                 skipped = self._skip_oversized()
                 if skipped is not None:
-                    last_arrival = time.monotonic()
+                    # librdkafka backs off before it connects again after the refused
+                    # answers: the idle time starts once it may have
+                    last_arrival = time.monotonic() + self._reconnect_backoff()
                     _log.warning("%s", skipped.reason)
                     if on_oversized is None:
                         raise StreamError(skipped.reason)
@@ -307,6 +312,7 @@ class TopicConsumer:
                 probe.assign([TopicPartition(self.topic, partition, offset)])
                 if self._probe_fails(probe, failed):
                     self.client.seek(TopicPartition(self.topic, partition, offset + 1))
+                    self._skipped[partition] = offset + 1
                     return OversizedMessage(self.topic, partition, offset, answer_bytes, limit)
         finally:
             try:
@@ -314,6 +320,13 @@ class TopicConsumer:
             finally:
                 client_log.forget(token)
         return None
+
+    def _reconnect_backoff(self) -> float:
+        """Seconds librdkafka waits at most before it connects again (reconnect.backoff.max.ms)."""
+        try:
+            return float(self.settings.extra.get("reconnect.backoff.max.ms", 10_000)) / 1000
+        except (TypeError, ValueError):
+            return 10.0
 
     def _unread(self, probe: Consumer) -> Iterator[tuple[int, int]]:
         """``(partition, next offset)`` of each assigned partition with messages not read yet."""
@@ -338,6 +351,7 @@ class TopicConsumer:
                 offset = committed.get(position.partition, -1)
             if offset < 0:
                 offset = low if self.from_beginning else high
+            offset = max(offset, self._skipped.get(position.partition, -1))
             if low <= offset < high:
                 yield position.partition, offset
 
