@@ -72,9 +72,12 @@ def test_bad_message_is_kept_aside_and_its_neighbours_written(kafka_broker, tmp_
     captured = capsys.readouterr()
     assert status == 1
     assert sorted(ids_in(out)) == [40_000, 40_001]
-    kept = out / "rejected" / f"{topic}-p0-o1.msg"
-    assert kept.read_bytes() == GARBAGE
-    assert f"{topic}[0]@1" in captured.err and str(kept) in captured.err
+    (kept,) = (out / "rejected").glob(f"{topic}-*.avro")
+    with kept.open("rb") as stream:
+        (record,) = list(fastavro.reader(stream))
+    assert (record["partition"], record["offset"], record["value"]) == (0, 1, GARBAGE)
+    assert record["reason"].startswith(f"{topic}[0]@1: ")
+    assert f"{topic}[0]@1" in captured.err and f"kept in {out / 'rejected'}/" in captured.err
     assert "skipped 1 message(s) that are not alerts" in captured.err
     # everything (the bad message too) was committed: the group reads nothing more
     again = tmp_path / "again"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from alertpack.cli import main as cli_main
+from alertpack.errors import OutputError
 from alertpack.sinks.files import STALE_TEMP_SECONDS, atomic_output, clean_stale_temporaries
 
 # a writer that opens an alert file atomically, writes part of it, then waits to be killed
@@ -157,3 +158,50 @@ def test_disk_full_is_one_clear_error_and_no_partial_file(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "disk is full" in err and str(out) in err and "Traceback" not in err
         assert list(out.iterdir()) == []  # no partial file, no temporary file
+
+
+# --- a shared, writable directory: links and swaps -----------------------------------------------
+
+
+def test_a_symbolic_link_at_the_final_path_is_not_written_through(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    victim.chmod(0o600)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "1.avro").symlink_to(victim)
+    with pytest.raises(OutputError, match="symbolic link"):
+        with atomic_output(out / "1.avro") as stream:
+            stream.write(b"alert file")
+    assert victim.read_bytes() == b"precious" and victim.stat().st_mode & 0o777 == 0o600
+    assert temporaries(out) == []
+
+
+def test_a_temporary_file_swapped_for_a_link_is_neither_chmodded_nor_published(tmp_path):
+    # in a writable, non-sticky directory, a link put in place of the temporary file got the
+    # victim chmodded to 0644 and renamed into place as the "alert file", reported as written
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    victim.chmod(0o600)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(OutputError, match="replaced or removed while it was written"):
+        with atomic_output(out / "1.avro") as stream:
+            stream.write(b"alert file")
+            (temporary,) = temporaries(out)
+            (out / temporary).unlink()
+            (out / temporary).symlink_to(victim)  # the attacker's swap
+    assert victim.read_bytes() == b"precious" and victim.stat().st_mode & 0o777 == 0o600
+    assert not (out / "1.avro").exists() and not (out / "1.avro").is_symlink()
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o077, 0o600), (0o002, 0o664), (0o022, 0o644)])
+def test_files_get_the_permissions_of_the_umask(tmp_path, umask, mode):
+    # they were 0644 whatever the umask
+    old = os.umask(umask)
+    try:
+        with atomic_output(tmp_path / "alerts.avro") as stream:
+            stream.write(b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "alerts.avro").stat().st_mode & 0o777 == mode

@@ -22,9 +22,10 @@ import pytest
 pytest.importorskip("distributed")
 
 from alertpack import PackageAlertsConfig
+from alertpack.errors import ConfigError
 from alertpack.sample import ccd_visit_id, make_visit, write_visit
 from alertpack.scaleout.jobs import START_EVENT
-from alertpack.scaleout.pool import package_detectors, sample_detector_loader
+from alertpack.scaleout.pool import DetectorExecutor, package_detectors, sample_detector_loader
 from broker import free_port
 
 pytestmark = pytest.mark.slow
@@ -99,6 +100,51 @@ def test_cli_packages_detector_dirs_on_the_cluster_like_locally(cluster, tmp_pat
     for dask_file, local_file in zip(dask_files, local_files, strict=True):
         with open(dask_file, "rb") as a, open(local_file, "rb") as b:
             assert list(fastavro.reader(a)) == list(fastavro.reader(b))
+
+
+def test_no_secret_reaches_the_scheduler(cluster, tmp_path, monkeypatch):
+    from distributed import Client
+
+    address, _ = cluster
+    secret = "dask-s3cret-value-42"
+    # the client process has credentials, in its environment only
+    monkeypatch.setenv("AP_KAFKA_PRODUCER_PASSWORD", secret)
+    monkeypatch.setenv("AP_SCHEMA_REGISTRY_PASSWORD", secret)
+    held = PackageAlertsConfig()
+    held.schemaRegistryUrl = f"https://alice:{secret}@registry:8081"
+    with pytest.raises(ConfigError, match="never sent to a Dask cluster"):
+        DetectorExecutor(held, scheduler=address)  # refused before anything is submitted
+    config = PackageAlertsConfig()
+    config.alertWriteLocation = str(tmp_path / "out")
+    config.kafkaUsername = "alice"
+    seen: list[bytes] = []
+    stop, watching = threading.Event(), threading.Event()
+
+    def task_payloads(dask_scheduler) -> list[bytes]:
+        # runs on the scheduler (a local function: sent by value, not by module name)
+        from distributed.protocol.pickle import dumps
+
+        return [dumps(task.run_spec) for task in dask_scheduler.tasks.values()
+                if task.run_spec is not None]
+
+    def watch() -> None:
+        with Client(address, timeout=30) as client:
+            watching.set()
+            while not stop.is_set():
+                seen.extend(client.run_on_scheduler(task_payloads))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    assert watching.wait(timeout=30)
+    try:
+        loaders = [sample_detector_loader(d, 5, (600, 600)) for d in range(4)]
+        summary = package_detectors(loaders, config, scheduler=address)
+    finally:
+        stop.set()
+        watcher.join(timeout=30)
+    assert summary.n_alerts == 20 and summary.failures == []
+    assert any(b"alertWriteLocation" in payload for payload in seen), "no payload seen"
+    assert not any(secret.encode() in payload for payload in seen)
 
 
 def _kill_mid_detector(address: str, workers: dict, out: Path,

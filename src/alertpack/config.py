@@ -19,6 +19,7 @@ from typing import Any
 import lsst.pex.config as pexConfig
 
 from alertpack.errors import ConfigError
+from alertpack.redaction import REDACTED, redact, url_secrets
 from alertpack.schema import SchemaVersion, available_versions, latest_version, load_schema
 
 __all__ = [
@@ -552,23 +553,32 @@ def _first_line(error: BaseException) -> str:
 #: fields whose values never leave the process in clear text
 SECRET_FIELDS = ("kafkaPassword",)
 
+#: fields that may carry credentials as user-info (``user:password@``, ``TOKEN@``)
+ADDRESS_FIELDS = ("kafkaServer", "schemaRegistryUrl")
+
 
 def config_text(config: PackageAlertsConfig) -> str:
-    """The config as a pex_config override file, secrets masked, aliases as comments.
+    """The config as a pex_config override file: secrets masked by the one rule, aliases shown.
 
-    The text loads back with `load_config_file` (a masked secret loads as
-    the mask, so pass secrets through the environment instead). Each alias
-    follows as a comment with its value (``# config.deliveryTimeout=1200.0``),
-    so that both names are shown and the value is loaded once.
+    The secret fields (`SECRET_FIELDS`) show as ``'********'``; everything
+    else goes through `alertpack.redaction.redact` with the credentials of
+    the addresses (`ADDRESS_FIELDS`): a user-info password or token, secret
+    URL parameters and the base64 of a basic-authentication pair are masked
+    wherever they appear. The text loads back with `load_config_file` (a
+    masked secret loads as the mask, so pass secrets through the environment
+    instead). Each alias follows as a comment with its value
+    (``# config.deliveryTimeout=1200.0``), so that both names are shown and
+    the value is loaded once.
     """
-    text = config.saveToString()
+    shown = type(config)()
+    shown.loadFromString(config.saveToString())
     for name in SECRET_FIELDS:
-        if getattr(config, name):
-            text = re.sub(
-                rf"^(config\.{name}=).*$", r"\g<1>'********'", text, flags=re.MULTILINE
-            )
+        if getattr(shown, name):
+            setattr(shown, name, REDACTED)
+    text = shown.saveToString()
     lines = ["", "# today's lsst.ap.association names of fields above (aliases: one value)"]
     for name, alias in _aliases_of(config).items():
         lines.append(f"# {alias.doc}; the same as {alias.field}")
-        lines.append(f"# config.{name}={getattr(config, name)!r}")
-    return text.rstrip("\n") + "\n" + "\n".join(lines) + "\n"
+        lines.append(f"# config.{name}={getattr(shown, name)!r}")
+    secrets = [secret for name in ADDRESS_FIELDS for secret in url_secrets(getattr(config, name))]
+    return redact(text.rstrip("\n") + "\n" + "\n".join(lines) + "\n", secrets)

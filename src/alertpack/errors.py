@@ -17,6 +17,7 @@ The tree has two branches, which the detector executor treats differently:
     │   ├── InputError (ValueError)        bad input data
     │   │   ├── CatalogFileError           a catalog file that cannot be read
     │   │   ├── ImageInputError            an image that cannot be cut
+    │   │   ├── LimitExceededError         input beyond a documented limit (alertpack.limits)
     │   │   ├── AlertDecodeError           bytes that are not an alert
     │   │   ├── CutoutDecodeError          cutout bytes that are no stamp, or too large decoded
     │   │   ├── FailedAlertFileError       not a readable failed-alerts file
@@ -58,6 +59,7 @@ __all__ = [
     "FailedAlertFileError",
     "ImageInputError",
     "InputError",
+    "LimitExceededError",
     "LocalBrokerError",
     "OutputError",
     "PermanentError",
@@ -97,6 +99,15 @@ class CatalogFileError(InputError):
 
 class ImageInputError(InputError):
     """An image that cannot be used for cutouts; the message says which and why."""
+
+
+class LimitExceededError(InputError):
+    """Input that declares, or inflates to, more than a limit of `alertpack.limits` allows.
+
+    A decompression bomb, a catalog of 10**8 rows, a cutout of 15000 x 15000
+    pixels, a SIP order of 400: refused before the memory or time is spent;
+    the message names the input, the limit and how to raise it.
+    """
 
 
 class AlertDecodeError(InputError):

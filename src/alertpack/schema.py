@@ -20,7 +20,7 @@ from typing import Any, cast
 import fastavro
 from fastavro.types import Schema as ParsedSchema
 
-from alertpack.errors import UnknownSchemaError, WireFormatError
+from alertpack.errors import AlertDecodeError, UnknownSchemaError, WireFormatError
 
 __all__ = [
     "WIRE_HEADER_SIZE",
@@ -29,6 +29,7 @@ __all__ = [
     "available_versions",
     "collect_named_types",
     "current_field_name",
+    "decode_record",
     "latest_version",
     "load_schema",
     "pack_wire",
@@ -140,10 +141,19 @@ class AlertSchema:
         """The definition parsed by fastavro once, for fast schemaless reads and writes."""
         return fastavro.parse_schema(self.definition)
 
-    def decode(self, payload: bytes) -> dict[str, Any]:
-        """Decode one schemaless Avro alert written with this schema."""
+    def decode(self, payload: bytes, what: str = "payload") -> dict[str, Any]:
+        """Decode one schemaless Avro alert written with this schema, exactly (`decode_record`).
+
+        Raises
+        ------
+        AlertDecodeError
+            When the payload does not decode, or holds more than one alert record.
+        """
         # the alert schema is a record: fastavro reads it as a dict
-        return cast(dict[str, Any], fastavro.schemaless_reader(io.BytesIO(payload), self.parsed))
+        return cast(
+            dict[str, Any],
+            decode_record(payload, self.parsed, what=what, schema=f"alert schema {self.version}"),
+        )
 
     @property
     def schema_id(self) -> int:
@@ -243,6 +253,53 @@ def schema_for_id(schema_id: int) -> AlertSchema:
             f"{', '.join(str(v.schema_id) for v in available_versions())}"
         )
     return load_schema(version)
+
+
+def decode_record(
+    payload: bytes, parsed: ParsedSchema, *, what: str = "payload", schema: str = "its schema"
+) -> Any:
+    """Decode one schemaless Avro record that takes exactly the whole ``payload``.
+
+    The one decoder of schemaless records (Kafka messages, wire-format files,
+    records kept apart): a record followed by other bytes is not one record,
+    and keeping such a payload would corrupt every file it is written to.
+
+    Parameters
+    ----------
+    payload : `bytes`
+        The record's bytes (without any wire header).
+    parsed : fastavro parsed schema
+        The writer schema.
+    what : `str`
+        Where the payload is (``topic[partition]@offset``, a file), for errors.
+    schema : `str`
+        What the schema is (``alert schema 11.1``), for errors.
+
+    Raises
+    ------
+    AlertDecodeError
+        When the payload does not decode with the schema, or the record ends
+        before the payload does.
+    """
+    stream = io.BytesIO(payload)
+    try:
+        record = fastavro.schemaless_reader(stream, parsed, None)
+    except Exception as error:  # fastavro raises many types (and MemoryError) for bad data
+        detail = (
+            "a length in it is far larger than memory"
+            if isinstance(error, MemoryError) else f"{type(error).__name__}: {error}"
+        )
+        raise AlertDecodeError(
+            f"{what}: payload of {len(payload)} bytes does not decode with {schema} "
+            f"({detail}); was it written with another schema?"
+        ) from None
+    extra = len(payload) - stream.tell()
+    if extra:
+        raise AlertDecodeError(
+            f"{what}: payload of {len(payload)} bytes holds {extra} bytes after the record "
+            f"{schema} describes: not one record (other data appended, or another schema)"
+        )
+    return record
 
 
 def pack_wire(schema_id: int, payload: bytes) -> bytes:

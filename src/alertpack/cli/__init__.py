@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from alertpack import __version__
 from alertpack.errors import AlertPackError
 from alertpack.kafka.signals import sigterm_as_interrupt
+from alertpack.terminal import printable
 
 __all__ = ["build_parser", "main"]
 
@@ -102,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with sigterm_as_interrupt():
             return int(handler(args) or 0)
     except AlertPackError as error:
-        print(f"alertpack {args.command}: error: {error}", file=sys.stderr)
+        # the message names input (files, columns, values): printed escaped
+        print(f"alertpack {args.command}: error: {printable(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
         # 130 for Ctrl-C, 143 for SIGTERM: the shell's convention, 128 + signal number

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from alertpack.cli._progress import print_pool_summary
 from alertpack.errors import CommandError
+from alertpack.terminal import printable
 
 if TYPE_CHECKING:
     from alertpack.config import PackageAlertsConfig
@@ -169,7 +170,7 @@ def _package_one(
     if result.n_alerts == 0:
         print(f"  no DiaSources in the APDB for visit {visit} detector {detector}: no alerts")
     for path in result.paths:
-        print(f"  wrote {path}")
+        print(f"  wrote {printable(path)}")
     if config.doProduceAlerts:
         print(f"  kafka: {result.delivered} delivered, {result.failed} failed"
               + (f" (saved to {result.failed_path})" if result.failed_path else ""))

@@ -111,6 +111,22 @@ def add_kafka_source_options(
         metavar="NAME",
         help="SASL mechanism with a username (default SCRAM-SHA-512)",
     )
+    group.add_argument(
+        "-X", "--property", action="append", default=[], metavar="NAME=VALUE",
+        help="a librdkafka consumer property, e.g. receive.message.max.bytes=200000000 "
+        "(repeatable; secret ones are masked like the password)",
+    )
+
+
+def _properties(pairs: list[str]) -> dict[str, str]:
+    """``NAME=VALUE`` pairs of ``--property`` as a mapping."""
+    properties = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise CommandError(f"--property {pair.split('=')[0]!r}: expected NAME=VALUE")
+        properties[name.strip()] = value
+    return properties
 
 
 def consumer_settings_from_args(args: argparse.Namespace) -> ConsumerSettings:
@@ -136,6 +152,7 @@ def consumer_settings_from_args(args: argparse.Namespace) -> ConsumerSettings:
         topic=args.topic,
         security_protocol=args.security_protocol,
         sasl_mechanism=args.sasl_mechanism,
+        extra=_properties(getattr(args, "property", [])),
     )
 
 

@@ -6,10 +6,13 @@ file) one plain line per finished item, so that logs stay readable.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
+
+from alertpack.terminal import printable
 
 if TYPE_CHECKING:
     from alertpack.config import PackageAlertsConfig
@@ -17,10 +20,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Progress",
-    "log_warnings_to_stderr",
     "print_pool_summary",
     "print_table",
     "print_visit_notes",
+    "warnings_to_stderr",
 ]
 
 
@@ -56,6 +59,8 @@ class Progress:
 
     def update(self, label: str, status: str = "", postfix: str = "") -> None:
         """One more item finished: ``label`` names it, ``status`` says how it went."""
+        # a detector's name is its directory's, its status may quote input: both escaped
+        label, status = printable(label), printable(status)
         self.done += 1
         if self._bar is not None:
             self._bar.update(1)
@@ -77,7 +82,11 @@ class Progress:
             self._bar.update(count)
 
     def print(self, line: str) -> None:
-        """A line of the command's output (stdout), printed above the bar when there is one."""
+        """A line of the command's output (stdout), printed above the bar when there is one.
+
+        Lines are made of input (ids, paths, reasons): escaped (`printable`).
+        """
+        line = printable(line)
         if self._bar is not None:
             self._bar.write(line, file=sys.stdout)
         else:
@@ -120,14 +129,25 @@ class _WarningsToStderr(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         # sys.stderr when emitted, not when made: tests and callers may swap it
-        print(f"alertpack {self.command}: warning: {record.getMessage()}", file=sys.stderr)
+        print(printable(f"alertpack {self.command}: warning: {record.getMessage()}"),
+              file=sys.stderr)
 
 
-def log_warnings_to_stderr(command: str = "package") -> None:
-    """Print the warnings alertpack's library modules log (e.g. the core's absent inputs)."""
+@contextlib.contextmanager
+def warnings_to_stderr(command: str = "package") -> Iterator[None]:
+    """While the command runs, print the warnings alertpack's library modules log.
+
+    E.g. the core's absent inputs, as ``alertpack package: warning: ...``.
+    The handler is removed afterwards: a caller running several commands in
+    one process (tests, notebooks) gets each command's warnings only once.
+    """
     logger = logging.getLogger("alertpack")
-    if not any(isinstance(handler, _WarningsToStderr) for handler in logger.handlers):
-        logger.addHandler(_WarningsToStderr(command))
+    handler = _WarningsToStderr(command)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def print_visit_notes(summary: VisitSummary) -> None:

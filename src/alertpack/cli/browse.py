@@ -9,6 +9,7 @@ import sys
 from alertpack.cli._kafka import consumer_settings_from_args, port_number
 from alertpack.errors import CommandError
 from alertpack.kafka.settings import ENV_SERVER, ENV_TOPIC
+from alertpack.terminal import printable
 from alertpack.tools.browse.server import DEFAULT_PORT, BrowseSession, bind, serve
 
 HELP = "look at alerts (files or a Kafka topic) in a local web page"
@@ -45,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _say(line: str) -> None:
-    print(f"alertpack browse: {line}", file=sys.stderr, flush=True)
+    # file names, reasons and topic names from input: escaped
+    print(f"alertpack browse: {printable(line)}", file=sys.stderr, flush=True)
 
 
 def _live_feed(args: argparse.Namespace, index):

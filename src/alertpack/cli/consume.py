@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from alertpack.cli._files import say
 from alertpack.cli._kafka import (
     add_kafka_source_options,
     kafka_alerts_from_args,
@@ -29,14 +31,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out",
         default=None,
         metavar="DIR",
-        help="write alerts to Avro files in DIR (messages that are not alerts go raw to "
+        help="write alerts to Avro files in DIR (messages that are not alerts are kept in "
         "DIR/rejected/); with --group, offsets are committed only once the alerts are on disk",
     )
 
 
-def _report_rejected(rejected: RejectedMessage) -> None:
-    kept = f"; kept in {rejected.path}" if rejected.path is not None else ""
-    print(f"alertpack consume: skipped {rejected.reason}{kept}", file=sys.stderr, flush=True)
+#: rejects reported one line each, before the rest is summarised
+REJECTS_SHOWN = 10
+#: then one line per this many rejects
+REJECTS_PER_LINE = 1000
+
+
+class _RejectReport:
+    """Prints the first rejects one line each, then one line per `REJECTS_PER_LINE`.
+
+    A flood of garbage (5,000 one-byte messages) is a few lines on stderr,
+    not one each: every reject is still kept (``DIR/rejected/``) and counted.
+    """
+
+    def __init__(self, kept_in: str | None = None) -> None:
+        self.kept_in = kept_in
+        self.count = 0
+        self._unsaid = 0
+        self._last: RejectedMessage | None = None
+
+    def __call__(self, rejected: RejectedMessage) -> None:
+        self.count += 1
+        if self.count <= REJECTS_SHOWN:
+            kept = f"; kept in {self.kept_in}" if self.kept_in else ""
+            # a message too large to receive: its reason names the properties to raise
+            how = "" if rejected.received else " (-X NAME=VALUE)"
+            say(f"alertpack consume: skipped {rejected.reason}{how}{kept}", error=True)
+            if self.count == REJECTS_SHOWN:
+                say(
+                    f"alertpack consume: further rejects are summarised, one line per "
+                    f"{REJECTS_PER_LINE}", error=True,
+                )
+            return
+        self._unsaid += 1
+        self._last = rejected
+        if self._unsaid >= REJECTS_PER_LINE:
+            self.summarise()
+
+    def summarise(self) -> None:
+        """The line for the rejects not reported yet, if any."""
+        if not self._unsaid or self._last is None:
+            return
+        say(
+            f"alertpack consume: skipped {self._unsaid} more message(s) that are not alerts "
+            f"({self.count} in all; the last: {self._last.reason})",
+            error=True,
+        )
+        self._unsaid = 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,19 +102,24 @@ def _consume(args: argparse.Namespace) -> int:
 
     selection = selection_from_args(args)
     unselected = ""
+    # the consumer's WARNING for a message too large to receive is reported here, as a
+    # reject, once: not again by logging's last-resort handler
+    logging.getLogger("alertpack.kafka.consumer").addHandler(logging.NullHandler())
+    rejects = _RejectReport(f"{Path(args.out) / 'rejected'}/" if args.out else None)
     if args.out:
         settings, options = kafka_source_from_args(args)
         result = ConsumeResult()
 
         def on_file(path: Path) -> None:
-            print(path, flush=True)
+            say(path, flush=True)
 
         try:
             consume_to_directory(
                 settings, None, args.out, result=result, on_file=on_file,
-                on_rejected=_report_rejected, selection=selection, **options,
+                on_rejected=rejects, selection=selection, **options,
             )
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as errors.Terminated (cli.main)
+            rejects.summarise()
             committed = f", offsets of {result.committed} committed" if args.group else ""
             print(
                 f"alertpack consume: interrupted; wrote the {result.alerts} alert(s) read so far "
@@ -76,26 +127,18 @@ def _consume(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             raise
-        count, n_rejected = result.alerts, len(result.rejected)
+        count = result.alerts
         if selection is not None:
             unselected = f", left out {result.unselected} not selected"
     else:
-        rejected: list[RejectedMessage] = []
-
-        def on_rejected(message: RejectedMessage) -> None:
-            rejected.append(message)
-            _report_rejected(message)
-
-        settings, alerts = kafka_alerts_from_args(
-            args, on_rejected=on_rejected, selection=selection
-        )
+        settings, alerts = kafka_alerts_from_args(args, on_rejected=rejects, selection=selection)
         count = 0
         for consumed in alerts:
-            print(consumed.summary(), flush=True)
+            say(consumed.summary(), flush=True)
             count += 1
-        n_rejected = len(rejected)
-    skipped = f", skipped {n_rejected} message(s) that are not alerts" if n_rejected else ""
+    rejects.summarise()
+    skipped = f", skipped {rejects.count} message(s) that are not alerts" if rejects.count else ""
     where = f"{settings.topic} at {settings.shown_servers}"
     what = "selected alert(s)" if selection is not None else "alert(s)"
-    print(f"read {count} {what} from {where}{unselected}{skipped}", file=sys.stderr)
-    return 1 if n_rejected else 0
+    say(f"read {count} {what} from {where}{unselected}{skipped}", error=True)
+    return 1 if rejects.count else 0

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     with naming_kafka_flags():
         count = writer(rows, sys.stdout)
     sys.stdout.flush()
-    status = report_file_problems("inspect", report)
+    status = report_file_problems("inspect", report, read_any=count > 0)
     if count == 0 and status == 0:
         print(f"alertpack inspect: no alerts{' selected' if selection else ''}", file=sys.stderr)
     return status

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from alertpack.cli._apdb import add_apdb_options, package_from_apdb
 from alertpack.cli._config import add_config_options, config_from_args
+from alertpack.cli._files import say
 from alertpack.cli._progress import (
     Progress,
-    log_warnings_to_stderr,
     print_pool_summary,
     print_table,
     print_visit_notes,
+    warnings_to_stderr,
 )
 from alertpack.errors import CommandError, InputError
 
@@ -431,19 +432,25 @@ def _print_visit_summary(summary: VisitSummary, config: PackageAlertsConfig) -> 
     print_visit_notes(summary)
     for failure in summary.failures:
         tries = f" after {failure.attempts} attempts" if failure.attempts > 1 else ""
-        print(f"alertpack package: detector {failure.name} failed{tries}: {failure.error}",
-              file=sys.stderr)
+        say(f"alertpack package: detector {failure.name} failed{tries}: {failure.error}",
+            error=True)
 
 
 def run(args: argparse.Namespace) -> int:
     """Package a visit and print a short summary (alerts, bytes, time, path)."""
     # the parser stays light: imported when the command runs
-    from alertpack.core import AlertPackager
 
     config = config_from_args(args, produce=args.produce)
     if args.overwrite:
         config.overwriteAlertFiles = True
-    log_warnings_to_stderr()
+    with warnings_to_stderr():
+        return _run(args, config)
+
+
+def _run(args: argparse.Namespace, config: PackageAlertsConfig) -> int:
+    # the parser stays light: imported when the command runs
+    from alertpack.core import AlertPackager
+
     _check_outputs(config)
     if args.apdb is not None:
         return package_from_apdb(args, config, _calibrations(args), _psf_files(args))
@@ -490,7 +497,7 @@ def run(args: argparse.Namespace) -> int:
           f"{result.bytes_per_stamp / 1e3:.1f} kB per stamp ({result.n_stamps} stamps, "
           f"cutoutCompression={config.cutoutCompression})")
     for path in result.paths:
-        print(f"  wrote {path}")
+        say(f"  wrote {path}")
     if not result.paths:
         print("  no alert file written" + ("" if result.n_alerts else " (no DiaSources)"))
     unusual = {key: count for key, count in result.cutout_status.items() if not key.endswith(":OK")}

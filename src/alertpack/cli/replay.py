@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
+from alertpack.cli._files import report_lines, say
 from alertpack.errors import CommandError, FailedAlertFileError
 from alertpack.kafka.settings import ENV_SERVER
 
@@ -27,31 +27,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """0 when everything was delivered (or nothing had failed), 1 when some alerts failed
-    again (they stay in their files), 2 when a file could not be read (the others are sent).
+    """0 when everything was delivered (or nothing had failed); 1 when some alerts failed
+    again (they stay in their files) or some files could not be read (each named, left as
+    they are; the others are sent); 2 when nothing could be read.
     """
     # the parser stays light: imported when the command runs
     from alertpack.kafka.replay import replay
     from alertpack.sinks.failed import find_failed_alert_files, read_failed_alerts
 
-    readable, status = [], 0
-    for path in find_failed_alert_files(args.paths):
+    problems: list[str] = []
+    readable = []
+    for path in find_failed_alert_files(args.paths, problems=problems):
         try:
             read_failed_alerts(path)
-        except FailedAlertFileError as error:
-            print(f"alertpack replay: error: {error}", file=sys.stderr)
-            status = 2
+        except FailedAlertFileError as error:  # named with the others below
+            problems.append(str(error))
             continue
         readable.append(path)
     if not readable:
-        if status == 0:
-            where = ", ".join(args.paths)
-            print(
-                f"alertpack replay: nothing to replay: no failed-alert files "
-                f"(alertpack.failedAlert records) in {where}",
-                file=sys.stderr,
-            )
-        return status
+        if report_lines("replay", [], problems):
+            return 2
+        where = ", ".join(args.paths)
+        say(
+            f"alertpack replay: nothing to replay: no failed-alert files "
+            f"(alertpack.failedAlert records) in {where}",
+            error=True,
+        )
+        return 0
     if not (args.server or os.environ.get(ENV_SERVER, "").strip()):
         raise CommandError(f"no Kafka server given: pass --server (or ${ENV_SERVER})")
     overrides = {
@@ -60,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         "flush_timeout": args.timeout,
         "delivery_timeout": args.timeout,
     }
-    result = replay(readable, overrides)
-    print(f"replayed {result.total} alert(s): {result.summary()}")
-    return status or (0 if result.failed == 0 else 1)
+    result = replay(readable, overrides, problems=problems)
+    say(f"replayed {result.total} alert(s): {result.summary()}")
+    unreadable = report_lines("replay", [], problems)
+    return 1 if unreadable or result.failed else 0

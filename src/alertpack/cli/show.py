@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from alertpack.cli._files import report_file_problems, reported_on_error
+from alertpack.cli._files import report_file_problems, reported_on_error, say
 from alertpack.cli._kafka import positive_int
 from alertpack.cli._select import add_selection_options, object_id, selection_from_args
 from alertpack.errors import CommandError, InputError
@@ -91,9 +90,9 @@ def run(args: argparse.Namespace) -> int:
             groups, missing = _chosen_alerts(args, selection, report)
             names = [f"alert-{alert.alert_id}" for alerts in groups.values() for alert in alerts]
         status = _draw(args, groups, names)
-    status = max(status, report_file_problems("show", report))
+    status = max(status, report_file_problems("show", report, read_any=True))
     for line in missing:
-        print(f"alertpack show: {line}", file=sys.stderr)
+        say(f"alertpack show: {line}", error=True)
         status = max(status, 1)
     return status
 
@@ -217,8 +216,8 @@ def _draw(args: argparse.Namespace, groups: dict[int, list[LoadedAlert]], names:
         for key, alerts in groups.items():
             for alert in alerts:
                 for name, reason in unreadable_cutouts(alert.alert).items():
-                    print(f"alertpack show: {alert.label}: {name} unreadable: {reason}",
-                          file=sys.stderr)
+                    say(f"alertpack show: {alert.label}: {name} unreadable: {reason}",
+                        error=True)
                     status = 1
             if args.object:
                 shown.append(f"object {key}, {len(alerts)} alert(s)")
@@ -230,7 +229,7 @@ def _draw(args: argparse.Namespace, groups: dict[int, list[LoadedAlert]], names:
 
     for path in save_figures(figures(), targets):
         if targets.pdf is None:
-            print(f"wrote {path} ({shown[-1]})", flush=True)
+            say(f"wrote {path} ({shown[-1]})", flush=True)
         else:
-            print(f"wrote {path}: {len(shown)} page(s): {'; '.join(shown)}", flush=True)
+            say(f"wrote {path}: {len(shown)} page(s): {'; '.join(shown)}", flush=True)
     return status

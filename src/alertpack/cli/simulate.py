@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from alertpack.cli._config import add_config_options, config_from_args
 from alertpack.cli._progress import Progress, print_table
 from alertpack.errors import CommandError, InputError
+from alertpack.terminal import printable
 
 if TYPE_CHECKING:
     from alertpack.config import PackageAlertsConfig
@@ -129,8 +130,8 @@ def _print_summary(summary: StreamSummary, config: PackageAlertsConfig) -> None:
     print_table(["stream", "value"], rows)
     for failure in summary.failures:
         tries = f" after {failure.attempts} attempts" if failure.attempts > 1 else ""
-        print(f"alertpack simulate: detector {failure.name} failed{tries}: {failure.error}",
-              file=sys.stderr)
+        print(f"alertpack simulate: detector {failure.name} failed{tries}: "
+              f"{printable(failure.error)}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:

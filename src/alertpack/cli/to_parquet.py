@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from alertpack.cli._files import report_file_problems, reported_on_error
+from alertpack.cli._files import report_file_problems, reported_on_error, say
 from alertpack.cli._select import add_selection_options, selection_from_args
 
 HELP = "flatten alerts to Parquet tables"
@@ -24,7 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Flatten alerts to Parquet tables in a directory: all the alerts given, or nothing."""
+    """Flatten alerts to Parquet tables in a directory: the alerts of every readable file.
+
+    Exit 0 when every file was converted; 1 when some could not be read (each
+    named; the tables hold the alerts of the others, whole files only); 2
+    when none could.
+    """
     # the parser stays light: imported when the command runs
     from alertpack.tools.parquet import ALERTS_TABLE, alerts_to_parquet
     from alertpack.tools.reading import ReadReport
@@ -37,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
             selection=selection,
         )
     for name, (path, rows) in written.items():
-        print(f"{path}: {rows} {'alerts' if name == ALERTS_TABLE else 'rows'}")
+        say(f"{path}: {rows} {'alerts' if name == ALERTS_TABLE else 'rows'}")
     if selection is not None and written[ALERTS_TABLE][1] == 0:
         print("alertpack to-parquet: no alerts selected: the tables are empty", file=sys.stderr)
-    return report_file_problems("to-parquet", report)
+    return report_file_problems("to-parquet", report, read_any=True)

@@ -81,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
     files = ReadReport()
     with naming_kafka_flags():
         counts = _validate(args, schema, selection, fitsverify, files)
-    status = report_file_problems("validate", files)
     n_alerts, n_errors, n_warnings = counts[0], counts[2], counts[4]
+    status = report_file_problems("validate", files, read_any=n_alerts > 0)
     if n_alerts == 0:
         if status == 0:
             found = "selected" if selection is not None else "found"
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         summary += " (cutouts not checked with fitsverify)"
     if status:
         print(f"{summary} (readable files); {len(files.errors)} file problem(s)")
-        return status
+        return 1
     print(summary)
     return 1 if n_errors or (args.strict and n_warnings) else 0
 

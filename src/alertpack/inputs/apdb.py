@@ -71,6 +71,7 @@ from alertpack.errors import (
 )
 from alertpack.inputs.images import as_survey_image
 from alertpack.inputs.visit_info import visit_info_from_header
+from alertpack.limits import check_wcs_orders, read_limits
 from alertpack.packets.avro_types import avro_field_type
 from alertpack.packets.conform import COLUMN_ALIASES
 from alertpack.schema import AlertSchema, available_versions, current_field_name, load_schema
@@ -333,6 +334,7 @@ def region_from_fits(
 
     path = Path(path)
     primary, header = _image_headers(path)
+    check_wcs_orders(header, read_limits(), f"difference image {path}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)

@@ -26,6 +26,7 @@ neighbouring pages of every row a stamp crosses into the resident set (about
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
@@ -33,10 +34,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from alertpack.errors import ImageInputError
+from alertpack.errors import ImageInputError, LimitExceededError
 from alertpack.inputs.exposure_layout import WindowReader, describe_hdu, resolve_exposure_layout
-from alertpack.inputs.fits_tiles import gzip_tile_reader
+from alertpack.inputs.fits_tiles import check_compressed_image, gzip_tile_reader, tile_table
 from alertpack.inputs.survey_image import error_text
+from alertpack.limits import ReadLimits, check_limit, read_limits
 from alertpack.packets.survey_image import SurveyImage
 
 if TYPE_CHECKING:
@@ -48,7 +50,11 @@ _FITS_BLOCK = 2880
 
 
 def open_fits_image(
-    path: str | os.PathLike[str], *, name: str, calibration: Any = None
+    path: str | os.PathLike[str],
+    *,
+    name: str,
+    calibration: Any = None,
+    limits: ReadLimits | None = None,
 ) -> SurveyImage:
     """A `SurveyImage` of a FITS file whose pixels are read stamp by stamp.
 
@@ -64,6 +70,9 @@ def open_fits_image(
     calibration : `float` or `~astropy.units.Quantity`, optional
         nJy per input unit, for images in counts (see
         `~alertpack.inputs.images.as_survey_image`).
+    limits : `~alertpack.limits.ReadLimits`, optional
+        Bounds on the declared image and tile sizes and on tile decompression;
+        default: `~alertpack.limits.read_limits` (the environment).
 
     Returns
     -------
@@ -77,16 +86,19 @@ def open_fits_image(
         Missing or unreadable file, truncated data or header, or a layout
         `~alertpack.inputs.exposure_layout.resolve_exposure_layout` refuses.
         The message names the file and the HDU.
+    LimitExceededError
+        An image or tile declaring more than the read limits, or a tile that
+        inflates beyond its declared size (when its window is read).
     """
     path = Path(path)
     hdul = _open_checked(path, f"{name} image ({path})")
-    readers = _FileWindows(path, hdul)
+    readers = _FileWindows(path, hdul, read_limits(limits))
     try:
         layout = resolve_exposure_layout(
             hdul, name=name, source=str(path), calibration=calibration
         )
         return layout.survey_image(readers)
-    except ImageInputError:
+    except (ImageInputError, LimitExceededError):
         hdul.close()
         raise
     finally:
@@ -153,9 +165,10 @@ class _FileWindows:
 
     lazy = True
 
-    def __init__(self, path: Path, hdul: fits.HDUList) -> None:
+    def __init__(self, path: Path, hdul: fits.HDUList, limits: ReadLimits) -> None:
         self.path = path
         self.hdul = hdul
+        self.limits = limits
         self._tables: fits.HDUList | None = None
 
     def _table_view(self, index: int) -> tuple[Any, int]:
@@ -178,9 +191,15 @@ class _FileWindows:
             self._tables = None
 
     def window_reader(self, index: int, label: str) -> WindowReader:
-        """``(y0, y1, x0, x1) -> raw pixels`` of HDU ``index``, read on demand."""
+        """``(y0, y1, x0, x1) -> raw pixels`` of HDU ``index``, read on demand.
+
+        The declared image (and tile) sizes are checked against the read
+        limits here, before any pixel is read.
+        """
         try:
-            read = self._raw_reader(index)
+            read = self._raw_reader(index, label)
+        except (ImageInputError, LimitExceededError):
+            raise
         except Exception as error:  # astropy's section of a damaged compressed header, ...
             raise ImageInputError(
                 f"{label}: the pixels cannot be read ({error_text(error)})"
@@ -189,6 +208,8 @@ class _FileWindows:
         def read_window(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
             try:
                 return read(y0, y1, x0, x1)
+            except LimitExceededError:
+                raise
             except Exception as error:  # zlib.error, OSError, ... from a damaged file
                 raise ImageInputError(
                     f"{label}: pixels of rows {y0}..{y1 - 1} cannot be read "
@@ -197,23 +218,32 @@ class _FileWindows:
 
         return read_window
 
-    def _raw_reader(self, index: int) -> WindowReader:
+    def _raw_reader(self, index: int, label: str) -> WindowReader:
         # astropy when used: a pool run's parent imports this module but reads no image
         from astropy.io import fits
 
         hdu = self.hdul[index]
         if isinstance(hdu, fits.CompImageHDU):
             table_header, offset = self._table_view(index)
-            tiles = gzip_tile_reader(str(self.path), table_header, hdu.header, offset)
-            if tiles is not None:
-                return tiles.read_window
+            check_compressed_image(table_header, self.limits, label)
+            table = tile_table(str(self.path), table_header, offset, label)
+            if table is not None:
+                tiles = gzip_tile_reader(table, table_header, hdu.header)
+                if tiles is not None:
+                    return tiles.read_window
             compressed = hdu.section
 
             def read_tiles(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-                # only the tiles under the window are decompressed
+                # only the tiles under the window are decompressed, by astropy, whose
+                # gzip decoding has no bound: each gzip tile is proved bounded first
+                if table is not None:
+                    table.check_gzip_tiles(y0, y1, x0, x1)
                 return np.asarray(compressed[y0:y1, x0:x1])
 
             return read_tiles
+        n_pixels = math.prod(int(hdu.header.get(f"NAXIS{n}", 0))
+                             for n in range(1, int(hdu.header.get("NAXIS", 0)) + 1))
+        check_limit(n_pixels, "image_pixels", self.limits, label, "pixels declared (NAXISn)")
         section = hdu.section
 
         def read_rows(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from alertpack.errors import ImageInputError
+from alertpack.limits import check_wcs_orders, read_limits
 
 if TYPE_CHECKING:
     from astropy.wcs import WCS
@@ -151,9 +152,11 @@ def parse_unit(text: str, label: str) -> Any:
 
 
 def wcs_from_header(header: Any, label: str) -> WCS:
+    """The WCS of an image header, its distortion orders checked against the read limits first."""
     # astropy when used: a pool run's parent imports this module but reads no image
     from astropy.wcs import WCS, FITSFixedWarning
 
+    check_wcs_orders(header, read_limits(), label)
     try:
         with warnings.catch_warnings():
             # LSST headers carry non-standard keys (e.g. the PHYSICAL 'A' WCS)

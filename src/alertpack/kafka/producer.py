@@ -685,7 +685,8 @@ class AlertProducer:
             except UnknownSchemaError as error:
                 raise StreamError(str(error)) from None
             self._registry_ids[cache_key] = register_schema(
-                self.settings.registry_url, f"{topic}-value", definition
+                self.settings.registry_url, f"{topic}-value", definition,
+                credentials=self.settings.registry_credentials,
             )
         return self._registry_ids[cache_key]
 

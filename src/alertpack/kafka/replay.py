@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from alertpack.errors import FailedAlertFileError
 from alertpack.kafka.producer import AlertProducer, DeliveryResult
 from alertpack.kafka.settings import KafkaSettings
 from alertpack.sinks.failed import (
@@ -35,6 +36,7 @@ def replay(
     settings: KafkaSettings | Mapping[str, Any] | None = None,
     *,
     log: Any = None,
+    problems: list[str] | None = None,
 ) -> DeliveryResult:
     """Send the alerts of failed-alerts files again.
 
@@ -49,6 +51,10 @@ def replay(
         A `KafkaSettings` sends everything to its topic. A mapping holds
         `KafkaSettings.resolve` values (e.g. ``{"servers": ..., "flush_timeout": 10}``);
         without a ``topic`` in it, each alert goes back to the topic it was meant for.
+    problems : `list` [`str`], optional
+        Collects, one line each, the files that cannot be read (and what
+        `find_failed_alert_files` finds wrong); they are left as they are and
+        the others are sent. Without it, the first such file raises.
 
     Returns
     -------
@@ -57,8 +63,14 @@ def replay(
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    files = find_failed_alert_files(paths)
-    contents = [(path, read_failed_alerts(path)) for path in files]
+    contents = []
+    for path in find_failed_alert_files(paths, problems=problems):
+        try:
+            contents.append((path, read_failed_alerts(path)))
+        except FailedAlertFileError as error:
+            if problems is None:
+                raise
+            problems.append(str(error))
     total = DeliveryResult()
     everything = [failure for _, failures in contents for failure in failures]
     if not everything:

@@ -10,12 +10,21 @@ values (the constructor), from explicit values falling back to Rubin's
 
 Secrets
 -------
-A credential is held in a `Secret`, which never prints its value. Every text
-that leaves the Kafka package (a log line of ours or of librdkafka, an error,
-a failure reason, a ``repr``) goes through `redact`, one rule for all: the
-known secret values (passwords, SASL secrets, any librdkafka property whose
-name looks secret, `looks_secret`) and the password of any ``user:password@``
-user-info (in a URL or a server string) are masked as ``********``.
+A credential is held in a `Secret`, which never prints its value (nor
+pickles, nor shows in ``dataclasses.asdict``: a server string or registry URL
+with user-info is kept as a `Secret` too). Every text that leaves the Kafka
+package (a log line of ours or of librdkafka, an error, a failure reason, a
+``repr``) goes through `redact`, the one rule of `alertpack.redaction`
+(re-exported here): the known secret values (passwords, SASL secrets, any
+librdkafka property whose name looks secret, `looks_secret`, the registry's
+basic-authentication pair and its base64) and, known or not, the password or
+token of any user-info, secret URL parameters and ``Authorization``
+credentials are masked as ``********``.
+
+The schema registry's credentials come from the registry URL's user-info,
+from ``registry_username``/``registry_password``, or from
+``AP_SCHEMA_REGISTRY_URL``, ``AP_SCHEMA_REGISTRY_USERNAME`` and
+``AP_SCHEMA_REGISTRY_PASSWORD``.
 
 librdkafka's own log lines go to `client_log`, the ``logger`` every client
 alertpack creates is given (`new_client`): it knows the secrets of every
@@ -31,15 +40,21 @@ import dataclasses
 import itertools
 import logging
 import os
-import re
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
 from alertpack.errors import AlertPackError, BrokerUnavailableError, ConfigError, StreamError
+from alertpack.redaction import (
+    REDACTED,
+    Secret,
+    basic_credentials,
+    looks_secret,
+    redact,
+    url_secrets,
+)
 
 __all__ = [
     "CLIENT_LOGGER_NAME",
@@ -47,6 +62,9 @@ __all__ = [
     "ENV_CONSUMER_PASSWORD",
     "ENV_CONSUMER_USERNAME",
     "ENV_PASSWORD",
+    "ENV_REGISTRY_PASSWORD",
+    "ENV_REGISTRY_URL",
+    "ENV_REGISTRY_USERNAME",
     "ENV_SERVER",
     "ENV_TOPIC",
     "ENV_USERNAME",
@@ -71,105 +89,15 @@ ENV_USERNAME = "AP_KAFKA_PRODUCER_USERNAME"
 ENV_PASSWORD = "AP_KAFKA_PRODUCER_PASSWORD"
 ENV_CONSUMER_USERNAME = "AP_KAFKA_CONSUMER_USERNAME"
 ENV_CONSUMER_PASSWORD = "AP_KAFKA_CONSUMER_PASSWORD"
+ENV_REGISTRY_URL = "AP_SCHEMA_REGISTRY_URL"
+ENV_REGISTRY_USERNAME = "AP_SCHEMA_REGISTRY_USERNAME"
+ENV_REGISTRY_PASSWORD = "AP_SCHEMA_REGISTRY_PASSWORD"
 
 COMPRESSION_TYPES = ("none", "gzip", "snappy", "lz4", "zstd")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
-#: what stands in a text where a secret was
-REDACTED = "********"
-
 #: the logger librdkafka's own lines go to, masked and at DEBUG level
 CLIENT_LOGGER_NAME = "alertpack.kafka.librdkafka"
-
-# words in a librdkafka property name that make its value a secret
-# (sasl.password, ssl.key.password, ssl.keystore.password, ssl.key.pem,
-# sasl.oauthbearer.client.secret, sasl.oauthbearer.config, ...)
-_SECRET_WORDS = ("password", "secret", "token", "key.pem", "jaas", "oauthbearer.config")
-
-# ``user:password@`` as in ``https://user:password@host`` or a server string
-# ``user:password@host:9092``: the password runs to the last ``@`` of the word
-_USERINFO = re.compile(r"(?P<user>[^\s:/@\[\](),;'\"]*):(?P<password>[^\s/\[\],'\"]+)@")
-
-
-# --- the redaction rule ------------------------------------------------------------------
-
-
-class Secret:
-    """A credential whose value never appears in ``repr``, ``str`` or formatting.
-
-    Parameters
-    ----------
-    value : `str`
-        The secret text; read it back with `reveal`.
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The secret value, for handing to the Kafka client only."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"Secret('{REDACTED}')"
-
-    def __str__(self) -> str:
-        return REDACTED
-
-    def __format__(self, spec: str) -> str:
-        return REDACTED
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Pickling would write the value to disk or across processes; refuse.
-        raise TypeError("a Secret cannot be pickled")
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
-        return self
-
-
-def looks_secret(property_name: str) -> bool:
-    """Whether a librdkafka property of this name holds a secret (a password, key, token)."""
-    name = property_name.lower()
-    return any(word in name for word in _SECRET_WORDS)
-
-
-def redact(text: object, secrets: Iterable[str] = ()) -> str:
-    """``text`` with every secret masked: the one rule of the Kafka package.
-
-    Parameters
-    ----------
-    text : `object`
-        What is to be shown (its ``str``).
-    secrets : iterable of `str`
-        Secret values known to the caller (passwords, secret properties);
-        each occurrence is replaced by ``********``, longest first.
-
-    Returns
-    -------
-    text : `str`
-        Also with the password of every ``user:password@`` masked
-        (``user:********@``), known or not.
-    """
-    shown = str(text)
-    for secret in sorted({secret for secret in secrets if secret}, key=len, reverse=True):
-        shown = shown.replace(secret, REDACTED)
-    return _USERINFO.sub(lambda match: f"{match['user']}:{REDACTED}@", shown)
-
-
-def _userinfo_passwords(text: str) -> list[str]:
-    """The passwords of the ``user:password@`` in ``text``, as written and %-decoded."""
-    found = []
-    for match in _USERINFO.finditer(text):
-        found += [match["password"], urllib.parse.unquote(match["password"])]
-    return found
 
 
 def error_text(error: BaseException) -> str:
@@ -196,8 +124,9 @@ class ClientSettings:
 
     Attributes
     ----------
-    servers : `str`
-        Bootstrap server(s), ``host:port[,host:port]``.
+    servers : `str` or `Secret`
+        Bootstrap server(s), ``host:port[,host:port]``; one with user-info
+        (``user:password@host:port``) is kept as a `Secret`.
     topic : `str`
         The topic written or read.
     username : `str` or `None`
@@ -215,7 +144,7 @@ class ClientSettings:
         name looks secret (`looks_secret`) are kept as `Secret`.
     """
 
-    servers: str = ""
+    servers: str | Secret = ""
     topic: str = ""
     username: str | None = None
     password: Secret | None = None
@@ -237,6 +166,9 @@ class ClientSettings:
         password: Any = self.password
         if isinstance(password, str):
             self.password = Secret(password) if password else None
+        if isinstance(self.servers, str) and url_secrets(self.servers):
+            # a credential in the server string: hidden from repr, asdict and pickling too
+            self.servers = Secret(self.servers)
         self.extra = {
             key: Secret(value) if looks_secret(key) and isinstance(value, str) else value
             for key, value in self.extra.items()
@@ -338,7 +270,10 @@ class ClientSettings:
         The result holds secrets in clear: hand it to the Kafka client only.
         """
         protocol = self.effective_security_protocol
-        config = {"bootstrap.servers": self.servers, **properties, "security.protocol": protocol}
+        config = {
+            "bootstrap.servers": _revealed(self.servers), **properties,
+            "security.protocol": protocol,
+        }
         if protocol.startswith("SASL") and self.password is not None:
             config["sasl.mechanism"] = self.sasl_mechanism
             config["sasl.username"] = self.username
@@ -350,14 +285,18 @@ class ClientSettings:
 
     def _addresses(self) -> list[str]:
         """Texts that may hold ``user:password@`` user-info (in clear)."""
-        return [self.servers]
+        return [_revealed(self.servers)]
+
+    def _held_secrets(self) -> list[str]:
+        """The secret values held in fields (in clear)."""
+        held = [self.password, *self.extra.values()]
+        return [value.reveal() for value in held if isinstance(value, Secret)]
 
     def secrets(self) -> list[str]:
         """Every secret value of these settings, in clear: what `redact` masks."""
-        held = [self.password, *self.extra.values()]
-        found = [value.reveal() for value in held if isinstance(value, Secret)]
+        found = self._held_secrets()
         for address in self._addresses():
-            found += _userinfo_passwords(address)
+            found += url_secrets(address)
         return [secret for secret in found if secret]
 
     def redact(self, text: object) -> str:
@@ -367,13 +306,13 @@ class ClientSettings:
     @property
     def shown_servers(self) -> str:
         """``servers`` as it may be shown: without the password of any user-info."""
-        return self.redact(self.servers)
+        return self.redact(_revealed(self.servers))
 
     def __repr__(self) -> str:
         shown = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, Secret) and _USERINFO.search(value.reveal()):
+            if isinstance(value, Secret) and url_secrets(value.reveal()):
                 value = value.reveal()  # a URL: shown with its password masked
             if isinstance(value, str):
                 value = self.redact(value)  # before repr() escapes what it would match
@@ -381,6 +320,13 @@ class ClientSettings:
         return self.redact(f"{type(self).__name__}({', '.join(shown)})")
 
     __str__ = __repr__
+
+
+def _revealed(value: str | Secret | None) -> str:
+    """A field that may be a `Secret`, in clear (for the client only), '' for None."""
+    if isinstance(value, Secret):
+        return value.reveal()
+    return value or ""
 
 
 @dataclass(kw_only=True, repr=False)
@@ -410,11 +356,17 @@ class KafkaSettings(ClientSettings):
         basic authentication; such a URL is kept as a `Secret`); when set,
         the alert schema is registered under ``{topic}-value`` and the id it
         returns goes on the wire instead of Rubin's ``major*100+minor``.
+    registry_username : `str` or `None`
+        Registry basic-authentication user (instead of user-info in the URL).
+    registry_password : `Secret` or `None`
+        Its password (a plain `str` is wrapped).
 
     Notes
     -----
     `resolve` falls back to ``AP_KAFKA_SERVER``, ``AP_KAFKA_TOPIC``,
-    ``AP_KAFKA_PRODUCER_USERNAME`` and ``AP_KAFKA_PRODUCER_PASSWORD``.
+    ``AP_KAFKA_PRODUCER_USERNAME``, ``AP_KAFKA_PRODUCER_PASSWORD``,
+    ``AP_SCHEMA_REGISTRY_URL``, ``AP_SCHEMA_REGISTRY_USERNAME`` and
+    ``AP_SCHEMA_REGISTRY_PASSWORD``.
     """
 
     compression_type: str = "lz4"
@@ -425,11 +377,16 @@ class KafkaSettings(ClientSettings):
     flush_timeout: float = 30.0
     delivery_timeout: float = 30.0
     registry_url: str | Secret | None = None
+    registry_username: str | None = None
+    registry_password: Secret | None = None
 
     ENVIRONMENT: ClassVar[Mapping[str, str]] = {
         **ClientSettings.ENVIRONMENT,
         "username": ENV_USERNAME,
         "password": ENV_PASSWORD,
+        "registry_url": ENV_REGISTRY_URL,
+        "registry_username": ENV_REGISTRY_USERNAME,
+        "registry_password": ENV_REGISTRY_PASSWORD,
     }
     CONFIG_FIELDS: ClassVar[Mapping[str, str]] = {
         **ClientSettings.CONFIG_FIELDS,
@@ -446,8 +403,11 @@ class KafkaSettings(ClientSettings):
     }
 
     def __post_init__(self) -> None:
-        if isinstance(self.registry_url, str) and urllib.parse.urlsplit(self.registry_url).password:
+        if isinstance(self.registry_url, str) and url_secrets(self.registry_url):
             self.registry_url = Secret(self.registry_url)
+        password: Any = self.registry_password
+        if isinstance(password, str):
+            self.registry_password = Secret(password) if password else None
         super().__post_init__()
 
     def _validate(self) -> None:
@@ -463,10 +423,28 @@ class KafkaSettings(ClientSettings):
         for name in ("batch_size", "queue_buffering_max_messages", "message_max_bytes"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"Kafka setting {name}={getattr(self, name)!r} must be >= 1")
+        if self.registry_username and self.registry_password is None:
+            raise ConfigError(
+                f"schema registry username {self.registry_username!r} is set but no password: "
+                f"set ${ENV_REGISTRY_PASSWORD}"
+            )
 
     def _addresses(self) -> list[str]:
-        url = self.registry_url
-        return [*super()._addresses(), url.reveal() if isinstance(url, Secret) else url or ""]
+        return [*super()._addresses(), _revealed(self.registry_url)]
+
+    def _held_secrets(self) -> list[str]:
+        held = super()._held_secrets()
+        if self.registry_password is not None:
+            password = self.registry_password.reveal()
+            held += [password, basic_credentials(self.registry_username or "", password)]
+        return held
+
+    @property
+    def registry_credentials(self) -> tuple[str, Secret] | None:
+        """The registry's basic-authentication pair, when given apart from the URL."""
+        if self.registry_password is None:
+            return None
+        return self.registry_username or "", self.registry_password
 
     def client_config(self) -> dict[str, Any]:
         """librdkafka properties of an idempotent producer with these settings.
@@ -667,8 +645,26 @@ class ClientLog:
         logging.getLogger(CLIENT_LOGGER_NAME).debug("%s", self.redact(text))
 
 
+class _ClientLogger:
+    """The ``logger`` one client is given: `client_log`, and that client's own listener.
+
+    The listener sees the client's lines unmasked, in this process only
+    (the consumer looks in them for librdkafka's "increase
+    receive.message.max.bytes", which comes as a log line, not an error).
+    """
+
+    def __init__(self, log: ClientLog, on_line: Callable[[str], None]) -> None:
+        self._log = log
+        self._on_line = on_line
+
+    def log(self, level: int, msg: str, *args: Any) -> None:
+        self._log.log(level, msg, *args)
+        self._on_line(msg % args if args else msg)
+
+
 #: the one librdkafka logger, given to every client alertpack creates
 client_log = ClientLog()
+
 
 def new_client[Client](
     factory: Callable[[dict[str, Any]], Client],
@@ -676,6 +672,7 @@ def new_client[Client](
     config: dict[str, Any],
     *,
     kind: str,
+    on_line: Callable[[str], None] | None = None,
 ) -> tuple[Client, int]:
     """A confluent-kafka client ``factory(config)`` logging to `client_log`.
 
@@ -690,6 +687,8 @@ def new_client[Client](
         librdkafka properties (``logger`` is set here).
     kind : `str`
         ``producer`` or ``consumer``, for the error message.
+    on_line : callable, optional
+        Also called with each of this client's librdkafka lines.
 
     Returns
     -------
@@ -708,7 +707,8 @@ def new_client[Client](
     token = client_log.register(settings)
     try:
         # librdkafka's own lines go to the masked logger, not raw to stderr
-        return factory({**config, "logger": client_log}), token
+        logger = client_log if on_line is None else _ClientLogger(client_log, on_line)
+        return factory({**config, "logger": logger}), token
     except (KafkaException, ValueError, TypeError) as error:
         client_log.forget(token)
         raise ConfigError(

@@ -200,12 +200,28 @@ def source_ccd_visit_ids(catalog: Any, id_bits: int | None) -> npt.NDArray[np.in
     return _ccd_visit_ids(sources, source_ids, id_bits)
 
 
+# the one catalog column that names files whatever the schema: validated as a required long
+_CCD_VISIT_RECORD: Mapping[str, Any] = {
+    "type": "record",
+    "name": "ccdVisit",
+    "namespace": "alertpack",
+    "fields": [{"name": "ccdVisitId", "type": "long"}],
+}
+
+
 def _ccd_visit_ids(
     sources: CatalogColumns, source_ids: npt.NDArray[np.int64], id_bits: int | None
 ) -> npt.NDArray[np.int64]:
-    """Per-source ccdVisitId: the catalog's column, else the top bits of diaSourceId."""
+    """Per-source ccdVisitId: the catalog's column, else the top bits of diaSourceId.
+
+    The column is checked by the rules of every column (`conform_table`, as a
+    required ``long``), also where the schema has no ccdVisitId field: it
+    names the alert files.
+    """
     if "ccdVisitId" in sources:
-        return sources.to_numpy("ccdVisitId", np.int64)
+        table = conform_table(sources, _CCD_VISIT_RECORD, catalog="diaSourceCat")
+        ids: npt.NDArray[np.int64] = table.columns["ccdVisitId"]
+        return ids
     if id_bits is None:
         # No ccdVisitId guessed from visit and detector: the packing differs between
         # cameras (the sample packs visit*256+detector), and a guessed name would put

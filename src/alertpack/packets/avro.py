@@ -24,28 +24,24 @@ same rules (`alertpack.packets.conform.conformed`). What the encoder checks
 itself is how `~alertpack.packets.tables.AlertParts` refer to the tables:
 field names, record types, shapes, row indices and list offsets.
 
-The module also writes and reads Avro Object Container Files made of such
-schemaless payloads.
+Avro Object Container Files made of such payloads are written and read by
+`alertpack.packets.container` (``write_container`` and
+``read_container_payloads`` are importable from here too).
 """
 
 from __future__ import annotations
 
-import io
-import json
-import os
-import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, overload
+from typing import TYPE_CHECKING, Any
 
-import fastavro
 import numpy as np
 import numpy.typing as npt
-from fastavro.types import Schema as ParsedSchema
 
 from alertpack.errors import InputError, UnsupportedSchemaError
 from alertpack.packets.avro_types import FieldType, primitive_of, record_field_types, split_union
 from alertpack.packets.conform import conformed
+from alertpack.packets.container import read_container_payloads, write_container
 from alertpack.packets.tables import AlertParts, ColumnTable, RecordList, RecordRef, ScalarColumn
 
 if TYPE_CHECKING:
@@ -68,9 +64,6 @@ _FLOAT32_QUIET_BIT = np.uint32(0x0040_0000)
 # chunking bounds its size whatever the table length.
 _CHUNK_BYTES = 1 << 20
 
-_CONTAINER_MAGIC = b"Obj\x01"
-_SYNC_SIZE = 16
-_CODECS = ("null", "deflate")
 
 
 
@@ -159,43 +152,6 @@ def _varints(unsigned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     continued = np.arange(width) < (lengths - 1)[:, None]
     matrix |= continued.view(np.uint8) << 7
     return matrix, lengths
-
-
-def _varint_bytes(value: int) -> bytes:
-    """Varint of one zig-zag encoded long (used for headers, not for columns)."""
-    unsigned = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while unsigned > 0x7F:
-        out.append((unsigned & 0x7F) | 0x80)
-        unsigned >>= 7
-    out.append(unsigned)
-    return bytes(out)
-
-
-@overload
-def _read_varint(stream: BinaryIO, what: str, *, eof_ok: Literal[False] = False) -> int: ...
-
-
-@overload
-def _read_varint(stream: BinaryIO, what: str, *, eof_ok: bool) -> int | None: ...
-
-
-def _read_varint(stream: BinaryIO, what: str, *, eof_ok: bool = False) -> int | None:
-    """Read one zig-zag varint; `None` at a clean end of stream when ``eof_ok``."""
-    shift = 0
-    unsigned = 0
-    while True:
-        byte = stream.read(1)
-        if not byte:
-            if eof_ok and shift == 0:
-                return None
-            raise InputError(f"{what}: file ends in the middle of an Avro varint (truncated file?)")
-        unsigned |= (byte[0] & 0x7F) << shift
-        if byte[0] < 0x80:
-            return (unsigned >> 1) ^ -(unsigned & 1)
-        shift += 7
-        if shift > 63:
-            raise InputError(f"{what}: malformed Avro varint longer than 10 bytes")
 
 
 # ---------------------------------------------------------------------------
@@ -882,204 +838,3 @@ def _headers(
     return _compact([_MatrixBlock(branch, matrix, lengths)], len(present))
 
 
-# ---------------------------------------------------------------------------
-# Object Container Files
-# ---------------------------------------------------------------------------
-
-
-def _container_header(schema_definition: dict[str, Any], codec: str, sync: bytes) -> bytes:
-    metadata = {
-        "avro.schema": json.dumps(schema_definition, separators=(",", ":")).encode(),
-        "avro.codec": codec.encode(),
-    }
-    out = bytearray(_CONTAINER_MAGIC)
-    out += _varint_bytes(len(metadata))
-    for key, value in metadata.items():
-        out += _varint_bytes(len(key.encode())) + key.encode()
-        out += _varint_bytes(len(value)) + value
-    out += _varint_bytes(0)
-    out += sync
-    return bytes(out)
-
-
-def _deflate(data: bytes) -> bytes:
-    # Avro's deflate codec is raw RFC 1951 data: no zlib header or checksum
-    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
-    return compressor.compress(data) + compressor.flush()
-
-
-def write_container(
-    stream: BinaryIO,
-    schema_definition: dict[str, Any],
-    payloads: Iterable[bytes],
-    *,
-    codec: str = "null",
-    records_per_block: int = 100,
-    sync_marker: bytes | None = None,
-) -> int:
-    """Write schemaless Avro payloads as an Avro Object Container File.
-
-    Parameters
-    ----------
-    stream : binary file object
-        Where to write (e.g. from `alertpack.sinks.files.atomic_output`).
-    schema_definition : `dict`
-        Writer schema stored in the header (e.g. ``AlertSchema.definition``);
-        every payload must be a record of this schema.
-    payloads : iterable of `bytes`
-        Encoded records, e.g. from `AlertEncoder.encode`.
-    codec : {"null", "deflate"}
-        Block compression.
-    records_per_block : `int`
-        Records per data block.
-    sync_marker : `bytes`, optional
-        The 16-byte block separator; random when not given (give one for
-        reproducible files).
-
-    Returns
-    -------
-    n_records : `int`
-        Number of records written.
-    """
-    if codec not in _CODECS:
-        raise InputError(f"Avro codec {codec!r} is not supported; choose one of {_CODECS}")
-    if records_per_block < 1:
-        raise InputError(f"records_per_block must be at least 1, got {records_per_block}")
-    sync = os.urandom(_SYNC_SIZE) if sync_marker is None else bytes(sync_marker)
-    if len(sync) != _SYNC_SIZE:
-        raise InputError(f"the Avro sync marker must be 16 bytes, got {len(sync)}")
-    stream.write(_container_header(schema_definition, codec, sync))
-    n_records = 0
-    block: list[bytes] = []
-
-    def flush() -> None:
-        data = b"".join(block)
-        if codec == "deflate":
-            data = _deflate(data)
-        stream.write(_varint_bytes(len(block)) + _varint_bytes(len(data)))
-        stream.write(data)
-        stream.write(sync)
-        block.clear()
-
-    for payload in payloads:
-        block.append(payload)
-        n_records += 1
-        if len(block) == records_per_block:
-            flush()
-    if block:
-        flush()
-    return n_records
-
-
-def _read_exactly(stream: BinaryIO, size: int, what: str) -> bytes:
-    data = stream.read(size)
-    if len(data) != size:
-        raise InputError(f"{what}: file ends after {len(data)} of {size} bytes (truncated file?)")
-    return data
-
-
-def _read_metadata(stream: BinaryIO, name: str) -> dict[str, bytes]:
-    metadata: dict[str, bytes] = {}
-    while True:
-        count = _read_varint(stream, name)
-        if count == 0:
-            return metadata
-        if count < 0:  # a negative count is followed by the block's byte size
-            count = -count
-            _read_varint(stream, name)
-        for _ in range(count):
-            key = _read_exactly(stream, _read_varint(stream, name), name).decode()
-            metadata[key] = _read_exactly(stream, _read_varint(stream, name), name)
-
-
-def read_container_payloads(stream: BinaryIO) -> tuple[dict[str, Any], Iterator[bytes]]:
-    """The writer schema and the raw bytes of every record of an Avro container file.
-
-    Tools that need the exact packets (sizes, re-sending to Kafka) use this
-    instead of decoding and re-encoding.
-
-    Parameters
-    ----------
-    stream : binary file object
-        An Avro Object Container File (null or deflate codec), positioned at
-        its start.
-
-    Returns
-    -------
-    schema : `dict`
-        The writer schema from the file header.
-    payloads : iterator of `bytes`
-        Each record's schemaless encoding, read lazily block by block.
-
-    Raises
-    ------
-    alertpack.errors.InputError
-        If the stream is not an Avro container file, uses another codec, or
-        is truncated or corrupt.
-    """
-    name = getattr(stream, "name", "Avro stream")
-    magic = stream.read(len(_CONTAINER_MAGIC))
-    if magic != _CONTAINER_MAGIC:
-        raise InputError(
-            f"{name}: starts with {magic!r}, not the Avro container magic b'Obj\\x01'; "
-            "a single Kafka message or schemaless payload needs the schema to be read"
-        )
-    metadata = _read_metadata(stream, name)
-    codec = metadata.get("avro.codec", b"null").decode()
-    if codec not in _CODECS:
-        raise InputError(f"{name}: Avro codec {codec!r} is not supported (only {_CODECS})")
-    if "avro.schema" not in metadata:
-        raise InputError(f"{name}: the Avro header has no avro.schema entry")
-    schema = json.loads(metadata["avro.schema"])
-    sync = _read_exactly(stream, _SYNC_SIZE, name)
-    return schema, _iter_payloads(stream, name, schema, codec, sync)
-
-
-def _iter_payloads(
-    stream: BinaryIO, name: str, schema: dict[str, Any], codec: str, sync: bytes
-) -> Iterator[bytes]:
-    parsed = fastavro.parse_schema(schema)
-    skipper = None
-    if isinstance(schema, dict) and schema.get("type") == "record":
-        # a reader record without fields makes fastavro skip every value, building
-        # no Python objects: twice as fast as decoding
-        skipper = fastavro.parse_schema({"type": "record", "name": schema["name"], "fields": []})
-    while True:
-        count = _read_varint(stream, name, eof_ok=True)
-        if count is None:
-            return
-        size = _read_varint(stream, name)
-        data = _read_exactly(stream, size, name)
-        if _read_exactly(stream, _SYNC_SIZE, name) != sync:
-            raise InputError(f"{name}: a block does not end with the file's sync marker (corrupt)")
-        if codec == "deflate":
-            try:
-                data = zlib.decompress(data, -15)
-            except zlib.error as error:
-                raise InputError(f"{name}: a deflate block does not decompress ({error})") from None
-        yield from _split_block(data, count, parsed, skipper, name)
-
-
-def _split_block(
-    data: bytes, count: int, parsed_schema: ParsedSchema, skipper: ParsedSchema | None, name: str
-) -> Iterator[bytes]:
-    """The ``count`` records of one block's data, as raw bytes."""
-    # fastavro finds where each record ends; decoding is the only way to know
-    block = io.BytesIO(data)
-    start = 0
-    for record in range(count):
-        try:
-            fastavro.schemaless_reader(block, parsed_schema, skipper)
-        except (EOFError, ValueError, IndexError, KeyError, UnicodeDecodeError) as error:
-            raise InputError(
-                f"{name}: record {record} of a block does not decode with the file's writer "
-                f"schema ({type(error).__name__}: {error}); the file is corrupt"
-            ) from None
-        end = block.tell()
-        yield data[start:end]
-        start = end
-    if start != len(data):
-        raise InputError(
-            f"{name}: a block holds {len(data) - start} bytes beyond its {count} records; "
-            "the file is corrupt"
-        )

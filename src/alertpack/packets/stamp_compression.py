@@ -47,6 +47,7 @@ import numpy as np
 from isal import isal_zlib
 
 from alertpack.errors import CutoutDecodeError, InputError
+from alertpack.limits import read_limits
 from alertpack.packets.stamp import Stamp
 from alertpack.packets.stamp_fits import (
     FITS_BLOCK,
@@ -61,7 +62,6 @@ from alertpack.packets.stamp_fits import (
 
 __all__ = [
     "CUTOUT_COMPRESSIONS",
-    "DEFAULT_MAX_STAMP_BYTES",
     "LOSSY_LEVELS",
     "decode_stamp",
     "encode_stamp",
@@ -79,8 +79,6 @@ CUTOUT_COMPRESSIONS = {
 #: quantization levels per sigma of ``lossy16``
 LOSSY_LEVELS = 16
 
-#: decoded size a stamp may reach by default (bytes): a 2000 x 2000 float32 stamp, four planes
-DEFAULT_MAX_STAMP_BYTES = 64 * 1024 * 1024
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_LEVEL = 1
@@ -323,7 +321,7 @@ def stamp_variant(data: bytes) -> str:
     return "lossy16" if "ZQUANTIZ" in first else "lossless"
 
 
-def decode_stamp(data: bytes, *, max_bytes: int = DEFAULT_MAX_STAMP_BYTES) -> bytes:
+def decode_stamp(data: bytes, *, max_bytes: int | None = None) -> bytes:
     """Stamp bytes of any variant as a plain (uncompressed) FITS file.
 
     Parameters
@@ -331,10 +329,11 @@ def decode_stamp(data: bytes, *, max_bytes: int = DEFAULT_MAX_STAMP_BYTES) -> by
     data : `bytes`
         A cutout from an alert: plain FITS, gzipped FITS, or tile-compressed
         FITS (alertpack's variants or another pipeline's).
-    max_bytes : `int`
+    max_bytes : `int`, optional
         Largest decoded size accepted: a gzip stream is inflated no further,
         and a tile-compressed file whose headers declare more is refused
-        before any tile is decompressed.
+        before any tile is decompressed. Default: the read limit
+        ``stamp_bytes`` (`alertpack.limits`).
 
     Returns
     -------
@@ -348,6 +347,8 @@ def decode_stamp(data: bytes, *, max_bytes: int = DEFAULT_MAX_STAMP_BYTES) -> by
         Bytes that are neither FITS nor gzipped FITS, a truncated gzip
         stream, or a decoded size over ``max_bytes``.
     """
+    if max_bytes is None:
+        max_bytes = read_limits().stamp_bytes
     if data[:2] == _GZIP_MAGIC:
         data = _gunzip(data, max_bytes)
         if data[:2] == _GZIP_MAGIC:

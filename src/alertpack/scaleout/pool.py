@@ -23,6 +23,17 @@ Retries (`RetryPolicy`, by the kind of failure)
 A job waiting for its retry holds no worker: the others run meanwhile. Each
 `DetectorSummary` says how many attempts its job took (``attempts``) and why
 the earlier ones failed (``attempt_errors``).
+
+Secrets
+-------
+The configuration goes to every job as text, and no job carries a secret
+(`job_config`): the Kafka password and any credentials in the server string
+or the schema registry URL are taken out of it. Workers read them from their
+own environment, as the settings do anyway (``AP_KAFKA_PRODUCER_PASSWORD``,
+``AP_KAFKA_SERVER``, ``AP_SCHEMA_REGISTRY_URL``/``_USERNAME``/``_PASSWORD``):
+local worker processes are given them in their environment when they start;
+a Dask cluster is given none, so a configuration holding one is refused
+before anything is submitted (set the variables on the workers instead).
 """
 
 from __future__ import annotations
@@ -35,7 +46,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alertpack.config import PackageAlertsConfig
-from alertpack.errors import TransientError
+from alertpack.errors import ConfigError, TransientError
+from alertpack.kafka.settings import ENV_PASSWORD, ENV_REGISTRY_URL, ENV_SERVER
+from alertpack.redaction import url_secrets
 from alertpack.scaleout.engines import DaskEngine, LocalPoolEngine
 from alertpack.scaleout.jobs import (
     DetectorJob,
@@ -51,6 +64,7 @@ __all__ = [
     "DetectorSummary",
     "RetryPolicy",
     "VisitSummary",
+    "job_config",
     "package_detectors",
     "sample_detector_loader",
 ]
@@ -190,6 +204,39 @@ class VisitSummary:
         return sum(d.n_alerts for d in self.redone) if self.producing else 0
 
 
+#: config field -> the environment variable a worker's settings read it from when unset
+_SECRET_VARIABLES = {
+    "kafkaPassword": ENV_PASSWORD,
+    "kafkaServer": ENV_SERVER,
+    "schemaRegistryUrl": ENV_REGISTRY_URL,
+}
+
+
+def job_config(config: PackageAlertsConfig) -> tuple[str, dict[str, str]]:
+    """The configuration text every job carries, without a secret, and the secrets apart.
+
+    Returns
+    -------
+    text : `str`
+        ``config`` as an override file with ``kafkaPassword`` empty, and
+        ``kafkaServer`` and ``schemaRegistryUrl`` empty where they hold
+        credentials (user-info): a worker's settings then read them from
+        its environment.
+    environment : `dict` [`str`, `str`]
+        Environment variable -> the value taken out: what a worker needs
+        in its environment to produce as this process would.
+    """
+    public = PackageAlertsConfig()
+    public.loadFromString(config.saveToString())
+    environment: dict[str, str] = {}
+    for name, variable in _SECRET_VARIABLES.items():
+        value = getattr(public, name)
+        if value and (name == "kafkaPassword" or url_secrets(value)):
+            environment[variable] = value
+            setattr(public, name, "")
+    return public.saveToString(), environment
+
+
 class DetectorExecutor:
     """Run detector jobs on a local process pool or a Dask cluster, one policy for both.
 
@@ -218,9 +265,19 @@ class DetectorExecutor:
         config = config if config is not None else PackageAlertsConfig()
         config.validate()
         self.producing = bool(config.doProduceAlerts)
-        self._config_text = config.saveToString()
+        # no job carries a secret (see the module notes)
+        self._config_text, secrets = job_config(config)
+        if scheduler and secrets:
+            fields = [name for name, variable in _SECRET_VARIABLES.items() if variable in secrets]
+            raise ConfigError(
+                f"the configuration holds credentials ({', '.join(fields)}), which are never "
+                f"sent to a Dask cluster: leave them out and set {', '.join(sorted(secrets))} "
+                "in the workers' environment"
+            )
         self.retry = retry if retry is not None else RetryPolicy()
-        self.engine = DaskEngine(scheduler) if scheduler else LocalPoolEngine(workers)
+        self.engine = (
+            DaskEngine(scheduler) if scheduler else LocalPoolEngine(workers, environment=secrets)
+        )
 
     @property
     def workers(self) -> int:

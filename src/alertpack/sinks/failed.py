@@ -7,6 +7,7 @@ container of `FAILED_ALERT_SCHEMA` records (``failed-<UTC time>-<pid>.avro``);
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -16,8 +17,10 @@ from typing import Any, cast
 
 import fastavro
 
-from alertpack.errors import FailedAlertFileError
+from alertpack.errors import FailedAlertFileError, LimitExceededError
+from alertpack.limits import ReadLimits, read_limits
 from alertpack.packets.batch import OutgoingAlert
+from alertpack.packets.container import iter_container_blocks, read_container_header
 from alertpack.sinks.files import atomic_output
 
 __all__ = [
@@ -127,30 +130,57 @@ def write_failed_alerts(
     return target
 
 
-def read_failed_alerts(path: str | os.PathLike[str]) -> list[FailedAlert]:
+def _full_name(schema: Any) -> str | None:
+    """The full name of a writer schema that is a named record, else `None`."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("name"), str):
+        return None
+    name: str = schema["name"]
+    namespace = schema.get("namespace")
+    return f"{namespace}.{name}" if "." not in name and isinstance(namespace, str) else name
+
+
+def read_failed_alerts(
+    path: str | os.PathLike[str], *, limits: ReadLimits | None = None
+) -> list[FailedAlert]:
     """The failures recorded in a failed-alerts file.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    limits : `~alertpack.limits.ReadLimits`, optional
+        Bounds on its blocks (``avro_block_bytes``); default: the environment.
 
     Raises
     ------
     FailedAlertFileError
-        If the file cannot be read or is not a failed-alerts file.
+        If the file cannot be read, is not a failed-alerts file, or holds a
+        block beyond the limit.
     """
     path = Path(path)
+    limits = read_limits(limits)
     try:
         with open(path, "rb") as stream:
-            reader = fastavro.reader(stream)
-            name = (
-                reader.writer_schema.get("name") if isinstance(reader.writer_schema, dict) else None
-            )
+            header = read_container_header(stream, str(path), limits=limits)
+            name = _full_name(header.schema)
             if name != FAILED_ALERT_SCHEMA_NAME:
                 raise FailedAlertFileError(
                     f"{path} holds {name or 'unknown'} records, not alertpack.failedAlert: "
                     "give replay the failed-*.avro files an AlertProducer wrote"
                 )
-            # records of the failedAlert record schema read as dicts
-            return [FailedAlert.from_record(cast(dict[str, Any], record)) for record in reader]
+            parsed = fastavro.parse_schema(header.schema)
+            failures = []
+            for block in iter_container_blocks(stream, header, str(path), limits=limits):
+                data = io.BytesIO(block.data)
+                for _ in range(block.count):
+                    # the failedAlert record schema reads as dicts
+                    record = cast(dict[str, Any], fastavro.schemaless_reader(data, parsed, None))
+                    failures.append(FailedAlert.from_record(record))
+            return failures
     except FailedAlertFileError:
         raise
+    except LimitExceededError as error:
+        raise FailedAlertFileError(str(error)) from None
     except OSError as error:
         raise FailedAlertFileError(f"cannot read failed-alerts file {path}: {error}") from None
     except MemoryError:
@@ -158,10 +188,11 @@ def read_failed_alerts(path: str | os.PathLike[str]) -> list[FailedAlert]:
             f"{path} is not a readable failed-alerts Avro file (a length in it is far larger "
             "than memory: corrupt data)"
         ) from None
-    except Exception as error:  # fastavro raises many types for a bad file
+    except Exception as error:  # fastavro and the container reader raise many types
+        detail = str(error).removeprefix(f"{path}: ")
         raise FailedAlertFileError(
             f"{path} is not a readable failed-alerts Avro file "
-            f"({type(error).__name__}: {error}); it is truncated or corrupt"
+            f"({type(error).__name__}: {detail}); it is truncated or corrupt"
         ) from None
 
 
@@ -172,20 +203,45 @@ def is_failed_alert_file(path: str | os.PathLike[str]) -> bool:
     """
     try:
         with open(path, "rb") as stream:
-            schema = fastavro.reader(stream).writer_schema
+            schema = read_container_header(stream, str(path)).schema
     except Exception:  # unreadable or not Avro: not a failed-alerts file
         return False
-    return isinstance(schema, dict) and schema.get("name") == FAILED_ALERT_SCHEMA_NAME
+    return _full_name(schema) == FAILED_ALERT_SCHEMA_NAME
 
 
-def find_failed_alert_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+def _looks_failed(path: Path) -> bool:
+    """A name as `write_failed_alerts` gives (``failed-<UTC time>-<pid>.avro``)."""
+    return path.name.startswith("failed-") and path.name.endswith(".avro")
+
+
+def find_failed_alert_files(
+    paths: Iterable[str | os.PathLike[str]], *, problems: list[str] | None = None
+) -> list[Path]:
     """Expand files and directories into failed-alerts files.
 
     A directory is searched recursively (so ``<alertWriteLocation>`` finds its
     ``failed/`` subdirectory) for non-hidden ``*.avro`` files whose writer
     schema is `FAILED_ALERT_SCHEMA_NAME`, whatever their name; alert files
-    next to them are left alone. A file given by name is taken as it is
-    (`read_failed_alerts` says if it is not one).
+    next to them (readable Avro files of other records) are left alone. A
+    file given by name is taken as it is (`read_failed_alerts` says if it is
+    not one).
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        Files and directories.
+    problems : `list` [`str`], optional
+        Collects, one line each, what is wrong and left alone: a missing
+        path, an ``*.avro`` file under a directory that is not readable Avro
+        (it may be a damaged failed-alerts file), a file named like a
+        failed-alerts file that holds other records, a directory named like
+        one that holds none. Without it, a missing path raises and the rest
+        is passed over silently.
+
+    Raises
+    ------
+    FailedAlertFileError
+        Without ``problems``, for a path that does not exist.
     """
     found: list[Path] = []
     for given in paths:
@@ -194,9 +250,42 @@ def find_failed_alert_files(paths: Iterable[str | os.PathLike[str]]) -> list[Pat
             candidates = sorted(
                 p for p in path.rglob("*.avro") if p.is_file() and not p.name.startswith(".")
             )
-            found.extend(p for p in candidates if is_failed_alert_file(p))
+            before = len(found)
+            for candidate in candidates:
+                problem = _not_failed_file(candidate)
+                if problem is None:
+                    found.append(candidate)
+                elif problems is not None and problem:
+                    problems.append(problem)
+            if problems is not None and len(found) == before and path.suffix == ".avro":
+                problems.append(
+                    f"{path} is a directory named like an alert file, holding no failed-alerts "
+                    "file: give the failed-*.avro files themselves"
+                )
         elif path.is_file():
             found.append(path)
         else:
-            raise FailedAlertFileError(f"{path} does not exist: give failed-alert files or dirs")
+            message = f"{path} does not exist: give failed-alert files or dirs"
+            if problems is None:
+                raise FailedAlertFileError(message)
+            problems.append(message)
     return found
+
+
+def _not_failed_file(path: Path) -> str | None:
+    """`None` for a failed-alerts file; else why not, empty when that is no problem."""
+    try:
+        with open(path, "rb") as stream:
+            schema = read_container_header(stream, str(path)).schema
+    except Exception as error:  # unreadable or not Avro: possibly a damaged failed-alerts file
+        detail = str(error).removeprefix(f"{path}: ")
+        return f"{path} is not a readable Avro file ({detail}); left alone"
+    name = _full_name(schema)
+    if name == FAILED_ALERT_SCHEMA_NAME:
+        return None
+    if _looks_failed(path):
+        return (
+            f"{path} is named like a failed-alerts file but holds {name or 'other'} records; "
+            "left alone"
+        )
+    return ""  # an alert file beside the failed ones: not for replay, no problem

@@ -11,7 +11,9 @@ import contextlib
 import errno
 import os
 import re
+import secrets
 import socket
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -211,9 +213,92 @@ def check_output_directory(directory: str | os.PathLike[str]) -> Path:
 
 
 
+# the random part of a temporary name: as mkstemp's, 8 of [a-z0-9_]
+_TEMP_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+_TEMP_ATTEMPTS = 100
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it where Linux tells it."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    # elsewhere the only way is to set it and put it back
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _open_temporary(final: Path, directory_fd: int) -> tuple[int, str]:
+    """A new temporary file beside ``final``: created, never opened through a link.
+
+    ``O_EXCL`` makes a name someone else put there (a file, a symbolic link)
+    an error, never a file we write into; ``O_NOFOLLOW`` refuses a link at
+    the name outright; the name is relative to the directory's descriptor,
+    so a directory swapped in meanwhile is not written into. Mode 0600 while
+    the content is written.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    prefix = _temp_prefix(final)
+    for _ in range(_TEMP_ATTEMPTS):
+        random_part = "".join(secrets.choice(_TEMP_CHARACTERS) for _ in range(8))
+        name = f"{prefix}{random_part}.tmp"
+        try:
+            return os.open(name, flags, 0o600, dir_fd=directory_fd), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, f"no free temporary name after {_TEMP_ATTEMPTS} tries")
+
+
+def _refuse_link(final: Path, directory_fd: int) -> None:
+    """`OutputError` when the final path is a symbolic link (it is not written through)."""
+    try:
+        status = os.stat(final.name, dir_fd=directory_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(status.st_mode):
+        raise OutputError(
+            f"cannot write {final}: it is a symbolic link, which is not written through "
+            "(remove it, or write to another directory)"
+        )
+
+
+def _check_still_ours(final: Path, temp_name: str, fd: int, directory_fd: int) -> None:
+    """`OutputError` when the temporary name no longer holds the file written (swapped).
+
+    In a directory others may write into, the temporary name could be made to
+    point at another file (a symbolic link to a victim) while the content is
+    written; renaming it would publish that file as the output. The name must
+    still be the very file of the descriptor written to.
+    """
+    written = os.fstat(fd)
+    try:
+        named = os.stat(temp_name, dir_fd=directory_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        named = None
+    if named is None or (named.st_dev, named.st_ino) != (written.st_dev, written.st_ino):
+        raise OutputError(
+            f"cannot write {final}: its temporary file {temp_name} was replaced or removed "
+            f"while it was written (someone else writes into {final.parent}); nothing was "
+            "published"
+        )
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """Open a binary stream whose content appears at ``path`` only on success.
+
+    The temporary file is created ``O_EXCL | O_NOFOLLOW`` relative to a
+    descriptor of the directory, written, given the permissions of the
+    umask on its descriptor (``fchmod``: ``0666 & ~umask``, as any new file),
+    flushed to disk, and renamed into place relative to the same directory
+    descriptor: in a shared, writable directory nobody can swap a symbolic
+    link or another file in for it and have it chmodded, filled or renamed.
+    A symbolic link at the final path is refused.
 
     Parameters
     ----------
@@ -232,8 +317,9 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     ------
     OutputError
         When the file cannot be written (directory, permission, disk full,
-        file-size limit), naming it; an `OSError` raised by the block while
-        writing to ``stream`` becomes one too.
+        file-size limit, a symbolic link at ``path``), naming it; an
+        `OSError` raised by the block while writing to ``stream`` becomes one
+        too.
     """
     final = Path(path)
     if not final.parent.is_dir():
@@ -241,27 +327,37 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     else:
         _clean_once(final.parent)
     try:
-        fd, temp_name = tempfile.mkstemp(
-            prefix=_temp_prefix(final), suffix=".tmp", dir=final.parent
-        )
+        directory_fd = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as error:
         raise _output_error(final, error) from None
     try:
-        with os.fdopen(fd, "wb") as stream:
-            try:
-                yield stream
-                stream.flush()
-                os.fsync(stream.fileno())
-            except OSError as error:
-                if isinstance(error, OutputError):
-                    raise
-                raise _output_error(final, error) from None
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise
+        _refuse_link(final, directory_fd)
+        try:
+            fd, temp_name = _open_temporary(final, directory_fd)
+        except OSError as error:
+            raise _output_error(final, error) from None
+        try:
+            with os.fdopen(fd, "wb") as stream:
+                try:
+                    yield stream
+                    stream.flush()
+                    os.fchmod(stream.fileno(), 0o666 & ~_umask())
+                    os.fsync(stream.fileno())
+                except OSError as error:
+                    if isinstance(error, OutputError):
+                        raise
+                    raise _output_error(final, error) from None
+                _refuse_link(final, directory_fd)
+                _check_still_ours(final, temp_name, stream.fileno(), directory_fd)
+                os.replace(
+                    temp_name, final.name, src_dir_fd=directory_fd, dst_dir_fd=directory_fd
+                )
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_name, dir_fd=directory_fd)
+            raise
+    finally:
+        os.close(directory_fd)
 
 
 def alert_file_path(directory: str | os.PathLike[str], stem: int | str) -> Path:

@@ -13,6 +13,7 @@ settings, partitions, group, offsets) is `alertpack.kafka.consumer`'s.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import threading
 import time
@@ -23,7 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from alertpack.errors import AlertDecodeError, StreamError, UnknownSchemaError, WireFormatError
-from alertpack.kafka.consumer import TopicConsumer, message_position, open_consumer
+from alertpack.kafka.consumer import (
+    OversizedMessage,
+    TopicConsumer,
+    message_position,
+    open_consumer,
+)
 from alertpack.kafka.settings import ConsumerSettings
 from alertpack.kafka.signals import signals_deferred
 from alertpack.schema import AlertSchema, schema_for_id, unpack_wire
@@ -36,6 +42,7 @@ from alertpack.tools.reading import (
     field_value,
     signal_to_noise,
 )
+from alertpack.tools.rejected import write_rejected
 from alertpack.tools.selection import Selection
 
 __all__ = [
@@ -45,6 +52,7 @@ __all__ = [
     "consume_to_directory",
     "decode_message",
     "iter_kafka_alerts",
+    "topic_file_stem",
     "write_alert_files",
 ]
 
@@ -59,6 +67,13 @@ REJECTED_DIR = "rejected"
 
 #: seconds the broker may take to answer the first request when the read has no idle limit
 CONNECT_SECONDS = 10.0
+
+#: ``consume --out`` also writes (and commits) once the alerts read hold this many bytes
+MAX_PENDING_BYTES = 64 << 20
+
+# the most characters of a topic name that go into a file name (then a hash of the rest)
+_TOPIC_NAME_CHARS = 80
+
 
 
 @dataclass
@@ -185,21 +200,15 @@ def decode_message(
     ------
     AlertDecodeError
         For a bad header, a schema id lsst-alert-packet does not ship, or a
-        payload that does not decode with that schema.
+        payload that is not exactly one record of that schema.
     """
     try:
         schema_id, payload = unpack_wire(value)
         schema = schema_for_id(schema_id)
     except (WireFormatError, UnknownSchemaError) as error:
         raise AlertDecodeError(f"{where}: {error}") from None
-    try:
-        alert = schema.decode(payload)
-    except (EOFError, ValueError, TypeError, IndexError, UnicodeDecodeError) as error:
-        raise AlertDecodeError(
-            f"{where}: payload of {len(payload)} bytes does not decode with alert schema "
-            f"{schema.version} (id {schema_id}): {error!r}; was it written with another schema?"
-        ) from None
-    return schema_id, schema, alert
+    # exactly: a record with bytes after it is no alert (kept, it would corrupt its file)
+    return schema_id, schema, schema.decode(payload, what=where)
 
 
 def consumer_settings(
@@ -269,8 +278,10 @@ def iter_kafka_alerts(
         More librdkafka properties (e.g. ``security.protocol``, ``sasl.*``);
         secret ones are masked like the settings' password.
     on_rejected : callable, optional
-        Called with a `RejectedMessage` for each message that is not a
-        decodable alert, and reading goes on; by default such a message raises.
+        Called with a `RejectedMessage` for each message that is not exactly
+        one decodable alert, or too large to receive (skipped, see
+        `alertpack.kafka.consumer`), and reading goes on; by default such a
+        message raises.
     stop : `threading.Event`, optional
         Set it (from any thread) to end the read cleanly within
         `~alertpack.kafka.consumer.POLL_SECONDS`: the consumer is closed and a
@@ -294,7 +305,8 @@ def iter_kafka_alerts(
         When the topic does not exist or reading fails.
     AlertDecodeError
         At a message that is not a decodable alert (it names topic, partition,
-        offset), unless ``on_rejected`` is given.
+        offset), unless ``on_rejected`` is given (a message too large to
+        receive is a `StreamError` then).
     """
     settings = consumer_settings(source, topic, config)
     if max_alerts is not None and max_alerts <= 0:
@@ -305,7 +317,15 @@ def iter_kafka_alerts(
     )
     count = 0
     with opened as consumer:
-        for message in consumer.messages(timeout, stop=stop):
+
+        def skipped(oversized: OversizedMessage) -> None:
+            if group is not None:
+                consumer.store_next(oversized.partition, oversized.offset + 1)
+            assert on_rejected is not None
+            on_rejected(RejectedMessage.oversized(oversized))
+
+        handler = None if on_rejected is None else skipped
+        for message in consumer.messages(timeout, stop=stop, on_oversized=handler):
             try:
                 consumed = _to_consumed(message)
             except AlertDecodeError as error:
@@ -357,9 +377,14 @@ class RejectedMessage:
     reason : `str`
         Why it is not an alert (names topic, partition and offset).
     value : `bytes`
-        The message value as received.
+        The message value as received; emptied once it is kept in a file
+        (``path``), so that rejects do not fill memory.
     path : `pathlib.Path` or `None`
-        Where it was kept (``DIR/rejected/...``), when written to a directory.
+        The rejected-message file it was kept in (``DIR/rejected/...``, see
+        `alertpack.tools.rejected`), once written there.
+    received : `bool`
+        False for a message too large to receive, which was skipped and of
+        which only the place is known (it stays on the topic).
     """
 
     topic: str
@@ -368,6 +393,7 @@ class RejectedMessage:
     reason: str
     value: bytes
     path: Path | None = None
+    received: bool = True
 
     @classmethod
     def of(cls, message: Any, reason: str) -> RejectedMessage:
@@ -380,10 +406,24 @@ class RejectedMessage:
             value=bytes(message.value() or b""),
         )
 
-    @property
-    def file_name(self) -> str:
-        """``<topic>-p<partition>-o<offset>.msg``: the raw value, named by where it was."""
-        return f"{_safe_name(self.topic)}-p{self.partition}-o{self.offset}.msg"
+    @classmethod
+    def oversized(cls, skipped: OversizedMessage) -> RejectedMessage:
+        """A message too large to receive: only where it is is known (``received`` False)."""
+        return cls(
+            topic=skipped.topic,
+            partition=skipped.partition,
+            offset=skipped.offset,
+            reason=skipped.reason,
+            value=b"",
+            received=False,
+        )
+
+    def record(self) -> dict[str, Any]:
+        """The `~alertpack.tools.rejected.REJECTED_SCHEMA` record that keeps it."""
+        return {
+            "topic": self.topic, "partition": self.partition, "offset": self.offset,
+            "reason": self.reason, "received": self.received, "value": self.value,
+        }
 
 
 @dataclass
@@ -411,13 +451,25 @@ class ConsumeResult:
     unselected: int = 0
 
 
-def _safe_name(topic: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in topic)
+def topic_file_stem(topic: str) -> str:
+    """A topic name as the start of a file name: visible, portable and short.
+
+    Characters other than ASCII letters, digits, ``-``, ``_`` and ``.`` become
+    ``_``, a leading ``.`` too (no hidden files); a name longer than 80
+    characters keeps its first 80 and a hash of the whole (``-h1a2b3c4d``),
+    so that distinct topics stay distinct and every name fits the filesystem.
+    """
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-_." else "_" for c in topic)
+    safe = "_" + safe[1:] if safe.startswith(".") else safe
+    if len(safe) > _TOPIC_NAME_CHARS:
+        digest = hashlib.sha256(topic.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        safe = f"{safe[:_TOPIC_NAME_CHARS]}-h{digest}"
+    return safe or "_"
 
 
 def _file_stem(topic: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    return f"{_safe_name(topic)}-{stamp}"
+    return f"{topic_file_stem(topic)}-{stamp}"
 
 
 def write_alert_files(
@@ -453,22 +505,31 @@ def write_alert_files(
 class _PendingFiles:
     """Alerts read but not yet on disk, by schema id, and the offsets they cover."""
 
-    def __init__(self, directory: Path, topic: str, per_file: int):
+    def __init__(
+        self, directory: Path, topic: str, per_file: int, max_bytes: int = MAX_PENDING_BYTES
+    ):
         self.directory = directory
         self.stem = _file_stem(topic)
         self.per_file = per_file
+        self.max_bytes = max_bytes
+        self.n_bytes = 0
         self.payloads: dict[int, list[bytes]] = {}
+        # the rejects since the last write: their reasons go into one file with it
+        self.rejected: list[RejectedMessage] = []
         # (topic, partition) -> next offset to commit, once the payloads are written
         self.next_offsets: dict[tuple[str, int], int] = {}
         self.n_messages = 0
         self.started = time.monotonic()
         self.written: list[Path] = []
+        self.n_rejected_files = 0
 
     def __len__(self) -> int:
         return sum(len(batch) for batch in self.payloads.values())
 
     @property
     def full(self) -> bool:
+        if self.n_bytes >= self.max_bytes:
+            return True
         return any(len(batch) >= self.per_file for batch in self.payloads.values())
 
     def age(self) -> float:
@@ -476,7 +537,14 @@ class _PendingFiles:
 
     def add(self, consumed: ConsumedAlert) -> None:
         self.payloads.setdefault(consumed.schema_id, []).append(consumed.payload)
+        self.n_bytes += len(consumed.payload)
         self.cover(consumed.topic, consumed.partition, consumed.offset)
+
+    def reject(self, rejected: RejectedMessage) -> None:
+        """Keep a rejected message for the next write (its value counts like an alert's)."""
+        self.rejected.append(rejected)
+        self.n_bytes += len(rejected.value)
+        self.cover(rejected.topic, rejected.partition, rejected.offset)
 
     def cover(self, topic: str, partition: int, offset: int) -> None:
         """Count a message (alert or rejected) among those committed with the next write."""
@@ -496,6 +564,16 @@ class _PendingFiles:
                 self.written.append(path)
                 paths.append(path)
             del self.payloads[schema_id]
+        if self.rejected:
+            name = f"{self.stem}-{self.n_rejected_files:04d}.avro"
+            path = write_rejected(
+                self.directory / REJECTED_DIR / name, (r.record() for r in self.rejected)
+            )
+            for rejected in self.rejected:
+                rejected.path, rejected.value = path, b""  # on disk now, not in memory
+            self.n_rejected_files += 1
+            self.rejected = []
+        self.n_bytes = 0
         self.started = time.monotonic()
         return paths
 
@@ -519,15 +597,6 @@ def _write_batch(
     return path
 
 
-def _keep_aside(directory: Path, rejected: RejectedMessage) -> RejectedMessage:
-    """Write a rejected message's raw value to ``directory/rejected/``, atomically."""
-    path = directory / REJECTED_DIR / rejected.file_name
-    with atomic_output(path) as stream:
-        stream.write(rejected.value)
-    rejected.path = path
-    return rejected
-
-
 def consume_to_directory(
     source: str | ConsumerSettings,
     topic: str | None,
@@ -540,6 +609,7 @@ def consume_to_directory(
     config: Mapping[str, Any] | None = None,
     per_file: int = ALERTS_PER_FILE,
     flush_seconds: float = FLUSH_SECONDS,
+    max_pending_bytes: int = MAX_PENDING_BYTES,
     result: ConsumeResult | None = None,
     on_file: Callable[[Path], None] | None = None,
     on_rejected: Callable[[RejectedMessage], None] | None = None,
@@ -555,11 +625,17 @@ def consume_to_directory(
     Delivery is at-least-once: a crash between a write and its commit makes the
     next run read those alerts again.
 
-    A message that is not a decodable alert is kept aside raw as
-    ``directory/rejected/<topic>-p<partition>-o<offset>.msg`` and reported to
-    ``on_rejected``; its neighbours are read and written as usual. An alert
-    that ``selection`` does not select is counted (``result.unselected``),
-    not written, and its offset committed with the others.
+    A message that is not exactly one decodable alert is reported to
+    ``on_rejected`` and kept, with where it was and why, in the
+    rejected-message file of the next write,
+    ``directory/rejected/<topic>-<UTC time>-<n>.avro``
+    (`alertpack.tools.rejected`); its neighbours are read and written as
+    usual, and its offset is committed with theirs. A message too large to
+    receive is skipped (see `alertpack.kafka.consumer`) and kept the same way,
+    without its value: its offset is committed like a reject's, so the group
+    goes on. An alert that ``selection`` does not select is counted
+    (``result.unselected``), not written, and its offset committed with the
+    others.
 
     Parameters
     ----------
@@ -571,6 +647,9 @@ def consume_to_directory(
         Alerts per file at most.
     flush_seconds : `float`
         Write (and commit) pending alerts at least this often.
+    max_pending_bytes : `int`
+        Write (and commit) as soon as the alerts read hold this many bytes:
+        memory is bounded by bytes, not only by ``per_file`` alerts.
     result : `ConsumeResult`, optional
         Filled in as the work goes on (so that a caller catching an interrupt
         knows what was done); a new one by default.
@@ -586,7 +665,13 @@ def consume_to_directory(
     if max_alerts is not None and max_alerts <= 0:
         return result
     settings = consumer_settings(source, topic, config)
-    pending = _PendingFiles(directory, settings.topic, per_file)
+    pending = _PendingFiles(directory, settings.topic, per_file, max_pending_bytes)
+
+    def reject(rejected: RejectedMessage) -> None:
+        result.rejected.append(rejected)
+        pending.reject(rejected)
+        if on_rejected is not None:
+            on_rejected(rejected)
 
     def flush(consumer: TopicConsumer) -> None:
         # a second Ctrl-C must not cut a write or its commit short
@@ -608,7 +693,11 @@ def consume_to_directory(
     )
     with opened as consumer:
         try:
-            for message in consumer.messages(timeout, idle_ticks=True):
+            messages = consumer.messages(
+                timeout, idle_ticks=True,
+                on_oversized=lambda skipped: reject(RejectedMessage.oversized(skipped)),
+            )
+            for message in messages:
                 if message is None:
                     if pending.age() >= flush_seconds:
                         flush(consumer)
@@ -621,11 +710,7 @@ def consume_to_directory(
                         result.unselected += 1
                         pending.cover(consumed.topic, consumed.partition, consumed.offset)
                 except AlertDecodeError as error:
-                    rejected = _keep_aside(directory, RejectedMessage.of(message, str(error)))
-                    result.rejected.append(rejected)
-                    pending.cover(rejected.topic, rejected.partition, rejected.offset)
-                    if on_rejected is not None:
-                        on_rejected(rejected)
+                    reject(RejectedMessage.of(message, str(error)))
                 if pending.full or pending.age() >= flush_seconds:
                     flush(consumer)
                 if max_alerts is not None and result.alerts + len(pending) >= max_alerts:

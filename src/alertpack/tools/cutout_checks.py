@@ -16,16 +16,16 @@ not there) is opened whole with astropy, which names what it finds.
 from __future__ import annotations
 
 import collections
-import io
 import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from alertpack.errors import InputError
+from alertpack.errors import InputError, LimitExceededError
 from alertpack.tools.fitsverify import FitsverifyBatch, fitsverify_available, fitsverify_executable
 from alertpack.tools.reading import CUTOUT_FIELDS
+from alertpack.tools.stamp_reader import gunzipped, open_stamp
 
 __all__ = [
     "ERROR",
@@ -86,29 +86,32 @@ type StampResult = tuple[list[Problem], list[str]]
 
 
 def stamps_to_check(record: dict[str, Any]) -> tuple[list[tuple[str, bytes]], list[Problem]]:
-    """The FITS bytes to check of each cutout of ``record``, and the cutouts that do not decode.
+    """The FITS bytes to check of each cutout of ``record``, and the cutouts refused before.
 
-    A gzipped stamp is checked as the FITS file it holds (decoded, bounded by
-    ``DEFAULT_MAX_STAMP_BYTES``); a tile-compressed one as it is, since its
-    compressed HDUs are standard FITS themselves; a plain one as it is.
+    A gzipped stamp is checked as the FITS file it holds (inflated within the
+    read limit ``stamp_bytes``: `~alertpack.tools.stamp_reader.gunzipped`); a
+    tile-compressed one as it is, its compressed HDUs being standard FITS; a
+    plain one as it is. A cutout over the read limits (bytes, declared
+    pixels, SIP orders, gzip tiles that inflate past their size: checked on
+    its headers by `~alertpack.tools.stamp_reader.open_stamp`) is refused
+    here, and not given to fitsverify, which would decode it all.
     """
-    # numpy and the stamp code only where cutouts are checked: inspect never opens them
-    from alertpack.packets.stamp_compression import decode_stamp, stamp_variant
-
     stamps: list[tuple[str, bytes]] = []
-    undecodable: list[Problem] = []
+    refused: list[Problem] = []
     for name in CUTOUT_FIELDS:
         data = record.get(name)
         if data is None:
             continue
-        if stamp_variant(data) != "gzip":
-            stamps.append((name, data))
-            continue
         try:
-            stamps.append((name, decode_stamp(data)))
-        except InputError as error:
-            undecodable.append(Problem("cutouts", f"{name} cannot be decoded: {error}"))
-    return stamps, undecodable
+            data = gunzipped(data, name=name)
+            open_stamp(data, name=name).close()  # headers only: no pixel is decoded
+        except LimitExceededError as error:
+            refused.append(Problem("cutouts", str(error)))
+            continue
+        except InputError as error:  # damaged: fitsverify says more about it
+            refused.append(Problem("cutouts", str(error)))
+        stamps.append((name, data))
+    return stamps, refused
 
 
 def check_cutouts(record: dict[str, Any], *, fitsverify: bool | None = None) -> list[Problem]:
@@ -192,19 +195,21 @@ def _open_stamps(stamps: list[tuple[str, bytes]]) -> list[list[Problem]]:
     if not stamps:
         return []
     # astropy.io.fits (~0.2 s) only for checking cutouts: inspect never opens them
-    from astropy.io import fits
     from astropy.utils.exceptions import AstropyWarning
 
     with warnings.catch_warnings():
         # what astropy warns about (a truncated file) it fails on too: one problem, no noise
         warnings.simplefilter("ignore", AstropyWarning)
-        return [_astropy_problems(fits, name, data) for name, data in stamps]
+        return [_astropy_problems(name, data) for name, data in stamps]
 
 
-def _astropy_problems(fits: Any, name: str, data: bytes) -> list[Problem]:
-    """The cutout opens with astropy (``fits``) and its first image (header, pixels) is 2-D."""
+def _astropy_problems(name: str, data: bytes) -> list[Problem]:
+    """The cutout opens with astropy and its first image (header, pixels) is 2-D.
+
+    Opened through `~alertpack.tools.stamp_reader.open_stamp`: within the read limits.
+    """
     try:
-        with fits.open(io.BytesIO(data)) as hdus:
+        with open_stamp(data, name=name) as hdus:
             # the first HDU with pixels is the stamp (the planes after it are read too)
             for hdu in hdus:
                 if hdu.is_image and hdu.header.get("NAXIS", 0) and hdu.data is not None:

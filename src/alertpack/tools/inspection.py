@@ -50,6 +50,7 @@ from alertpack.errors import InputError
 from alertpack.kafka.settings import ConsumerSettings
 from alertpack.packets.avro_types import FLOAT32_MAX, INT_RANGES
 from alertpack.schema import AlertSchema, collect_named_types, load_schema
+from alertpack.terminal import printable
 from alertpack.tools.consume import ConsumedAlert, iter_kafka_alerts
 from alertpack.tools.cutout_checks import (
     ERROR,
@@ -239,7 +240,8 @@ _TABLE_COLUMNS: list[tuple[str, int, Callable[[dict[str, Any]], str]]] = [
 
 
 def _text(value: Any) -> str:
-    return "-" if value is None else str(value)
+    # a band, a schema name, a file name: from input, escaped (alertpack.terminal)
+    return "-" if value is None else printable(value)
 
 
 def _number(value: Any, template: str) -> str:
@@ -259,7 +261,7 @@ def write_table(rows: Iterable[dict[str, Any]], stream: TextIO) -> int:
     print(_table_line([header for header, _, _ in _TABLE_COLUMNS]) + "  where", file=stream)
     for row in itertools.chain([] if first is None else [first], rows):
         cells = [format_cell(row) for _, _, format_cell in _TABLE_COLUMNS]
-        print(_table_line(cells) + "  " + _short_location(row), file=stream)
+        print(_table_line(cells) + "  " + printable(_short_location(row)), file=stream)
         count += 1
     return count
 

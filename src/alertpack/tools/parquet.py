@@ -313,10 +313,11 @@ def alerts_to_parquet(
     batch_size : `int`
         Alerts converted and written per row group; bounds memory use.
     report : `ReadReport`, optional
-        Collects failed-alert files skipped and files that cannot be read; the
-        other files are still read, so that every bad file is named, but then
-        nothing is written (`InputError`): the tables hold all the alerts
-        given or none, never the part before a damaged block.
+        Collects failed-alert files skipped and files that cannot be read, and
+        the other files are still converted: every file is read through once
+        before its alerts are taken (`AlertFile.check_readable`), so the tables
+        hold whole files only, never the part of one before a damaged block.
+        Without it, the first bad file raises and nothing is written.
     decode_cutouts : `bool`
         Store every cutout as the plain FITS file it holds, whatever its
         packing (gzip, tile compression: `alertpack.tools.reading.cutout_fits`);
@@ -334,11 +335,16 @@ def alerts_to_parquet(
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     output = check_output_directory(output_dir)
-    files = _same_schema_files(paths, report)
+    files = _readable(_same_schema_files(paths, report), report)
     first = next(files, None)
     if first is None:
+        if report is not None and len(report.errors) == 1:
+            # the one file given: its own problem is the outcome
+            raise InputError(report.errors.pop())
         if report is not None and report.errors:
-            raise InputError(f"none of the files can be read; nothing written to {output}")
+            raise InputError(
+                f"none of the {len(report.errors)} files can be read; nothing written to {output}"
+            )
         raise InputError("no alert files given")
     assert isinstance(first.writer_schema, dict), "iter_alert_files yields files of records"
     layout = ParquetLayout.from_avro(first.writer_schema)
@@ -347,10 +353,10 @@ def alerts_to_parquet(
                                               layout.alerts_schema)}
         for name, schema in layout.list_schemas.items():
             writers[name] = _TableWriter(stack, output / f"{name}.parquet", schema)
-        alerts = _alerts_of(_chain(first, files), report)
+        loaded = _alerts_of(_chain(first, files), report)
         if selection is not None:
-            alerts = selection.select(alerts)
-        records: Iterator[dict[str, Any]] = (alert.alert for alert in alerts)
+            loaded = selection.select(loaded)
+        records: Iterator[dict[str, Any]] = (alert.alert for alert in loaded)
         if decode_cutouts:
             records = map(_with_plain_cutouts, records)
         for batch in _batches(records, batch_size):
@@ -359,13 +365,20 @@ def alerts_to_parquet(
             alert_ids = alerts.column("diaSourceId").combine_chunks()
             for name in layout.list_types:
                 writers[name].write(layout.list_table(name, batch, alert_ids))
-        if report is not None and report.errors:
-            # raised inside the stack: the temporary Parquet files are removed
-            raise InputError(
-                f"{len(report.errors)} file(s) could not be read; nothing written to {output} "
-                "(convert the readable files alone, or fix the others)"
-            )
     return {name: (writer.path, writer.rows) for name, writer in writers.items()}
+
+
+def _readable(files: Iterable[AlertFile], report: ReadReport | None) -> Iterator[AlertFile]:
+    """The files that read through to their end; the others recorded in ``report``."""
+    for alert_file in files:
+        try:
+            alert_file.check_readable()
+        except InputError as error:
+            if report is None:
+                raise
+            report.errors.append(str(error))
+            continue
+        yield alert_file
 
 
 def _alerts_of(files: Iterable[AlertFile], report: ReadReport | None) -> Iterator[Any]:

@@ -37,16 +37,24 @@ import fastavro
 from fastavro.schema import to_parsing_canonical_form
 from fastavro.types import AvroMessage, Schema
 
-from alertpack.errors import InputError, UnknownSchemaError
+from alertpack.errors import InputError, LimitExceededError, UnknownSchemaError
+from alertpack.limits import ReadLimits, check_limit, read_limits
+from alertpack.packets.container import (
+    iter_container_blocks,
+    read_container_header,
+    read_container_payloads,
+)
 from alertpack.schema import (
     WIRE_HEADER_SIZE,
     AlertSchema,
     SchemaVersion,
     available_versions,
+    decode_record,
     load_schema,
     schema_for_id,
     unpack_wire,
 )
+from alertpack.tools.rejected import REJECTED_SCHEMA_NAME
 
 __all__ = [
     "CUTOUT_FIELDS",
@@ -121,8 +129,8 @@ def cutout_fits(
     name : `str`
         ``cutoutScience``, ``cutoutTemplate`` or ``cutoutDifference``.
     max_bytes : `int`, optional
-        Largest decoded size (default and meaning: `alertpack.packets.stamp_compression`
-        ``DEFAULT_MAX_STAMP_BYTES`` and ``decode_stamp``).
+        Largest decoded size (default: the read limit ``stamp_bytes``,
+        `alertpack.limits`; meaning: `alertpack.packets.stamp_compression.decode_stamp`).
 
     Returns
     -------
@@ -138,9 +146,9 @@ def cutout_fits(
     if data is None:
         return None
     # numpy and the stamp code only where a cutout is opened: reading alerts needs neither
-    from alertpack.packets.stamp_compression import DEFAULT_MAX_STAMP_BYTES, decode_stamp
+    from alertpack.packets.stamp_compression import decode_stamp
 
-    return decode_stamp(data, max_bytes=DEFAULT_MAX_STAMP_BYTES if max_bytes is None else max_bytes)
+    return decode_stamp(data, max_bytes=max_bytes)
 
 
 def is_negative(source: dict[str, Any] | None) -> bool:
@@ -202,6 +210,10 @@ def rubin_schema_for_name(name: str | None) -> AlertSchema | None:
     if version not in available_versions():
         return None
     return load_schema(version)
+
+
+class _NotAnAlert(InputError):
+    """A readable record that is not an alert record (not a damaged file)."""
 
 
 @dataclass(eq=False)
@@ -309,6 +321,7 @@ class AlertFile:
     schema: AlertSchema | None
     container: bool
     _parsed: Schema | None = field(default=None, repr=False)
+    _limits: ReadLimits | None = field(default=None, repr=False)
 
     @property
     def schema_name(self) -> str:
@@ -322,6 +335,11 @@ class AlertFile:
         from alertpack.sinks.failed import FAILED_ALERT_SCHEMA_NAME
 
         return self.schema_name == FAILED_ALERT_SCHEMA_NAME
+
+    @property
+    def is_rejected_messages(self) -> bool:
+        """True for a file of messages ``consume --out`` rejected (`alertpack.tools.rejected`)."""
+        return self.schema_name == REJECTED_SCHEMA_NAME
 
     def check_is_alert_file(self, *, shipped_schema: bool = False) -> None:
         """Raise `InputError` unless the file holds alert records.
@@ -356,8 +374,16 @@ class AlertFile:
         )
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> AlertFile:
+    def open(cls, path: str | os.PathLike, *, limits: ReadLimits | None = None) -> AlertFile:
         """Read the header of an alert file.
+
+        Parameters
+        ----------
+        path : path-like
+            The file.
+        limits : `~alertpack.limits.ReadLimits`, optional
+            Bounds on header entries, blocks and messages; default: the
+            environment (`~alertpack.limits.read_limits`).
 
         Raises
         ------
@@ -366,22 +392,23 @@ class AlertFile:
             nor a Confluent wire-format message with a known schema id.
         """
         path = Path(path)
+        limits = read_limits(limits)
         try:
             with path.open("rb") as stream:
                 head = stream.read(len(AVRO_CONTAINER_MAGIC))
                 if head == AVRO_CONTAINER_MAGIC:
                     stream.seek(0)
-                    writer_schema = _container_schema(stream, path)
+                    writer_schema = _container_schema(stream, path, limits)
                     schema = rubin_schema_for_name(_schema_name(writer_schema))
                     return cls(
                         path, writer_schema, schema, container=True,
-                        _parsed=_parsed_schema(writer_schema, path),
+                        _parsed=_parsed_schema(writer_schema, path), _limits=limits,
                     )
         except OSError as error:
             raise InputError(f"cannot read alert file {path}: {error.strerror or error}") from None
         if len(head) >= 1 and head[:1] == b"\x00":
             schema = _wire_schema(path)
-            return cls(path, schema.definition, schema, container=False)
+            return cls(path, schema.definition, schema, container=False, _limits=limits)
         raise InputError(
             f"{path} is not an alert file: it starts with {head!r}, neither the Avro container "
             "magic 'Obj\\x01' nor a Confluent wire-format header (byte 0x00 + schema id)"
@@ -409,6 +436,29 @@ class AlertFile:
             return None
         return count
 
+    def check_readable(self) -> None:
+        """Read the whole file without decoding it: raise `InputError` where it is damaged.
+
+        Each record is only skipped over (about twice as fast as decoding), so
+        that a tool can take whole files only, never the part before a damage.
+        """
+        try:
+            with self.path.open("rb") as stream:
+                if self.container:
+                    limits = read_limits(self._limits)
+                    for _ in read_container_payloads(stream, limits=limits)[1]:
+                        pass
+                else:
+                    parsed = self._parsed or fastavro.parse_schema(self.writer_schema)
+                    self._read_wire(stream, parsed)
+        except LimitExceededError:
+            raise
+        except OSError as error:
+            raise InputError(f"cannot read alert file {self.path}: {error}") from None
+        except InputError as error:
+            detail = str(error).removeprefix(f"{self.path}: ")
+            raise InputError(f"{self.path}: {detail}") from None
+
     def __iter__(self) -> Iterator[LoadedAlert]:
         parsed = self._parsed
         if parsed is None:
@@ -423,40 +473,60 @@ class AlertFile:
             raise InputError(f"cannot read alert file {self.path}: {error}") from None
 
     def _iter_container(self, stream: BinaryIO, parsed: Schema) -> Iterator[LoadedAlert]:
+        limits = read_limits(self._limits)
+        name = str(self.path)
+        header = read_container_header(stream, name, limits=limits)
         index = 0
         try:
-            for block in fastavro.block_reader(stream):
+            for block in iter_container_blocks(stream, header, name, limits=limits):
                 # Records in a block are contiguous, so the decoder's position
                 # delta is each record's exact encoded size.
-                data = block.bytes_  # type: ignore[attr-defined]  # documented; not in the stub
-                for _ in range(block.num_records):
+                data = io.BytesIO(block.data)
+                for _ in range(block.count):
                     start = data.tell()
                     record = fastavro.schemaless_reader(data, parsed, None)
                     yield self._loaded(index, record, data.tell() - start)
                     index += 1
-        except InputError:  # from _loaded: the file is readable, its records are not alerts
+                if data.tell() != len(block.data):
+                    raise ValueError(
+                        f"a block holds {len(block.data) - data.tell()} bytes after its "
+                        f"{block.count} records"
+                    )
+        except LimitExceededError:  # names the file and the limit already
             raise
+        except InputError as error:
+            if isinstance(error, _NotAnAlert):  # the file is readable, its records are not alerts
+                raise
+            raise self._corrupt(index, str(error).removeprefix(f"{name}: ")) from None
         except Exception as error:  # fastavro raises many types (and MemoryError) for bad data
-            raise InputError(
-                f"{self.path}: Avro data is corrupt or truncated at alert #{index} "
-                f"({_describe(error)}); the file may have been copied while it was being written"
-            ) from None
+            raise self._corrupt(index, _describe(error)) from None
+
+    def _corrupt(self, index: int, detail: str) -> InputError:
+        return InputError(
+            f"{self.path}: Avro data is corrupt or truncated at alert #{index} "
+            f"({detail}); the file may have been copied while it was being written"
+        )
 
     def _read_wire(self, stream: BinaryIO, parsed: Schema) -> LoadedAlert:
-        message = stream.read()
+        limits = read_limits(self._limits)
+        message = stream.read(WIRE_HEADER_SIZE + limits.avro_block_bytes + 1)
+        check_limit(
+            len(message) - WIRE_HEADER_SIZE, "avro_block_bytes", limits,
+            f"{self.path}: wire-format message", "bytes or more",
+        )
         try:
             _, payload = unpack_wire(message)
-            record = fastavro.schemaless_reader(io.BytesIO(payload), parsed, None)
-        except Exception as error:  # fastavro raises many types for bad data
-            raise InputError(
-                f"{self.path}: wire-format payload does not decode with schema "
-                f"{self.schema_name} ({_describe(error)})"
-            ) from None
+            # exactly one record: the payload must end where the record does
+            record = decode_record(
+                payload, parsed, what=str(self.path), schema=f"schema {self.schema_name}"
+            )
+        except InputError as error:
+            raise InputError(f"wire-format message: {error}") from None
         return self._loaded(0, record, len(payload))
 
     def _loaded(self, index: int, record: AvroMessage, size: int) -> LoadedAlert:
         if not isinstance(record, dict):  # a file whose schema is not a record's
-            raise InputError(
+            raise _NotAnAlert(
                 f"{self.path}: alert #{index} decodes to a {type(record).__name__}, not an alert "
                 "record; give files of Rubin alert records"
             )
@@ -519,13 +589,15 @@ def _parsed_schema(writer_schema: Any, path: Path) -> Schema:
         ) from None
 
 
-def _container_schema(stream: BinaryIO, path: Path) -> Schema:
+def _container_schema(stream: BinaryIO, path: Path, limits: ReadLimits) -> Schema:
     try:
-        return fastavro.reader(stream).writer_schema
-    except Exception as error:  # fastavro raises many types for a bad header
+        return read_container_header(stream, str(path), limits=limits).schema
+    except LimitExceededError:
+        raise
+    except InputError as error:
         raise InputError(
-            f"{path}: the Avro container header cannot be read ({_describe(error)}); "
-            "the file is truncated or not an Avro file"
+            f"{path}: the Avro container header cannot be read "
+            f"({str(error).removeprefix(f'{path}: ')}); the file is truncated or not an Avro file"
         ) from None
 
 
@@ -605,6 +677,13 @@ def iter_alert_files(
                         report.skipped.append(
                             f"{file_path}: a failed-alerts file (alertpack.failedAlert), "
                             "not alerts; send it again with `alertpack replay`"
+                        )
+                    continue
+                if alert_file.is_rejected_messages:
+                    if report is not None:
+                        report.skipped.append(
+                            f"{file_path}: messages `alertpack consume` rejected "
+                            f"({REJECTED_SCHEMA_NAME}), not alerts"
                         )
                     continue
                 alert_file.check_is_alert_file(shipped_schema=shipped_schema)

@@ -31,7 +31,6 @@ stamp is drawn.
 
 from __future__ import annotations
 
-import io
 import math
 import warnings
 from collections.abc import Mapping
@@ -41,6 +40,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from alertpack.errors import InputError
+from alertpack.limits import ReadLimits
+from alertpack.tools.stamp_reader import open_stamp
 
 if TYPE_CHECKING:
     from astropy.wcs import WCS
@@ -90,32 +91,30 @@ class Stamp:
         return int(np.count_nonzero(~np.isfinite(self.pixels)))
 
 
-def read_stamp(data: bytes, *, max_bytes: int | None = None) -> Stamp:
-    """Decode cutout bytes of any variant: the first 2-D image HDU and its celestial WCS.
+def read_stamp(data: bytes, *, limits: ReadLimits | None = None) -> Stamp:
+    """Decode cutout bytes of any packing: the first 2-D image HDU and its celestial WCS.
 
-    Plain, gzipped and tile-compressed stamps are decoded first
-    (`alertpack.packets.stamp_compression.decode_stamp`, bounded by
-    ``max_bytes``, by default ``DEFAULT_MAX_STAMP_BYTES``).
+    Plain, tile-compressed and gzipped stamps are opened by
+    `~alertpack.tools.stamp_reader.open_stamp`: headers checked against the
+    read limits (bytes, pixels, SIP orders, gzip tiles) and the declared data
+    against the bytes, before any pixel is decoded.
 
     Raises
     ------
     InputError
-        If the bytes do not decode, astropy cannot open them or they hold no 2-D image.
+        If the bytes do not decode, astropy cannot open them (or they are
+        truncated) or they hold no 2-D image; `~alertpack.errors.LimitExceededError`
+        beyond the read limits.
     """
     # astropy on first use (see the module docstring)
-    from astropy.io import fits
     from astropy.utils.exceptions import AstropyWarning
     from astropy.wcs import WCS, FITSFixedWarning
 
-    from alertpack.packets.stamp_compression import DEFAULT_MAX_STAMP_BYTES, decode_stamp
-
-    data = decode_stamp(data, max_bytes=DEFAULT_MAX_STAMP_BYTES if max_bytes is None else max_bytes)
+    hdus = open_stamp(data, name="the cutout", limits=limits)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), hdus:
             # a damaged header is reported as one InputError below, not as warnings
             warnings.simplefilter("ignore", AstropyWarning)
-            hdus = fits.open(io.BytesIO(data))
-        with hdus:
             for hdu in hdus:
                 if hdu.is_image and hdu.data is not None and hdu.data.ndim == 2:
                     pixels = np.asarray(hdu.data, dtype=float)

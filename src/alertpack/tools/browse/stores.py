@@ -7,9 +7,10 @@ an offset and a size. Three kinds of store:
     An Avro object container file. For a file without compression (alertpack
     and lsst.alert.packet write those) the locator is the absolute position of
     the record in the file: one alert is one ``seek`` and one ``read`` of its
-    own bytes. For a compressed file (deflate, bzip2, xz, ...) it is the block's
-    position and the record's offset in the decompressed block; the block is
-    decompressed by fastavro (a few are kept).
+    own bytes. For a compressed file (deflate, bzip2, xz, zstandard) it is the
+    block's position and the record's offset in the decompressed block; the
+    block is decompressed again, bounded, when one of its alerts is opened (a
+    few are kept).
 `WireStore`
     A file holding one Confluent wire-format message (5-byte header, then the
     schemaless record).
@@ -34,8 +35,14 @@ from typing import Any, Protocol
 
 import fastavro
 
-from alertpack.errors import InputError
-from alertpack.schema import WIRE_HEADER_SIZE, AlertSchema
+from alertpack.errors import InputError, LimitExceededError
+from alertpack.limits import check_limit, read_limits
+from alertpack.packets.container import (
+    ContainerHeader,
+    iter_container_blocks,
+    read_container_header,
+)
+from alertpack.schema import WIRE_HEADER_SIZE, AlertSchema, decode_record
 from alertpack.tools.reading import AlertFile
 
 __all__ = ["AlertStore", "ContainerStore", "Spool", "SpoolStore", "WireStore", "scan_file"]
@@ -43,7 +50,6 @@ __all__ = ["AlertStore", "ContainerStore", "Spool", "SpoolStore", "WireStore", "
 #: locator block value meaning "offset is an absolute position in the file"
 DIRECT = -1
 
-_AVRO_SYNC_SIZE = 16
 _BLOCKS_KEPT = 2  # decompressed blocks kept per store: pages open one alert at a time
 
 
@@ -118,16 +124,12 @@ class _FileStore:
         return data
 
     def decode(self, payload: bytes) -> dict[str, Any]:
-        try:
-            record: dict[str, Any] = fastavro.schemaless_reader(  # type: ignore[assignment]
-                io.BytesIO(payload), self._parsed, None
-            )
-            return record
-        except Exception as error:  # fastavro raises many types for bad data
-            raise InputError(
-                f"{self.path}: an alert does not decode with schema {self.schema_name} "
-                f"({_describe(error)})"
-            ) from None
+        """The record of one payload, which must hold exactly that record."""
+        record: dict[str, Any] = decode_record(
+            payload, self._parsed, what=f"{self.path}: an alert",
+            schema=f"schema {self.schema_name}",
+        )
+        return record
 
 
 class ContainerStore(_FileStore):
@@ -135,7 +137,7 @@ class ContainerStore(_FileStore):
 
     def __init__(self, alert_file: AlertFile):
         super().__init__(alert_file)
-        self._header_size: int | None = None
+        self._header: ContainerHeader | None = None
         self._block_sizes: dict[int, int] = {}
         self._blocks: collections.OrderedDict[int, bytes] = collections.OrderedDict()
         self._lock = threading.Lock()
@@ -143,30 +145,30 @@ class ContainerStore(_FileStore):
     def scan(self) -> Iterator[tuple[int, int, int, dict[str, Any]]]:
         """Every record: ``(block, offset, size, decoded record)``, in file order.
 
+        Blocks are read through `alertpack.packets.container`, bounded by the
+        read limits like every reader.
+
         Raises
         ------
         InputError
-            At damaged data; the records before it have been yielded.
+            At damaged data (or a block beyond the limits); the records before
+            it have been yielded.
         """
         index = 0
+        name = str(self.path)
         try:
             with self.path.open("rb") as stream:
-                block: Any
-                for block in fastavro.block_reader(stream):
-                    if self._header_size is None:
-                        self._header_size = block.offset
-                    data = block.bytes_
-                    compressed = block.codec not in (None, "null")
+                header = self._header = read_container_header(stream, name)
+                compressed = header.codec != "null"
+                for block in iter_container_blocks(stream, header, name):
+                    data = io.BytesIO(block.data)
                     if compressed:
                         self._block_sizes[block.offset] = block.size
                         base, where = block.offset, 0
                     else:
-                        # the record bytes follow the two varints of the block header
-                        base = DIRECT
-                        where = block.offset + block.size - _AVRO_SYNC_SIZE - len(
-                            data.getbuffer()
-                        )
-                    for _ in range(block.num_records):
+                        # the records are stored as they are, after the block's two varints
+                        base, where = DIRECT, block.data_offset
+                    for _ in range(block.count):
                         start = data.tell()
                         record: Any = fastavro.schemaless_reader(data, self._parsed, None)
                         size = data.tell() - start
@@ -174,10 +176,13 @@ class ContainerStore(_FileStore):
                         index += 1
         except OSError as error:
             raise InputError(f"cannot read alert file {self.path}: {error}") from None
+        except LimitExceededError:
+            raise
         except Exception as error:  # fastavro raises many types (and MemoryError) for bad data
+            detail = _describe(error).replace(f"{name}: ", "")
             raise InputError(
                 f"{self.path}: Avro data is corrupt or truncated at alert #{index} "
-                f"({_describe(error)}); the alerts before it are shown"
+                f"({detail}); the alerts before it are shown"
             ) from None
 
     def payload(self, block: int, offset: int, size: int) -> bytes:
@@ -194,16 +199,13 @@ class ContainerStore(_FileStore):
             if block in self._blocks:
                 self._blocks.move_to_end(block)
                 return self._blocks[block]
-        if self._header_size is None or block not in self._block_sizes:
+        if self._header is None or block not in self._block_sizes:
             raise InputError(f"{self.path}: no block at {block}")
-        header = self._read(0, self._header_size)
         raw = self._read(block, self._block_sizes[block])
         try:
-            # header + one block is a valid container: fastavro decompresses it
-            decoded: Any
-            (decoded,) = fastavro.block_reader(io.BytesIO(header + raw))
-            data = decoded.bytes_.getvalue()
-        except Exception as error:  # fastavro raises many types for bad data
+            (decoded,) = iter_container_blocks(io.BytesIO(raw), self._header, str(self.path))
+            data = decoded.data
+        except Exception as error:  # the container reader raises InputError, codecs others
             raise InputError(
                 f"{self.path}: block at {block} is damaged ({_describe(error)})"
             ) from None
@@ -219,6 +221,8 @@ class WireStore(_FileStore):
 
     def scan(self) -> Iterator[tuple[int, int, int, dict[str, Any]]]:
         size = self._stamp[0] - WIRE_HEADER_SIZE
+        check_limit(size, "avro_block_bytes", read_limits(), f"{self.path}: wire-format message",
+                    "bytes")
         payload = self._read(WIRE_HEADER_SIZE, size)
         yield DIRECT, WIRE_HEADER_SIZE, size, self.decode(payload)
 
